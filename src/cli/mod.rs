@@ -1,0 +1,150 @@
+//! Command-line parsing (clap) and dispatch. Every command returns its exit code.
+
+mod plan_cmd;
+
+use std::path::PathBuf;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+use crate::exit;
+use crate::plan::export::GraphFormat;
+use crate::report::{self, ColorChoice};
+
+/// bgflow: workflows that are proven runnable before they run, then supervised to the end.
+///
+/// `bgflow plan` checks a workflow file (every input made or present, every tool on PATH,
+/// every variable set, no cycle) and shows the execution plan. Exit codes: 0 ok, 1 a step
+/// failed, 2 usage error, 3 validation failed, 4 internal error, 128+N stopped by signal N.
+#[derive(Debug, Parser)]
+#[command(
+    name = "bgflow",
+    version,
+    max_term_width = 100,
+    propagate_version = true
+)]
+pub struct Cli {
+    /// When to use colors (NO_COLOR is honoured by `auto`).
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
+    pub color: ColorChoice,
+    /// The state folder (default: `.bgflow/` in the workflow's root).
+    #[arg(long, env = "BGFLOW_STATE_DIR", global = true, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// A configuration file (default: bgflow.toml in the root, then $XDG_CONFIG_HOME/bgflow/config.toml).
+    #[arg(long, env = "BGFLOW_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print less: only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Print more detail.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Commands,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Commands {
+    /// Validate workflow files and show the execution plan; runs nothing.
+    ///
+    /// Every problem is reported at once with file:line:column. Exit 0 when valid (warnings
+    /// alone too, unless --strict), 3 when problems were found, 2 when a file cannot be read.
+    Plan(PlanArgs),
+    /// Print the dependency graph as Graphviz dot or Mermaid.
+    Graph(GraphArgs),
+    /// Print the workflow file's JSON Schema (for editors: `#:schema` in Taplo / Even Better TOML).
+    Schema,
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// Workflow files (pre-commit passes a list).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Print the plan, or the problems, as one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Set a template variable, overriding [vars]; repeatable.
+    #[arg(long = "var", value_name = "K=V", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+    /// Warnings are errors.
+    #[arg(long)]
+    pub strict: bool,
+    /// Only file-local checks (syntax, schema, graph, templates): no PATH, env or disk checks.
+    #[arg(long)]
+    pub offline: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GraphArgs {
+    /// The workflow file.
+    pub file: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+    pub format: GraphFormat,
+    /// Set a template variable, overriding [vars]; repeatable.
+    #[arg(long = "var", value_name = "K=V", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+}
+
+/// Parses `K=V` where K is a variable name.
+pub fn parse_var(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not K=V (e.g. --var prompt=\"Add a login page\")"))?;
+    if !crate::validate::valid_name(k)
+        || k.starts_with(|c: char| c.is_ascii_digit())
+        || k.contains('-')
+    {
+        return Err(format!(
+            "`{k}` is not a variable name (letters, digits and '_', not starting with a digit)"
+        ));
+    }
+    Ok((k.to_owned(), v.to_owned()))
+}
+
+/// Runs a parsed command line; returns the process exit code.
+pub fn run(cli: Cli) -> u8 {
+    let color = cli.color.for_stderr();
+    let result = match cli.command {
+        Commands::Plan(args) => plan_cmd::plan(&args, color),
+        Commands::Graph(args) => plan_cmd::graph(&args, color),
+        Commands::Schema => report::stdout(&crate::schema::json_schema()).map(|()| exit::SUCCESS),
+        Commands::Completions { shell } => {
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "bgflow", &mut buf);
+            report::stdout(&String::from_utf8_lossy(&buf)).map(|()| exit::SUCCESS)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            report::stderr(&format!("error: cannot write output: {e}\n"));
+            exit::INTERNAL
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn vars_parse() {
+        assert_eq!(parse_var("a=b=c"), Ok(("a".into(), "b=c".into())));
+        assert_eq!(parse_var("x="), Ok(("x".into(), String::new())));
+        assert!(parse_var("novalue").is_err());
+        assert!(parse_var("1x=2").is_err());
+        assert!(parse_var("a-b=2").is_err());
+    }
+}

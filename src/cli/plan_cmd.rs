@@ -1,0 +1,116 @@
+//! `bgflow plan` and `bgflow graph`.
+
+use std::io;
+use std::path::Path;
+
+use crate::diag::{self, RenderOptions, SourceFile};
+use crate::exit;
+use crate::plan::export;
+use crate::report::{self, plan as out};
+use crate::validate::{self, Options};
+
+use super::{GraphArgs, PlanArgs};
+
+/// Reads a workflow file; a missing or unreadable file is a usage error (exit 2).
+pub fn read_source(path: &Path) -> Result<SourceFile, String> {
+    match std::fs::read(path) {
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(text) => Ok(SourceFile::new(path, text)),
+            Err(_) => Err(format!("{}: the file is not UTF-8 text", path.display())),
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            Err(format!("{}: no such file", path.display()))
+        }
+        Err(e) if e.kind() == io::ErrorKind::IsADirectory => Err(format!(
+            "{}: is a folder, not a workflow file",
+            path.display()
+        )),
+        Err(e) => Err(format!("{}: cannot read: {e}", path.display())),
+    }
+}
+
+pub fn plan(args: &PlanArgs, color: bool) -> io::Result<u8> {
+    let opts = Options {
+        vars: args.vars.clone(),
+        offline: args.offline,
+    };
+    let mut code = exit::SUCCESS;
+    let mut files = Vec::new();
+    let mut human = String::new();
+    for path in &args.files {
+        let source = match read_source(path) {
+            Ok(s) => s,
+            Err(msg) => {
+                report::stderr(&format!("error: {msg}\n"));
+                code = exit::USAGE;
+                continue;
+            }
+        };
+        let checked = validate::check(&source, &opts);
+        let errors = checked.has_errors();
+        let warnings = checked.problems.iter().any(|p| !p.is_error());
+        if (errors || (args.strict && warnings)) && code == exit::SUCCESS {
+            code = exit::INVALID;
+        }
+        if args.json {
+            files.push(out::file_json(&source, &checked, args.strict));
+            continue;
+        }
+        if !errors {
+            if let (Some(wf), Some(plan)) = (&checked.workflow, &checked.plan) {
+                if !human.is_empty() {
+                    human.push('\n');
+                }
+                human.push_str(&out::human(wf, plan, &source));
+            }
+        }
+        report::stdout(&std::mem::take(&mut human))?;
+        report::stderr(&diag::render(
+            &source,
+            &checked.problems,
+            RenderOptions { color },
+        ));
+        report::stderr(&out::verdict(&source, &checked, args.strict));
+    }
+    if args.json {
+        let doc = out::PlanDocument {
+            version: 1,
+            valid: code == exit::SUCCESS,
+            files,
+        };
+        let text = serde_json::to_string_pretty(&doc).map_err(io::Error::other)?;
+        report::stdout(&(text + "\n"))?;
+    }
+    Ok(code)
+}
+
+pub fn graph(args: &GraphArgs, color: bool) -> io::Result<u8> {
+    let source = match read_source(&args.file) {
+        Ok(s) => s,
+        Err(msg) => {
+            report::stderr(&format!("error: {msg}\n"));
+            return Ok(exit::USAGE);
+        }
+    };
+    let opts = Options {
+        vars: args.vars.clone(),
+        offline: true,
+    };
+    let checked = validate::check(&source, &opts);
+    match (&checked.workflow, &checked.plan) {
+        (Some(wf), Some(plan)) if !checked.has_errors() => {
+            let names: Vec<&str> = wf.steps.iter().map(|s| s.name.as_str()).collect();
+            report::stdout(&export::render(&wf.name, &names, plan, args.format))?;
+            Ok(exit::SUCCESS)
+        }
+        _ => {
+            report::stderr(&diag::render(
+                &source,
+                &checked.problems,
+                RenderOptions { color },
+            ));
+            report::stderr(&out::verdict(&source, &checked, false));
+            Ok(exit::INVALID)
+        }
+    }
+}

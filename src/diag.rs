@@ -1,0 +1,271 @@
+//! Diagnostics: problems found in a workflow file, each tied to a place in its source.
+//!
+//! Every check collects `Problem`s instead of returning early, so that `plan` can report
+//! all of them at once. Rendering (miette, with the source line and a caret) and the JSON
+//! shape both live here.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource};
+use serde::Serialize;
+
+/// A workflow file's text and the name it is shown under.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    pub path: PathBuf,
+    pub display: String,
+    pub text: String,
+}
+
+impl SourceFile {
+    pub fn new(path: &Path, text: String) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            display: path.display().to_string(),
+            text,
+        }
+    }
+
+    /// 1-based line and column (in characters) of a byte offset.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let before = &self.text[..floor_char_boundary(&self.text, offset)];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let col = before[line_start..].chars().count() + 1;
+        (line, col)
+    }
+}
+
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Warning,
+    Error,
+}
+
+/// One problem with a workflow file.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    pub severity: Severity,
+    /// A stable, kebab-case identifier such as `unknown-step` (docs/json-output.md lists them).
+    pub code: &'static str,
+    pub message: String,
+    /// Where in the file; `None` for problems of the file as a whole.
+    pub span: Option<Range<usize>>,
+    pub label: String,
+    pub help: Option<String>,
+    /// Further places that take part in the problem (e.g. each edge of a cycle).
+    pub related: Vec<(Range<usize>, String)>,
+}
+
+impl Problem {
+    pub fn error(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            severity: Severity::Error,
+            code,
+            message: message.into(),
+            span: None,
+            label: String::new(),
+            help: None,
+            related: Vec::new(),
+        }
+    }
+
+    pub fn warning(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            severity: Severity::Warning,
+            ..Self::error(code, message)
+        }
+    }
+
+    pub fn at(mut self, span: Range<usize>, label: impl Into<String>) -> Self {
+        self.span = Some(span);
+        self.label = label.into();
+        self
+    }
+
+    pub fn at_opt(self, span: Option<Range<usize>>, label: impl Into<String>) -> Self {
+        match span {
+            Some(span) => self.at(span, label),
+            None => self,
+        }
+    }
+
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    pub fn also(mut self, span: Range<usize>, label: impl Into<String>) -> Self {
+        self.related.push((span, label.into()));
+        self
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+/// The closest candidate to `name`, if one is close enough to be a likely typo.
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(name, c), c))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+/// How diagnostics are drawn.
+#[derive(Debug, Clone, Copy)]
+pub struct RenderOptions {
+    pub color: bool,
+}
+
+/// Renders problems of one file with source excerpts, in file order.
+pub fn render(source: &SourceFile, problems: &[Problem], opts: RenderOptions) -> String {
+    let named = NamedSource::new(&source.display, source.text.clone()).with_language("toml");
+    let theme = if opts.color {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
+    let handler = GraphicalReportHandler::new_themed(theme)
+        .with_width(100)
+        .with_links(false);
+    let mut out = String::new();
+    for problem in problems {
+        let view = View {
+            problem,
+            source: &named,
+        };
+        if handler.render_report(&mut out, &view).is_err() {
+            out.push_str(&format!("{}: {}\n", source.display, problem.message));
+        }
+    }
+    out
+}
+
+/// A `Problem` seen through miette's `Diagnostic` trait.
+struct View<'a> {
+    problem: &'a Problem,
+    source: &'a NamedSource<String>,
+}
+
+impl fmt::Debug for View<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.problem.message)
+    }
+}
+
+impl fmt::Display for View<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.problem.message)
+    }
+}
+
+impl std::error::Error for View<'_> {}
+
+impl miette::Diagnostic for View<'_> {
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(match self.problem.severity {
+            Severity::Error => miette::Severity::Error,
+            Severity::Warning => miette::Severity::Warning,
+        })
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.problem
+            .help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.problem
+            .span
+            .as_ref()
+            .map(|_| self.source as &dyn miette::SourceCode)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        let span = self.problem.span.clone()?;
+        let primary = LabeledSpan::new_primary_with_span(
+            (!self.problem.label.is_empty()).then(|| self.problem.label.clone()),
+            span,
+        );
+        let related = self
+            .problem
+            .related
+            .iter()
+            .map(|(span, label)| LabeledSpan::new_with_span(Some(label.clone()), span.clone()));
+        Some(Box::new(std::iter::once(primary).chain(related)))
+    }
+}
+
+/// The JSON form of a problem (docs/json-output.md).
+#[derive(Debug, Serialize)]
+pub struct ProblemJson {
+    pub severity: Severity,
+    pub code: &'static str,
+    pub message: String,
+    pub file: String,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub label: Option<String>,
+    pub help: Option<String>,
+}
+
+impl ProblemJson {
+    pub fn new(source: &SourceFile, p: &Problem) -> Self {
+        let (line, column) = match &p.span {
+            Some(span) => {
+                let (l, c) = source.line_col(span.start);
+                (Some(l), Some(c))
+            }
+            None => (None, None),
+        };
+        Self {
+            severity: p.severity,
+            code: p.code,
+            message: p.message.clone(),
+            file: source.display.clone(),
+            line,
+            column,
+            label: (!p.label.is_empty()).then(|| p.label.clone()),
+            help: p.help.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_col_counts_chars() {
+        let s = SourceFile::new(Path::new("f.toml"), "ab\nçd = 1\n".into());
+        assert_eq!(s.line_col(0), (1, 1));
+        assert_eq!(s.line_col(3), (2, 1));
+        assert_eq!(s.line_col(6), (2, 3));
+    }
+
+    #[test]
+    fn suggests_close_names() {
+        assert_eq!(did_you_mean("timout", ["timeout", "tags"]), Some("timeout"));
+        assert_eq!(did_you_mean("zzz", ["timeout", "tags"]), None);
+    }
+}

@@ -1,0 +1,14 @@
+//! bgflow: a workflow runner that proves a workflow can run before it runs it, then
+//! supervises its steps as background processes. See docs/architecture.md.
+//!
+//! The pipeline: `manifest` (file -> typed manifest with spans) -> `validate` (-> checked
+//! `Workflow`, all problems collected) -> `plan` (-> ordered `Plan`, pure) -> `exec`.
+
+pub mod cli;
+pub mod diag;
+pub mod exit;
+pub mod manifest;
+pub mod plan;
+pub mod report;
+pub mod schema;
+pub mod validate;

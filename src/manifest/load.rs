@@ -1,0 +1,355 @@
+//! Reading a workflow file: TOML syntax, then the manifest schema, collecting every problem.
+//!
+//! Parsing keeps the spanned TOML tree (`Document`) next to the typed `Manifest`, so that
+//! later stages can point at the exact key or value a problem comes from.
+
+use std::collections::HashSet;
+use std::ops::Range;
+use std::sync::OnceLock;
+
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+use toml::Spanned;
+
+use super::types::{Hooks, Manifest, Probe, Requires, StepSpec, WorkflowSection};
+use crate::diag::{did_you_mean, Problem, SourceFile};
+
+/// The spanned TOML tree of a workflow file.
+pub struct Document<'s> {
+    pub source: &'s SourceFile,
+    pub root: Spanned<DeTable<'s>>,
+}
+
+/// A manifest as far as it could be read, with the problems met on the way.
+pub struct Loaded<'s> {
+    pub doc: Document<'s>,
+    /// Best effort: keys that failed to parse are left at their defaults.
+    pub manifest: Manifest,
+    /// Steps whose own keys had problems; later checks go easy on them.
+    pub broken_steps: HashSet<String>,
+    pub problems: Vec<Problem>,
+}
+
+/// Parses `source`; never fails: everything wrong ends up in `problems`.
+pub fn load(source: &SourceFile) -> Loaded<'_> {
+    let (root, syntax) = DeTable::parse_recoverable(&source.text);
+    let mut problems: Vec<Problem> = syntax
+        .into_iter()
+        .map(|e| {
+            Problem::error(
+                "syntax",
+                format!("invalid TOML: {}", e.message().trim_end()),
+            )
+            .at_opt(e.span(), "here")
+        })
+        .collect();
+    let doc = Document { source, root };
+    let mut manifest = Manifest::default();
+    let mut broken_steps = HashSet::new();
+    if !problems.is_empty() {
+        // A broken document's tree is a guess; schema errors on top of it would mislead.
+        return Loaded {
+            doc,
+            manifest,
+            broken_steps,
+            problems,
+        };
+    }
+
+    let root = doc.root.get_ref();
+    check_keys(root, keys::<Manifest>(), "top-level table", &mut problems);
+
+    match root.get("workflow") {
+        Some(v) => {
+            check_table_keys(v, keys::<WorkflowSection>(), "[workflow]", &mut problems);
+            manifest.workflow = read_collecting(v, &mut problems);
+            if v.get_ref()
+                .as_table()
+                .is_some_and(|t| t.get("name").is_none())
+            {
+                problems.push(
+                    Problem::error("missing-key", "[workflow] has no `name`")
+                        .at(header_span(&doc, "workflow"), "this table")
+                        .help("add `name = \"my-workflow\"` (letters, digits, '-' and '_')"),
+                );
+            }
+        }
+        None => problems.push(
+            Problem::error("missing-key", "the file has no [workflow] table")
+                .at(0..0, "expected here")
+                .help("start the file with:\n[workflow]\nname = \"my-workflow\""),
+        ),
+    }
+    if let Some(v) = root.get("vars") {
+        manifest.vars = read_map_of_strings(v, "[vars]", &mut problems);
+    }
+    if let Some(v) = root.get("env") {
+        manifest.env = read_map_of_strings(v, "[env]", &mut problems);
+    }
+    if let Some(v) = root.get("requires") {
+        check_table_keys(v, keys::<Requires>(), "[requires]", &mut problems);
+        manifest.requires = read_collecting(v, &mut problems);
+    }
+    if let Some(v) = root.get("hooks") {
+        check_table_keys(v, keys::<Hooks>(), "[hooks]", &mut problems);
+        manifest.hooks = read_collecting(v, &mut problems);
+    }
+    if let Some(steps) = root.get("steps") {
+        match steps.get_ref().as_table() {
+            Some(table) => {
+                for (name, value) in table.iter() {
+                    let before = problems.len();
+                    let what = format!("[steps.{}]", name.get_ref());
+                    if value.get_ref().as_table().is_none() {
+                        problems.push(
+                            Problem::error("wrong-type", format!("{what} must be a table"))
+                                .at(
+                                    value.span(),
+                                    format!("found {}", value.get_ref().type_str()),
+                                )
+                                .help(format!("write it as\n{what}\nrun = \"...\"")),
+                        );
+                    } else {
+                        check_table_keys(value, keys::<StepSpec>(), &what, &mut problems);
+                        check_probe_keys(value, &what, &mut problems);
+                    }
+                    let spec: StepSpec = read_collecting(value, &mut problems);
+                    if problems.len() > before {
+                        broken_steps.insert(name.get_ref().to_string());
+                    }
+                    manifest.steps.insert(name.get_ref().to_string(), spec);
+                }
+            }
+            None => problems.push(
+                Problem::error("wrong-type", "`steps` must be a table of steps").at(
+                    steps.span(),
+                    format!("found {}", steps.get_ref().type_str()),
+                ),
+            ),
+        }
+    }
+    Loaded {
+        doc,
+        manifest,
+        broken_steps,
+        problems,
+    }
+}
+
+/// The keys a section accepts, read off its JSON Schema so they cannot drift from the types.
+type KeyCache = std::sync::Mutex<Vec<(std::any::TypeId, &'static [String])>>;
+
+pub fn keys<T: JsonSchema + 'static>() -> &'static [String] {
+    static CACHE: OnceLock<KeyCache> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let id = std::any::TypeId::of::<T>();
+    let mut guard = match cache.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if let Some((_, k)) = guard.iter().find(|(t, _)| *t == id) {
+        return k;
+    }
+    let schema = schemars::SchemaGenerator::default().into_root_schema_for::<T>();
+    let list: Vec<String> = schema
+        .get("properties")
+        .and_then(|p| p.as_object())
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    let leaked: &'static [String] = Box::leak(list.into_boxed_slice());
+    guard.push((id, leaked));
+    leaked
+}
+
+fn check_table_keys(
+    value: &Spanned<DeValue<'_>>,
+    known: &[String],
+    what: &str,
+    problems: &mut Vec<Problem>,
+) {
+    if let Some(table) = value.get_ref().as_table() {
+        check_keys(table, known, what, problems);
+    }
+}
+
+fn check_keys(table: &DeTable<'_>, known: &[String], what: &str, problems: &mut Vec<Problem>) {
+    for key in table.keys() {
+        let name: &str = key.get_ref();
+        if known.iter().any(|k| k == name) {
+            continue;
+        }
+        let mut p = Problem::error("unknown-key", format!("unknown key `{name}` in {what}"))
+            .at(key.span(), "not a key of this table");
+        p = match did_you_mean(name, known.iter().map(String::as_str)) {
+            Some(close) => p.help(format!("did you mean `{close}`?")),
+            None => p.help(format!("known keys: {}", known.join(", "))),
+        };
+        problems.push(p);
+    }
+}
+
+fn check_probe_keys(step: &Spanned<DeValue<'_>>, what: &str, problems: &mut Vec<Problem>) {
+    for probe in ["ready", "health"] {
+        if let Some(v) = step.get_ref().get(probe) {
+            check_table_keys(v, keys::<Probe>(), &format!("{what} {probe}"), problems);
+        }
+    }
+}
+
+/// Deserializes a table into `T`, reporting every key that fails rather than only the first.
+///
+/// The fast path deserializes the whole table once. On an error the offending key is found
+/// from the error's span, reported, dropped, and the rest tried again.
+fn read_collecting<T: DeserializeOwned + Default + JsonSchema + 'static>(
+    value: &Spanned<DeValue<'_>>,
+    problems: &mut Vec<Problem>,
+) -> T {
+    let mut current = value.clone();
+    // Unknown keys were reported already; drop them so `deny_unknown_fields` does not repeat it.
+    if let DeValue::Table(table) = current.get_mut() {
+        let known = keys::<T>();
+        let unknown: Vec<String> = table
+            .keys()
+            .filter(|k| !known.iter().any(|n| n == k.get_ref().as_ref()))
+            .map(|k| k.get_ref().to_string())
+            .collect();
+        for k in unknown {
+            table.remove(k.as_str());
+        }
+    }
+    loop {
+        let attempt = T::deserialize(ValueDeserializer::from(current.clone()));
+        let err = match attempt {
+            Ok(v) => return v,
+            Err(e) => e,
+        };
+        let span = err.span();
+        let culprit = match (current.get_ref().as_table(), &span) {
+            (Some(table), Some(span)) => table
+                .iter()
+                .find(|(k, v)| contains(&v.span(), span) || contains(&k.span(), span))
+                .map(|(k, _)| k.get_ref().to_string()),
+            _ => None,
+        };
+        problems.push(type_problem(&err, culprit.as_deref(), span.clone()));
+        match (culprit, current.get_mut()) {
+            (Some(key), DeValue::Table(table)) => {
+                table.remove(key.as_str());
+            }
+            _ => return T::default(),
+        }
+    }
+}
+
+fn contains(outer: &Range<usize>, inner: &Range<usize>) -> bool {
+    outer.start <= inner.start && inner.end <= outer.end
+}
+
+fn type_problem(err: &toml::de::Error, key: Option<&str>, span: Option<Range<usize>>) -> Problem {
+    let raw = err.message().trim_end();
+    let (message, help) = match key {
+        Some("run") if raw.contains("untagged") => (
+            "`run` must be a string or an array of strings".to_owned(),
+            Some("a string runs under `sh -c`; an array runs as argv with no shell".to_owned()),
+        ),
+        Some(k) => (format!("invalid value for `{k}`: {raw}"), None),
+        None => (raw.to_owned(), None),
+    };
+    let mut p = Problem::error("wrong-type", message).at_opt(span, "here");
+    if let Some(h) = help {
+        p = p.help(h);
+    }
+    p
+}
+
+fn read_map_of_strings(
+    value: &Spanned<DeValue<'_>>,
+    what: &str,
+    problems: &mut Vec<Problem>,
+) -> indexmap::IndexMap<String, String> {
+    let mut out = indexmap::IndexMap::new();
+    let Some(table) = value.get_ref().as_table() else {
+        problems.push(
+            Problem::error("wrong-type", format!("{what} must be a table of strings")).at(
+                value.span(),
+                format!("found {}", value.get_ref().type_str()),
+            ),
+        );
+        return out;
+    };
+    for (k, v) in table.iter() {
+        match String::deserialize(ValueDeserializer::from(v.clone())) {
+            Ok(s) => {
+                out.insert(k.get_ref().to_string(), s);
+            }
+            Err(_) => problems.push(
+                Problem::error(
+                    "wrong-type",
+                    format!("`{}` in {what} must be a string", k.get_ref()),
+                )
+                .at(v.span(), format!("found {}", v.get_ref().type_str()))
+                .help("quote the value, e.g. `retries = \"3\"`"),
+            ),
+        }
+    }
+    out
+}
+
+fn header_span(doc: &Document<'_>, key: &str) -> Range<usize> {
+    doc.root
+        .get_ref()
+        .get_key_value(key)
+        .map_or(0..0, |(k, _)| k.span())
+}
+
+impl Document<'_> {
+    /// The key and value at a path of table keys, e.g. `["steps", "build", "needs"]`.
+    pub fn entry(&self, path: &[&str]) -> Option<(Range<usize>, &Spanned<DeValue<'_>>)> {
+        let (first, rest) = path.split_first()?;
+        let (mut key, mut value) = self.root.get_ref().get_key_value(*first)?;
+        for part in rest {
+            let (k, v) = value.get_ref().as_table()?.get_key_value(*part)?;
+            key = k;
+            value = v;
+        }
+        Some((key.span(), value))
+    }
+
+    /// Span of the key at `path` (a step's name, a field's key).
+    pub fn key_span(&self, path: &[&str]) -> Option<Range<usize>> {
+        self.entry(path).map(|(k, _)| k)
+    }
+
+    /// Span of the value at `path`.
+    pub fn value_span(&self, path: &[&str]) -> Option<Range<usize>> {
+        self.entry(path).map(|(_, v)| v.span())
+    }
+
+    /// Span of element `index` of the array at `path`, else of the value itself.
+    pub fn item_span(&self, path: &[&str], index: usize) -> Option<Range<usize>> {
+        let (_, v) = self.entry(path)?;
+        match v.get_ref().as_array() {
+            Some(arr) => arr.get(index).map(|item| item.span()),
+            None => Some(v.span()),
+        }
+    }
+
+    /// The span of a string value's text inside its quotes, when the text is written
+    /// literally (no escapes), so that offsets inside the string map onto the file.
+    pub fn string_body(&self, span: &Range<usize>, value: &str) -> Option<usize> {
+        let raw = self.source.text.get(span.clone())?;
+        for quote in ["\"\"\"", "'''", "\"", "'"] {
+            if let Some(inner) = raw.strip_prefix(quote).and_then(|r| r.strip_suffix(quote)) {
+                // A multi-line string drops a newline right after the opening quotes.
+                let skip = usize::from(quote.len() == 3 && inner.starts_with('\n'));
+                if &inner[skip..] == value {
+                    return Some(span.start + quote.len() + skip);
+                }
+                return None;
+            }
+        }
+        None
+    }
+}

@@ -1,0 +1,9 @@
+//! The workflow file: its types (the schema) and reading it with every problem located.
+
+pub mod duration;
+pub mod load;
+pub mod types;
+
+pub use duration::Duration;
+pub use load::{load, Document, Loaded};
+pub use types::{Hooks, Manifest, Probe, Requires, RunSpec, StepKind, StepSpec, WorkflowSection};

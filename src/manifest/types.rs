@@ -1,0 +1,208 @@
+//! The manifest's types, exactly as written in the TOML file (schema v1, DESIGN.md §1).
+//!
+//! These types are the single source of the JSON Schema (`bgflow schema`) and of the set
+//! of known keys used for "did you mean" hints. They hold no semantic checks: those live
+//! in `validate`.
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::duration::Duration;
+
+/// A bgflow workflow file.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "bgflow workflow (manifest v1)")]
+pub struct Manifest {
+    /// The workflow's identity and run-wide settings.
+    pub workflow: WorkflowSection,
+    /// Template variables, `{{ vars.NAME }}`; `--var NAME=VALUE` overrides.
+    #[serde(default)]
+    pub vars: IndexMap<String, String>,
+    /// Environment for every step; values are templates.
+    #[serde(default)]
+    pub env: IndexMap<String, String>,
+    /// Preconditions checked by `bgflow plan` before anything runs.
+    #[serde(default)]
+    pub requires: Requires,
+    /// Commands run on run events; the event is JSON on stdin.
+    #[serde(default)]
+    pub hooks: Hooks,
+    /// The steps, by name (letters, digits, `-` and `_`).
+    #[serde(default)]
+    pub steps: IndexMap<String, StepSpec>,
+}
+
+/// `[workflow]`
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowSection {
+    /// Required; letters, digits, `-` and `_`.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Artifacts and `cwd` are relative to this folder; default: the file's folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
+    /// Most steps running at once; default: config, else the number of CPUs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_parallel: Option<u32>,
+    /// Deadline for the whole run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    /// On a failure, start nothing new and stop running steps (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_fast: Option<bool>,
+}
+
+/// `[requires]`
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Requires {
+    /// Programs that must resolve on PATH.
+    #[serde(default)]
+    pub tools: Vec<String>,
+    /// Environment variables that must be set and non-empty.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Paths or globs (relative to the root) that must match an existing file.
+    #[serde(default)]
+    pub files: Vec<String>,
+}
+
+/// `[hooks]`: commands (templates, run under `sh -c`) with the event JSON on stdin.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Hooks {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_success: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<String>,
+}
+
+/// What sort of process a step is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StepKind {
+    /// Runs to completion (the default).
+    #[default]
+    Task,
+    /// Long-running; dependents start once it is ready; stopped at the end.
+    Service,
+    /// A test suite whose JUnit XML reports are read after it ends.
+    Test,
+}
+
+impl StepKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Task => "task",
+            Self::Service => "service",
+            Self::Test => "test",
+        }
+    }
+}
+
+/// A step's command: a string runs under `sh -c`; an array runs as argv with no shell.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RunSpec {
+    Shell(String),
+    Argv(Vec<String>),
+}
+
+/// `[steps.NAME]`
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepSpec {
+    #[serde(default)]
+    pub kind: StepKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Required. A string runs under `sh -c`; an array runs as argv with no shell.
+    #[schemars(required, with = "RunSpec")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunSpec>,
+    /// Explicit dependencies, in addition to those implied by artifacts.
+    #[serde(default)]
+    pub needs: Vec<String>,
+    /// Globs; each must match an existing file or an upstream output.
+    #[serde(default)]
+    pub inputs: Vec<String>,
+    /// Must exist when the step succeeds; `dir/` means a non-empty folder.
+    #[serde(default)]
+    pub outputs: Vec<String>,
+    /// Working folder, relative to the root; must exist or be made upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    #[serde(default)]
+    pub env: IndexMap<String, String>,
+    /// Then SIGTERM to the whole process group, SIGKILL after `kill_grace`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    /// Time between SIGTERM and SIGKILL (default 10s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kill_grace: Option<Duration>,
+    /// Further attempts after a failure or timeout (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    /// Delay before the first retry, doubled after each attempt (default 1s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_delay: Option<Duration>,
+    /// A failure is reported but does not fail the run.
+    #[serde(default)]
+    pub allow_failure: bool,
+    /// Extra programs this step needs on PATH.
+    #[serde(default)]
+    pub tools: Vec<String>,
+    /// Regex over output lines; named groups `percent` | `current` + `total` | `message`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<String>,
+    /// No output and no progress for this long: the step fails as stalled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stall_timeout: Option<Duration>,
+    /// Regexes; a match in the output fails the step even on exit 0.
+    #[serde(default)]
+    pub fail_on: Vec<String>,
+    /// Free labels, for selection and display.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Services: the readiness probe that lets dependents start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<Probe>,
+    /// Services: a probe repeated every `interval`; `failures` in a row fail the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Probe>,
+    /// Tests: glob of JUnit XML reports read after the step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub junit: Option<String>,
+}
+
+/// A readiness or health probe: exactly one of `http`, `tcp`, `command`, `log`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Probe {
+    /// A URL that must answer 2xx.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<String>,
+    /// `host:port` that must accept a connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<String>,
+    /// A shell command that must exit 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// A regex that must match a line of the service's output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<String>,
+    /// How long to keep trying (ready probes, default 30s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    /// Time between tries (default 200ms for ready, 10s for health).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Duration>,
+    /// Health probes: failures in a row that mark the service unhealthy (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failures: Option<u32>,
+}

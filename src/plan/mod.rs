@@ -1,0 +1,297 @@
+//! The plan: the dependency graph of the steps and the order they can run in. Pure: no I/O.
+//!
+//! Edges come from `needs` and from artifacts (an output of A that makes an input of B, or
+//! the folder B runs in). Problems of the graph are returned as `GraphIssue`s, which
+//! `validate` turns into located diagnostics.
+
+pub mod artifacts;
+pub mod export;
+
+use std::collections::{HashMap, VecDeque};
+
+use petgraph::algo::{tarjan_scc, toposort};
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::visit::EdgeRef;
+
+use crate::diag::did_you_mean;
+use artifacts::{OutputIndex, OutputRef};
+
+/// What the planner needs to know of one step.
+#[derive(Debug, Clone, Copy)]
+pub struct StepNode<'a> {
+    pub name: &'a str,
+    pub needs: &'a [String],
+    pub inputs: &'a [String],
+    pub outputs: &'a [String],
+    /// The step's working folder relative to the root, when it is not the root itself.
+    pub cwd: Option<&'a str>,
+}
+
+/// Why an edge exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EdgeOrigin {
+    /// `needs[index]` of the dependent step.
+    Needs { index: usize },
+    /// `inputs[index]` of the dependent step is made by `output`.
+    Input { index: usize, output: OutputRef },
+    /// The dependent step's `cwd` is made by `output`.
+    Cwd { output: OutputRef },
+}
+
+/// `from` must succeed before `to` starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Edge {
+    pub from: usize,
+    pub to: usize,
+    pub origin: EdgeOrigin,
+}
+
+/// A problem with the shape of the graph.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GraphIssue {
+    UnknownNeed {
+        step: usize,
+        index: usize,
+        name: String,
+        suggestion: Option<String>,
+    },
+    SelfNeed {
+        step: usize,
+        index: usize,
+    },
+    /// `edges[i]` goes from `steps[i]` to `steps[i + 1]`, and the last back to the first.
+    Cycle {
+        steps: Vec<usize>,
+        edges: Vec<Edge>,
+    },
+    DuplicateOutput {
+        first: OutputRef,
+        second: OutputRef,
+        path: String,
+    },
+}
+
+/// The steps in a runnable order.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Waves in order; a step's wave is one more than the latest wave of its upstream steps.
+    pub waves: Vec<Vec<usize>>,
+    /// Every step, wave by wave, in declaration order within a wave.
+    pub order: Vec<usize>,
+    pub edges: Vec<Edge>,
+    /// Direct upstream steps of each step, sorted, without repeats.
+    pub upstream: Vec<Vec<usize>>,
+    /// Direct downstream steps of each step, sorted, without repeats.
+    pub downstream: Vec<Vec<usize>>,
+    /// For each step and each of its inputs: the outputs that make it.
+    pub producers: Vec<Vec<Vec<OutputRef>>>,
+    /// For each step: the outputs that make its `cwd`.
+    pub cwd_producers: Vec<Vec<OutputRef>>,
+    /// False when the graph has a cycle; then `waves` and `order` are empty.
+    pub acyclic: bool,
+}
+
+impl Plan {
+    /// `step` and everything upstream of it, transitively.
+    pub fn with_upstream(&self, step: usize) -> Vec<usize> {
+        let mut seen = vec![false; self.upstream.len()];
+        let mut stack = vec![step];
+        while let Some(s) = stack.pop() {
+            if !std::mem::replace(&mut seen[s], true) {
+                stack.extend(&self.upstream[s]);
+            }
+        }
+        (0..seen.len()).filter(|&i| seen[i]).collect()
+    }
+}
+
+/// Builds the graph. With a cycle the plan has edges but no order (`acyclic` is false).
+pub fn build(steps: &[StepNode<'_>]) -> (Plan, Vec<GraphIssue>) {
+    let mut issues = Vec::new();
+    let by_name: HashMap<&str, usize> =
+        steps.iter().enumerate().map(|(i, s)| (s.name, i)).collect();
+    let outputs = OutputIndex::new(steps.iter().enumerate().map(|(i, s)| (i, s.outputs)));
+    for (first, second, path) in &outputs.duplicates {
+        issues.push(GraphIssue::DuplicateOutput {
+            first: *first,
+            second: *second,
+            path: path.clone(),
+        });
+    }
+
+    let mut edges = Vec::new();
+    let mut producers = Vec::with_capacity(steps.len());
+    let mut cwd_producers = Vec::with_capacity(steps.len());
+    for (to, step) in steps.iter().enumerate() {
+        for (index, need) in step.needs.iter().enumerate() {
+            match by_name.get(need.as_str()) {
+                Some(&from) if from == to => issues.push(GraphIssue::SelfNeed { step: to, index }),
+                Some(&from) => edges.push(Edge {
+                    from,
+                    to,
+                    origin: EdgeOrigin::Needs { index },
+                }),
+                None => issues.push(GraphIssue::UnknownNeed {
+                    step: to,
+                    index,
+                    name: need.clone(),
+                    suggestion: did_you_mean(need, steps.iter().map(|s| s.name)).map(str::to_owned),
+                }),
+            }
+        }
+        let mut mine = Vec::with_capacity(step.inputs.len());
+        for (index, input) in step.inputs.iter().enumerate() {
+            let found = outputs.producers(input);
+            for output in &found {
+                // A step may read what it also writes (an in-place update); that is no edge.
+                if output.step != to {
+                    edges.push(Edge {
+                        from: output.step,
+                        to,
+                        origin: EdgeOrigin::Input {
+                            index,
+                            output: *output,
+                        },
+                    });
+                }
+            }
+            mine.push(found);
+        }
+        producers.push(mine);
+        let found = step
+            .cwd
+            .map(|c| outputs.producers(&format!("{c}/")))
+            .unwrap_or_default();
+        for output in &found {
+            if output.step != to {
+                edges.push(Edge {
+                    from: output.step,
+                    to,
+                    origin: EdgeOrigin::Cwd { output: *output },
+                });
+            }
+        }
+        cwd_producers.push(found);
+    }
+
+    let mut graph: DiGraph<usize, usize> = DiGraph::with_capacity(steps.len(), edges.len());
+    let nodes: Vec<NodeIndex> = (0..steps.len()).map(|i| graph.add_node(i)).collect();
+    for (i, e) in edges.iter().enumerate() {
+        graph.add_edge(nodes[e.from], nodes[e.to], i);
+    }
+
+    let sorted = match toposort(&graph, None) {
+        Ok(sorted) => Some(sorted),
+        Err(_) => {
+            issues.extend(find_cycles(&graph, &edges));
+            None
+        }
+    };
+
+    let mut upstream = vec![Vec::new(); steps.len()];
+    let mut downstream = vec![Vec::new(); steps.len()];
+    for e in &edges {
+        upstream[e.to].push(e.from);
+        downstream[e.from].push(e.to);
+    }
+    for list in upstream.iter_mut().chain(downstream.iter_mut()) {
+        list.sort_unstable();
+        list.dedup();
+    }
+    let mut wave_of = vec![0usize; steps.len()];
+    let acyclic = sorted.is_some();
+    for node in sorted.unwrap_or_default() {
+        let s = graph[node];
+        wave_of[s] = upstream[s]
+            .iter()
+            .map(|&u| wave_of[u] + 1)
+            .max()
+            .unwrap_or(0);
+    }
+    let wave_count = if acyclic {
+        wave_of.iter().max().map_or(0, |w| w + 1)
+    } else {
+        0
+    };
+    let mut waves = vec![Vec::new(); wave_count];
+    if acyclic {
+        for (s, &w) in wave_of.iter().enumerate() {
+            waves[w].push(s);
+        }
+    }
+    let order = waves.iter().flatten().copied().collect();
+    let plan = Plan {
+        waves,
+        order,
+        edges,
+        upstream,
+        downstream,
+        producers,
+        cwd_producers,
+        acyclic,
+    };
+    (plan, issues)
+}
+
+/// One shortest cycle through the first-declared step of every strongly connected component.
+fn find_cycles(graph: &DiGraph<usize, usize>, edges: &[Edge]) -> Vec<GraphIssue> {
+    let mut cycles = Vec::new();
+    let mut components: Vec<Vec<NodeIndex>> = tarjan_scc(graph)
+        .into_iter()
+        .filter(|c| c.len() > 1)
+        .collect();
+    for c in &mut components {
+        c.sort_by_key(|n| graph[*n]);
+    }
+    components.sort_by_key(|c| graph[c[0]]);
+    for component in components {
+        let start = component[0];
+        let inside = |n: NodeIndex| {
+            component
+                .binary_search_by_key(&graph[n], |m| graph[*m])
+                .is_ok()
+        };
+        // Breadth-first from `start` until an edge leads back to it.
+        let mut came_by: HashMap<NodeIndex, usize> = HashMap::new();
+        let mut queue = VecDeque::from([start]);
+        let mut closing = None;
+        'search: while let Some(n) = queue.pop_front() {
+            let mut out: Vec<_> = graph.edges(n).collect();
+            out.sort_by_key(|e| (graph[e.target()], *e.weight()));
+            for e in out {
+                let t = e.target();
+                if t == start {
+                    closing = Some(*e.weight());
+                    break 'search;
+                }
+                if inside(t) && t != start && !came_by.contains_key(&t) {
+                    came_by.insert(t, *e.weight());
+                    queue.push_back(t);
+                }
+            }
+        }
+        let Some(last) = closing else { continue };
+        let mut path_edges = vec![edges[last]];
+        let mut at = edges[last].from;
+        while at != graph[start] {
+            let idx = came_by[&nodes_of(graph, at)];
+            path_edges.push(edges[idx]);
+            at = edges[idx].from;
+        }
+        path_edges.reverse();
+        let steps = path_edges.iter().map(|e| e.from).collect();
+        cycles.push(GraphIssue::Cycle {
+            steps,
+            edges: path_edges,
+        });
+    }
+    cycles
+}
+
+fn nodes_of(_graph: &DiGraph<usize, usize>, step: usize) -> NodeIndex {
+    // Nodes are added in step order, so a step's node index is its own index.
+    NodeIndex::new(step)
+}
+
+#[cfg(test)]
+mod tests;

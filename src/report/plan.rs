@@ -1,0 +1,247 @@
+//! `bgflow plan` output: the human plan, the verdict line, and the JSON document.
+
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use crate::diag::{ProblemJson, SourceFile};
+use crate::plan::Plan;
+use crate::validate::{Checked, Command, Workflow};
+
+/// The plan for people: waves, each step with its command, inputs, outputs and timeout.
+pub fn human(wf: &Workflow, plan: &Plan, source: &SourceFile) -> String {
+    let mut out = String::new();
+    let n = wf.steps.len();
+    let _ = writeln!(
+        out,
+        "workflow {} ({}): {n} step{} in {} wave{}",
+        wf.name,
+        source.display,
+        plural(n),
+        plan.waves.len(),
+        plural(plan.waves.len())
+    );
+    if let Some(d) = &wf.description {
+        let _ = writeln!(out, "  {d}");
+    }
+    for (w, wave) in plan.waves.iter().enumerate() {
+        let _ = writeln!(out, "\nwave {}", w + 1);
+        for &i in wave {
+            let step = &wf.steps[i];
+            let mut facts = vec![step.kind().as_str().to_owned()];
+            if let Some(t) = step.timeout() {
+                facts.push(format!("timeout {t}"));
+            }
+            if step.retries() > 0 {
+                facts.push(format!("retries {}", step.retries()));
+            }
+            if step.spec.allow_failure {
+                facts.push("allow_failure".to_owned());
+            }
+            let _ = writeln!(out, "  {} ({})", step.name, facts.join(", "));
+            let needs: Vec<&str> = plan.upstream[i]
+                .iter()
+                .map(|&u| wf.steps[u].name.as_str())
+                .collect();
+            if !needs.is_empty() {
+                let _ = writeln!(out, "    after  {}", needs.join(", "));
+            }
+            let _ = match &step.command {
+                Command::Shell(s) => writeln!(out, "    $ {}", s.replace('\n', "\n      ")),
+                c @ Command::Argv(_) => writeln!(out, "    $ {}  (no shell)", c.display()),
+            };
+            if step.cwd != wf.root {
+                let _ = writeln!(out, "    cwd    {}", step.cwd.display());
+            }
+            for (k, input) in step.spec.inputs.iter().enumerate() {
+                let _ = writeln!(out, "    in     {input} ({})", input_state(wf, plan, i, k));
+            }
+            for output in &step.spec.outputs {
+                let _ = writeln!(out, "    out    {output}");
+            }
+        }
+    }
+    out
+}
+
+fn input_state(wf: &Workflow, plan: &Plan, step: usize, input: usize) -> String {
+    let makers = &plan.producers[step][input];
+    if !makers.is_empty() {
+        let mut names: Vec<&str> = makers
+            .iter()
+            .map(|r| wf.steps[r.step].name.as_str())
+            .collect();
+        names.dedup();
+        return format!("made by {}", names.join(", "));
+    }
+    match wf.steps[step].input_exists[input] {
+        Some(true) => "exists".to_owned(),
+        Some(false) => "missing".to_owned(),
+        None => "not checked: --offline".to_owned(),
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// The one-line verdict for a file.
+pub fn verdict(source: &SourceFile, checked: &Checked, strict: bool) -> String {
+    let errors = checked.problems.iter().filter(|p| p.is_error()).count();
+    let warnings = checked.problems.len() - errors;
+    let counts = format!(
+        "{errors} error{}, {warnings} warning{}",
+        plural(errors),
+        plural(warnings)
+    );
+    if errors > 0 || (strict && warnings > 0) {
+        let why = if errors == 0 { " (--strict)" } else { "" };
+        format!(
+            "error: {} is not valid: {counts}{why}; nothing ran\n",
+            source.display
+        )
+    } else {
+        let steps = checked.workflow.as_ref().map_or(0, |w| w.steps.len());
+        format!(
+            "ok: {} is valid: {steps} step{}, {counts}\n",
+            source.display,
+            plural(steps)
+        )
+    }
+}
+
+/// `bgflow plan --json`: one document for all files (docs/json-output.md).
+#[derive(Serialize)]
+pub struct PlanDocument {
+    pub version: u32,
+    pub valid: bool,
+    pub files: Vec<FileJson>,
+}
+
+#[derive(Serialize)]
+pub struct FileJson {
+    pub file: String,
+    pub valid: bool,
+    pub errors: usize,
+    pub warnings: usize,
+    pub workflow: Option<String>,
+    pub plan: Option<PlanJson>,
+    pub problems: Vec<ProblemJson>,
+}
+
+#[derive(Serialize)]
+pub struct PlanJson {
+    pub root: String,
+    pub waves: Vec<Vec<String>>,
+    pub steps: Vec<StepJson>,
+}
+
+#[derive(Serialize)]
+pub struct StepJson {
+    pub name: String,
+    pub kind: &'static str,
+    pub wave: usize,
+    /// `{"shell": "..."}` or `{"argv": [...]}`.
+    pub command: serde_json::Value,
+    pub cwd: String,
+    pub upstream: Vec<String>,
+    pub inputs: Vec<InputJson>,
+    pub outputs: Vec<String>,
+    pub timeout: Option<String>,
+    pub retries: u32,
+    pub allow_failure: bool,
+    pub tags: Vec<String>,
+}
+
+#[derive(Serialize)]
+pub struct InputJson {
+    pub path: String,
+    pub made_by: Vec<String>,
+    /// `null` when the disk was not looked at (`--offline`, or made upstream).
+    pub exists: Option<bool>,
+}
+
+/// The JSON entry of one file.
+pub fn file_json(source: &SourceFile, checked: &Checked, strict: bool) -> FileJson {
+    let errors = checked.problems.iter().filter(|p| p.is_error()).count();
+    let warnings = checked.problems.len() - errors;
+    let valid = errors == 0 && !(strict && warnings > 0);
+    let plan = match (&checked.workflow, &checked.plan) {
+        (Some(wf), Some(plan)) if errors == 0 => Some(plan_json(wf, plan)),
+        _ => None,
+    };
+    FileJson {
+        file: source.display.clone(),
+        valid,
+        errors,
+        warnings,
+        workflow: checked.workflow.as_ref().map(|w| w.name.clone()),
+        plan,
+        problems: checked
+            .problems
+            .iter()
+            .map(|p| ProblemJson::new(source, p))
+            .collect(),
+    }
+}
+
+fn plan_json(wf: &Workflow, plan: &Plan) -> PlanJson {
+    let name = |i: usize| wf.steps[i].name.clone();
+    let mut wave_of = vec![0; wf.steps.len()];
+    for (w, wave) in plan.waves.iter().enumerate() {
+        for &s in wave {
+            wave_of[s] = w + 1;
+        }
+    }
+    PlanJson {
+        root: wf.root.display().to_string(),
+        waves: plan
+            .waves
+            .iter()
+            .map(|w| w.iter().map(|&s| name(s)).collect())
+            .collect(),
+        steps: plan
+            .order
+            .iter()
+            .map(|&i| {
+                let s = &wf.steps[i];
+                StepJson {
+                    name: s.name.clone(),
+                    kind: s.kind().as_str(),
+                    wave: wave_of[i],
+                    command: match &s.command {
+                        Command::Shell(c) => serde_json::json!({ "shell": c }),
+                        Command::Argv(a) => serde_json::json!({ "argv": a }),
+                    },
+                    cwd: s.cwd.display().to_string(),
+                    upstream: plan.upstream[i].iter().map(|&u| name(u)).collect(),
+                    inputs: s
+                        .spec
+                        .inputs
+                        .iter()
+                        .enumerate()
+                        .map(|(k, path)| {
+                            let mut made_by: Vec<String> =
+                                plan.producers[i][k].iter().map(|r| name(r.step)).collect();
+                            made_by.dedup();
+                            InputJson {
+                                path: path.clone(),
+                                made_by,
+                                exists: s.input_exists[k],
+                            }
+                        })
+                        .collect(),
+                    outputs: s.spec.outputs.clone(),
+                    timeout: s.timeout().map(|t| t.to_string()),
+                    retries: s.retries(),
+                    allow_failure: s.spec.allow_failure,
+                    tags: s.spec.tags.clone(),
+                }
+            })
+            .collect(),
+    }
+}

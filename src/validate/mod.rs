@@ -1,0 +1,940 @@
+//! From a read manifest to a checked `Workflow` and its `Plan`, collecting every problem.
+//!
+//! Order of checks: the file (syntax, schema) -> names and values -> templates -> the graph
+//! -> the machine (skipped by `--offline`). Nothing here starts a process.
+
+pub mod host;
+pub mod template;
+
+use std::collections::{BTreeMap, HashSet};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use regex::Regex;
+
+use crate::diag::{Problem, SourceFile};
+use crate::manifest::{self, Document, Duration, Hooks, Probe, RunSpec, StepKind, StepSpec};
+use crate::plan::artifacts::{compile_glob, is_glob};
+use crate::plan::{self, EdgeOrigin, GraphIssue, Plan, StepNode};
+use host::Host;
+use template::{Mode, Renderer, RunInfo, StepInfo};
+
+/// How to check.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `--var K=V`, applied over `[vars]`.
+    pub vars: Vec<(String, String)>,
+    /// Only the checks that read nothing but the file.
+    pub offline: bool,
+}
+
+/// A command ready to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Runs under `sh -c`.
+    Shell(String),
+    /// Runs directly, no shell.
+    Argv(Vec<String>),
+}
+
+impl Command {
+    /// A one-line form for display.
+    pub fn display(&self) -> String {
+        match self {
+            Self::Shell(s) => s.clone(),
+            Self::Argv(argv) => argv
+                .iter()
+                .map(|a| template::shell_quote(a))
+                .collect::<Vec<_>>()
+                .join(" "),
+        }
+    }
+}
+
+/// A checked workflow: every name resolves, every template renders.
+pub struct Workflow {
+    pub name: String,
+    pub description: Option<String>,
+    pub file: PathBuf,
+    pub root: PathBuf,
+    pub max_parallel: Option<u32>,
+    pub timeout: Option<Duration>,
+    pub fail_fast: bool,
+    pub vars: IndexMap<String, String>,
+    /// `[env]`, rendered.
+    pub env: Vec<(String, String)>,
+    pub hooks: Hooks,
+    pub steps: Vec<Step>,
+    pub renderer: Renderer,
+}
+
+/// A checked step.
+pub struct Step {
+    pub name: String,
+    /// The step as written; templates in it are rendered again at run time.
+    pub spec: StepSpec,
+    /// The command rendered with plan-time placeholders for the run.
+    pub command: Command,
+    pub cwd: PathBuf,
+    /// The step's own `env`, rendered.
+    pub env: Vec<(String, String)>,
+    pub progress: Option<Regex>,
+    pub fail_on: Vec<Regex>,
+    /// For each input: whether it exists on disk now (`None`: not looked at).
+    pub input_exists: Vec<Option<bool>>,
+}
+
+pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(10);
+pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(1);
+
+impl Step {
+    pub fn kind(&self) -> StepKind {
+        self.spec.kind
+    }
+    pub fn timeout(&self) -> Option<Duration> {
+        self.spec.timeout
+    }
+    pub fn kill_grace(&self) -> Duration {
+        self.spec.kill_grace.unwrap_or(DEFAULT_KILL_GRACE)
+    }
+    pub fn retries(&self) -> u32 {
+        self.spec.retries.unwrap_or(0)
+    }
+    pub fn retry_delay(&self) -> Duration {
+        self.spec.retry_delay.unwrap_or(DEFAULT_RETRY_DELAY)
+    }
+}
+
+impl Workflow {
+    /// Renders step `index`'s command for a real run and attempt.
+    pub fn render_command(&self, index: usize, attempt: u32) -> Result<Command, String> {
+        let step = &self.steps[index];
+        let info = StepInfo {
+            name: &step.name,
+            inputs: &step.spec.inputs,
+            outputs: &step.spec.outputs,
+            attempt,
+        };
+        render_run(&self.renderer, step.spec.run.as_ref(), &info).map_err(|(e, _)| e.message)
+    }
+}
+
+/// The result of checking one file.
+pub struct Checked {
+    pub workflow: Option<Workflow>,
+    pub plan: Option<Plan>,
+    pub problems: Vec<Problem>,
+}
+
+impl Checked {
+    pub fn has_errors(&self) -> bool {
+        self.problems.iter().any(Problem::is_error)
+    }
+}
+
+/// Checks a workflow file's text.
+pub fn check(source: &SourceFile, opts: &Options) -> Checked {
+    let loaded = manifest::load(source);
+    let mut problems = loaded.problems;
+    if problems.iter().any(|p| p.code == "syntax") {
+        return Checked {
+            workflow: None,
+            plan: None,
+            problems,
+        };
+    }
+    let doc = &loaded.doc;
+    let m = loaded.manifest;
+    let mut cx = Cx {
+        doc,
+        problems: &mut problems,
+    };
+
+    // The workflow section.
+    let wf = &m.workflow;
+    if !wf.name.is_empty() && !valid_name(&wf.name) {
+        cx.error_at(
+            "invalid-name",
+            format!("invalid workflow name `{}`", wf.name),
+            &["workflow", "name"],
+            "letters, digits, '-' and '_' only",
+        );
+    }
+    if wf.max_parallel == Some(0) {
+        cx.error_at(
+            "invalid-value",
+            "`max_parallel` must be at least 1",
+            &["workflow", "max_parallel"],
+            "zero",
+        );
+    }
+    let file_dir = source
+        .path
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let file_dir = if file_dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        file_dir
+    };
+    let root = match &wf.root {
+        Some(r) => file_dir.join(r),
+        None => file_dir,
+    };
+    let root = std::path::absolute(&root).unwrap_or(root);
+
+    if m.steps.is_empty() {
+        cx.problems.push(
+            Problem::error("empty-workflow", "the workflow has no steps")
+                .at_opt(doc.key_span(&["workflow"]), "in this workflow")
+                .help("add a step:\n[steps.hello]\nrun = \"echo hello\""),
+        );
+    }
+
+    // Variables: [vars] then --var.
+    let mut vars = m.vars.clone();
+    for (k, v) in &opts.vars {
+        vars.insert(k.clone(), v.clone());
+    }
+    let caller_env: Option<BTreeMap<String, String>> =
+        (!opts.offline).then(|| std::env::vars().collect());
+    let renderer = Renderer::new(
+        &vars,
+        caller_env,
+        &wf.name,
+        &root.to_string_lossy(),
+        &RunInfo {
+            id: "<run-id>".into(),
+            dir: ".bgflow/runs/<run-id>".into(),
+        },
+    );
+
+    let mut env = Vec::new();
+    for (k, v) in &m.env {
+        if let Some(out) = cx.render(&renderer, v, Mode::Plain, None, &["env", k]) {
+            env.push((k.clone(), out));
+        }
+    }
+    for (event, cmd) in [
+        ("on_success", &m.hooks.on_success),
+        ("on_failure", &m.hooks.on_failure),
+    ] {
+        if let Some(cmd) = cmd {
+            cx.render(&renderer, cmd, Mode::Shell, None, &["hooks", event]);
+        }
+    }
+
+    // Steps, one by one.
+    let mut steps = Vec::with_capacity(m.steps.len());
+    for (name, spec) in &m.steps {
+        let broken = loaded.broken_steps.contains(name);
+        steps.push(cx.step(name, spec, &renderer, &root, broken));
+    }
+
+    // The graph.
+    let cwd_rel: Vec<Option<String>> = m
+        .steps
+        .values()
+        .map(|s| s.cwd.as_ref().map(|c| c.trim_end_matches('/').to_owned()))
+        .collect();
+    let nodes: Vec<StepNode<'_>> = m
+        .steps
+        .iter()
+        .zip(&cwd_rel)
+        .map(|((name, spec), cwd)| StepNode {
+            name,
+            needs: &spec.needs,
+            inputs: &spec.inputs,
+            outputs: &spec.outputs,
+            cwd: cwd
+                .as_deref()
+                .filter(|c| !c.is_empty() && *c != "." && !c.contains("{{")),
+        })
+        .collect();
+    let names: Vec<&str> = m.steps.keys().map(String::as_str).collect();
+    let (plan, issues) = plan::build(&nodes);
+    for issue in issues {
+        cx.graph_issue(&names, &issue);
+    }
+
+    // The machine.
+    if !opts.offline {
+        let mut host = Host::default();
+        cx.requires(&m.requires, &root, &mut host);
+        for (i, step) in steps.iter_mut().enumerate() {
+            cx.step_on_host(step, i, &plan, &root, &mut host, &m.steps);
+        }
+    }
+
+    let workflow = Workflow {
+        name: wf.name.clone(),
+        description: wf.description.clone(),
+        file: source.path.clone(),
+        root,
+        max_parallel: wf.max_parallel,
+        timeout: wf.timeout,
+        fail_fast: wf.fail_fast.unwrap_or(true),
+        vars,
+        env,
+        hooks: m.hooks.clone(),
+        steps,
+        renderer,
+    };
+    sort_problems(source, &mut problems);
+    Checked {
+        workflow: Some(workflow),
+        plan: plan.acyclic.then_some(plan),
+        problems,
+    }
+}
+
+/// Problems in file order (errors before warnings at the same place), each once.
+fn sort_problems(_source: &SourceFile, problems: &mut Vec<Problem>) {
+    problems.sort_by_key(|p| {
+        (
+            p.span.as_ref().map_or(0, |s| s.start),
+            std::cmp::Reverse(p.severity),
+        )
+    });
+    let mut seen = HashSet::new();
+    problems.retain(|p| seen.insert((p.code, p.message.clone(), p.span.clone())));
+}
+
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn render_run(
+    renderer: &Renderer,
+    run: Option<&RunSpec>,
+    info: &StepInfo<'_>,
+) -> Result<Command, (template::TemplateError, Option<usize>)> {
+    match run {
+        Some(RunSpec::Shell(s)) => renderer
+            .render(s, Mode::Shell, Some(info))
+            .map(Command::Shell)
+            .map_err(|e| (e, None)),
+        Some(RunSpec::Argv(argv)) => argv
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                renderer
+                    .render(a, Mode::Plain, Some(info))
+                    .map_err(|e| (e, Some(i)))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Command::Argv),
+        None => Ok(Command::Argv(Vec::new())),
+    }
+}
+
+/// The checking context: the document for spans, and the problem list.
+struct Cx<'a, 's> {
+    doc: &'a Document<'s>,
+    problems: &'a mut Vec<Problem>,
+}
+
+impl Cx<'_, '_> {
+    fn error_at(
+        &mut self,
+        code: &'static str,
+        message: impl Into<String>,
+        path: &[&str],
+        label: &str,
+    ) {
+        let span = self
+            .doc
+            .value_span(path)
+            .or_else(|| self.doc.key_span(&path[..path.len().saturating_sub(1)]));
+        self.problems
+            .push(Problem::error(code, message).at_opt(span, label));
+    }
+
+    fn push(&mut self, p: Problem) {
+        self.problems.push(p);
+    }
+
+    /// Renders a template found at `path` (a string value), reporting errors at their place.
+    fn render(
+        &mut self,
+        r: &Renderer,
+        text: &str,
+        mode: Mode,
+        step: Option<&StepInfo<'_>>,
+        path: &[&str],
+    ) -> Option<String> {
+        self.render_at(r, text, mode, step, self.doc.value_span(path))
+    }
+
+    fn render_at(
+        &mut self,
+        r: &Renderer,
+        text: &str,
+        mode: Mode,
+        step: Option<&StepInfo<'_>>,
+        span: Option<Range<usize>>,
+    ) -> Option<String> {
+        match r.render(text, mode, step) {
+            Ok(out) => Some(out),
+            Err(e) => {
+                let place = self.inside(span, text, e.range.clone());
+                let mut p = Problem::error("template", e.message).at_opt(place, "here");
+                if let Some(h) = e.help {
+                    p = p.help(h);
+                }
+                self.push(p);
+                None
+            }
+        }
+    }
+
+    /// The file span of `range` inside the string value at `span`, when it maps exactly.
+    fn inside(
+        &self,
+        span: Option<Range<usize>>,
+        text: &str,
+        range: Option<Range<usize>>,
+    ) -> Option<Range<usize>> {
+        let span = span?;
+        match (self.doc.string_body(&span, text), range) {
+            (Some(base), Some(r)) => Some(base + r.start..base + r.end),
+            _ => Some(span),
+        }
+    }
+
+    fn step(
+        &mut self,
+        name: &str,
+        spec: &StepSpec,
+        r: &Renderer,
+        root: &Path,
+        broken: bool,
+    ) -> Step {
+        let key = self.doc.key_span(&["steps", name]);
+        let at = |field: &'static str| vec!["steps", name, field];
+        if !valid_name(name) {
+            self.push(
+                Problem::error("invalid-name", format!("invalid step name `{name}`"))
+                    .at_opt(key.clone(), "letters, digits, '-' and '_' only")
+                    .help("rename the step, e.g. `[steps.build-docs]`"),
+            );
+        }
+        let info = StepInfo {
+            name,
+            inputs: &spec.inputs,
+            outputs: &spec.outputs,
+            attempt: 1,
+        };
+        let command = match &spec.run {
+            None if !broken => {
+                self.push(
+                    Problem::error("missing-key", format!("step `{name}` has no `run`"))
+                        .at_opt(key.clone(), "this step")
+                        .help("add `run = \"...\"` (a shell string) or `run = [\"prog\", \"arg\"]` (argv)"),
+                );
+                Command::Argv(Vec::new())
+            }
+            None => Command::Argv(Vec::new()),
+            Some(RunSpec::Argv(argv)) if argv.is_empty() => {
+                self.error_at(
+                    "invalid-value",
+                    "`run` must not be an empty array",
+                    &at("run"),
+                    "empty",
+                );
+                Command::Argv(Vec::new())
+            }
+            Some(RunSpec::Shell(s)) if s.trim().is_empty() => {
+                self.error_at(
+                    "invalid-value",
+                    "`run` must not be empty",
+                    &at("run"),
+                    "empty",
+                );
+                Command::Shell(String::new())
+            }
+            Some(run) => match render_run(r, Some(run), &info) {
+                Ok(c) => c,
+                Err((e, item)) => {
+                    let span = match item {
+                        Some(i) => self.doc.item_span(&at("run"), i),
+                        None => self.doc.value_span(&at("run")),
+                    };
+                    let text = match (run, item) {
+                        (RunSpec::Shell(s), _) => s.as_str(),
+                        (RunSpec::Argv(a), Some(i)) => a[i].as_str(),
+                        (RunSpec::Argv(_), None) => "",
+                    };
+                    let place = self.inside(span, text, e.range.clone());
+                    let mut p = Problem::error("template", e.message).at_opt(place, "here");
+                    if let Some(h) = e.help {
+                        p = p.help(h);
+                    }
+                    self.push(p);
+                    Command::Shell(String::new())
+                }
+            },
+        };
+        let cwd_rel = match &spec.cwd {
+            Some(c) => self
+                .render(r, c, Mode::Plain, Some(&info), &at("cwd"))
+                .unwrap_or_default(),
+            None => String::new(),
+        };
+        let cwd = if cwd_rel.is_empty() {
+            root.to_path_buf()
+        } else {
+            root.join(&cwd_rel)
+        };
+        let mut env = Vec::new();
+        for (k, v) in &spec.env {
+            if let Some(out) =
+                self.render(r, v, Mode::Plain, Some(&info), &["steps", name, "env", k])
+            {
+                env.push((k.clone(), out));
+            }
+        }
+        for (field, list) in [("inputs", &spec.inputs), ("outputs", &spec.outputs)] {
+            for (i, pattern) in list.iter().enumerate() {
+                if pattern.trim().is_empty() {
+                    self.push(
+                        Problem::error("invalid-value", format!("empty path in `{field}`"))
+                            .at_opt(self.doc.item_span(&at(field), i), "empty"),
+                    );
+                } else if is_glob(pattern) {
+                    if let Err(e) = compile_glob(pattern) {
+                        self.push(
+                            Problem::error(
+                                "invalid-glob",
+                                format!("invalid glob `{pattern}`: {}", e.kind()),
+                            )
+                            .at_opt(self.doc.item_span(&at(field), i), "here"),
+                        );
+                    }
+                }
+            }
+        }
+        let progress = spec.progress.as_ref().and_then(|p| {
+            let re = self.regex(p, self.doc.value_span(&at("progress")))?;
+            let names: Vec<&str> = re.capture_names().flatten().collect();
+            let useful = names.contains(&"percent")
+                || names.contains(&"message")
+                || (names.contains(&"current") && names.contains(&"total"));
+            if !useful {
+                self.push(
+                    Problem::warning(
+                        "progress-groups",
+                        "the `progress` regex has no named group bgflow reads",
+                    )
+                    .at_opt(
+                        self.doc.value_span(&at("progress")),
+                        "no (?P<percent>…), (?P<current>…)+(?P<total>…) or (?P<message>…)",
+                    )
+                    .help("e.g. progress = '(?P<current>\\d+)/(?P<total>\\d+): (?P<message>.*)'"),
+                );
+            }
+            Some(re)
+        });
+        let fail_on = spec
+            .fail_on
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| self.regex(p, self.doc.item_span(&at("fail_on"), i)))
+            .collect();
+        if let Some(junit) = &spec.junit {
+            if let Err(e) = compile_glob(junit) {
+                self.push(
+                    Problem::error(
+                        "invalid-glob",
+                        format!("invalid glob `{junit}`: {}", e.kind()),
+                    )
+                    .at_opt(self.doc.value_span(&at("junit")), "here"),
+                );
+            }
+            if spec.kind != StepKind::Test {
+                self.push(
+                    Problem::warning(
+                        "kind-mismatch",
+                        format!(
+                            "`junit` is read only for `kind = \"test\"`; step `{name}` is a {}",
+                            spec.kind.as_str()
+                        ),
+                    )
+                    .at_opt(self.doc.key_span(&at("junit")), "ignored")
+                    .help("add `kind = \"test\"` to the step"),
+                );
+            }
+        }
+        for (probe_key, probe) in [("ready", &spec.ready), ("health", &spec.health)] {
+            if let Some(probe) = probe {
+                self.probe(name, probe_key, probe, spec.kind);
+            }
+        }
+        if spec.kind == StepKind::Service && spec.ready.is_none() {
+            self.push(
+                Problem::warning(
+                    "service-without-ready",
+                    format!("service `{name}` has no `ready` probe"),
+                )
+                .at_opt(
+                    key.clone(),
+                    "dependents will start as soon as it is spawned",
+                )
+                .help("add e.g. `ready = { tcp = \"127.0.0.1:8000\", timeout = \"30s\" }`"),
+            );
+        }
+        Step {
+            name: name.to_owned(),
+            spec: spec.clone(),
+            command,
+            cwd,
+            env,
+            progress,
+            fail_on,
+            input_exists: vec![None; spec.inputs.len()],
+        }
+    }
+
+    fn regex(&mut self, pattern: &str, span: Option<Range<usize>>) -> Option<Regex> {
+        match Regex::new(pattern) {
+            Ok(re) => Some(re),
+            Err(e) => {
+                let detail = e.to_string();
+                let last = detail
+                    .lines()
+                    .last()
+                    .unwrap_or("invalid")
+                    .trim()
+                    .trim_start_matches("error: ")
+                    .to_owned();
+                self.push(
+                    Problem::error("invalid-regex", format!("invalid regex: {last}"))
+                        .at_opt(span, "here"),
+                );
+                None
+            }
+        }
+    }
+
+    fn probe(&mut self, step: &str, key: &str, probe: &Probe, kind: StepKind) {
+        let path = ["steps", step, key];
+        let set = [&probe.http, &probe.tcp, &probe.command, &probe.log]
+            .iter()
+            .filter(|p| p.is_some())
+            .count();
+        if set != 1 {
+            self.push(
+                Problem::error("invalid-probe", format!("`{key}` needs exactly one of `http`, `tcp`, `command`, `log` (found {set})"))
+                    .at_opt(self.doc.value_span(&path), "here")
+                    .help("e.g. `{ tcp = \"127.0.0.1:8000\" }` or `{ http = \"http://127.0.0.1:8000/\" }`"),
+            );
+        }
+        if let Some(log) = &probe.log {
+            self.regex(log, self.doc.value_span(&["steps", step, key, "log"]));
+        }
+        if let Some(url) = &probe.http {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                self.push(
+                    Problem::error(
+                        "invalid-probe",
+                        format!("`http` probe `{url}` is not an http:// URL"),
+                    )
+                    .at_opt(self.doc.value_span(&["steps", step, key, "http"]), "here"),
+                );
+            }
+        }
+        if let Some(addr) = &probe.tcp {
+            if addr
+                .rsplit_once(':')
+                .is_none_or(|(_, port)| port.parse::<u16>().is_err())
+            {
+                self.push(
+                    Problem::error(
+                        "invalid-probe",
+                        format!("`tcp` probe `{addr}` is not HOST:PORT"),
+                    )
+                    .at_opt(self.doc.value_span(&["steps", step, key, "tcp"]), "here"),
+                );
+            }
+        }
+        if kind != StepKind::Service {
+            self.push(
+                Problem::warning(
+                    "kind-mismatch",
+                    format!("`{key}` is used only by `kind = \"service\"` steps"),
+                )
+                .at_opt(self.doc.key_span(&path), "ignored")
+                .help("add `kind = \"service\"` to the step"),
+            );
+        }
+    }
+
+    fn graph_issue(&mut self, names: &[&str], issue: &GraphIssue) {
+        match issue {
+            GraphIssue::UnknownNeed {
+                step,
+                index,
+                name,
+                suggestion,
+            } => {
+                let mut p = Problem::error(
+                    "unknown-step",
+                    format!("step `{}` needs unknown step `{name}`", names[*step]),
+                )
+                .at_opt(
+                    self.doc
+                        .item_span(&["steps", names[*step], "needs"], *index),
+                    "no step by this name",
+                );
+                p = match suggestion {
+                    Some(s) => p.help(format!("did you mean `{s}`?")),
+                    None => p.help(format!("steps: {}", names.join(", "))),
+                };
+                self.push(p);
+            }
+            GraphIssue::SelfNeed { step, index } => self.push(
+                Problem::error(
+                    "self-dependency",
+                    format!("step `{}` needs itself", names[*step]),
+                )
+                .at_opt(
+                    self.doc
+                        .item_span(&["steps", names[*step], "needs"], *index),
+                    "remove this",
+                )
+                .help("a step cannot wait for itself"),
+            ),
+            GraphIssue::Cycle { steps, edges } => {
+                let mut path: Vec<&str> = steps.iter().map(|s| names[*s]).collect();
+                path.push(names[steps[0]]);
+                let mut p =
+                    Problem::error("cycle", format!("dependency cycle: {}", path.join(" -> ")))
+                        .at_opt(
+                            self.doc.key_span(&["steps", names[steps[0]]]),
+                            "this step waits for itself",
+                        )
+                        .help("remove one of these dependencies");
+                for e in edges {
+                    if let Some((span, label)) = self.edge_place(names, e) {
+                        p = p.also(span, label);
+                    }
+                }
+                self.push(p);
+            }
+            GraphIssue::DuplicateOutput {
+                first,
+                second,
+                path,
+            } => self.push(
+                Problem::error(
+                    "duplicate-output",
+                    format!(
+                        "`{path}` is an output of both `{}` and `{}`",
+                        names[first.step], names[second.step]
+                    ),
+                )
+                .at_opt(
+                    self.doc
+                        .item_span(&["steps", names[second.step], "outputs"], second.index),
+                    "declared again here",
+                )
+                .also(
+                    self.doc
+                        .item_span(&["steps", names[first.step], "outputs"], first.index)
+                        .unwrap_or(0..0),
+                    "first declared here",
+                )
+                .help("each artifact must have one producer; give one of them another path"),
+            ),
+        }
+    }
+
+    fn edge_place(&self, names: &[&str], e: &plan::Edge) -> Option<(Range<usize>, String)> {
+        let to = names[e.to];
+        let from = names[e.from];
+        match e.origin {
+            EdgeOrigin::Needs { index } => Some((
+                self.doc.item_span(&["steps", to, "needs"], index)?,
+                format!("{to} needs {from}"),
+            )),
+            EdgeOrigin::Input { index, .. } => Some((
+                self.doc.item_span(&["steps", to, "inputs"], index)?,
+                format!("{to} reads an output of {from}"),
+            )),
+            EdgeOrigin::Cwd { .. } => Some((
+                self.doc.value_span(&["steps", to, "cwd"])?,
+                format!("{to} runs in a folder {from} makes"),
+            )),
+        }
+    }
+
+    fn requires(&mut self, req: &manifest::Requires, root: &Path, host: &mut Host) {
+        for (i, tool) in req.tools.iter().enumerate() {
+            if !host.program_exists(tool, root) {
+                self.push(
+                    Problem::error(
+                        "missing-tool",
+                        format!("required tool `{tool}` is not on PATH"),
+                    )
+                    .at_opt(self.doc.item_span(&["requires", "tools"], i), "not found")
+                    .help("install it, or add its folder to PATH"),
+                );
+            }
+        }
+        for (i, var) in req.env.iter().enumerate() {
+            let value = std::env::var_os(var);
+            if value.as_ref().is_none_or(|v| v.is_empty()) {
+                let state = if value.is_none() { "not set" } else { "empty" };
+                self.push(
+                    Problem::error(
+                        "missing-env",
+                        format!("required environment variable `{var}` is {state}"),
+                    )
+                    .at_opt(self.doc.item_span(&["requires", "env"], i), state)
+                    .help(format!("export {var}=... before running bgflow")),
+                );
+            }
+        }
+        for (i, pattern) in req.files.iter().enumerate() {
+            if is_glob(pattern) && compile_glob(pattern).is_err() {
+                self.push(
+                    Problem::error("invalid-glob", format!("invalid glob `{pattern}`"))
+                        .at_opt(self.doc.item_span(&["requires", "files"], i), "here"),
+                );
+            } else if !host::path_exists(root, pattern) {
+                self.push(
+                    Problem::error(
+                        "missing-file",
+                        format!("required file `{pattern}` does not exist"),
+                    )
+                    .at_opt(self.doc.item_span(&["requires", "files"], i), "no match")
+                    .help(format!("looked in {}", root.display())),
+                );
+            }
+        }
+    }
+
+    fn step_on_host(
+        &mut self,
+        step: &mut Step,
+        index: usize,
+        plan: &Plan,
+        root: &Path,
+        host: &mut Host,
+        specs: &IndexMap<String, StepSpec>,
+    ) {
+        let name = step.name.clone();
+        let names: Vec<&str> = specs.keys().map(String::as_str).collect();
+        let producers = &plan.producers[index];
+        for (i, pattern) in step.spec.inputs.iter().enumerate() {
+            if !producers[i].is_empty() {
+                continue;
+            }
+            let exists = host::path_exists(root, pattern);
+            step.input_exists[i] = Some(exists);
+            if !exists {
+                self.push(
+                    Problem::error("missing-input", format!("input `{pattern}` of step `{name}` does not exist and no step makes it"))
+                        .at_opt(self.doc.item_span(&["steps", &name, "inputs"], i), "missing")
+                        .help(format!("create it before the run, or add a step with `outputs = [\"{pattern}\"]` (looked in {})", root.display())),
+                );
+            }
+        }
+        if step.spec.cwd.is_some() && plan.cwd_producers[index].is_empty() && !step.cwd.is_dir() {
+            self.push(
+                Problem::error(
+                    "missing-cwd",
+                    format!(
+                        "working folder `{}` of step `{name}` does not exist",
+                        step.cwd.display()
+                    ),
+                )
+                .at_opt(self.doc.value_span(&["steps", &name, "cwd"]), "missing")
+                .help("create the folder, or have an upstream step output it as `dir/`"),
+            );
+        }
+        let program = match &step.command {
+            Command::Shell(s) if !s.is_empty() => {
+                if !host.program_exists("sh", root) {
+                    self.push(
+                        Problem::error(
+                            "missing-tool",
+                            "`sh` is not on PATH; string `run` commands need it",
+                        )
+                        .at_opt(
+                            self.doc.value_span(&["steps", &name, "run"]),
+                            "runs under sh -c",
+                        ),
+                    );
+                }
+                host::shell_program(s)
+            }
+            Command::Argv(argv) => argv.first().cloned(),
+            Command::Shell(_) => None,
+        };
+        if let Some(program) = program {
+            let made_upstream = program.contains('/')
+                && plan.with_upstream(index).iter().any(|&u| {
+                    specs[u].outputs.iter().any(|o| {
+                        crate::plan::artifacts::normalize(o)
+                            == crate::plan::artifacts::normalize(&program)
+                    })
+                });
+            if !made_upstream && !host.program_exists(&program, &step.cwd) {
+                let what = if program.contains('/') {
+                    format!(
+                        "program `{program}` of step `{name}` does not exist or is not executable"
+                    )
+                } else {
+                    format!("program `{program}` of step `{name}` is not on PATH")
+                };
+                self.push(
+                    Problem::error("missing-tool", what)
+                        .at_opt(
+                            self.doc.value_span(&["steps", &name, "run"]),
+                            "runs this program",
+                        )
+                        .help("install it, fix the name, or add its folder to PATH"),
+                );
+            }
+        }
+        for (i, tool) in step.spec.tools.iter().enumerate() {
+            if !host.program_exists(tool, &step.cwd) {
+                self.push(
+                    Problem::error(
+                        "missing-tool",
+                        format!("tool `{tool}` of step `{name}` is not on PATH"),
+                    )
+                    .at_opt(
+                        self.doc.item_span(&["steps", &name, "tools"], i),
+                        "not found",
+                    )
+                    .help("install it, or add its folder to PATH"),
+                );
+            }
+        }
+        for (i, out) in step.spec.outputs.iter().enumerate() {
+            if is_glob(out) {
+                continue;
+            }
+            let target = root.join(crate::plan::artifacts::normalize(out).trim_end_matches('/'));
+            if let Err(why) = host.can_create(&target, out.ends_with('/')) {
+                self.push(
+                    Problem::error(
+                        "unwritable-output",
+                        format!("output `{out}` of step `{name}` cannot be written: {why}"),
+                    )
+                    .at_opt(
+                        self.doc.item_span(&["steps", &name, "outputs"], i),
+                        "not writable",
+                    ),
+                );
+            }
+        }
+        let _ = names;
+    }
+}
