@@ -145,6 +145,8 @@ pub fn render(source: &SourceFile, problems: &[Problem], opts: RenderOptions) ->
     };
     let handler = GraphicalReportHandler::new_themed(theme)
         .with_width(100)
+        // Wrapping breaks paths at `/` ("looked in /\n tmp/x"); the terminal wraps long lines anyway.
+        .with_wrap_lines(false)
         .with_links(false);
     let mut out = String::new();
     for problem in problems {

@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod diag;
+pub mod exec;
 pub mod exit;
 pub mod manifest;
 pub mod plan;

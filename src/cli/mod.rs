@@ -1,6 +1,7 @@
 //! Command-line parsing (clap) and dispatch. Every command returns its exit code.
 
 mod plan_cmd;
+mod run_cmd;
 
 use std::path::PathBuf;
 
@@ -49,6 +50,11 @@ pub enum Commands {
     /// Every problem is reported at once with file:line:column. Exit 0 when valid (warnings
     /// alone too, unless --strict), 3 when problems were found, 2 when a file cannot be read.
     Plan(PlanArgs),
+    /// Validate exactly as `plan` does, then run the steps as supervised processes.
+    ///
+    /// Refuses with exit 3 and the diagnostics when the workflow is not valid (nothing
+    /// starts). Exit 0 when every step succeeded, 1 when one failed, 128+N on signal N.
+    Run(RunArgs),
     /// Print the dependency graph as Graphviz dot or Mermaid.
     Graph(GraphArgs),
     /// Print the workflow file's JSON Schema (for editors: `#:schema` in Taplo / Even Better TOML).
@@ -78,6 +84,30 @@ pub struct PlanArgs {
     /// Only file-local checks (syntax, schema, graph, templates): no PATH, env or disk checks.
     #[arg(long)]
     pub offline: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The workflow file.
+    pub file: PathBuf,
+    /// Most steps running at once (default: workflow.max_parallel, else the CPU count).
+    #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs: Option<u32>,
+    /// Set a template variable, overriding [vars]; repeatable.
+    #[arg(long = "var", value_name = "K=V", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+    /// Run only this step and what it depends on; repeatable.
+    #[arg(long, value_name = "STEP")]
+    pub only: Vec<String>,
+    /// After a failure, go on with the steps that do not depend on it.
+    #[arg(long)]
+    pub keep_going: bool,
+    /// Run every step, even those whose outputs are up to date.
+    #[arg(long)]
+    pub force: bool,
+    /// Progress bars (auto: when stderr is a terminal and CI is not set) or plain lines.
+    #[arg(long, value_enum, default_value_t = crate::report::live::ProgressChoice::Auto)]
+    pub progress: crate::report::live::ProgressChoice,
 }
 
 #[derive(Debug, clap::Args)]
@@ -113,6 +143,7 @@ pub fn run(cli: Cli) -> u8 {
     let color = cli.color.for_stderr();
     let result = match cli.command {
         Commands::Plan(args) => plan_cmd::plan(&args, color),
+        Commands::Run(args) => run_cmd::run(&args, cli.state_dir.as_deref(), color, cli.quiet),
         Commands::Graph(args) => plan_cmd::graph(&args, color),
         Commands::Schema => report::stdout(&crate::schema::json_schema()).map(|()| exit::SUCCESS),
         Commands::Completions { shell } => {

@@ -64,11 +64,18 @@ pub fn load(source: &SourceFile) -> Loaded<'_> {
     match root.get("workflow") {
         Some(v) => {
             check_table_keys(v, keys::<WorkflowSection>(), "[workflow]", &mut problems);
-            manifest.workflow = read_collecting(v, &mut problems);
-            if v.get_ref()
+            let mut found = Vec::new();
+            manifest.workflow = read_collecting(v, &mut found);
+            let no_name = v
+                .get_ref()
                 .as_table()
-                .is_some_and(|t| t.get("name").is_none())
-            {
+                .is_some_and(|t| t.get("name").is_none());
+            if no_name {
+                // serde's "missing field `name`" would say the same as the problem below, without the hint.
+                found.retain(|p| !p.message.starts_with("missing field `name`"));
+            }
+            problems.append(&mut found);
+            if no_name {
                 problems.push(
                     Problem::error("missing-key", "[workflow] has no `name`")
                         .at(header_span(&doc, "workflow"), "this table")
@@ -102,7 +109,7 @@ pub fn load(source: &SourceFile) -> Loaded<'_> {
                 for (name, value) in table.iter() {
                     let before = problems.len();
                     let what = format!("[steps.{}]", name.get_ref());
-                    if value.get_ref().as_table().is_none() {
+                    let spec: StepSpec = if value.get_ref().as_table().is_none() {
                         problems.push(
                             Problem::error("wrong-type", format!("{what} must be a table"))
                                 .at(
@@ -111,11 +118,20 @@ pub fn load(source: &SourceFile) -> Loaded<'_> {
                                 )
                                 .help(format!("write it as\n{what}\nrun = \"...\"")),
                         );
+                        StepSpec::default()
                     } else {
                         check_table_keys(value, keys::<StepSpec>(), &what, &mut problems);
                         check_probe_keys(value, &what, &mut problems);
-                    }
-                    let spec: StepSpec = read_collecting(value, &mut problems);
+                        let mut cleaned = value.clone();
+                        if let DeValue::Table(step) = cleaned.get_mut() {
+                            for probe in ["ready", "health"] {
+                                if let Some(v) = step.get_mut(probe) {
+                                    drop_unknown_keys(v, keys::<Probe>());
+                                }
+                            }
+                        }
+                        read_collecting(&cleaned, &mut problems)
+                    };
                     if problems.len() > before {
                         broken_steps.insert(name.get_ref().to_string());
                     }
@@ -207,18 +223,7 @@ fn read_collecting<T: DeserializeOwned + Default + JsonSchema + 'static>(
     problems: &mut Vec<Problem>,
 ) -> T {
     let mut current = value.clone();
-    // Unknown keys were reported already; drop them so `deny_unknown_fields` does not repeat it.
-    if let DeValue::Table(table) = current.get_mut() {
-        let known = keys::<T>();
-        let unknown: Vec<String> = table
-            .keys()
-            .filter(|k| !known.iter().any(|n| n == k.get_ref().as_ref()))
-            .map(|k| k.get_ref().to_string())
-            .collect();
-        for k in unknown {
-            table.remove(k.as_str());
-        }
-    }
+    drop_unknown_keys(&mut current, keys::<T>());
     loop {
         let attempt = T::deserialize(ValueDeserializer::from(current.clone()));
         let err = match attempt {
@@ -239,6 +244,21 @@ fn read_collecting<T: DeserializeOwned + Default + JsonSchema + 'static>(
                 table.remove(key.as_str());
             }
             _ => return T::default(),
+        }
+    }
+}
+
+/// Unknown keys were reported already; dropping them keeps `deny_unknown_fields` from
+/// reporting them again (and from discarding the whole table they are in).
+fn drop_unknown_keys(value: &mut Spanned<DeValue<'_>>, known: &[String]) {
+    if let DeValue::Table(table) = value.get_mut() {
+        let unknown: Vec<String> = table
+            .keys()
+            .filter(|k| !known.iter().any(|n| n == k.get_ref().as_ref()))
+            .map(|k| k.get_ref().to_string())
+            .collect();
+        for k in unknown {
+            table.remove(k.as_str());
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Everything bgflow shows people or machines: plans, diagnostics, JSON documents.
 
+pub mod live;
 pub mod plan;
+pub mod summary;
 
 use std::io::{self, IsTerminal, Write};
 

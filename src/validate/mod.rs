@@ -153,7 +153,11 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
 
     // The workflow section.
     let wf = &m.workflow;
-    if !wf.name.is_empty() && !valid_name(&wf.name) {
+    // A missing or non-string name was reported by `load`; an empty string was not.
+    let name_written = doc
+        .entry(&["workflow", "name"])
+        .is_some_and(|(_, v)| v.get_ref().as_str().is_some());
+    if name_written && !valid_name(&wf.name) {
         cx.error_at(
             "invalid-name",
             format!("invalid workflow name `{}`", wf.name),
@@ -831,7 +835,9 @@ impl Cx<'_, '_> {
         let names: Vec<&str> = specs.keys().map(String::as_str).collect();
         let producers = &plan.producers[index];
         for (i, pattern) in step.spec.inputs.iter().enumerate() {
-            if !producers[i].is_empty() {
+            // An invalid glob was reported already; calling it missing too would mislead.
+            let bad_glob = is_glob(pattern) && compile_glob(pattern).is_err();
+            if !producers[i].is_empty() || bad_glob {
                 continue;
             }
             let exists = host::path_exists(root, pattern);

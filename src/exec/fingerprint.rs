@@ -1,0 +1,169 @@
+//! Up-to-date checks: a step whose outputs all exist and whose fingerprint matches its
+//! last success is skipped. The fingerprint covers the rendered command, the working folder,
+//! the environment bgflow sets, and each input file's path, size and modification time.
+//!
+//! Stored in `.bgflow/fingerprints.json` as `{"version": 1, "entries": {"WORKFLOW/STEP":
+//! {"hash": ..., "recorded_at": ...}}}`: one row per key, the shape of a SQLite table.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::plan::artifacts::{compile_glob, glob_prefix, is_glob, normalize};
+use crate::validate::{Step, Workflow};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Entry {
+    pub hash: String,
+    /// Seconds since the Unix epoch.
+    pub recorded_at: u64,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Fingerprints {
+    pub version: u32,
+    pub entries: BTreeMap<String, Entry>,
+}
+
+impl Fingerprints {
+    pub fn path(state_dir: &Path) -> PathBuf {
+        state_dir.join("fingerprints.json")
+    }
+
+    /// Loads the store; a missing or unreadable store is empty (every step then runs).
+    pub fn load(state_dir: &Path) -> Self {
+        fs::read(Self::path(state_dir))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Self>(&b).ok())
+            .filter(|f| f.version == 1)
+            .unwrap_or(Self {
+                version: 1,
+                entries: BTreeMap::new(),
+            })
+    }
+
+    /// Writes atomically (a temporary file renamed over the old one).
+    pub fn save(&self, state_dir: &Path) -> io::Result<()> {
+        let path = Self::path(state_dir);
+        let tmp = path.with_extension("json.tmp");
+        fs::write(
+            &tmp,
+            serde_json::to_vec_pretty(self).map_err(io::Error::other)?,
+        )?;
+        fs::rename(tmp, path)
+    }
+
+    pub fn key(workflow: &str, step: &str) -> String {
+        format!("{workflow}/{step}")
+    }
+}
+
+/// The fingerprint of a step as it would run now; `None` when it cannot be up to date
+/// (no outputs declared, or an output is missing).
+pub fn compute(wf: &Workflow, step: &Step) -> Option<String> {
+    if step.spec.outputs.is_empty() || !outputs_exist(&wf.root, &step.spec.outputs) {
+        return None;
+    }
+    let mut h = Sha256::new();
+    let mut field = |label: &str, value: &[u8]| {
+        h.update(label.as_bytes());
+        h.update((value.len() as u64).to_le_bytes());
+        h.update(value);
+    };
+    field("command", step.command.display().as_bytes());
+    field("cwd", step.cwd.as_os_str().as_encoded_bytes());
+    for (k, v) in wf.env.iter().chain(&step.env) {
+        field("env", format!("{k}={v}").as_bytes());
+    }
+    for pattern in &step.spec.inputs {
+        field("input", pattern.as_bytes());
+        for file in matching_files(&wf.root, pattern) {
+            let meta = fs::metadata(&file).ok();
+            let size = meta.as_ref().map_or(0, fs::Metadata::len);
+            let mtime = meta
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            field("file", file.as_os_str().as_encoded_bytes());
+            field("size", &size.to_le_bytes());
+            field("mtime", &mtime.to_le_bytes());
+        }
+    }
+    Some(format!("{:x}", h.finalize()))
+}
+
+/// Whether every declared output exists (`dir/`: a non-empty folder; a glob: one match).
+pub fn outputs_exist(root: &Path, outputs: &[String]) -> bool {
+    outputs.iter().all(|o| missing_output(root, o).is_none())
+}
+
+/// `Some(reason)` when a declared output is not there.
+pub fn missing_output(root: &Path, output: &str) -> Option<String> {
+    let norm = normalize(output);
+    if is_glob(&norm) {
+        return matching_files(root, &norm)
+            .is_empty()
+            .then(|| format!("declared output `{output}` was not produced (no file matches)"));
+    }
+    let path = root.join(norm.trim_end_matches('/'));
+    if norm.ends_with('/') {
+        let non_empty = fs::read_dir(&path)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false);
+        (!non_empty).then(|| {
+            format!("declared output `{output}` was not produced (expected a non-empty folder)")
+        })
+    } else {
+        (!path.exists()).then(|| format!("declared output `{output}` was not produced"))
+    }
+}
+
+/// Files matching a path or glob, sorted; a folder stands for every file below it.
+pub fn matching_files(root: &Path, pattern: &str) -> Vec<PathBuf> {
+    let norm = normalize(pattern);
+    let mut out = Vec::new();
+    if is_glob(&norm) {
+        let Ok(m) = compile_glob(&norm) else {
+            return out;
+        };
+        walk(&root.join(glob_prefix(&norm)), &mut |p| {
+            if p.strip_prefix(root).is_ok_and(|rel| m.is_match(rel)) {
+                out.push(p.to_path_buf());
+            }
+        });
+    } else {
+        let path = root.join(norm.trim_end_matches('/'));
+        if path.is_dir() {
+            walk(&path, &mut |p| out.push(p.to_path_buf()));
+        } else if path.exists() {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            let name = e.file_name();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                if name != ".git" && name != ".bgflow" {
+                    stack.push(p);
+                }
+            } else {
+                f(&p);
+            }
+        }
+    }
+}

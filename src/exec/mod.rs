@@ -1,0 +1,538 @@
+//! The executor: runs a checked workflow's steps as supervised processes.
+//!
+//! It emits `RunEvent`s and never prints; progress bars, plain lines and the summary are
+//! consumers (`report`). Scheduling decisions live in `scheduler` (pure), process groups
+//! and signals in `process`, log following in `tail`, one step's attempts in `step`.
+
+pub mod fingerprint;
+pub mod process;
+pub mod scheduler;
+pub mod step;
+pub mod tail;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use nix::sys::signal::Signal;
+use serde::Serialize;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::plan::Plan;
+use crate::validate::Workflow;
+use scheduler::{Scheduler, Slot};
+pub use tail::Progress;
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub run_id: String,
+    /// The state folder (`.bgflow/`); logs go to `runs/<run-id>/` inside it.
+    pub state_dir: PathBuf,
+    pub jobs: usize,
+    /// Steps to run with their upstream (`--only`); empty: all.
+    pub only: Vec<usize>,
+    pub keep_going: bool,
+    /// Ignore up-to-date checks.
+    pub force: bool,
+}
+
+/// A step's final (or current) state, as stored and shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepState {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    TimedOut,
+    Stalled,
+    Cancelled,
+    Skipped,
+    Lost,
+}
+
+impl StepState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::TimedOut => "timed_out",
+            Self::Stalled => "stalled",
+            Self::Cancelled => "cancelled",
+            Self::Skipped => "skipped",
+            Self::Lost => "lost",
+        }
+    }
+
+    pub fn is_failure(self) -> bool {
+        matches!(
+            self,
+            Self::Failed | Self::TimedOut | Self::Stalled | Self::Lost
+        )
+    }
+}
+
+/// A run's final state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl RunState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// What happened to one step.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    pub name: String,
+    pub state: StepState,
+    /// Why it failed, was skipped or cancelled.
+    pub reason: Option<String>,
+    pub attempts: u32,
+    pub exit_code: Option<i32>,
+    pub signal: Option<String>,
+    pub pid: Option<u32>,
+    #[serde(serialize_with = "ser_time")]
+    pub started_at: Option<SystemTime>,
+    #[serde(serialize_with = "ser_time")]
+    pub finished_at: Option<SystemTime>,
+    pub duration_ms: Option<u64>,
+    pub allow_failure: bool,
+    pub log: PathBuf,
+    pub progress: Option<Progress>,
+    /// The last lines of output (failures only).
+    pub last_lines: Vec<String>,
+}
+
+impl StepReport {
+    pub fn new(name: &str, log: PathBuf, allow_failure: bool) -> Self {
+        Self {
+            name: name.to_owned(),
+            state: StepState::Pending,
+            reason: None,
+            attempts: 0,
+            exit_code: None,
+            signal: None,
+            pid: None,
+            started_at: None,
+            finished_at: None,
+            duration_ms: None,
+            allow_failure,
+            log,
+            progress: None,
+            last_lines: Vec::new(),
+        }
+    }
+}
+
+/// What happened to the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub version: u32,
+    pub run_id: String,
+    pub workflow: String,
+    pub file: PathBuf,
+    pub state: RunState,
+    /// Why the run ended early, if it did.
+    pub reason: Option<String>,
+    #[serde(serialize_with = "ser_time")]
+    pub started_at: Option<SystemTime>,
+    #[serde(serialize_with = "ser_time")]
+    pub finished_at: Option<SystemTime>,
+    pub duration_ms: u64,
+    pub log_dir: PathBuf,
+    /// The signal that stopped bgflow, if one did.
+    pub signal: Option<i32>,
+    pub steps: Vec<StepReport>,
+}
+
+impl RunReport {
+    /// The process exit code, derived in this one place (docs/exit-codes.md).
+    pub fn exit_code(&self) -> u8 {
+        match (self.signal, self.state) {
+            (Some(sig), _) => crate::exit::from_signal(sig),
+            (None, RunState::Succeeded) => crate::exit::SUCCESS,
+            _ => crate::exit::RUN_FAILED,
+        }
+    }
+}
+
+fn ser_time<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => match jiff::Timestamp::try_from(*t) {
+            Ok(ts) => s.collect_str(&ts),
+            Err(_) => s.serialize_none(),
+        },
+        None => s.serialize_none(),
+    }
+}
+
+/// What the executor tells its consumers.
+#[derive(Debug)]
+pub enum RunEvent<'a> {
+    RunStarted {
+        run_id: &'a str,
+        workflow: &'a str,
+        steps: usize,
+        log_dir: &'a std::path::Path,
+    },
+    StepStarted {
+        step: usize,
+        attempt: u32,
+        pid: u32,
+    },
+    StepProgress {
+        step: usize,
+        progress: &'a Progress,
+    },
+    /// The latest output line of a running step (throttled).
+    StepOutput {
+        step: usize,
+        line: &'a str,
+    },
+    StepRetrying {
+        step: usize,
+        next_attempt: u32,
+        delay: Duration,
+        reason: &'a str,
+    },
+    StepFinished {
+        step: usize,
+        report: &'a StepReport,
+    },
+    /// bgflow got a signal and is stopping the steps.
+    Stopping {
+        signal: i32,
+        second: bool,
+    },
+    RunFinished {
+        report: &'a RunReport,
+    },
+}
+
+/// A consumer of run events.
+pub trait Sink {
+    fn event(&mut self, event: &RunEvent<'_>);
+}
+
+/// What running step tasks ask of the run loop.
+#[derive(Debug)]
+pub(crate) enum Msg {
+    Started {
+        step: usize,
+        attempt: u32,
+        pid: u32,
+    },
+    Progress {
+        step: usize,
+        progress: Progress,
+    },
+    Output {
+        step: usize,
+        line: String,
+    },
+    Retrying {
+        step: usize,
+        next_attempt: u32,
+        delay: Duration,
+        reason: String,
+    },
+    Finished {
+        step: usize,
+        report: Box<StepReport>,
+    },
+}
+
+/// How the run loop tells running steps to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stop {
+    No,
+    /// Send this signal, then SIGKILL after the step's grace.
+    Graceful(Signal),
+    /// SIGKILL now.
+    Kill,
+}
+
+/// Runs the workflow to the end and reports what happened. Never prints.
+pub async fn execute(
+    wf: Arc<Workflow>,
+    plan: &Plan,
+    opts: RunOptions,
+    sink: &mut dyn Sink,
+) -> RunReport {
+    let started = SystemTime::now();
+    let clock = tokio::time::Instant::now();
+    let log_dir = opts.state_dir.join("runs").join(&opts.run_id);
+    let n = wf.steps.len();
+    let mut selected = vec![opts.only.is_empty(); n];
+    for &s in &opts.only {
+        for u in plan.with_upstream(s) {
+            selected[u] = true;
+        }
+    }
+    let fail_fast = wf.fail_fast && !opts.keep_going;
+    let mut sched = Scheduler::new(
+        &plan.upstream,
+        &plan.downstream,
+        &plan.order,
+        &selected,
+        fail_fast,
+        opts.jobs,
+    );
+    let mut reports: Vec<StepReport> = wf
+        .steps
+        .iter()
+        .map(|s| {
+            StepReport::new(
+                &s.name,
+                log_dir.join(format!("{}.log", s.name)),
+                s.spec.allow_failure,
+            )
+        })
+        .collect();
+    sink.event(&RunEvent::RunStarted {
+        run_id: &opts.run_id,
+        workflow: &wf.name,
+        steps: selected.iter().filter(|&&s| s).count(),
+        log_dir: &log_dir,
+    });
+
+    let mut fingerprints = fingerprint::Fingerprints::load(&opts.state_dir);
+    let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+    let (stop_tx, stop_rx) = watch::channel(Stop::No);
+    let mut tasks = JoinSet::new();
+    let ctx = Arc::new(step::Ctx {
+        wf: Arc::clone(&wf),
+        run_id: opts.run_id.clone(),
+        log_dir: log_dir.clone(),
+    });
+
+    let mut signals = Signals::new();
+    let deadline = wf.timeout.map(|t| clock + t.as_std());
+    let mut stop_reason: Option<String> = None;
+    let mut got_signal: Option<i32> = None;
+
+    loop {
+        // Start what can start; up-to-date steps finish at once and may unlock others.
+        loop {
+            let ready = sched.start_ready();
+            if ready.is_empty() {
+                break;
+            }
+            for s in ready {
+                let fp = fingerprint::compute(&wf, &wf.steps[s]);
+                let key = fingerprint::Fingerprints::key(&wf.name, &wf.steps[s].name);
+                let up_to_date = !opts.force
+                    && fp.is_some()
+                    && fingerprints.entries.get(&key).map(|e| &e.hash) == fp.as_ref();
+                if up_to_date {
+                    sched.mark_up_to_date(s);
+                    let r = &mut reports[s];
+                    r.state = StepState::Skipped;
+                    r.reason = Some("up to date".to_owned());
+                    sink.event(&RunEvent::StepFinished { step: s, report: r });
+                } else {
+                    tasks.spawn(step::run(Arc::clone(&ctx), s, tx.clone(), stop_rx.clone()));
+                }
+            }
+        }
+        debug_assert!(sched.invariant_holds());
+        if sched.is_done() && tasks.is_empty() {
+            break;
+        }
+        let sleep_deadline = deadline.unwrap_or_else(|| clock + Duration::from_secs(86_400 * 365));
+        tokio::select! {
+            msg = rx.recv() => {
+                let Some(msg) = msg else { break };
+                match msg {
+                    Msg::Started { step, attempt, pid } => {
+                        let r = &mut reports[step];
+                        r.state = StepState::Running;
+                        r.attempts = attempt;
+                        r.pid = Some(pid);
+                        r.started_at.get_or_insert_with(SystemTime::now);
+                        sink.event(&RunEvent::StepStarted { step, attempt, pid });
+                    }
+                    Msg::Progress { step, progress } => {
+                        sink.event(&RunEvent::StepProgress { step, progress: &progress });
+                        reports[step].progress = Some(progress);
+                    }
+                    Msg::Output { step, line } => sink.event(&RunEvent::StepOutput { step, line: &line }),
+                    Msg::Retrying { step, next_attempt, delay, reason } => {
+                        sink.event(&RunEvent::StepRetrying { step, next_attempt, delay, reason: &reason });
+                    }
+                    Msg::Finished { step, report } => {
+                        let mut report = *report;
+                        report.started_at = report.started_at.or(reports[step].started_at);
+                        if report.state == StepState::Succeeded {
+                            if let Some(fp) = fingerprint::compute(&wf, &wf.steps[step]) {
+                                let key = fingerprint::Fingerprints::key(&wf.name, &wf.steps[step].name);
+                                let recorded_at = SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                                fingerprints.entries.insert(key, fingerprint::Entry { hash: fp, recorded_at });
+                            }
+                        }
+                        let ok = report.state == StepState::Succeeded || (report.allow_failure && report.state.is_failure());
+                        let counts = report.state.is_failure() && !report.allow_failure;
+                        reports[step] = report;
+                        sink.event(&RunEvent::StepFinished { step, report: &reports[step] });
+                        let decision = sched.finish(step, ok, counts);
+                        if decision.stop_running {
+                            stop_reason.get_or_insert_with(|| format!("step `{}` failed; fail_fast stopped the rest", wf.steps[step].name));
+                            let _ = stop_tx.send(Stop::Graceful(Signal::SIGTERM));
+                        }
+                    }
+                }
+            }
+            Some(sig) = signals.next() => {
+                let second = got_signal.is_some();
+                sink.event(&RunEvent::Stopping { signal: sig as i32, second });
+                if second {
+                    let _ = stop_tx.send(Stop::Kill);
+                } else {
+                    got_signal = Some(sig as i32);
+                    stop_reason = Some(format!("bgflow received {}", sig.as_str()));
+                    sched.stop();
+                    let _ = stop_tx.send(Stop::Graceful(sig));
+                }
+            }
+            () = tokio::time::sleep_until(sleep_deadline), if deadline.is_some() && !sched.is_stopping() => {
+                let limit = wf.timeout.map(|t| t.to_string()).unwrap_or_default();
+                stop_reason = Some(format!("the workflow timeout ({limit}) was reached"));
+                sched.stop();
+                let _ = stop_tx.send(Stop::Graceful(Signal::SIGTERM));
+            }
+            Some(joined) = tasks.join_next() => {
+                if let Err(e) = joined {
+                    // A step task panicked: its step can no longer be followed.
+                    stop_reason.get_or_insert_with(|| format!("internal error in a step supervisor: {e}"));
+                }
+            }
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+    let _ = fingerprints.save(&opts.state_dir);
+
+    // Steps that never ran.
+    for (s, r) in reports.iter_mut().enumerate() {
+        match sched.slot(s) {
+            Slot::Skipped { because } => {
+                r.state = StepState::Skipped;
+                r.reason = Some(format!(
+                    "upstream step `{}` failed",
+                    wf.steps[*because].name
+                ));
+            }
+            Slot::Cancelled => {
+                r.state = StepState::Cancelled;
+                r.reason = Some(format!(
+                    "not started: {}",
+                    stop_reason.as_deref().unwrap_or("the run stopped")
+                ));
+            }
+            Slot::Pending { .. } | Slot::Ready | Slot::Running
+                if r.state == StepState::Pending || r.state == StepState::Running =>
+            {
+                r.state = StepState::Lost;
+                r.reason = Some("the supervisor lost track of this step".to_owned());
+            }
+            _ => {}
+        }
+    }
+    let reports: Vec<StepReport> = reports
+        .into_iter()
+        .enumerate()
+        .filter(|(s, _)| selected[*s])
+        .map(|(_, r)| r)
+        .collect();
+    let any_failure = reports
+        .iter()
+        .any(|r| r.state.is_failure() && !r.allow_failure);
+    let any_cancelled = reports.iter().any(|r| r.state == StepState::Cancelled);
+    let state = if got_signal.is_some() {
+        RunState::Cancelled
+    } else if any_failure || any_cancelled {
+        RunState::Failed
+    } else {
+        RunState::Succeeded
+    };
+    let report = RunReport {
+        version: 1,
+        run_id: opts.run_id.clone(),
+        workflow: wf.name.clone(),
+        file: wf.file.clone(),
+        state,
+        reason: stop_reason,
+        started_at: Some(started),
+        finished_at: Some(SystemTime::now()),
+        duration_ms: u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX),
+        log_dir,
+        signal: got_signal,
+        steps: reports,
+    };
+    sink.event(&RunEvent::RunFinished { report: &report });
+    report
+}
+
+/// SIGINT, SIGTERM and SIGHUP as one stream.
+struct Signals {
+    streams: Vec<(Signal, Option<tokio::signal::unix::Signal>)>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        let kinds = [
+            (Signal::SIGINT, SignalKind::interrupt()),
+            (Signal::SIGTERM, SignalKind::terminate()),
+            (Signal::SIGHUP, SignalKind::hangup()),
+        ];
+        Self {
+            streams: kinds
+                .into_iter()
+                .map(|(s, k)| (s, signal(k).ok()))
+                .collect(),
+        }
+    }
+
+    async fn next(&mut self) -> Option<Signal> {
+        let futures = self.streams.iter_mut().filter_map(|(sig, stream)| {
+            let sig = *sig;
+            stream
+                .as_mut()
+                .map(|st| Box::pin(async move { st.recv().await.map(|()| sig) }))
+        });
+        let all: Vec<_> = futures.collect();
+        if all.is_empty() {
+            return std::future::pending().await;
+        }
+        select_first(all).await
+    }
+}
+
+async fn select_first<F: std::future::Future<Output = Option<Signal>> + Unpin>(
+    mut futures: Vec<F>,
+) -> Option<Signal> {
+    std::future::poll_fn(move |cx| {
+        for f in &mut futures {
+            if let std::task::Poll::Ready(v) = std::pin::Pin::new(f).poll(cx) {
+                return std::task::Poll::Ready(v);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}

@@ -1,0 +1,330 @@
+//! The scheduler's decisions as a plain state machine: what is ready, what to skip or cancel
+//! after a failure. It spawns nothing and knows no time, so it is tested without processes.
+//!
+//! Invariant (DESIGN.md §5.2): while a selected step is neither finished nor skipped, one is
+//! running or ready. Steps start in plan order as soon as every upstream step succeeded.
+
+use std::collections::BTreeSet;
+
+/// Where a step stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Slot {
+    /// Waiting for upstream steps (`waiting` of them left).
+    Pending {
+        waiting: usize,
+    },
+    Ready,
+    Running,
+    /// Finished; `ok` when dependents may go on (success, up to date, or an allowed failure).
+    Done {
+        ok: bool,
+    },
+    /// Will not run because an upstream step failed.
+    Skipped {
+        because: usize,
+    },
+    /// Will not run because the run is stopping.
+    Cancelled,
+    /// Not selected by `--only`.
+    NotSelected,
+}
+
+/// What the scheduler wants done after a step finished.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Decision {
+    /// Fail-fast was triggered: stop the steps still running.
+    pub stop_running: bool,
+}
+
+pub struct Scheduler {
+    slots: Vec<Slot>,
+    downstream: Vec<Vec<usize>>,
+    /// Ready steps by their position in the plan order.
+    ready: BTreeSet<(usize, usize)>,
+    position: Vec<usize>,
+    fail_fast: bool,
+    jobs: usize,
+    running: usize,
+    stopping: bool,
+}
+
+impl Scheduler {
+    /// `upstream`/`downstream`: direct edges; `order`: the plan order; `selected`: steps to run.
+    pub fn new(
+        upstream: &[Vec<usize>],
+        downstream: &[Vec<usize>],
+        order: &[usize],
+        selected: &[bool],
+        fail_fast: bool,
+        jobs: usize,
+    ) -> Self {
+        let n = upstream.len();
+        let mut position = vec![0; n];
+        for (p, &s) in order.iter().enumerate() {
+            position[s] = p;
+        }
+        let mut slots = Vec::with_capacity(n);
+        let mut ready = BTreeSet::new();
+        for s in 0..n {
+            if !selected[s] {
+                slots.push(Slot::NotSelected);
+                continue;
+            }
+            let waiting = upstream[s].iter().filter(|&&u| selected[u]).count();
+            if waiting == 0 {
+                ready.insert((position[s], s));
+                slots.push(Slot::Ready);
+            } else {
+                slots.push(Slot::Pending { waiting });
+            }
+        }
+        Self {
+            slots,
+            downstream: downstream.to_vec(),
+            ready,
+            position,
+            fail_fast,
+            jobs: jobs.max(1),
+            running: 0,
+            stopping: false,
+        }
+    }
+
+    pub fn slot(&self, step: usize) -> &Slot {
+        &self.slots[step]
+    }
+
+    pub fn running(&self) -> usize {
+        self.running
+    }
+
+    /// Steps to start now, in plan order, within the parallelism limit; they become `Running`.
+    pub fn start_ready(&mut self) -> Vec<usize> {
+        let mut out = Vec::new();
+        while !self.stopping && self.running < self.jobs {
+            let Some((_, s)) = self.ready.pop_first() else {
+                break;
+            };
+            self.slots[s] = Slot::Running;
+            self.running += 1;
+            out.push(s);
+        }
+        out
+    }
+
+    /// Records the end of a running step. `ok`: dependents may go on. `counts_as_failure`:
+    /// the failure fails the run (false for `allow_failure` steps).
+    pub fn finish(&mut self, step: usize, ok: bool, counts_as_failure: bool) -> Decision {
+        debug_assert_eq!(self.slots[step], Slot::Running);
+        self.slots[step] = Slot::Done { ok };
+        self.running -= 1;
+        let mut decision = Decision::default();
+        if ok {
+            for i in 0..self.downstream[step].len() {
+                let d = self.downstream[step][i];
+                if let Slot::Pending { waiting } = &mut self.slots[d] {
+                    *waiting -= 1;
+                    if *waiting == 0 {
+                        self.slots[d] = Slot::Ready;
+                        self.ready.insert((self.position[d], d));
+                    }
+                }
+            }
+        } else {
+            self.skip_downstream(step);
+            if counts_as_failure && self.fail_fast {
+                self.stop();
+                decision.stop_running = true;
+            }
+        }
+        decision
+    }
+
+    /// Marks a step that needs no run (up to date) as done without running it.
+    pub fn mark_up_to_date(&mut self, step: usize) {
+        self.finish(step, true, false);
+    }
+
+    fn skip_downstream(&mut self, failed: usize) {
+        let mut stack = self.downstream[failed].clone();
+        while let Some(d) = stack.pop() {
+            match self.slots[d] {
+                Slot::Pending { .. } | Slot::Ready => {
+                    self.ready.remove(&(self.position[d], d));
+                    self.slots[d] = Slot::Skipped { because: failed };
+                    stack.extend(self.downstream[d].iter().copied());
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Starts nothing new: every step not yet started is cancelled.
+    pub fn stop(&mut self) {
+        self.stopping = true;
+        self.ready.clear();
+        for slot in &mut self.slots {
+            if matches!(slot, Slot::Pending { .. } | Slot::Ready) {
+                *slot = Slot::Cancelled;
+            }
+        }
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping
+    }
+
+    /// No step is running or can still start.
+    pub fn is_done(&self) -> bool {
+        self.running == 0 && (self.stopping || self.ready.is_empty())
+    }
+
+    /// The no-stall invariant: work remains only while something runs or is ready.
+    pub fn invariant_holds(&self) -> bool {
+        let remaining = self
+            .slots
+            .iter()
+            .any(|s| matches!(s, Slot::Pending { .. } | Slot::Ready));
+        !remaining || self.running > 0 || !self.ready.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// a -> b -> d, a -> c; e alone.
+    fn diamond(fail_fast: bool, jobs: usize) -> Scheduler {
+        let upstream = vec![vec![], vec![0], vec![0], vec![1], vec![]];
+        let downstream = vec![vec![1, 2], vec![3], vec![], vec![], vec![]];
+        Scheduler::new(
+            &upstream,
+            &downstream,
+            &[0, 4, 1, 2, 3],
+            &[true; 5],
+            fail_fast,
+            jobs,
+        )
+    }
+
+    #[test]
+    fn starts_as_soon_as_upstream_succeeds_within_jobs() {
+        let mut s = diamond(true, 2);
+        assert_eq!(s.start_ready(), vec![0, 4]);
+        assert_eq!(s.start_ready(), Vec::<usize>::new(), "jobs limit");
+        s.finish(0, true, false);
+        assert_eq!(s.start_ready(), vec![1], "one slot free");
+        s.finish(4, true, false);
+        assert_eq!(s.start_ready(), vec![2]);
+        s.finish(1, true, false);
+        assert_eq!(
+            s.start_ready(),
+            vec![3],
+            "d starts without waiting for c's wave-mate"
+        );
+        s.finish(2, true, false);
+        s.finish(3, true, false);
+        assert!(s.is_done());
+    }
+
+    #[test]
+    fn fail_fast_cancels_the_rest() {
+        let mut s = diamond(true, 1);
+        assert_eq!(s.start_ready(), vec![0]);
+        let d = s.finish(0, false, true);
+        assert!(d.stop_running);
+        assert_eq!(s.slot(1), &Slot::Skipped { because: 0 });
+        assert_eq!(s.slot(4), &Slot::Cancelled);
+        assert!(s.start_ready().is_empty());
+        assert!(s.is_done());
+    }
+
+    #[test]
+    fn keep_going_skips_only_dependents() {
+        let mut s = diamond(false, 4);
+        assert_eq!(s.start_ready(), vec![0, 4]);
+        s.finish(4, true, false);
+        s.finish(0, false, true);
+        assert_eq!(s.slot(1), &Slot::Skipped { because: 0 });
+        assert_eq!(s.slot(3), &Slot::Skipped { because: 0 });
+        assert!(s.is_done());
+
+        let mut s = diamond(false, 4);
+        s.start_ready();
+        s.finish(0, true, false);
+        assert_eq!(s.start_ready(), vec![1, 2]);
+        s.finish(1, false, true);
+        assert_eq!(s.slot(3), &Slot::Skipped { because: 1 });
+        assert_eq!(s.slot(2), &Slot::Running, "an independent branch goes on");
+    }
+
+    #[test]
+    fn allowed_failure_lets_dependents_run() {
+        let mut s = diamond(true, 4);
+        s.start_ready();
+        let d = s.finish(0, true, false);
+        assert!(!d.stop_running);
+        assert_eq!(s.start_ready(), vec![1, 2]);
+    }
+
+    #[test]
+    fn only_selected_steps_run() {
+        let upstream = vec![vec![], vec![0], vec![]];
+        let downstream = vec![vec![1], vec![], vec![]];
+        let mut s = Scheduler::new(
+            &upstream,
+            &downstream,
+            &[0, 2, 1],
+            &[true, true, false],
+            true,
+            4,
+        );
+        assert_eq!(s.start_ready(), vec![0]);
+        assert_eq!(s.slot(2), &Slot::NotSelected);
+    }
+
+    proptest! {
+        /// Random DAGs, random outcomes, random finishing order: the run never stalls and
+        /// never starts a step before its upstream succeeded.
+        #[test]
+        fn never_stalls(n in 1usize..30, edges in proptest::collection::vec((0usize..30, 0usize..30), 0..60),
+                        outcomes in proptest::collection::vec(any::<bool>(), 30),
+                        picks in proptest::collection::vec(any::<prop::sample::Index>(), 60),
+                        fail_fast in any::<bool>(), jobs in 1usize..4) {
+            let mut upstream = vec![Vec::new(); n];
+            let mut downstream = vec![Vec::new(); n];
+            for (a, b) in edges {
+                let (a, b) = (a % n, b % n);
+                if a < b && !upstream[b].contains(&a) {
+                    upstream[b].push(a);
+                    downstream[a].push(b);
+                }
+            }
+            let order: Vec<usize> = (0..n).collect();
+            let mut s = Scheduler::new(&upstream, &downstream, &order, &vec![true; n], fail_fast, jobs);
+            let mut running: Vec<usize> = Vec::new();
+            let mut succeeded = vec![false; n];
+            let mut k = 0;
+            loop {
+                for started in s.start_ready() {
+                    for &u in &upstream[started] {
+                        prop_assert!(succeeded[u], "step {} started before {}", started, u);
+                    }
+                    running.push(started);
+                }
+                prop_assert!(s.invariant_holds());
+                if s.is_done() { break; }
+                prop_assert!(!running.is_empty(), "stalled with work left");
+                let i = picks[k % picks.len()].index(running.len());
+                k += 1;
+                let step = running.swap_remove(i);
+                let ok = outcomes[step];
+                succeeded[step] = ok;
+                s.finish(step, ok, !ok);
+            }
+            prop_assert!(running.is_empty());
+        }
+    }
+}

@@ -1,0 +1,429 @@
+//! One step's life: its attempts, each a supervised process with timeout, stall detection,
+//! progress, `fail_on`, output checks; retries with a doubling delay.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use nix::sys::signal::Signal;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use super::process::{self, Spawn};
+use super::tail::{self, Follower, Progress, Seen};
+use super::{Msg, StepReport, StepState, Stop};
+use crate::exec::fingerprint::missing_output;
+use crate::plan::artifacts::{is_glob, normalize};
+use crate::validate::{Command, Workflow};
+
+/// Shared by every step task of a run.
+pub(crate) struct Ctx {
+    pub wf: Arc<Workflow>,
+    pub run_id: String,
+    pub log_dir: PathBuf,
+}
+
+const TICK: Duration = Duration::from_millis(100);
+const OUTPUT_EVERY: Duration = Duration::from_millis(500);
+
+/// What woke the supervision loop.
+enum Wake {
+    Exited(std::io::Result<std::process::ExitStatus>),
+    Tick,
+    Timeout,
+    Stop,
+}
+
+/// How one attempt ended.
+enum End {
+    Exited(std::process::ExitStatus),
+    TimedOut(Option<std::process::ExitStatus>),
+    Stalled(Option<std::process::ExitStatus>),
+    Cancelled(Option<std::process::ExitStatus>),
+    NotStarted(String),
+}
+
+/// Runs every attempt of step `index`; the last message it sends is `Finished`.
+pub(crate) async fn run(
+    ctx: Arc<Ctx>,
+    index: usize,
+    tx: mpsc::UnboundedSender<Msg>,
+    mut stop: watch::Receiver<Stop>,
+) {
+    let step = &ctx.wf.steps[index];
+    let log_path = ctx.log_dir.join(format!("{}.log", step.name));
+    let progress_path = ctx.log_dir.join(format!("{}.progress", step.name));
+    let mut report = StepReport::new(&step.name, log_path.clone(), step.spec.allow_failure);
+    report.started_at = Some(SystemTime::now());
+    let clock = Instant::now();
+    let attempts = step.retries() + 1;
+    let mut delay = step.retry_delay().as_std();
+
+    for attempt in 1..=attempts {
+        report.attempts = attempt;
+        let (end, seen, from) = attempt_once(
+            &ctx,
+            index,
+            attempt,
+            attempts,
+            &log_path,
+            &progress_path,
+            &tx,
+            &mut stop,
+        )
+        .await;
+        let (state, reason, status) = judge(&ctx, index, end, &seen);
+        report.state = state;
+        report.reason = reason;
+        report.progress = seen.progress.clone();
+        report.exit_code = status.and_then(|s| s.code());
+        report.signal = status.and_then(|s| s.signal()).map(signal_name);
+        if state == StepState::Succeeded {
+            report.last_lines.clear();
+            break;
+        }
+        report.last_lines = tail::last_lines(&log_path, from, tail::TAIL_LINES);
+        let stopping = *stop.borrow() != Stop::No;
+        if state == StepState::Cancelled || stopping || attempt == attempts {
+            break;
+        }
+        let _ = tx.send(Msg::Retrying {
+            step: index,
+            next_attempt: attempt + 1,
+            delay,
+            reason: report.reason.clone().unwrap_or_default(),
+        });
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = wait_stop(&mut stop, |s| *s != Stop::No) => {
+                report.state = StepState::Cancelled;
+                report.reason = Some(format!("cancelled while waiting to retry (after: {})", report.reason.clone().unwrap_or_default()));
+                break;
+            }
+        }
+        delay = delay.saturating_mul(2);
+    }
+    report.finished_at = Some(SystemTime::now());
+    report.duration_ms = Some(u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX));
+    let _ = tx.send(Msg::Finished {
+        step: index,
+        report: Box::new(report),
+    });
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn attempt_once(
+    ctx: &Ctx,
+    index: usize,
+    attempt: u32,
+    attempts: u32,
+    log_path: &std::path::Path,
+    progress_path: &std::path::Path,
+    tx: &mpsc::UnboundedSender<Msg>,
+    stop: &mut watch::Receiver<Stop>,
+) -> (End, Seen, u64) {
+    let wf = &ctx.wf;
+    let step = &wf.steps[index];
+    let mut seen = Seen::default();
+    let log = match open_log(log_path) {
+        Ok(f) => f,
+        Err(e) => {
+            return (
+                End::NotStarted(format!("cannot open log {}: {e}", log_path.display())),
+                seen,
+                0,
+            )
+        }
+    };
+    let command = match wf.render_command(index, attempt) {
+        Ok(c) => c,
+        Err(e) => {
+            return (
+                End::NotStarted(format!("cannot render the command: {e}")),
+                seen,
+                0,
+            )
+        }
+    };
+    if attempts > 1 {
+        let _ = writeln!(
+            &log,
+            "--- bgflow: {} attempt {attempt} of {attempts}: {} ---",
+            step.name,
+            command.display()
+        );
+    }
+    let from = log.metadata().map_or(0, |m| m.len());
+    let _ = File::create(progress_path);
+    for out in &step.spec.outputs {
+        let norm = normalize(out);
+        if is_glob(&norm) {
+            continue;
+        }
+        let target = wf.root.join(norm.trim_end_matches('/'));
+        let parent = if norm.ends_with('/') {
+            Some(target.as_path())
+        } else {
+            target.parent()
+        };
+        if let Some(p) = parent {
+            let _ = fs::create_dir_all(p);
+        }
+    }
+    let mut env: Vec<(String, String)> = wf.env.iter().chain(&step.env).cloned().collect();
+    env.push(("BGFLOW_RUN_ID".into(), ctx.run_id.clone()));
+    env.push(("BGFLOW_STEP".into(), step.name.clone()));
+    env.push(("BGFLOW_ATTEMPT".into(), attempt.to_string()));
+    env.push((
+        "BGFLOW_PROGRESS".into(),
+        progress_path.display().to_string(),
+    ));
+    let spawned = process::spawn(&Spawn {
+        command: &command,
+        cwd: &step.cwd,
+        env: &env,
+        log: &log,
+    });
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            let what = match &command {
+                Command::Shell(_) => "sh".to_owned(),
+                Command::Argv(a) => a.first().cloned().unwrap_or_default(),
+            };
+            let _ = writeln!(
+                &log,
+                "bgflow: could not start `{what}` in {}: {e}",
+                step.cwd.display()
+            );
+            return (
+                End::NotStarted(format!(
+                    "could not start `{what}` in {}: {e}",
+                    step.cwd.display()
+                )),
+                seen,
+                from,
+            );
+        }
+    };
+    let pid = child.id().unwrap_or(0);
+    let _ = tx.send(Msg::Started {
+        step: index,
+        attempt,
+        pid,
+    });
+
+    let grace = step.kill_grace().as_std();
+    let needs_lines = step.progress.is_some() || !step.fail_on.is_empty();
+    let mut follower = Follower::new(log_path, from);
+    let mut progress_file = Follower::new(progress_path, 0);
+    let started = Instant::now();
+    let timeout_at = step.timeout().map(|t| started + t.as_std());
+    let stall = step.spec.stall_timeout.map(|d| d.as_std());
+    let mut last_activity = Instant::now();
+    let mut last_size = from;
+    let mut last_output_sent = Instant::now() - OUTPUT_EVERY;
+    let mut ticker = tokio::time::interval(TICK);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let far = started + Duration::from_secs(86_400 * 365);
+
+    let end = loop {
+        let wake = tokio::select! {
+            status = child.wait() => Wake::Exited(status),
+            _ = ticker.tick() => Wake::Tick,
+            () = tokio::time::sleep_until(timeout_at.unwrap_or(far)), if timeout_at.is_some() => Wake::Timeout,
+            () = wait_stop(stop, |s| *s != Stop::No) => Wake::Stop,
+        };
+        match wake {
+            Wake::Exited(Ok(status)) => break End::Exited(status),
+            Wake::Exited(Err(e)) => break End::NotStarted(format!("lost the process: {e}")),
+            Wake::Timeout => {
+                let status =
+                    terminate_escalating(&mut child, pid, Signal::SIGTERM, grace, stop).await;
+                break End::TimedOut(status);
+            }
+            Wake::Stop => {
+                let first = match *stop.borrow() {
+                    Stop::Graceful(sig) => sig,
+                    _ => Signal::SIGKILL,
+                };
+                let status = terminate_escalating(&mut child, pid, first, grace, stop).await;
+                break End::Cancelled(status);
+            }
+            Wake::Tick => {
+                let grew = if needs_lines {
+                    follower
+                        .poll(|line| seen.line(line, step.progress.as_ref(), &step.fail_on, None))
+                        > 0
+                } else {
+                    let size = fs::metadata(log_path).map_or(last_size, |m| m.len());
+                    let grew = size != last_size;
+                    last_size = size;
+                    grew
+                };
+                progress_file.poll(|line| {
+                    if let Some(p) = Progress::from_progress_line(line) {
+                        seen.set_progress(p);
+                    }
+                });
+                if grew || seen.progress_changed {
+                    last_activity = Instant::now();
+                }
+                if seen.progress_changed {
+                    seen.progress_changed = false;
+                    if let Some(p) = &seen.progress {
+                        let _ = tx.send(Msg::Progress {
+                            step: index,
+                            progress: p.clone(),
+                        });
+                    }
+                }
+                if grew && last_output_sent.elapsed() >= OUTPUT_EVERY {
+                    last_output_sent = Instant::now();
+                    if let Some(line) = tail::last_line(log_path, from) {
+                        let _ = tx.send(Msg::Output { step: index, line });
+                    }
+                }
+                if let Some(limit) = stall {
+                    if last_activity.elapsed() >= limit {
+                        let status =
+                            terminate_escalating(&mut child, pid, Signal::SIGTERM, grace, stop)
+                                .await;
+                        break End::Stalled(status);
+                    }
+                }
+            }
+        }
+    };
+    // Processes the leader left behind in its group do not outlive the step.
+    process::reap_group(pid, grace).await;
+    if needs_lines {
+        follower.poll(|line| seen.line(line, step.progress.as_ref(), &step.fail_on, None));
+        follower.finish(|line| seen.line(line, step.progress.as_ref(), &step.fail_on, None));
+    }
+    progress_file.poll(|line| {
+        if let Some(p) = Progress::from_progress_line(line) {
+            seen.set_progress(p);
+        }
+    });
+    (end, seen, from)
+}
+
+/// Like `process::terminate`, but a `Stop::Kill` during the grace kills at once.
+async fn terminate_escalating(
+    child: &mut tokio::process::Child,
+    pgid: u32,
+    first: Signal,
+    grace: Duration,
+    stop: &mut watch::Receiver<Stop>,
+) -> Option<std::process::ExitStatus> {
+    if *stop.borrow() == Stop::Kill {
+        return process::terminate(child, pgid, Signal::SIGKILL, Duration::ZERO).await;
+    }
+    process::signal_group(pgid, first);
+    let status = tokio::select! {
+        s = tokio::time::timeout(grace, child.wait()) => match s {
+            Ok(s) => s.ok(),
+            Err(_) => {
+                process::signal_group(pgid, Signal::SIGKILL);
+                child.wait().await.ok()
+            }
+        },
+        () = wait_stop(stop, |s| *s == Stop::Kill) => {
+            process::signal_group(pgid, Signal::SIGKILL);
+            child.wait().await.ok()
+        }
+    };
+    status
+}
+
+/// The step's state from how the attempt ended and what its output showed.
+fn judge(
+    ctx: &Ctx,
+    index: usize,
+    end: End,
+    seen: &Seen,
+) -> (StepState, Option<String>, Option<std::process::ExitStatus>) {
+    let step = &ctx.wf.steps[index];
+    match end {
+        End::NotStarted(why) => (StepState::Failed, Some(why), None),
+        End::TimedOut(s) => (
+            StepState::TimedOut,
+            Some(format!(
+                "timed out after {}",
+                step.timeout().map(|t| t.to_string()).unwrap_or_default()
+            )),
+            s,
+        ),
+        End::Stalled(s) => (
+            StepState::Stalled,
+            Some(format!(
+                "stalled: no output and no progress for {}",
+                step.spec
+                    .stall_timeout
+                    .map(|t| t.to_string())
+                    .unwrap_or_default()
+            )),
+            s,
+        ),
+        End::Cancelled(s) => (StepState::Cancelled, Some("cancelled".to_owned()), s),
+        End::Exited(status) => {
+            if let Some(sig) = status.signal() {
+                return (
+                    StepState::Failed,
+                    Some(format!("killed by signal {}", signal_name(sig))),
+                    Some(status),
+                );
+            }
+            let code = status.code().unwrap_or(-1);
+            if code != 0 {
+                return (
+                    StepState::Failed,
+                    Some(format!("exit code {code}")),
+                    Some(status),
+                );
+            }
+            if let Some((pattern, line)) = &seen.fail_match {
+                return (
+                    StepState::Failed,
+                    Some(format!(
+                        "output matched fail_on pattern `{pattern}`: {line}"
+                    )),
+                    Some(status),
+                );
+            }
+            for out in &step.spec.outputs {
+                if let Some(why) = missing_output(&ctx.wf.root, out) {
+                    return (StepState::Failed, Some(why), Some(status));
+                }
+            }
+            (StepState::Succeeded, None, Some(status))
+        }
+    }
+}
+
+fn signal_name(sig: i32) -> String {
+    Signal::try_from(sig).map_or_else(|_| format!("signal {sig}"), |s| s.as_str().to_owned())
+}
+
+fn open_log(path: &std::path::Path) -> std::io::Result<File> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// Waits until the stop signal satisfies `pred` (forever if the sender is gone).
+async fn wait_stop(stop: &mut watch::Receiver<Stop>, pred: impl FnMut(&Stop) -> bool) {
+    if stop.wait_for(pred).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}

@@ -1,0 +1,277 @@
+//! Live run display: progress bars on a terminal, plain timestamped lines elsewhere.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::exec::{RunEvent, Sink, StepState};
+use crate::report::stderr;
+
+/// `--progress`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ProgressChoice {
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+/// Whether to draw bars: a pure function of the choice, "stderr is a terminal" and "CI is set".
+pub fn use_bars(choice: ProgressChoice, stderr_is_terminal: bool, ci: bool) -> bool {
+    match choice {
+        ProgressChoice::Always => true,
+        ProgressChoice::Never => false,
+        ProgressChoice::Auto => stderr_is_terminal && !ci,
+    }
+}
+
+/// How often a plain progress line may repeat for one step.
+const PLAIN_PROGRESS_EVERY: Duration = Duration::from_secs(3);
+
+/// Plain lines: `HH:MM:SS event`, for logs and CI.
+pub struct Plain {
+    names: Vec<String>,
+    last_progress: HashMap<usize, Instant>,
+    quiet: bool,
+}
+
+impl Plain {
+    pub fn new(names: Vec<String>, quiet: bool) -> Self {
+        Self {
+            names,
+            last_progress: HashMap::new(),
+            quiet,
+        }
+    }
+
+    fn say(&self, text: &str) {
+        let now = jiff::Zoned::now().strftime("%H:%M:%S").to_string();
+        stderr(&format!("{now} {text}\n"));
+    }
+}
+
+impl Sink for Plain {
+    fn event(&mut self, event: &RunEvent<'_>) {
+        if self.quiet {
+            return;
+        }
+        match event {
+            RunEvent::RunStarted {
+                run_id,
+                workflow,
+                steps,
+                log_dir,
+            } => self.say(&format!(
+                "run {run_id}: workflow {workflow}, {steps} step(s), logs in {}",
+                log_dir.display()
+            )),
+            RunEvent::StepStarted { step, attempt, pid } => {
+                let again = if *attempt > 1 {
+                    format!(" (attempt {attempt})")
+                } else {
+                    String::new()
+                };
+                self.say(&format!("started {}{again}, pid {pid}", self.names[*step]));
+            }
+            RunEvent::StepProgress { step, progress } => {
+                let due = self
+                    .last_progress
+                    .get(step)
+                    .is_none_or(|t| t.elapsed() >= PLAIN_PROGRESS_EVERY);
+                if due {
+                    self.last_progress.insert(*step, Instant::now());
+                    self.say(&format!(
+                        "progress {}: {}",
+                        self.names[*step],
+                        progress.describe()
+                    ));
+                }
+            }
+            RunEvent::StepOutput { .. } => {}
+            RunEvent::StepRetrying {
+                step,
+                next_attempt,
+                delay,
+                reason,
+            } => self.say(&format!(
+                "retrying {} in {}: attempt {next_attempt} after: {reason}",
+                self.names[*step],
+                crate::manifest::Duration(*delay)
+            )),
+            RunEvent::StepFinished { step, report } => {
+                let mut line = format!("finished {}: {}", self.names[*step], report.state.as_str());
+                if let Some(ms) = report.duration_ms {
+                    line.push_str(&format!(" in {}", human_ms(ms)));
+                }
+                if let Some(r) = &report.reason {
+                    line.push_str(&format!(" ({r})"));
+                }
+                self.say(&line);
+            }
+            RunEvent::Stopping { signal, second } => {
+                let what = if *second {
+                    "killing every step now"
+                } else {
+                    "stopping the running steps (again to kill at once)"
+                };
+                self.say(&format!("got signal {signal}: {what}"));
+            }
+            RunEvent::RunFinished { .. } => {}
+        }
+    }
+}
+
+/// Progress bars: an overall bar and one line per running step.
+pub struct Bars {
+    names: Vec<String>,
+    multi: MultiProgress,
+    overall: ProgressBar,
+    steps: HashMap<usize, ProgressBar>,
+}
+
+impl Bars {
+    pub fn new(names: Vec<String>, total: usize) -> Self {
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+        let overall = multi.add(ProgressBar::new(total as u64));
+        overall.set_style(
+            ProgressStyle::with_template(
+                "{prefix:.bold} [{bar:30}] {pos}/{len} steps  {elapsed_precise}  eta {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        overall.set_prefix("bgflow");
+        overall.enable_steady_tick(Duration::from_millis(200));
+        Self {
+            names,
+            multi,
+            overall,
+            steps: HashMap::new(),
+        }
+    }
+}
+
+impl Sink for Bars {
+    fn event(&mut self, event: &RunEvent<'_>) {
+        match event {
+            RunEvent::RunStarted {
+                run_id, workflow, ..
+            } => {
+                self.overall.set_prefix(format!("{workflow} {run_id}"));
+            }
+            RunEvent::StepStarted { step, attempt, .. } => {
+                let bar = self.steps.entry(*step).or_insert_with(|| {
+                    let b = self.multi.add(ProgressBar::new_spinner());
+                    b.set_style(
+                        ProgressStyle::with_template(
+                            "  {spinner} {prefix:.bold} {elapsed:>4} {msg}",
+                        )
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    );
+                    b.enable_steady_tick(Duration::from_millis(120));
+                    b
+                });
+                let again = if *attempt > 1 {
+                    format!(" (attempt {attempt})")
+                } else {
+                    String::new()
+                };
+                bar.set_prefix(format!("{}{again}", self.names[*step]));
+            }
+            RunEvent::StepProgress { step, progress } => {
+                if let Some(bar) = self.steps.get(step) {
+                    bar.set_message(progress.describe());
+                }
+            }
+            RunEvent::StepOutput { step, line } => {
+                if let Some(bar) = self.steps.get(step) {
+                    let short: String = line.chars().take(80).collect();
+                    bar.set_message(short);
+                }
+            }
+            RunEvent::StepRetrying {
+                step,
+                next_attempt,
+                reason,
+                ..
+            } => {
+                if let Some(bar) = self.steps.get(step) {
+                    bar.set_message(format!("retrying (attempt {next_attempt}) after: {reason}"));
+                }
+            }
+            RunEvent::StepFinished { step, report } => {
+                if let Some(bar) = self.steps.remove(step) {
+                    bar.finish_and_clear();
+                    self.multi.remove(&bar);
+                }
+                self.overall.inc(1);
+                if report.state != StepState::Succeeded && report.state != StepState::Skipped {
+                    let _ = self.multi.println(format!(
+                        "  {} {}: {}",
+                        mark(report.state),
+                        self.names[*step],
+                        report.reason.as_deref().unwrap_or(report.state.as_str())
+                    ));
+                }
+            }
+            RunEvent::Stopping { second, .. } => {
+                let what = if *second {
+                    "killing every step now"
+                } else {
+                    "stopping; Ctrl-C again to kill at once"
+                };
+                let _ = self.multi.println(format!("  {what}"));
+            }
+            RunEvent::RunFinished { .. } => {
+                for (_, bar) in self.steps.drain() {
+                    bar.finish_and_clear();
+                }
+                self.overall.finish_and_clear();
+                let _ = self.multi.clear();
+            }
+        }
+    }
+}
+
+pub fn mark(state: StepState) -> &'static str {
+    match state {
+        StepState::Succeeded => "ok",
+        StepState::Skipped => "--",
+        StepState::Cancelled => "XX",
+        _ => "!!",
+    }
+}
+
+/// `1.2s`, `3m04s`, `1h02m`.
+pub fn human_ms(ms: u64) -> String {
+    let s = ms / 1000;
+    if s < 60 {
+        format!("{}.{}s", s, (ms % 1000) / 100)
+    } else if s < 3600 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bars_only_on_a_terminal_outside_ci() {
+        assert!(use_bars(ProgressChoice::Auto, true, false));
+        assert!(!use_bars(ProgressChoice::Auto, true, true));
+        assert!(!use_bars(ProgressChoice::Auto, false, false));
+        assert!(use_bars(ProgressChoice::Always, false, true));
+        assert!(!use_bars(ProgressChoice::Never, true, false));
+    }
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(human_ms(1234), "1.2s");
+        assert_eq!(human_ms(184_000), "3m04s");
+        assert_eq!(human_ms(3_720_000), "1h02m");
+    }
+}

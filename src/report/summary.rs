@@ -1,0 +1,111 @@
+//! The end-of-run summary: a table of steps, then each failure with its reason, log path
+//! and last lines. The same report is written as `summary.json`.
+
+use std::fmt::Write;
+use std::path::Path;
+
+use crate::exec::{RunReport, StepState};
+use crate::report::live::{human_ms, mark};
+
+pub fn text(report: &RunReport) -> String {
+    let mut out = String::new();
+    let width = report
+        .steps
+        .iter()
+        .map(|s| s.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let _ = writeln!(
+        out,
+        "\nrun {} of {}: {}",
+        report.run_id,
+        report.workflow,
+        report.state.as_str()
+    );
+    let _ = writeln!(
+        out,
+        "  {:<2} {:<width$}  {:<18} {:>8}  {:>8}  exit",
+        "", "step", "state", "time", "attempts"
+    );
+    for s in &report.steps {
+        let exit = match (s.exit_code, &s.signal) {
+            (Some(c), _) => c.to_string(),
+            (None, Some(sig)) => sig.clone(),
+            _ => "-".to_owned(),
+        };
+        let time = s.duration_ms.map_or_else(|| "-".to_owned(), human_ms);
+        let mut state = s.state.as_str().to_owned();
+        if s.allow_failure && s.state.is_failure() {
+            state.push_str(" (allowed)");
+        }
+        let _ = writeln!(
+            out,
+            "  {:<2} {:<width$}  {:<18} {:>8}  {:>8}  {exit}",
+            mark(s.state),
+            s.name,
+            state,
+            time,
+            s.attempts
+        );
+    }
+    for s in report.steps.iter().filter(|s| s.state.is_failure()) {
+        let _ = writeln!(
+            out,
+            "\n{} {} {}: {}",
+            if s.allow_failure {
+                "warning:"
+            } else {
+                "error:"
+            },
+            s.name,
+            s.state.as_str(),
+            s.reason.as_deref().unwrap_or("failed")
+        );
+        let _ = writeln!(out, "  log: {}", s.log.display());
+        if !s.last_lines.is_empty() {
+            let _ = writeln!(out, "  last {} lines:", s.last_lines.len());
+            for line in &s.last_lines {
+                let _ = writeln!(out, "  | {line}");
+            }
+        }
+    }
+    let skipped: Vec<String> = report
+        .steps
+        .iter()
+        .filter(|s| matches!(s.state, StepState::Skipped | StepState::Cancelled))
+        .filter_map(|s| {
+            s.reason
+                .as_ref()
+                .map(|r| format!("  {} {}: {r}", s.name, s.state.as_str()))
+        })
+        .collect();
+    if !skipped.is_empty() {
+        let _ = writeln!(out, "\nnot run:\n{}", skipped.join("\n"));
+    }
+    let verdict = match report.exit_code() {
+        0 => "ok".to_owned(),
+        code => format!("exit {code}"),
+    };
+    let _ = writeln!(
+        out,
+        "\n{verdict}: {} in {}{}; logs in {}",
+        report.state.as_str(),
+        human_ms(report.duration_ms),
+        report
+            .reason
+            .as_ref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default(),
+        report.log_dir.display()
+    );
+    out
+}
+
+/// Writes `summary.json` into the run's log folder.
+pub fn write_json(report: &RunReport) -> std::io::Result<()> {
+    std::fs::create_dir_all(&report.log_dir)?;
+    let path: &Path = &report.log_dir.join("summary.json");
+    let text = serde_json::to_string_pretty(report).map_err(std::io::Error::other)?;
+    std::fs::write(path, text + "\n")
+}
