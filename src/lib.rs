@@ -12,4 +12,5 @@ pub mod manifest;
 pub mod plan;
 pub mod report;
 pub mod schema;
+pub mod store;
 pub mod validate;

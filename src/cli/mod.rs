@@ -1,5 +1,6 @@
 //! Command-line parsing (clap) and dispatch. Every command returns its exit code.
 
+pub mod history_cmd;
 mod plan_cmd;
 mod run_cmd;
 
@@ -55,6 +56,20 @@ pub enum Commands {
     /// Refuses with exit 3 and the diagnostics when the workflow is not valid (nothing
     /// starts). Exit 0 when every step succeeded, 1 when one failed, 128+N on signal N.
     Run(RunArgs),
+    /// Start one command as a detached one-step run (no manifest needed); prints the run id.
+    Start(StartArgs),
+    /// Show one run in detail (steps, progress, elapsed); without RUN, the active runs.
+    Status(StatusArgs),
+    /// List runs, newest first.
+    List(ListArgs),
+    /// Print a run's logs: one step's, or every step's lines prefixed by its name.
+    Logs(LogsArgs),
+    /// Stop a run: SIGTERM to its steps, SIGKILL after the grace (--force: at once).
+    Stop(StopArgs),
+    /// Print state changes as JSON Lines (docs/json-output.md).
+    Events(EventsArgs),
+    /// Remove the records and logs of finished runs.
+    Cleanup(CleanupArgs),
     /// Print the dependency graph as Graphviz dot or Mermaid.
     Graph(GraphArgs),
     /// Print the workflow file's JSON Schema (for editors: `#:schema` in Taplo / Even Better TOML).
@@ -65,6 +80,112 @@ pub enum Commands {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Internal: the detached supervisor of a run.
+    #[command(name = "__supervise", hide = true)]
+    Supervise { run: String },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StartArgs {
+    /// The run's (and step's) name; default: the program's name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The step kind: task, service or test.
+    #[arg(long, default_value = "task", value_parser = ["task", "service", "test"])]
+    pub kind: String,
+    /// Stop the command after this long (e.g. 30m).
+    #[arg(long, value_parser = |s: &str| s.parse::<crate::manifest::Duration>().map_err(|e| e.to_string()))]
+    pub timeout: Option<crate::manifest::Duration>,
+    /// Free metadata stored with the run; repeatable.
+    #[arg(long, value_name = "K=V", value_parser = parse_meta)]
+    pub meta: Vec<(String, String)>,
+    /// The command and its arguments (after `--`).
+    #[arg(required = true, last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// A run id, or any unique prefix of one.
+    pub run: Option<String>,
+    /// One JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Redraw live until the run ends.
+    #[arg(long, requires = "run")]
+    pub watch: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Only runs in this state.
+    #[arg(long, value_parser = ["pending", "running", "succeeded", "failed", "cancelled", "lost", "all"])]
+    pub status: Option<String>,
+    /// At most this many runs.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    /// One JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LogsArgs {
+    /// A run id, or any unique prefix of one.
+    pub run: String,
+    /// Only this step's log (else every step's lines, prefixed by its name).
+    pub step: Option<String>,
+    /// Follow until the step (or the run) ends.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only the last N lines (of each step).
+    #[arg(short = 'n', long = "lines", value_name = "N")]
+    pub lines: Option<usize>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StopArgs {
+    /// A run id, or any unique prefix of one.
+    pub run: String,
+    /// SIGKILL at once instead of SIGTERM and the grace.
+    #[arg(long)]
+    pub force: bool,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EventsArgs {
+    /// Only this run's events.
+    pub run: Option<String>,
+    /// Keep printing new events (with RUN: until it ends).
+    #[arg(short, long)]
+    pub follow: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CleanupArgs {
+    /// Only runs finished at least this long ago.
+    #[arg(long, default_value = "7d", value_parser = |s: &str| s.parse::<crate::manifest::Duration>().map_err(|e| e.to_string()))]
+    pub older_than: crate::manifest::Duration,
+    /// Only runs in this state.
+    #[arg(long, default_value = "all", value_parser = ["succeeded", "failed", "cancelled", "lost", "all"])]
+    pub status: String,
+    /// Show what would be removed; remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Parses `K=V` metadata.
+pub fn parse_meta(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not K=V"))?;
+    if k.is_empty() {
+        return Err("the key is empty".to_owned());
+    }
+    Ok((k.to_owned(), v.to_owned()))
 }
 
 #[derive(Debug, clap::Args)]
@@ -90,6 +211,9 @@ pub struct PlanArgs {
 pub struct RunArgs {
     /// The workflow file.
     pub file: PathBuf,
+    /// Validate, then run under a detached supervisor; print the run id and return at once.
+    #[arg(short, long)]
+    pub detach: bool,
     /// Most steps running at once (default: workflow.max_parallel, else the CPU count).
     #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub jobs: Option<u32>,
@@ -144,6 +268,14 @@ pub fn run(cli: Cli) -> u8 {
     let result = match cli.command {
         Commands::Plan(args) => plan_cmd::plan(&args, color),
         Commands::Run(args) => run_cmd::run(&args, cli.state_dir.as_deref(), color, cli.quiet),
+        Commands::Start(args) => run_cmd::start(&args, cli.state_dir.as_deref(), color, cli.quiet),
+        Commands::Status(args) => history_cmd::status(&args, cli.state_dir.as_deref()),
+        Commands::List(args) => history_cmd::list(&args, cli.state_dir.as_deref()),
+        Commands::Logs(args) => history_cmd::logs(&args, cli.state_dir.as_deref()),
+        Commands::Stop(args) => history_cmd::stop(&args, cli.state_dir.as_deref()),
+        Commands::Events(args) => history_cmd::events(&args, cli.state_dir.as_deref()),
+        Commands::Cleanup(args) => history_cmd::cleanup(&args, cli.state_dir.as_deref()),
+        Commands::Supervise { run } => Ok(run_cmd::supervise(&run, cli.state_dir.as_deref())),
         Commands::Graph(args) => plan_cmd::graph(&args, color),
         Commands::Schema => report::stdout(&crate::schema::json_schema()).map(|()| exit::SUCCESS),
         Commands::Completions { shell } => {

@@ -1,19 +1,55 @@
-//! `bgflow run`: validate exactly as `plan` does, then execute in the foreground.
+//! `bgflow run` (foreground or `--detach`), `bgflow start`, and the hidden `__supervise`.
+//!
+//! Every run is recorded in the store. A detached run is validated here, recorded as
+//! `pending`, then handed to a new `bgflow __supervise RUN` process in its own session,
+//! which reads how to run it from the store (the run's `spec`).
 
 use std::io::{self, IsTerminal};
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::diag::{self, RenderOptions};
-use crate::exec::{self, RunOptions, Sink};
+use serde::{Deserialize, Serialize};
+
+use crate::diag::{self, RenderOptions, SourceFile};
+use crate::exec::{self, RunEvent, RunOptions, Sink};
 use crate::exit;
-use crate::report::live::{self, Bars, Plain};
+use crate::plan::Plan;
+use crate::report::live::{self, Bars, Plain, ProgressChoice};
 use crate::report::{self, summary};
-use crate::validate::{self, template::RunInfo, Options};
+use crate::store::sink::StoreSink;
+use crate::store::{NewRun, Store};
+use crate::validate::{self, template::RunInfo, Options, Workflow};
 
 use super::plan_cmd::read_source;
-use super::RunArgs;
+use super::{RunArgs, StartArgs};
+
+/// How to run a run: stored with it, so a supervisor or `resume` can do it again.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Spec {
+    /// The workflow file (absolute); `None` for `bgflow start`.
+    pub file: Option<PathBuf>,
+    #[serde(default)]
+    pub vars: Vec<(String, String)>,
+    #[serde(default)]
+    pub only: Vec<String>,
+    #[serde(default)]
+    pub keep_going: bool,
+    #[serde(default)]
+    pub force: bool,
+    pub jobs: Option<u32>,
+    /// `bgflow start`: the command and its settings.
+    pub adhoc: Option<Adhoc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Adhoc {
+    pub name: String,
+    pub kind: String,
+    pub timeout: Option<String>,
+    pub argv: Vec<String>,
+    pub cwd: PathBuf,
+}
 
 /// A short, random run id: 8 characters of [0-9a-z].
 pub fn new_run_id() -> String {
@@ -25,105 +61,191 @@ pub fn new_run_id() -> String {
         .collect()
 }
 
-/// Creates the state folder (mode 0700) if needed.
-pub fn ensure_state_dir(dir: &Path) -> io::Result<()> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
+/// How often the run loop wakes its consumers: the store flushes waiting writes and
+/// records the supervisor's heartbeat (DESIGN.md §5.5).
+pub const HEARTBEAT: Duration = Duration::from_millis(250);
+
+/// A validated workflow ready to run.
+struct Prepared {
+    wf: Workflow,
+    plan: Plan,
+    only: Vec<usize>,
 }
 
-pub fn run(args: &RunArgs, state_dir: Option<&Path>, color: bool, quiet: bool) -> io::Result<u8> {
-    let source = match read_source(&args.file) {
-        Ok(s) => s,
-        Err(msg) => {
-            report::stderr(&format!("error: {msg}\n"));
-            return Ok(exit::USAGE);
-        }
-    };
-    let opts = Options {
-        vars: args.vars.clone(),
-        offline: false,
-    };
-    let checked = validate::check(&source, &opts);
-    if checked.has_errors() || !checked.problems.is_empty() && !quiet {
+/// Validates as `plan` does; on problems prints them and returns the exit code.
+fn prepare(source: SourceFile, spec: &Spec, color: bool, quiet: bool) -> Result<Prepared, u8> {
+    let checked = validate::check(
+        &source,
+        &Options {
+            vars: spec.vars.clone(),
+            offline: false,
+        },
+    );
+    let errors = checked.problems.iter().filter(|p| p.is_error()).count();
+    if errors > 0 || (!checked.problems.is_empty() && !quiet) {
         report::stderr(&diag::render(
             &source,
             &checked.problems,
             RenderOptions { color },
         ));
     }
-    let (Some(mut wf), Some(plan)) = (checked.workflow, checked.plan) else {
+    let (Some(wf), Some(plan)) = (checked.workflow, checked.plan) else {
         report::stderr(&format!(
             "error: {} is not valid; nothing ran\n",
             source.display
         ));
-        return Ok(exit::INVALID);
+        return Err(exit::INVALID);
     };
-    if checked.problems.iter().any(|p| p.is_error()) {
-        let errors = checked.problems.iter().filter(|p| p.is_error()).count();
+    if errors > 0 {
         report::stderr(&format!(
             "error: {} is not valid: {errors} error{}; nothing ran\n",
             source.display,
             if errors == 1 { "" } else { "s" }
         ));
-        return Ok(exit::INVALID);
+        return Err(exit::INVALID);
     }
-
     let mut only = Vec::new();
-    for name in &args.only {
+    for name in &spec.only {
         match wf.steps.iter().position(|s| &s.name == name) {
             Some(i) => only.push(i),
             None => {
-                let names: Vec<&str> = wf.steps.iter().map(|s| s.name.as_str()).collect();
-                let hint = diag::did_you_mean(name, names.iter().copied())
+                let hint = diag::did_you_mean(name, wf.steps.iter().map(|s| s.name.as_str()))
                     .map(|c| format!(" (did you mean `{c}`?)"))
                     .unwrap_or_default();
                 report::stderr(&format!("error: --only {name}: no such step{hint}\n"));
-                return Ok(exit::USAGE);
+                return Err(exit::USAGE);
             }
         }
     }
-    let state_dir: PathBuf = state_dir.map_or_else(|| wf.root.join(".bgflow"), Path::to_path_buf);
-    if let Err(e) = ensure_state_dir(&state_dir) {
-        report::stderr(&format!(
-            "error: cannot create the state folder {}: {e}\n",
-            state_dir.display()
-        ));
-        return Ok(exit::INTERNAL);
+    Ok(Prepared { wf, plan, only })
+}
+
+/// The manifest text of a `bgflow start` command.
+fn adhoc_source(a: &Adhoc) -> SourceFile {
+    let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
+    let mut text = format!(
+        "[workflow]\nname = {}\nroot = {}\n\n[steps.{}]\nkind = {}\nrun = [",
+        q(&a.name),
+        q(&a.cwd.to_string_lossy()),
+        a.name,
+        q(&a.kind)
+    );
+    text.push_str(&a.argv.iter().map(|s| q(s)).collect::<Vec<_>>().join(", "));
+    text.push_str("]\n");
+    if let Some(t) = &a.timeout {
+        text.push_str(&format!("timeout = {}\n", q(t)));
     }
-    let run_id = new_run_id();
-    let run_dir = state_dir.join("runs").join(&run_id);
+    SourceFile::new(&a.cwd.join(format!("{}.bgflow-start.toml", a.name)), text)
+}
+
+fn source_of(spec: &Spec) -> Result<SourceFile, String> {
+    match (&spec.adhoc, &spec.file) {
+        (Some(a), _) => Ok(adhoc_source(a)),
+        (None, Some(f)) => read_source(f),
+        (None, None) => Err("the run has neither a workflow file nor a command".to_owned()),
+    }
+}
+
+fn state_dir_for(wf: &Workflow, state_dir: Option<&Path>) -> PathBuf {
+    state_dir.map_or_else(|| wf.root.join(".bgflow"), Path::to_path_buf)
+}
+
+/// Records a new run and its selected steps.
+fn record(
+    store: &mut Store,
+    p: &Prepared,
+    run_id: &str,
+    log_dir: &Path,
+    spec: &Spec,
+    detached: bool,
+    meta: &serde_json::Value,
+) -> Result<(), String> {
+    let selected = selected_steps(&p.plan, &p.only, p.wf.steps.len());
+    let steps = selected
+        .iter()
+        .map(|&i| {
+            let s = &p.wf.steps[i];
+            (
+                i,
+                s.name.as_str(),
+                s.kind().as_str(),
+                log_dir.join(format!("{}.log", s.name)),
+            )
+        })
+        .collect();
+    let spec_json = serde_json::to_value(spec).map_err(|e| e.to_string())?;
+    let file = spec.file.as_deref();
+    store
+        .create_run(&NewRun {
+            id: run_id,
+            workflow: &p.wf.name,
+            file,
+            root: &p.wf.root,
+            kind: if spec.adhoc.is_some() {
+                "command"
+            } else {
+                "workflow"
+            },
+            detached,
+            log_dir,
+            spec: &spec_json,
+            meta,
+            steps,
+        })
+        .map_err(|e| e.to_string())
+}
+
+fn selected_steps(plan: &Plan, only: &[usize], n: usize) -> Vec<usize> {
+    if only.is_empty() {
+        return (0..n).collect();
+    }
+    let mut all: Vec<usize> = only.iter().flat_map(|&s| plan.with_upstream(s)).collect();
+    all.sort_unstable();
+    all.dedup();
+    all
+}
+
+/// Runs a prepared workflow to the end with the given display; returns the exit code.
+fn execute(
+    p: Prepared,
+    store: Store,
+    run_id: String,
+    state_dir: PathBuf,
+    spec: &Spec,
+    display: Option<ProgressChoice>,
+    quiet: bool,
+) -> u8 {
+    let Prepared { mut wf, plan, only } = p;
+    let log_dir = state_dir.join("runs").join(&run_id);
     wf.renderer.set_run(&RunInfo {
         id: run_id.clone(),
-        dir: run_dir.display().to_string(),
+        dir: log_dir.display().to_string(),
     });
-    let jobs = args
+    let jobs = spec
         .jobs
         .or(wf.max_parallel)
         .map(|n| n as usize)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let names: Vec<String> = wf.steps.iter().map(|s| s.name.clone()).collect();
+    let total = selected_steps(&plan, &only, names.len()).len();
     let run_opts = RunOptions {
-        run_id,
+        run_id: run_id.clone(),
         state_dir,
         jobs,
         only,
-        keep_going: args.keep_going,
-        force: args.force,
+        keep_going: spec.keep_going,
+        force: spec.force,
+        heartbeat: HEARTBEAT,
     };
-    let names: Vec<String> = wf.steps.iter().map(|s| s.name.clone()).collect();
-    let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
-    let mut sink: Box<dyn Sink> =
-        if live::use_bars(args.progress, io::stderr().is_terminal(), ci) && !quiet {
-            let total = if run_opts.only.is_empty() {
-                names.len()
-            } else {
-                plan_selected(&plan, &run_opts.only)
-            };
-            Box::new(Bars::new(names, total))
+    let mut store_sink = StoreSink::new(store, &run_id, names.clone());
+    let view: Option<Box<dyn Sink>> = display.map(|choice| {
+        let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
+        if live::use_bars(choice, io::stderr().is_terminal(), ci) && !quiet {
+            Box::new(Bars::new(names.clone(), total)) as Box<dyn Sink>
         } else {
-            Box::new(Plain::new(names, quiet))
-        };
+            Box::new(Plain::new(names.clone(), quiet))
+        }
+    });
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -131,22 +253,311 @@ pub fn run(args: &RunArgs, state_dir: Option<&Path>, color: bool, quiet: bool) -
         Ok(r) => r,
         Err(e) => {
             report::stderr(&format!("error: cannot start the async runtime: {e}\n"));
-            return Ok(exit::INTERNAL);
+            return exit::INTERNAL;
         }
     };
-    let wf = Arc::new(wf);
-    let report = runtime.block_on(exec::execute(wf, &plan, run_opts, sink.as_mut()));
-    drop(sink);
+    let report = {
+        let mut tee = Tee {
+            first: &mut store_sink,
+            second: view,
+        };
+        runtime.block_on(exec::execute(Arc::new(wf), &plan, run_opts, &mut tee))
+    };
+    if let Some(e) = store_sink.error.take() {
+        report::stderr(&format!(
+            "warning: the run history could not be fully written: {e}\n"
+        ));
+    }
     if let Err(e) = summary::write_json(&report) {
         report::stderr(&format!("warning: cannot write summary.json: {e}\n"));
     }
-    report::stderr(&summary::text(&report));
-    Ok(report.exit_code())
+    if display.is_some() {
+        report::stderr(&summary::text(&report));
+    }
+    report.exit_code()
 }
 
-fn plan_selected(plan: &crate::plan::Plan, only: &[usize]) -> usize {
-    let mut all: Vec<usize> = only.iter().flat_map(|&s| plan.with_upstream(s)).collect();
-    all.sort_unstable();
-    all.dedup();
-    all.len()
+/// The store first (so a state change is on disk before it is shown), then the display.
+struct Tee<'a> {
+    first: &'a mut StoreSink,
+    second: Option<Box<dyn Sink>>,
+}
+
+impl Sink for Tee<'_> {
+    fn event(&mut self, event: &RunEvent<'_>) {
+        self.first.event(event);
+        if let Some(s) = self.second.as_mut() {
+            s.event(event);
+        }
+    }
+}
+
+fn open_store(state_dir: &Path) -> Result<Store, u8> {
+    Store::open(state_dir).map_err(|e| {
+        report::stderr(&format!("error: {e}\n"));
+        exit::INTERNAL
+    })
+}
+
+pub fn run(args: &RunArgs, state_dir: Option<&Path>, color: bool, quiet: bool) -> io::Result<u8> {
+    let file = std::path::absolute(&args.file).unwrap_or_else(|_| args.file.clone());
+    let spec = Spec {
+        file: Some(file),
+        vars: args.vars.clone(),
+        only: args.only.clone(),
+        keep_going: args.keep_going,
+        force: args.force,
+        jobs: args.jobs,
+        adhoc: None,
+    };
+    let source = match read_source(&args.file) {
+        Ok(s) => s,
+        Err(msg) => {
+            report::stderr(&format!("error: {msg}\n"));
+            return Ok(exit::USAGE);
+        }
+    };
+    launch(
+        source,
+        spec,
+        state_dir,
+        args.detach,
+        args.progress,
+        color,
+        quiet,
+        &serde_json::json!({}),
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn launch(
+    source: SourceFile,
+    spec: Spec,
+    state_dir: Option<&Path>,
+    detach: bool,
+    progress: ProgressChoice,
+    color: bool,
+    quiet: bool,
+    meta: &serde_json::Value,
+) -> io::Result<u8> {
+    let prepared = match prepare(source, &spec, color, quiet) {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
+    let state_dir = state_dir_for(&prepared.wf, state_dir);
+    let mut store = match open_store(&state_dir) {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    let run_id = new_run_id();
+    let log_dir = state_dir.join("runs").join(&run_id);
+    if let Err(e) = record(
+        &mut store, &prepared, &run_id, &log_dir, &spec, detach, meta,
+    ) {
+        report::stderr(&format!("error: cannot record the run: {e}\n"));
+        return Ok(exit::INTERNAL);
+    }
+    if !detach {
+        return Ok(execute(
+            prepared,
+            store,
+            run_id,
+            state_dir,
+            &spec,
+            Some(progress),
+            quiet,
+        ));
+    }
+    if let Err(e) = crate::store::ensure_private_dir(&log_dir) {
+        report::stderr(&format!("error: {e}\n"));
+        return Ok(exit::INTERNAL);
+    }
+    match spawn_supervisor(&state_dir, &run_id, &log_dir) {
+        Ok(pid) => {
+            let _ = store.event(
+                &run_id,
+                "supervisor_spawned",
+                serde_json::json!({"version": 1, "pid": pid}),
+            );
+            report::stdout(&format!("{run_id}\n"))?;
+            if !quiet {
+                let sd = shell_arg(&state_dir);
+                report::stderr(&format!(
+                    "started run {run_id} of {} in the background (supervisor pid {pid})\n  logs:   {}\n  follow: bgflow --state-dir {sd} status {run_id} --watch\n          bgflow --state-dir {sd} logs {run_id} -f\n  stop:   bgflow --state-dir {sd} stop {run_id}\n",
+                    prepared.wf.name,
+                    log_dir.display()
+                ));
+            }
+            Ok(exit::SUCCESS)
+        }
+        Err(e) => {
+            let _ = store.apply(&[crate::store::Write::RunFinished {
+                run: run_id.clone(),
+                state: "failed".into(),
+                reason: Some(format!("the supervisor could not start: {e}")),
+                exit_code: i64::from(exit::INTERNAL),
+            }]);
+            report::stderr(&format!(
+                "error: cannot start the background supervisor: {e}\n"
+            ));
+            Ok(exit::INTERNAL)
+        }
+    }
+}
+
+fn shell_arg(p: &Path) -> String {
+    validate::template::shell_quote(&p.display().to_string())
+}
+
+/// Starts `bgflow __supervise RUN` detached: no terminal, stdio away from the caller.
+fn spawn_supervisor(state_dir: &Path, run_id: &str, log_dir: &Path) -> io::Result<u32> {
+    let exe = std::env::current_exe()?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_dir.join("supervisor.log"))?;
+    let child = std::process::Command::new(exe)
+        .arg("--state-dir")
+        .arg(state_dir)
+        .arg("__supervise")
+        .arg(run_id)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::from(log.try_clone()?))
+        .stderr(std::process::Stdio::from(log))
+        .spawn()?;
+    Ok(child.id())
+}
+
+/// The detached supervisor: a new session, then the run as its spec says.
+pub fn supervise(run_id: &str, state_dir: Option<&Path>) -> u8 {
+    // Leave the caller's session: closing its terminal must not reach this process.
+    let _ = nix::unistd::setsid();
+    let Some(state_dir) = state_dir else {
+        report::stderr("error: __supervise needs --state-dir\n");
+        return exit::USAGE;
+    };
+    let mut store = match open_store(state_dir) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let row = match store.run(run_id) {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            report::stderr(&format!("error: no run {run_id}\n"));
+            return exit::USAGE;
+        }
+        Err(e) => {
+            report::stderr(&format!("error: {e}\n"));
+            return exit::INTERNAL;
+        }
+    };
+    let fail = |store: &mut Store, why: String| {
+        report::stderr(&format!("error: {why}\n"));
+        let _ = store.apply(&[crate::store::Write::RunFinished {
+            run: run_id.to_owned(),
+            state: "failed".into(),
+            reason: Some(why),
+            exit_code: i64::from(exit::INVALID),
+        }]);
+        exit::INVALID
+    };
+    let spec: Spec = match serde_json::from_str(&row.spec) {
+        Ok(s) => s,
+        Err(e) => return fail(&mut store, format!("the run's spec is unreadable: {e}")),
+    };
+    let source = match source_of(&spec) {
+        Ok(s) => s,
+        Err(e) => return fail(&mut store, e),
+    };
+    let prepared = match prepare(source, &spec, false, true) {
+        Ok(p) => p,
+        Err(_) => {
+            return fail(
+                &mut store,
+                "the workflow is no longer valid; see supervisor.log".to_owned(),
+            )
+        }
+    };
+    execute(
+        prepared,
+        store,
+        run_id.to_owned(),
+        state_dir.to_path_buf(),
+        &spec,
+        None,
+        true,
+    )
+}
+
+pub fn start(
+    args: &StartArgs,
+    state_dir: Option<&Path>,
+    color: bool,
+    quiet: bool,
+) -> io::Result<u8> {
+    let cwd = std::env::current_dir()?;
+    let name = args.name.clone().unwrap_or_else(|| {
+        let prog = Path::new(&args.command[0]).file_name().map_or_else(
+            || "command".to_owned(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let clean: String = prog
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        if clean.is_empty() {
+            "command".to_owned()
+        } else {
+            clean
+        }
+    });
+    if !validate::valid_name(&name) {
+        report::stderr(&format!(
+            "error: --name {name}: letters, digits, '-' and '_' only\n"
+        ));
+        return Ok(exit::USAGE);
+    }
+    let state_dir = state_dir
+        .map(Path::to_path_buf)
+        .or_else(|| super::history_cmd::find_state_dir(&cwd))
+        .unwrap_or_else(|| cwd.join(".bgflow"));
+    let spec = Spec {
+        adhoc: Some(Adhoc {
+            name,
+            kind: args.kind.clone(),
+            timeout: args.timeout.map(|t| t.to_string()),
+            argv: args.command.clone(),
+            cwd,
+        }),
+        ..Spec::default()
+    };
+    let source = match source_of(&spec) {
+        Ok(s) => s,
+        Err(e) => {
+            report::stderr(&format!("error: {e}\n"));
+            return Ok(exit::USAGE);
+        }
+    };
+    let meta = serde_json::Value::Object(
+        args.meta
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect(),
+    );
+    launch(
+        source,
+        spec,
+        Some(&state_dir),
+        true,
+        ProgressChoice::Never,
+        color,
+        quiet,
+        &meta,
+    )
 }

@@ -37,6 +37,8 @@ pub struct RunOptions {
     pub keep_going: bool,
     /// Ignore up-to-date checks.
     pub force: bool,
+    /// How often `RunEvent::Heartbeat` is sent.
+    pub heartbeat: Duration,
 }
 
 /// A step's final (or current) state, as stored and shown.
@@ -223,6 +225,8 @@ pub enum RunEvent<'a> {
     RunFinished {
         report: &'a RunReport,
     },
+    /// Sent every `RunOptions::heartbeat` while the run goes on: the supervisor is alive.
+    Heartbeat,
 }
 
 /// A consumer of run events.
@@ -323,6 +327,8 @@ pub async fn execute(
     });
 
     let mut signals = Signals::new();
+    let mut heartbeat = tokio::time::interval(opts.heartbeat.max(Duration::from_millis(100)));
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let deadline = wf.timeout.map(|t| clock + t.as_std());
     let mut stop_reason: Option<String> = None;
     let mut got_signal: Option<i32> = None;
@@ -379,6 +385,8 @@ pub async fn execute(
                     Msg::Finished { step, report } => {
                         let mut report = *report;
                         report.started_at = report.started_at.or(reports[step].started_at);
+                        // The step task does not know the pid; `Started` recorded it here.
+                        report.pid = report.pid.or(reports[step].pid);
                         if report.state == StepState::Succeeded {
                             if let Some(fp) = fingerprint::compute(&wf, &wf.steps[step]) {
                                 let key = fingerprint::Fingerprints::key(&wf.name, &wf.steps[step].name);
@@ -416,6 +424,7 @@ pub async fn execute(
                 sched.stop();
                 let _ = stop_tx.send(Stop::Graceful(Signal::SIGTERM));
             }
+            _ = heartbeat.tick() => sink.event(&RunEvent::Heartbeat),
             Some(joined) = tasks.join_next() => {
                 if let Err(e) = joined {
                     // A step task panicked: its step can no longer be followed.

@@ -310,6 +310,15 @@ async fn attempt_once(
             seen.set_progress(p);
         }
     });
+    // Progress written just before the exit (after the last tick) is reported too.
+    if std::mem::take(&mut seen.progress_changed) {
+        if let Some(p) = &seen.progress {
+            let _ = tx.send(Msg::Progress {
+                step: index,
+                progress: p.clone(),
+            });
+        }
+    }
     (end, seen, from)
 }
 

@@ -117,7 +117,7 @@ impl Sink for Plain {
                 };
                 self.say(&format!("got signal {signal}: {what}"));
             }
-            RunEvent::RunFinished { .. } => {}
+            RunEvent::RunFinished { .. } | RunEvent::Heartbeat => {}
         }
     }
 }
@@ -230,6 +230,7 @@ impl Sink for Bars {
                 self.overall.finish_and_clear();
                 let _ = self.multi.clear();
             }
+            RunEvent::Heartbeat => {}
         }
     }
 }

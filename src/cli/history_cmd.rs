@@ -1,0 +1,652 @@
+//! Commands that read the run history: `status`, `list`, `logs`, `stop`, `events`, `cleanup`.
+//! They are synchronous and read the store and the log files directly.
+
+use std::io::{self, BufRead, IsTerminal, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::exec::process;
+use crate::exit;
+use crate::report::{self, live::human_ms};
+use crate::store::{now_ms, RunRow, StepRow, Store, StoreError};
+
+use super::{CleanupArgs, EventsArgs, ListArgs, LogsArgs, StatusArgs, StopArgs};
+
+/// `.bgflow/` holding a run history, searched from `start` upward.
+pub fn find_state_dir(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .map(|d| d.join(".bgflow"))
+        .find(|d| d.join("bgflow.db").is_file())
+}
+
+/// Opens the history for reading commands, or says why not (exit 2 / 4).
+pub fn open(state_dir: Option<&Path>) -> Result<Store, u8> {
+    let dir = match state_dir {
+        Some(d) => d.to_path_buf(),
+        None => {
+            let cwd = std::env::current_dir().map_err(|_| exit::INTERNAL)?;
+            match find_state_dir(&cwd) {
+                Some(d) => d,
+                None => {
+                    report::stderr(
+                        "error: no run history here: no .bgflow/bgflow.db in this folder or above\n  help: run a workflow first, or pass --state-dir DIR\n",
+                    );
+                    return Err(exit::USAGE);
+                }
+            }
+        }
+    };
+    match Store::open_existing(&dir) {
+        Ok(Some(mut s)) => {
+            let _ = s.reconcile_lost();
+            Ok(s)
+        }
+        Ok(None) => {
+            report::stderr(&format!("error: no run history in {}\n", dir.display()));
+            Err(exit::USAGE)
+        }
+        Err(e) => {
+            report::stderr(&format!("error: {e}\n"));
+            Err(exit::INTERNAL)
+        }
+    }
+}
+
+fn resolve(store: &Store, prefix: &str) -> Result<String, u8> {
+    store.resolve(prefix).map_err(|e| {
+        report::stderr(&format!("error: {e}\n"));
+        match e {
+            StoreError::UnknownRun(_) | StoreError::AmbiguousRun { .. } => exit::USAGE,
+            _ => exit::INTERNAL,
+        }
+    })
+}
+
+fn or_code<T>(r: Result<T, StoreError>) -> Result<T, u8> {
+    r.map_err(|e| {
+        report::stderr(&format!("error: {e}\n"));
+        exit::INTERNAL
+    })
+}
+
+macro_rules! tri {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(code) => return Ok(code),
+        }
+    };
+}
+
+fn ago(ms: i64) -> String {
+    let secs = (now_ms() - ms).max(0) / 1000;
+    match secs {
+        s if s < 60 => format!("{s}s ago"),
+        s if s < 3600 => format!("{}m ago", s / 60),
+        s if s < 86_400 => format!("{}h ago", s / 3600),
+        s => format!("{}d ago", s / 86_400),
+    }
+}
+
+fn duration_of(start: Option<i64>, end: Option<i64>) -> String {
+    match start {
+        Some(s) => human_ms(u64::try_from(end.unwrap_or_else(now_ms) - s).unwrap_or(0)),
+        None => "-".to_owned(),
+    }
+}
+
+fn step_progress(s: &StepRow) -> String {
+    let p = crate::exec::Progress {
+        percent: s.progress_percent,
+        current: s.progress_current.and_then(|c| u64::try_from(c).ok()),
+        total: s.progress_total.and_then(|c| u64::try_from(c).ok()),
+        message: s.progress_message.clone(),
+    };
+    let p = if s.progress_current.is_some() {
+        crate::exec::Progress { percent: None, ..p }
+    } else {
+        p
+    };
+    p.describe()
+}
+
+/// `45% (step 5/10: Implementation)` for the run: the done count and the running step's detail.
+fn run_progress(run: &RunRow, steps: Option<&[StepRow]>) -> String {
+    let mut out = format!("{}/{}", run.steps_done, run.steps_total);
+    if let Some(running) = steps.and_then(|s| s.iter().find(|s| s.state == "running")) {
+        let p = step_progress(running);
+        out.push_str(&format!(
+            " {}{}",
+            running.name,
+            if p.is_empty() {
+                String::new()
+            } else {
+                format!(" {p}")
+            }
+        ));
+    }
+    out
+}
+
+fn list_table(runs: &[RunRow]) -> String {
+    let mut out = format!(
+        "{:<10} {:<20} {:<10} {:>9} {:<10} {:>9}\n",
+        "ID", "WORKFLOW", "STATE", "PROGRESS", "STARTED", "DURATION"
+    );
+    for r in runs {
+        let started = r
+            .started_at
+            .or(Some(r.created_at))
+            .map_or_else(String::new, ago);
+        out.push_str(&format!(
+            "{:<10} {:<20} {:<10} {:>9} {:<10} {:>9}\n",
+            r.id,
+            truncate(&r.workflow, 20),
+            r.state,
+            format!("{}/{}", r.steps_done, r.steps_total),
+            started,
+            duration_of(r.started_at, r.finished_at)
+        ));
+    }
+    out
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_owned()
+    } else {
+        s.chars().take(n - 1).collect::<String>() + "…"
+    }
+}
+
+pub fn list(args: &ListArgs, state_dir: Option<&Path>) -> io::Result<u8> {
+    let store = tri!(open(state_dir));
+    let states: Vec<&str> = match args.status.as_deref() {
+        None | Some("all") => Vec::new(),
+        Some(s) => vec![s],
+    };
+    let runs = tri!(or_code(store.runs(&states, args.limit)));
+    if args.json {
+        let doc = serde_json::json!({ "version": 1, "runs": runs });
+        report::stdout(&(serde_json::to_string_pretty(&doc).map_err(io::Error::other)? + "\n"))?;
+    } else if runs.is_empty() {
+        report::stderr("no runs\n");
+    } else {
+        report::stdout(&list_table(&runs))?;
+    }
+    Ok(exit::SUCCESS)
+}
+
+fn status_text(run: &RunRow, steps: &[StepRow]) -> String {
+    let mut out = format!(
+        "run {} · {} · {} · {} · {}\n",
+        run.id,
+        run.workflow,
+        run.state,
+        run_progress(run, Some(steps)),
+        duration_of(run.started_at, run.finished_at)
+    );
+    if let Some(r) = &run.reason {
+        out.push_str(&format!("  {r}\n"));
+    }
+    out.push_str(&format!("  logs: {}\n", run.log_dir));
+    let width = steps.iter().map(|s| s.name.len()).max().unwrap_or(4).max(4);
+    for s in steps {
+        let mut detail = step_progress(s);
+        if let Some(r) = &s.reason {
+            detail = if detail.is_empty() {
+                r.clone()
+            } else {
+                format!("{detail} · {r}")
+            };
+        } else if s.state == "running" {
+            if let Some(l) = &s.last_line {
+                if detail.is_empty() {
+                    detail = truncate(l, 60);
+                }
+            }
+        }
+        out.push_str(&format!(
+            "  {:<width$}  {:<10} {:>8}  {detail}\n",
+            s.name,
+            s.state,
+            duration_of(s.started_at, s.finished_at)
+        ));
+    }
+    out
+}
+
+pub fn status(args: &StatusArgs, state_dir: Option<&Path>) -> io::Result<u8> {
+    let store = tri!(open(state_dir));
+    let Some(prefix) = &args.run else {
+        let runs = tri!(or_code(store.runs(&["pending", "running"], 1000)));
+        if args.json {
+            let doc = serde_json::json!({ "version": 1, "runs": runs });
+            report::stdout(
+                &(serde_json::to_string_pretty(&doc).map_err(io::Error::other)? + "\n"),
+            )?;
+        } else if runs.is_empty() {
+            report::stderr("no active runs (see `bgflow list` for finished ones)\n");
+        } else {
+            report::stdout(&list_table(&runs))?;
+        }
+        return Ok(exit::SUCCESS);
+    };
+    let id = tri!(resolve(&store, prefix));
+    if args.watch {
+        return watch(store, &id);
+    }
+    let run = tri!(or_code(store.run(&id))).ok_or_else(|| io::Error::other("run vanished"))?;
+    let steps = tri!(or_code(store.steps(&id)));
+    if args.json {
+        let doc = serde_json::json!({ "version": 1, "run": run, "steps": steps });
+        report::stdout(&(serde_json::to_string_pretty(&doc).map_err(io::Error::other)? + "\n"))?;
+    } else {
+        report::stdout(&status_text(&run, &steps))?;
+    }
+    Ok(exit::SUCCESS)
+}
+
+/// Live bars drawn from the store until the run ends (plain snapshots when not a terminal).
+fn watch(mut store: Store, id: &str) -> io::Result<u8> {
+    use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+    let tty = io::stderr().is_terminal();
+    let multi = MultiProgress::with_draw_target(if tty {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    });
+    let overall = multi.add(ProgressBar::new(0));
+    overall.set_style(
+        ProgressStyle::with_template("{prefix:.bold} [{bar:30}] {pos}/{len} steps {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let mut bars: std::collections::HashMap<i64, ProgressBar> = std::collections::HashMap::new();
+    let mut last_plain = String::new();
+    loop {
+        let _ = store.reconcile_lost();
+        let run = tri!(or_code(store.run(id))).ok_or_else(|| io::Error::other("run vanished"))?;
+        let steps = tri!(or_code(store.steps(id)));
+        overall.set_prefix(format!("{} {}", run.workflow, run.id));
+        overall.set_length(u64::try_from(run.steps_total).unwrap_or(0));
+        overall.set_position(u64::try_from(run.steps_done).unwrap_or(0));
+        overall.set_message(run.state.clone());
+        for s in &steps {
+            if s.state == "running" {
+                let bar = bars.entry(s.idx).or_insert_with(|| {
+                    let b = multi.add(ProgressBar::new(100));
+                    b.set_style(
+                        ProgressStyle::with_template("  {prefix:.bold} [{bar:20}] {msg}")
+                            .unwrap_or_else(|_| ProgressStyle::default_bar())
+                            .progress_chars("=> "),
+                    );
+                    b.set_prefix(s.name.clone());
+                    b
+                });
+                let p = step_progress(s);
+                let pct =
+                    s.progress_percent
+                        .or_else(|| match (s.progress_current, s.progress_total) {
+                            (Some(c), Some(t)) if t > 0 => Some(c as f64 * 100.0 / t as f64),
+                            _ => None,
+                        });
+                bar.set_position(pct.map_or(0, |p| p.clamp(0.0, 100.0) as u64));
+                bar.set_message(if p.is_empty() {
+                    s.last_line
+                        .clone()
+                        .map(|l| truncate(&l, 60))
+                        .unwrap_or_default()
+                } else {
+                    p
+                });
+            } else if let Some(bar) = bars.remove(&s.idx) {
+                bar.finish_and_clear();
+                multi.remove(&bar);
+            }
+        }
+        if !tty {
+            let text = status_text(&run, &steps);
+            if text != last_plain {
+                report::stdout(&text)?;
+                last_plain = text;
+            }
+        }
+        if !run.is_active() {
+            for (_, b) in bars.drain() {
+                b.finish_and_clear();
+            }
+            overall.finish_and_clear();
+            if tty {
+                report::stdout(&status_text(&run, &steps))?;
+            }
+            return Ok(if run.state == "succeeded" {
+                exit::SUCCESS
+            } else {
+                exit::RUN_FAILED
+            });
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+pub fn logs(args: &LogsArgs, state_dir: Option<&Path>) -> io::Result<u8> {
+    let store = tri!(open(state_dir));
+    let id = tri!(resolve(&store, &args.run));
+    let steps = tri!(or_code(store.steps(&id)));
+    let chosen: Vec<&StepRow> = match &args.step {
+        Some(name) => match steps.iter().find(|s| &s.name == name) {
+            Some(s) => vec![s],
+            None => {
+                let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
+                report::stderr(&format!(
+                    "error: run {id} has no step `{name}` (steps: {})\n",
+                    names.join(", ")
+                ));
+                return Ok(exit::USAGE);
+            }
+        },
+        None => steps.iter().collect(),
+    };
+    let prefix = args.step.is_none();
+    let mut offsets: Vec<u64> = Vec::with_capacity(chosen.len());
+    let mut out = io::stdout().lock();
+    for s in &chosen {
+        let path = Path::new(&s.log_path);
+        let start = match args.lines {
+            Some(n) => tail_offset(path, n),
+            None => 0,
+        };
+        let end = copy_lines(path, start, prefix.then_some(s.name.as_str()), &mut out);
+        offsets.push(end);
+    }
+    if !args.follow {
+        return Ok(exit::SUCCESS);
+    }
+    loop {
+        let run = tri!(or_code(store.run(&id)));
+        let now_steps = tri!(or_code(store.steps(&id)));
+        let done = |name: &str| {
+            now_steps
+                .iter()
+                .find(|s| s.name == name)
+                .is_none_or(|s| !matches!(s.state.as_str(), "running" | "pending"))
+        };
+        let all_done =
+            run.as_ref().is_none_or(|r| !r.is_active()) || chosen.iter().all(|s| done(&s.name));
+        for (i, s) in chosen.iter().enumerate() {
+            offsets[i] = copy_lines(
+                Path::new(&s.log_path),
+                offsets[i],
+                prefix.then_some(s.name.as_str()),
+                &mut out,
+            );
+        }
+        if all_done {
+            return Ok(exit::SUCCESS);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The offset where the last `n` lines of a file begin.
+fn tail_offset(path: &Path, n: usize) -> u64 {
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return 0;
+    };
+    let len = f.metadata().map_or(0, |m| m.len());
+    let mut pos = len;
+    let mut newlines = 0;
+    let mut buf = vec![0u8; 8192];
+    // A final newline ends the last line; it does not start a new one.
+    let mut skip_last = true;
+    while pos > 0 {
+        let chunk = (pos).min(buf.len() as u64);
+        pos -= chunk;
+        if f.seek(SeekFrom::Start(pos)).is_err()
+            || f.read_exact(&mut buf[..chunk as usize]).is_err()
+        {
+            return 0;
+        }
+        for i in (0..chunk as usize).rev() {
+            if buf[i] == b'\n' {
+                if skip_last && pos + i as u64 == len - 1 {
+                    skip_last = false;
+                    continue;
+                }
+                newlines += 1;
+                if newlines == n {
+                    return pos + i as u64 + 1;
+                }
+            }
+        }
+        skip_last = false;
+    }
+    0
+}
+
+/// Copies whole lines from `offset`, each with an optional `name | ` prefix; returns the new
+/// offset (an unfinished last line waits for its end).
+fn copy_lines(path: &Path, offset: u64, prefix: Option<&str>, out: &mut impl io::Write) -> u64 {
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return offset;
+    };
+    if f.seek(SeekFrom::Start(offset)).is_err() {
+        return offset;
+    }
+    let mut reader = io::BufReader::with_capacity(64 * 1024, f);
+    let mut pos = offset;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return pos,
+            Ok(n) if line.last() != Some(&b'\n') => {
+                let _ = n;
+                return pos;
+            }
+            Ok(n) => {
+                pos += n as u64;
+                let ok = match prefix {
+                    Some(p) => out
+                        .write_all(format!("{p} | ").as_bytes())
+                        .and_then(|()| out.write_all(&line)),
+                    None => out.write_all(&line),
+                };
+                if ok.is_err() {
+                    // A closed pipe (`| head`): stop quietly.
+                    std::process::exit(0);
+                }
+            }
+        }
+    }
+}
+
+fn confirm(question: &str) -> bool {
+    if !io::stdin().is_terminal() {
+        return false;
+    }
+    report::stderr(&format!("{question} [y/N] "));
+    let mut answer = String::new();
+    io::stdin().read_line(&mut answer).is_ok() && matches!(answer.trim(), "y" | "Y" | "yes")
+}
+
+pub fn stop(args: &StopArgs, state_dir: Option<&Path>) -> io::Result<u8> {
+    let mut store = tri!(open(state_dir));
+    let id = tri!(resolve(&store, &args.run));
+    let run = tri!(or_code(store.run(&id))).ok_or_else(|| io::Error::other("run vanished"))?;
+    let steps = tri!(or_code(store.steps(&id)));
+    // Process groups recorded for steps that may still have processes.
+    let groups: Vec<u32> = steps
+        .iter()
+        .filter(|s| matches!(s.state.as_str(), "running" | "lost"))
+        .filter_map(|s| s.pgid.and_then(|g| u32::try_from(g).ok()))
+        .filter(|&g| process::group_alive(g))
+        .collect();
+    if !run.is_active() && groups.is_empty() {
+        report::stderr(&format!("run {id} is not running ({})\n", run.state));
+        return Ok(exit::SUCCESS);
+    }
+    if !args.yes {
+        if !io::stdin().is_terminal() {
+            report::stderr(
+                "error: stop asks for confirmation; pass --yes when not on a terminal\n",
+            );
+            return Ok(exit::USAGE);
+        }
+        let how = if args.force { "kill" } else { "stop" };
+        if !confirm(&format!(
+            "{how} run {id} ({}, {} step(s) running)?",
+            run.workflow,
+            groups.len().max(1)
+        )) {
+            report::stderr("not stopped\n");
+            return Ok(exit::SUCCESS);
+        }
+    }
+    let _ = store.event(
+        &id,
+        "stop_requested",
+        serde_json::json!({"version": 1, "force": args.force}),
+    );
+    let supervisor = run
+        .supervisor_pid
+        .filter(|&p| run.is_active() && crate::store::supervisor_alive(p, run.supervisor_start));
+    if let Some(pid) = supervisor.and_then(|p| i32::try_from(p).ok()) {
+        let target = nix::unistd::Pid::from_raw(pid);
+        let _ = nix::sys::signal::kill(target, Signal::SIGTERM);
+        if args.force {
+            // A second signal tells the supervisor to kill at once.
+            std::thread::sleep(Duration::from_millis(100));
+            let _ = nix::sys::signal::kill(target, Signal::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(if args.force { 5 } else { 60 });
+        while Instant::now() < deadline {
+            match store.run(&id) {
+                Ok(Some(r)) if r.is_active() => std::thread::sleep(Duration::from_millis(100)),
+                _ => break,
+            }
+        }
+    }
+    // What a lost supervisor left behind, or what still stands after it went.
+    for g in groups.iter().copied().filter(|&g| process::group_alive(g)) {
+        if !args.force {
+            process::signal_group(g, Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while process::group_alive(g) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        process::signal_group(g, Signal::SIGKILL);
+    }
+    let _ = store.reconcile_lost();
+    let state = store
+        .run(&id)
+        .ok()
+        .flatten()
+        .map_or_else(|| "unknown".to_owned(), |r| r.state);
+    report::stderr(&format!("run {id}: {state}\n"));
+    Ok(exit::SUCCESS)
+}
+
+pub fn events(args: &EventsArgs, state_dir: Option<&Path>) -> io::Result<u8> {
+    let store = tri!(open(state_dir));
+    let run = match &args.run {
+        Some(p) => Some(tri!(resolve(&store, p))),
+        None => None,
+    };
+    let mut after = 0;
+    loop {
+        let rows = tri!(or_code(store.events(run.as_deref(), after, 1000)));
+        let mut text = String::new();
+        for e in &rows {
+            after = e.id;
+            let mut obj = serde_json::Map::new();
+            obj.insert("version".into(), 1.into());
+            obj.insert("id".into(), e.id.into());
+            obj.insert("type".into(), e.r#type.clone().into());
+            obj.insert("run".into(), e.run_id.clone().into());
+            if let Some(s) = &e.step {
+                obj.insert("step".into(), s.clone().into());
+            }
+            let at = jiff::Timestamp::from_millisecond(e.at)
+                .map(|t| t.to_string())
+                .unwrap_or_default();
+            obj.insert("at".into(), at.into());
+            if let serde_json::Value::Object(data) = &e.data {
+                for (k, v) in data {
+                    if k != "version" {
+                        obj.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            text.push_str(&serde_json::Value::Object(obj).to_string());
+            text.push('\n');
+        }
+        report::stdout(&text)?;
+        if rows.len() == 1000 {
+            continue;
+        }
+        if !args.follow {
+            return Ok(exit::SUCCESS);
+        }
+        if let Some(id) = &run {
+            let active = store.run(id).ok().flatten().is_some_and(|r| r.is_active());
+            if !active
+                && store
+                    .events(Some(id), after, 1)
+                    .map(|r| r.is_empty())
+                    .unwrap_or(true)
+            {
+                return Ok(exit::SUCCESS);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+pub fn cleanup(args: &CleanupArgs, state_dir: Option<&Path>) -> io::Result<u8> {
+    let mut store = tri!(open(state_dir));
+    let states: Vec<&str> = match args.status.as_str() {
+        "all" => vec!["succeeded", "failed", "cancelled", "lost"],
+        s => vec![s],
+    };
+    let runs = tri!(or_code(store.runs(&states, usize::MAX >> 1)));
+    let cutoff = now_ms() - i64::try_from(args.older_than.as_std().as_millis()).unwrap_or(i64::MAX);
+    let old: Vec<&RunRow> = runs
+        .iter()
+        .filter(|r| !r.is_active() && r.finished_at.unwrap_or(r.created_at) <= cutoff)
+        .collect();
+    let mut text = String::new();
+    for r in &old {
+        text.push_str(&format!(
+            "{} {} {} {}\n",
+            if args.dry_run {
+                "would remove"
+            } else {
+                "removed"
+            },
+            r.id,
+            r.workflow,
+            r.state
+        ));
+        if !args.dry_run {
+            let _ = std::fs::remove_dir_all(&r.log_dir);
+            tri!(or_code(store.delete_run(&r.id)));
+        }
+    }
+    report::stdout(&text)?;
+    report::stderr(&format!(
+        "{} run(s) {}\n",
+        old.len(),
+        if args.dry_run {
+            "would be removed"
+        } else {
+            "removed"
+        }
+    ));
+    Ok(exit::SUCCESS)
+}

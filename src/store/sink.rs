@@ -1,0 +1,205 @@
+//! The store as a consumer of run events: every state change becomes rows.
+//!
+//! Writes are batched: state changes are flushed at once unless the last flush was under
+//! 200 ms ago; the run loop's heartbeat (every 250 ms) flushes whatever waits. So a 10,000-step run costs tens of
+//! transactions, not tens of thousands, and nothing waits more than one heartbeat.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::{now_ms, to_ms, StepFinish, Store, Write};
+use crate::exec::{RunEvent, Sink};
+
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
+/// How often the supervisor's heartbeat time is written.
+const BEAT_EVERY: Duration = Duration::from_secs(2);
+
+pub struct StoreSink {
+    store: Store,
+    run: String,
+    names: Vec<String>,
+    pending: Vec<Write>,
+    last_flush: Instant,
+    last_beat: Instant,
+    /// The first write error, reported once at the end (a run is never failed by its history).
+    pub error: Option<String>,
+}
+
+impl StoreSink {
+    pub fn new(store: Store, run: &str, names: Vec<String>) -> Self {
+        Self {
+            store,
+            run: run.to_owned(),
+            names,
+            pending: Vec::new(),
+            last_flush: Instant::now(),
+            last_beat: Instant::now(),
+            error: None,
+        }
+    }
+
+    pub fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.apply(&self.pending) {
+            self.error.get_or_insert_with(|| e.to_string());
+        }
+        self.pending.clear();
+        self.last_flush = Instant::now();
+    }
+
+    fn event(&mut self, kind: &str, step: Option<usize>, mut data: serde_json::Value) {
+        if let Some(obj) = data.as_object_mut() {
+            obj.insert("version".into(), json!(1));
+        }
+        self.pending.push(Write::Event {
+            run: self.run.clone(),
+            at: now_ms(),
+            kind: kind.to_owned(),
+            step: step.map(|s| self.names[s].clone()),
+            data,
+        });
+    }
+}
+
+impl Sink for StoreSink {
+    fn event(&mut self, event: &RunEvent<'_>) {
+        let run = self.run.clone();
+        let mut urgent = true;
+        match event {
+            RunEvent::RunStarted { steps, .. } => {
+                let pid = std::process::id();
+                self.pending.push(Write::RunStarted {
+                    run,
+                    pid,
+                    start: super::process_start_time(pid),
+                });
+                self.event(
+                    "run_started",
+                    None,
+                    json!({ "steps": steps, "supervisor_pid": pid }),
+                );
+            }
+            RunEvent::Heartbeat => {
+                if self.last_beat.elapsed() >= BEAT_EVERY {
+                    self.last_beat = Instant::now();
+                    self.pending.push(Write::Heartbeat { run });
+                }
+            }
+            RunEvent::StepStarted { step, attempt, pid } => {
+                self.pending.push(Write::StepStarted {
+                    run,
+                    idx: *step,
+                    attempt: *attempt,
+                    pid: *pid,
+                    at: now_ms(),
+                });
+                self.event(
+                    "step_started",
+                    Some(*step),
+                    json!({ "attempt": attempt, "pid": pid }),
+                );
+            }
+            RunEvent::StepProgress { step, progress } => {
+                self.pending.push(Write::StepProgress {
+                    run,
+                    idx: *step,
+                    percent: progress.fraction_percent(),
+                    current: progress.current,
+                    total: progress.total,
+                    message: progress.message.clone(),
+                });
+                self.event(
+                    "step_progress",
+                    Some(*step),
+                    json!({ "progress": progress }),
+                );
+                urgent = false;
+            }
+            RunEvent::StepOutput { step, line } => {
+                self.pending.push(Write::StepLine {
+                    run,
+                    idx: *step,
+                    line: (*line).to_owned(),
+                });
+                urgent = false;
+            }
+            RunEvent::StepRetrying {
+                step,
+                next_attempt,
+                delay,
+                reason,
+            } => {
+                self.event(
+                    "step_retrying",
+                    Some(*step),
+                    json!({ "next_attempt": next_attempt, "delay_ms": delay.as_millis() as u64, "reason": reason }),
+                );
+            }
+            RunEvent::StepFinished { step, report } => {
+                self.pending.push(Write::StepFinished {
+                    run,
+                    idx: *step,
+                    row: Box::new(StepFinish {
+                        state: report.state.as_str().to_owned(),
+                        reason: report.reason.clone(),
+                        attempts: report.attempts,
+                        exit_code: report.exit_code,
+                        signal: report.signal.clone(),
+                        started_at: report.started_at.map(to_ms),
+                        finished_at: report.finished_at.map(to_ms),
+                        counts_done: true,
+                    }),
+                });
+                self.event(
+                    "step_finished",
+                    Some(*step),
+                    json!({
+                        "state": report.state,
+                        "reason": report.reason,
+                        "attempts": report.attempts,
+                        "exit_code": report.exit_code,
+                        "signal": report.signal,
+                        "duration_ms": report.duration_ms,
+                        "log": report.log,
+                    }),
+                );
+            }
+            RunEvent::Stopping { signal, second } => {
+                self.event(
+                    "run_stopping",
+                    None,
+                    json!({ "signal": signal, "second": second }),
+                );
+            }
+            RunEvent::RunFinished { report } => {
+                self.pending.push(Write::RunFinished {
+                    run,
+                    state: report.state.as_str().to_owned(),
+                    reason: report.reason.clone(),
+                    exit_code: i64::from(report.exit_code()),
+                });
+                self.event(
+                    "run_finished",
+                    None,
+                    json!({ "state": report.state, "reason": report.reason, "exit_code": report.exit_code(), "duration_ms": report.duration_ms }),
+                );
+                self.flush();
+                return;
+            }
+        }
+        if matches!(event, RunEvent::Heartbeat)
+            || (urgent && self.last_flush.elapsed() >= FLUSH_EVERY)
+        {
+            self.flush();
+        }
+    }
+}
+
+impl Drop for StoreSink {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
