@@ -66,6 +66,8 @@ pub enum Commands {
     Logs(LogsArgs),
     /// Stop a run: SIGTERM to its steps, SIGKILL after the grace (--force: at once).
     Stop(StopArgs),
+    /// Run again what did not succeed in RUN, keeping what did (a new run id).
+    Resume(ResumeArgs),
     /// Print state changes as JSON Lines (docs/json-output.md).
     Events(EventsArgs),
     /// Remove the records and logs of finished runs.
@@ -153,6 +155,18 @@ pub struct StopArgs {
     /// Do not ask for confirmation.
     #[arg(short, long)]
     pub yes: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ResumeArgs {
+    /// A run id, or any unique prefix of one.
+    pub run: String,
+    /// Run under a detached supervisor; print the new run id and return at once.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Progress bars (auto: when stderr is a terminal and CI is not set) or plain lines.
+    #[arg(long, value_enum, default_value_t = crate::report::live::ProgressChoice::Auto)]
+    pub progress: crate::report::live::ProgressChoice,
 }
 
 #[derive(Debug, clap::Args)]
@@ -273,6 +287,9 @@ pub fn run(cli: Cli) -> u8 {
         Commands::List(args) => history_cmd::list(&args, cli.state_dir.as_deref()),
         Commands::Logs(args) => history_cmd::logs(&args, cli.state_dir.as_deref()),
         Commands::Stop(args) => history_cmd::stop(&args, cli.state_dir.as_deref()),
+        Commands::Resume(args) => {
+            run_cmd::resume(&args, cli.state_dir.as_deref(), color, cli.quiet)
+        }
         Commands::Events(args) => history_cmd::events(&args, cli.state_dir.as_deref()),
         Commands::Cleanup(args) => history_cmd::cleanup(&args, cli.state_dir.as_deref()),
         Commands::Supervise { run } => Ok(run_cmd::supervise(&run, cli.state_dir.as_deref())),

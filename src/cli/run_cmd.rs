@@ -38,6 +38,9 @@ pub struct Spec {
     #[serde(default)]
     pub force: bool,
     pub jobs: Option<u32>,
+    /// `resume`: steps kept from an earlier run, with the reason shown for them.
+    #[serde(default)]
+    pub keep: Vec<(String, String)>,
     /// `bgflow start`: the command and its settings.
     pub adhoc: Option<Adhoc>,
 }
@@ -70,6 +73,7 @@ struct Prepared {
     wf: Workflow,
     plan: Plan,
     only: Vec<usize>,
+    keep: Vec<(usize, String)>,
 }
 
 /// Validates as `plan` does; on problems prints them and returns the exit code.
@@ -117,7 +121,22 @@ fn prepare(source: SourceFile, spec: &Spec, color: bool, quiet: bool) -> Result<
             }
         }
     }
-    Ok(Prepared { wf, plan, only })
+    let keep = spec
+        .keep
+        .iter()
+        .filter_map(|(name, why)| {
+            wf.steps
+                .iter()
+                .position(|s| &s.name == name)
+                .map(|i| (i, why.clone()))
+        })
+        .collect();
+    Ok(Prepared {
+        wf,
+        plan,
+        only,
+        keep,
+    })
 }
 
 /// The manifest text of a `bgflow start` command.
@@ -215,7 +234,12 @@ fn execute(
     display: Option<ProgressChoice>,
     quiet: bool,
 ) -> u8 {
-    let Prepared { mut wf, plan, only } = p;
+    let Prepared {
+        mut wf,
+        plan,
+        only,
+        keep,
+    } = p;
     let log_dir = state_dir.join("runs").join(&run_id);
     wf.renderer.set_run(&RunInfo {
         id: run_id.clone(),
@@ -236,6 +260,8 @@ fn execute(
         keep_going: spec.keep_going,
         force: spec.force,
         heartbeat: HEARTBEAT,
+        fingerprints: store.fingerprints().unwrap_or_default(),
+        keep,
     };
     let mut store_sink = StoreSink::new(store, &run_id, names.clone());
     let view: Option<Box<dyn Sink>> = display.map(|choice| {
@@ -263,6 +289,11 @@ fn execute(
         };
         runtime.block_on(exec::execute(Arc::new(wf), &plan, run_opts, &mut tee))
     };
+    if let Err(e) = store_sink.store().put_fingerprints(&report.fingerprints) {
+        report::stderr(&format!(
+            "warning: cannot record up-to-date fingerprints: {e}\n"
+        ));
+    }
     if let Some(e) = store_sink.error.take() {
         report::stderr(&format!(
             "warning: the run history could not be fully written: {e}\n"
@@ -308,6 +339,7 @@ pub fn run(args: &RunArgs, state_dir: Option<&Path>, color: bool, quiet: bool) -
         keep_going: args.keep_going,
         force: args.force,
         jobs: args.jobs,
+        keep: Vec::new(),
         adhoc: None,
     };
     let source = match read_source(&args.file) {
@@ -556,6 +588,91 @@ pub fn start(
         Some(&state_dir),
         true,
         ProgressChoice::Never,
+        color,
+        quiet,
+        &meta,
+    )
+}
+
+/// `bgflow resume RUN`: a new run of the same workflow and options that keeps the steps
+/// that succeeded in RUN and runs the rest.
+pub fn resume(
+    args: &super::ResumeArgs,
+    state_dir: Option<&Path>,
+    color: bool,
+    quiet: bool,
+) -> io::Result<u8> {
+    let store = match super::history_cmd::open(state_dir) {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    let id = match store.resolve(&args.run) {
+        Ok(id) => id,
+        Err(e) => {
+            report::stderr(&format!("error: {e}\n"));
+            return Ok(exit::USAGE);
+        }
+    };
+    let (row, steps) = match (store.run(&id), store.steps(&id)) {
+        (Ok(Some(r)), Ok(s)) => (r, s),
+        (Err(e), _) | (_, Err(e)) => {
+            report::stderr(&format!("error: {e}\n"));
+            return Ok(exit::INTERNAL);
+        }
+        (Ok(None), _) => return Ok(exit::USAGE),
+    };
+    if row.is_active() {
+        report::stderr(&format!(
+            "error: run {id} is still {}; stop it first or wait for it\n",
+            row.state
+        ));
+        return Ok(exit::USAGE);
+    }
+    let mut spec: Spec = match serde_json::from_str(&row.spec) {
+        Ok(s) => s,
+        Err(e) => {
+            report::stderr(&format!(
+                "error: run {id} cannot be resumed: its spec is unreadable: {e}\n"
+            ));
+            return Ok(exit::INTERNAL);
+        }
+    };
+    spec.keep = steps
+        .iter()
+        .filter(|s| {
+            s.state == "succeeded"
+                || (s.state == "skipped"
+                    && s.reason
+                        .as_deref()
+                        .is_some_and(|r| r == "up to date" || r.starts_with("succeeded in run")))
+        })
+        .map(|s| (s.name.clone(), format!("succeeded in run {id}")))
+        .collect();
+    if spec.keep.len() == steps.len() && !steps.is_empty() {
+        report::stderr(&format!("run {id} succeeded entirely; nothing to resume\n"));
+        return Ok(exit::SUCCESS);
+    }
+    let source = match source_of(&spec) {
+        Ok(s) => s,
+        Err(e) => {
+            report::stderr(&format!("error: {e}\n"));
+            return Ok(exit::USAGE);
+        }
+    };
+    let dir = state_dir.map(Path::to_path_buf).or_else(|| {
+        Path::new(&row.log_dir)
+            .parent()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+    });
+    let meta = serde_json::json!({ "resumed_from": id });
+    let progress = args.progress;
+    launch(
+        source,
+        spec,
+        dir.as_deref(),
+        args.detach,
+        progress,
         color,
         quiet,
         &meta,

@@ -2,65 +2,21 @@
 //! last success is skipped. The fingerprint covers the rendered command, the working folder,
 //! the environment bgflow sets, and each input file's path, size and modification time.
 //!
-//! Stored in `.bgflow/fingerprints.json` as `{"version": 1, "entries": {"WORKFLOW/STEP":
-//! {"hash": ..., "recorded_at": ...}}}`: one row per key, the shape of a SQLite table.
+//! The executor neither reads nor writes them: the caller passes the known fingerprints in
+//! and stores the new ones (the `fingerprints` table of the run history).
 
-use std::collections::BTreeMap;
 use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::plan::artifacts::{compile_glob, glob_prefix, is_glob, normalize};
 use crate::validate::{Step, Workflow};
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Entry {
-    pub hash: String,
-    /// Seconds since the Unix epoch.
-    pub recorded_at: u64,
-}
-
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub struct Fingerprints {
-    pub version: u32,
-    pub entries: BTreeMap<String, Entry>,
-}
-
-impl Fingerprints {
-    pub fn path(state_dir: &Path) -> PathBuf {
-        state_dir.join("fingerprints.json")
-    }
-
-    /// Loads the store; a missing or unreadable store is empty (every step then runs).
-    pub fn load(state_dir: &Path) -> Self {
-        fs::read(Self::path(state_dir))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Self>(&b).ok())
-            .filter(|f| f.version == 1)
-            .unwrap_or(Self {
-                version: 1,
-                entries: BTreeMap::new(),
-            })
-    }
-
-    /// Writes atomically (a temporary file renamed over the old one).
-    pub fn save(&self, state_dir: &Path) -> io::Result<()> {
-        let path = Self::path(state_dir);
-        let tmp = path.with_extension("json.tmp");
-        fs::write(
-            &tmp,
-            serde_json::to_vec_pretty(self).map_err(io::Error::other)?,
-        )?;
-        fs::rename(tmp, path)
-    }
-
-    pub fn key(workflow: &str, step: &str) -> String {
-        format!("{workflow}/{step}")
-    }
+/// The key a step's fingerprint is stored under.
+pub fn key(workflow: &str, step: &str) -> String {
+    format!("{workflow}/{step}")
 }
 
 /// The fingerprint of a step as it would run now; `None` when it cannot be up to date

@@ -39,6 +39,11 @@ pub struct RunOptions {
     pub force: bool,
     /// How often `RunEvent::Heartbeat` is sent.
     pub heartbeat: Duration,
+    /// Fingerprints of earlier successes, by `fingerprint::key`; new ones come back in
+    /// `RunReport::fingerprints` for the caller to store.
+    pub fingerprints: std::collections::HashMap<String, String>,
+    /// Steps to keep from an earlier run (`resume`): done without running, with this reason.
+    pub keep: Vec<(usize, String)>,
 }
 
 /// A step's final (or current) state, as stored and shown.
@@ -161,6 +166,9 @@ pub struct RunReport {
     /// The signal that stopped bgflow, if one did.
     pub signal: Option<i32>,
     pub steps: Vec<StepReport>,
+    /// Fingerprints of the steps that succeeded in this run: (key, hash).
+    #[serde(skip)]
+    pub fingerprints: Vec<(String, String)>,
 }
 
 impl RunReport {
@@ -316,7 +324,9 @@ pub async fn execute(
         log_dir: &log_dir,
     });
 
-    let mut fingerprints = fingerprint::Fingerprints::load(&opts.state_dir);
+    let mut new_fingerprints: Vec<(String, String)> = Vec::new();
+    let keep: std::collections::HashMap<usize, &str> =
+        opts.keep.iter().map(|(s, r)| (*s, r.as_str())).collect();
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
     let (stop_tx, stop_rx) = watch::channel(Stop::No);
     let mut tasks = JoinSet::new();
@@ -341,16 +351,18 @@ pub async fn execute(
                 break;
             }
             for s in ready {
-                let fp = fingerprint::compute(&wf, &wf.steps[s]);
-                let key = fingerprint::Fingerprints::key(&wf.name, &wf.steps[s].name);
-                let up_to_date = !opts.force
-                    && fp.is_some()
-                    && fingerprints.entries.get(&key).map(|e| &e.hash) == fp.as_ref();
+                let kept = keep.get(&s).map(|r| (*r).to_owned());
+                let up_to_date = kept.is_some()
+                    || (!opts.force && {
+                        let fp = fingerprint::compute(&wf, &wf.steps[s]);
+                        let key = fingerprint::key(&wf.name, &wf.steps[s].name);
+                        fp.is_some() && opts.fingerprints.get(&key) == fp.as_ref()
+                    });
                 if up_to_date {
                     sched.mark_up_to_date(s);
                     let r = &mut reports[s];
                     r.state = StepState::Skipped;
-                    r.reason = Some("up to date".to_owned());
+                    r.reason = Some(kept.unwrap_or_else(|| "up to date".to_owned()));
                     sink.event(&RunEvent::StepFinished { step: s, report: r });
                 } else {
                     tasks.spawn(step::run(Arc::clone(&ctx), s, tx.clone(), stop_rx.clone()));
@@ -389,9 +401,7 @@ pub async fn execute(
                         report.pid = report.pid.or(reports[step].pid);
                         if report.state == StepState::Succeeded {
                             if let Some(fp) = fingerprint::compute(&wf, &wf.steps[step]) {
-                                let key = fingerprint::Fingerprints::key(&wf.name, &wf.steps[step].name);
-                                let recorded_at = SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-                                fingerprints.entries.insert(key, fingerprint::Entry { hash: fp, recorded_at });
+                                new_fingerprints.push((fingerprint::key(&wf.name, &wf.steps[step].name), fp));
                             }
                         }
                         let ok = report.state == StepState::Succeeded || (report.allow_failure && report.state.is_failure());
@@ -434,7 +444,6 @@ pub async fn execute(
         }
     }
     while tasks.join_next().await.is_some() {}
-    let _ = fingerprints.save(&opts.state_dir);
 
     // Steps that never ran.
     for (s, r) in reports.iter_mut().enumerate() {
@@ -492,6 +501,7 @@ pub async fn execute(
         log_dir,
         signal: got_signal,
         steps: reports,
+        fingerprints: new_fingerprints,
     };
     sink.event(&RunEvent::RunFinished { report: &report });
     report

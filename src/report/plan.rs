@@ -48,7 +48,11 @@ pub fn human(wf: &Workflow, plan: &Plan, source: &SourceFile) -> String {
             }
             let _ = match &step.command {
                 Command::Shell(s) => writeln!(out, "    $ {}", s.replace('\n', "\n      ")),
-                c @ Command::Argv(_) => writeln!(out, "    $ {}  (no shell)", c.display()),
+                c @ Command::Argv(_) => writeln!(
+                    out,
+                    "    $ {}  (no shell)",
+                    c.display().replace('\n', "\n      ")
+                ),
             };
             if step.cwd != wf.root {
                 let _ = writeln!(out, "    cwd    {}", step.cwd.display());

@@ -667,6 +667,43 @@ impl Store {
             .map_err(|e| self.sql(e))
     }
 
+    /// Every stored fingerprint, by key.
+    pub fn fingerprints(&self) -> Result<std::collections::HashMap<String, String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT key, hash FROM fingerprints")
+            .map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.sql(e));
+        rows
+    }
+
+    /// Stores fingerprints of steps that succeeded.
+    pub fn put_fingerprints(&mut self, entries: &[(String, String)]) -> Result<()> {
+        let path = self.path.clone();
+        let sql = |source| StoreError::Sql {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql)?;
+        {
+            let mut stmt = tx
+                .prepare("INSERT INTO fingerprints (key, hash, recorded_at) VALUES (?1, ?2, ?3)
+                          ON CONFLICT(key) DO UPDATE SET hash = excluded.hash, recorded_at = excluded.recorded_at")
+                .map_err(sql)?;
+            let now = now_ms();
+            for (k, h) in entries {
+                stmt.execute(params![k, h, now]).map_err(sql)?;
+            }
+        }
+        tx.commit().map_err(sql)
+    }
+
     /// Records a note on a run (e.g. "stop requested").
     pub fn event(&mut self, run: &str, kind: &str, data: serde_json::Value) -> Result<()> {
         self.apply(&[Write::Event {

@@ -39,6 +39,12 @@ impl StoreSink {
         }
     }
 
+    /// The store itself, for writes outside the event stream.
+    pub fn store(&mut self) -> &mut Store {
+        self.flush();
+        &mut self.store
+    }
+
     pub fn flush(&mut self) {
         if self.pending.is_empty() {
             return;
