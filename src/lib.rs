@@ -5,6 +5,7 @@
 //! `Workflow`, all problems collected) -> `plan` (-> ordered `Plan`, pure) -> `exec`.
 
 pub mod cli;
+pub mod config;
 pub mod diag;
 pub mod exec;
 pub mod exit;

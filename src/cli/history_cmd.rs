@@ -614,30 +614,21 @@ pub fn cleanup(args: &CleanupArgs, state_dir: Option<&Path>) -> io::Result<u8> {
         "all" => vec!["succeeded", "failed", "cancelled", "lost"],
         s => vec![s],
     };
-    let runs = tri!(or_code(store.runs(&states, usize::MAX >> 1)));
-    let cutoff = now_ms() - i64::try_from(args.older_than.as_std().as_millis()).unwrap_or(i64::MAX);
-    let old: Vec<&RunRow> = runs
+    let old = tri!(or_code(remove_old(
+        &mut store,
+        args.older_than,
+        &states,
+        args.dry_run
+    )));
+    let verb = if args.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    let text: String = old
         .iter()
-        .filter(|r| !r.is_active() && r.finished_at.unwrap_or(r.created_at) <= cutoff)
+        .map(|r| format!("{verb} {} {} {}\n", r.id, r.workflow, r.state))
         .collect();
-    let mut text = String::new();
-    for r in &old {
-        text.push_str(&format!(
-            "{} {} {} {}\n",
-            if args.dry_run {
-                "would remove"
-            } else {
-                "removed"
-            },
-            r.id,
-            r.workflow,
-            r.state
-        ));
-        if !args.dry_run {
-            let _ = std::fs::remove_dir_all(&r.log_dir);
-            tri!(or_code(store.delete_run(&r.id)));
-        }
-    }
     report::stdout(&text)?;
     report::stderr(&format!(
         "{} run(s) {}\n",
@@ -649,4 +640,27 @@ pub fn cleanup(args: &CleanupArgs, state_dir: Option<&Path>) -> io::Result<u8> {
         }
     ));
     Ok(exit::SUCCESS)
+}
+
+/// Removes the records and log folders of finished runs in `states` older than `age`;
+/// never an active run. Returns what was (or, with `dry_run`, would be) removed.
+pub fn remove_old(
+    store: &mut Store,
+    age: crate::manifest::Duration,
+    states: &[&str],
+    dry_run: bool,
+) -> Result<Vec<RunRow>, StoreError> {
+    let runs = store.runs(states, usize::MAX >> 1)?;
+    let cutoff = now_ms() - i64::try_from(age.as_std().as_millis()).unwrap_or(i64::MAX);
+    let old: Vec<RunRow> = runs
+        .into_iter()
+        .filter(|r| !r.is_active() && r.finished_at.unwrap_or(r.created_at) <= cutoff)
+        .collect();
+    if !dry_run {
+        for r in &old {
+            let _ = std::fs::remove_dir_all(&r.log_dir);
+            store.delete_run(&r.id)?;
+        }
+    }
+    Ok(old)
 }

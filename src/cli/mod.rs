@@ -279,20 +279,24 @@ pub fn parse_var(s: &str) -> Result<(String, String), String> {
 /// Runs a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> u8 {
     let color = cli.color.for_stderr();
+    let g = run_cmd::Globals {
+        state_dir: cli.state_dir.as_deref(),
+        config: cli.config.as_deref(),
+        color,
+        quiet: cli.quiet,
+    };
     let result = match cli.command {
-        Commands::Plan(args) => plan_cmd::plan(&args, color),
-        Commands::Run(args) => run_cmd::run(&args, cli.state_dir.as_deref(), color, cli.quiet),
-        Commands::Start(args) => run_cmd::start(&args, cli.state_dir.as_deref(), color, cli.quiet),
+        Commands::Plan(args) => plan_cmd::plan(&args, color, cli.config.as_deref()),
+        Commands::Run(args) => run_cmd::run(&args, g),
+        Commands::Start(args) => run_cmd::start(&args, g),
         Commands::Status(args) => history_cmd::status(&args, cli.state_dir.as_deref()),
         Commands::List(args) => history_cmd::list(&args, cli.state_dir.as_deref()),
         Commands::Logs(args) => history_cmd::logs(&args, cli.state_dir.as_deref()),
         Commands::Stop(args) => history_cmd::stop(&args, cli.state_dir.as_deref()),
-        Commands::Resume(args) => {
-            run_cmd::resume(&args, cli.state_dir.as_deref(), color, cli.quiet)
-        }
+        Commands::Resume(args) => run_cmd::resume(&args, g),
         Commands::Events(args) => history_cmd::events(&args, cli.state_dir.as_deref()),
         Commands::Cleanup(args) => history_cmd::cleanup(&args, cli.state_dir.as_deref()),
-        Commands::Supervise { run } => Ok(run_cmd::supervise(&run, cli.state_dir.as_deref())),
+        Commands::Supervise { run } => Ok(run_cmd::supervise(&run, g)),
         Commands::Graph(args) => plan_cmd::graph(&args, color),
         Commands::Schema => report::stdout(&crate::schema::json_schema()).map(|()| exit::SUCCESS),
         Commands::Completions { shell } => {

@@ -29,14 +29,14 @@ pub fn read_source(path: &Path) -> Result<SourceFile, String> {
     }
 }
 
-pub fn plan(args: &PlanArgs, color: bool) -> io::Result<u8> {
+pub fn plan(args: &PlanArgs, color: bool, config: Option<&Path>) -> io::Result<u8> {
     let opts = Options {
         vars: args.vars.clone(),
         offline: args.offline,
     };
     let mut code = exit::SUCCESS;
     let mut files = Vec::new();
-    let mut human = String::new();
+    let mut printed_plans = 0;
     for path in &args.files {
         let source = match read_source(path) {
             Ok(s) => s,
@@ -47,30 +47,39 @@ pub fn plan(args: &PlanArgs, color: bool) -> io::Result<u8> {
             }
         };
         let checked = validate::check(&source, &opts);
+        let root = checked.workflow.as_ref().map(|w| w.root.clone());
+        let strict = args.strict
+            || match crate::config::load_for(config, root.as_deref(), Some(path)) {
+                Ok(c) => c.config.validation.strict,
+                Err(msg) => {
+                    report::stderr(&msg);
+                    code = exit::USAGE;
+                    continue;
+                }
+            };
         let errors = checked.has_errors();
         let warnings = checked.problems.iter().any(|p| !p.is_error());
-        if (errors || (args.strict && warnings)) && code == exit::SUCCESS {
+        let valid = !errors && !(strict && warnings);
+        if !valid && code == exit::SUCCESS {
             code = exit::INVALID;
         }
         if args.json {
-            files.push(out::file_json(&source, &checked, args.strict));
+            files.push(out::file_json(&source, &checked, strict));
             continue;
         }
-        if !errors {
+        if valid {
             if let (Some(wf), Some(plan)) = (&checked.workflow, &checked.plan) {
-                if !human.is_empty() {
-                    human.push('\n');
-                }
-                human.push_str(&out::human(wf, plan, &source));
+                let sep = if printed_plans > 0 { "\n" } else { "" };
+                report::stdout(&format!("{sep}{}", out::human(wf, plan, &source)))?;
+                printed_plans += 1;
             }
         }
-        report::stdout(&std::mem::take(&mut human))?;
         report::stderr(&diag::render(
             &source,
             &checked.problems,
             RenderOptions { color },
         ));
-        report::stderr(&out::verdict(&source, &checked, args.strict));
+        report::stderr(&out::verdict(&source, &checked, strict));
     }
     if args.json {
         let doc = out::PlanDocument {

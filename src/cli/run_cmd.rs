@@ -68,8 +68,18 @@ pub fn new_run_id() -> String {
 /// records the supervisor's heartbeat (DESIGN.md §5.5).
 pub const HEARTBEAT: Duration = Duration::from_millis(250);
 
+/// The global flags every run command needs.
+#[derive(Debug, Clone, Copy)]
+pub struct Globals<'a> {
+    pub state_dir: Option<&'a Path>,
+    pub config: Option<&'a Path>,
+    pub color: bool,
+    pub quiet: bool,
+}
+
 /// A validated workflow ready to run.
 struct Prepared {
+    config: crate::config::Config,
     wf: Workflow,
     plan: Plan,
     only: Vec<usize>,
@@ -77,7 +87,8 @@ struct Prepared {
 }
 
 /// Validates as `plan` does; on problems prints them and returns the exit code.
-fn prepare(source: SourceFile, spec: &Spec, color: bool, quiet: bool) -> Result<Prepared, u8> {
+fn prepare(source: SourceFile, spec: &Spec, g: Globals<'_>) -> Result<Prepared, u8> {
+    let (color, quiet) = (g.color, g.quiet);
     let checked = validate::check(
         &source,
         &Options {
@@ -85,7 +96,20 @@ fn prepare(source: SourceFile, spec: &Spec, color: bool, quiet: bool) -> Result<
             offline: false,
         },
     );
-    let errors = checked.problems.iter().filter(|p| p.is_error()).count();
+    let config_root = checked.workflow.as_ref().map(|w| w.root.clone());
+    let config = match crate::config::load_for(g.config, config_root.as_deref(), Some(&source.path)) {
+        Ok(c) => c.config,
+        Err(msg) => {
+            report::stderr(&msg);
+            return Err(exit::USAGE);
+        }
+    };
+    let strict = config.validation.strict;
+    let errors = checked
+        .problems
+        .iter()
+        .filter(|p| p.is_error() || strict)
+        .count();
     if errors > 0 || (!checked.problems.is_empty() && !quiet) {
         report::stderr(&diag::render(
             &source,
@@ -93,7 +117,7 @@ fn prepare(source: SourceFile, spec: &Spec, color: bool, quiet: bool) -> Result<
             RenderOptions { color },
         ));
     }
-    let (Some(wf), Some(plan)) = (checked.workflow, checked.plan) else {
+    let (Some(mut wf), Some(plan)) = (checked.workflow, checked.plan) else {
         report::stderr(&format!(
             "error: {} is not valid; nothing ran\n",
             source.display
@@ -131,7 +155,9 @@ fn prepare(source: SourceFile, spec: &Spec, color: bool, quiet: bool) -> Result<
                 .map(|i| (i, why.clone()))
         })
         .collect();
+    crate::config::apply(&config, &mut wf);
     Ok(Prepared {
+        config,
         wf,
         plan,
         only,
@@ -165,8 +191,12 @@ fn source_of(spec: &Spec) -> Result<SourceFile, String> {
     }
 }
 
-fn state_dir_for(wf: &Workflow, state_dir: Option<&Path>) -> PathBuf {
-    state_dir.map_or_else(|| wf.root.join(".bgflow"), Path::to_path_buf)
+fn state_dir_for(p: &Prepared, state_dir: Option<&Path>) -> PathBuf {
+    match (state_dir, &p.config.state.dir) {
+        (Some(d), _) => d.to_path_buf(),
+        (None, Some(d)) => p.wf.root.join(d),
+        (None, None) => p.wf.root.join(".bgflow"),
+    }
 }
 
 /// Records a new run and its selected steps.
@@ -235,6 +265,7 @@ fn execute(
     quiet: bool,
 ) -> u8 {
     let Prepared {
+        config,
         mut wf,
         plan,
         only,
@@ -252,6 +283,8 @@ fn execute(
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let names: Vec<String> = wf.steps.iter().map(|s| s.name.clone()).collect();
     let total = selected_steps(&plan, &only, names.len()).len();
+    let hooks = render_hooks(&wf);
+    let root = wf.root.clone();
     let run_opts = RunOptions {
         run_id: run_id.clone(),
         state_dir,
@@ -305,7 +338,110 @@ fn execute(
     if display.is_some() {
         report::stderr(&summary::text(&report));
     }
+    after_run(
+        &report,
+        &hooks,
+        &root,
+        &config,
+        store_sink.store(),
+        display.is_some(),
+        quiet,
+    );
     report.exit_code()
+}
+
+/// `[hooks]` rendered with the run's context: (event, command).
+fn render_hooks(wf: &Workflow) -> Vec<(crate::config::Outcome, String)> {
+    use crate::config::Outcome;
+    use validate::template::Mode;
+    let mut out = Vec::new();
+    for (outcome, cmd) in [
+        (Outcome::Success, &wf.hooks.on_success),
+        (Outcome::Failure, &wf.hooks.on_failure),
+    ] {
+        if let Some(cmd) = cmd {
+            match wf.renderer.render(cmd, Mode::Shell, None) {
+                Ok(c) => out.push((outcome, c)),
+                Err(e) => report::stderr(&format!("warning: hook not run: {}\n", e.message)),
+            }
+        }
+    }
+    out
+}
+
+/// Hooks, notifications and retention, once the run is over. Never changes the outcome.
+fn after_run(
+    report: &exec::RunReport,
+    hooks: &[(crate::config::Outcome, String)],
+    root: &Path,
+    config: &crate::config::Config,
+    store: &mut Store,
+    foreground: bool,
+    quiet: bool,
+) {
+    use crate::config::Outcome;
+    use crate::report::notify;
+    let event = notify::event_json(report).to_string();
+    let outcome = if report.state == exec::RunState::Succeeded {
+        Outcome::Success
+    } else {
+        Outcome::Failure
+    };
+    let hook_log = report.log_dir.join("hooks.log");
+    let mut warn = |what: &str, why: String| {
+        if !quiet {
+            report::stderr(&format!(
+                "warning: {what} failed: {why} (see {})\n",
+                hook_log.display()
+            ));
+        }
+        let _ = store.event(
+            &report.run_id,
+            "hook_failed",
+            serde_json::json!({"version": 1, "hook": what, "error": why}),
+        );
+    };
+    for (when, cmd) in hooks {
+        if *when == outcome {
+            let name = if outcome == Outcome::Success {
+                "hooks.on_success"
+            } else {
+                "hooks.on_failure"
+            };
+            if let Err(e) = notify::run_hook(cmd, root, &event, &hook_log, Duration::from_secs(60))
+            {
+                warn(name, e);
+            }
+        }
+    }
+    let n = &config.notifications;
+    if notify::wanted(n, report.state) {
+        if let Some(cmd) = &n.command {
+            if let Err(e) = notify::run_hook(cmd, root, &event, &hook_log, Duration::from_secs(60))
+            {
+                warn("notifications.command", e);
+            }
+        }
+        if n.desktop {
+            if let Err(e) = notify::desktop(report) {
+                warn("desktop notification", e);
+            }
+        }
+        if n.terminal && foreground && !quiet && io::stderr().is_terminal() {
+            report::stderr(&notify::terminal(report));
+        }
+    }
+    if config.retention.auto_cleanup_days > 0 {
+        let age = crate::manifest::Duration::from_secs(
+            u64::from(config.retention.auto_cleanup_days) * 86_400,
+        );
+        let _ = super::history_cmd::remove_old(
+            store,
+            age,
+            &["succeeded", "failed", "cancelled", "lost"],
+            false,
+        );
+    }
 }
 
 /// The store first (so a state change is on disk before it is shown), then the display.
@@ -330,7 +466,7 @@ fn open_store(state_dir: &Path) -> Result<Store, u8> {
     })
 }
 
-pub fn run(args: &RunArgs, state_dir: Option<&Path>, color: bool, quiet: bool) -> io::Result<u8> {
+pub fn run(args: &RunArgs, g: Globals<'_>) -> io::Result<u8> {
     let file = std::path::absolute(&args.file).unwrap_or_else(|_| args.file.clone());
     let spec = Spec {
         file: Some(file),
@@ -352,35 +488,46 @@ pub fn run(args: &RunArgs, state_dir: Option<&Path>, color: bool, quiet: bool) -
     launch(
         source,
         spec,
-        state_dir,
+        g,
         args.detach,
         args.progress,
-        color,
-        quiet,
         &serde_json::json!({}),
     )
 }
 
-#[allow(clippy::too_many_arguments)]
 fn launch(
     source: SourceFile,
     spec: Spec,
-    state_dir: Option<&Path>,
+    g: Globals<'_>,
     detach: bool,
     progress: ProgressChoice,
-    color: bool,
-    quiet: bool,
     meta: &serde_json::Value,
 ) -> io::Result<u8> {
-    let prepared = match prepare(source, &spec, color, quiet) {
+    let quiet = g.quiet;
+    let prepared = match prepare(source, &spec, g) {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };
-    let state_dir = state_dir_for(&prepared.wf, state_dir);
+    let state_dir = state_dir_for(&prepared, g.state_dir);
     let mut store = match open_store(&state_dir) {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
+    let limit = prepared.config.limits.max_concurrent_runs;
+    if limit > 0 {
+        let _ = store.reconcile_lost();
+        let active = store
+            .runs(&["pending", "running"], limit as usize + 1)
+            .map_or(0, |r| r.len());
+        if active >= limit as usize {
+            report::stderr(&format!(
+                "error: {active} run(s) are active in {} and limits.max_concurrent_runs is {limit}; nothing ran
+",
+                state_dir.display()
+            ));
+            return Ok(exit::INVALID);
+        }
+    }
     let run_id = new_run_id();
     let log_dir = state_dir.join("runs").join(&run_id);
     if let Err(e) = record(
@@ -404,7 +551,7 @@ fn launch(
         report::stderr(&format!("error: {e}\n"));
         return Ok(exit::INTERNAL);
     }
-    match spawn_supervisor(&state_dir, &run_id, &log_dir) {
+    match spawn_supervisor(&state_dir, &run_id, &log_dir, g.config) {
         Ok(pid) => {
             let _ = store.event(
                 &run_id,
@@ -442,13 +589,23 @@ fn shell_arg(p: &Path) -> String {
 }
 
 /// Starts `bgflow __supervise RUN` detached: no terminal, stdio away from the caller.
-fn spawn_supervisor(state_dir: &Path, run_id: &str, log_dir: &Path) -> io::Result<u32> {
+fn spawn_supervisor(
+    state_dir: &Path,
+    run_id: &str,
+    log_dir: &Path,
+    config: Option<&Path>,
+) -> io::Result<u32> {
     let exe = std::env::current_exe()?;
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log_dir.join("supervisor.log"))?;
-    let child = std::process::Command::new(exe)
+    let mut cmd = std::process::Command::new(exe);
+    if let Some(c) = config {
+        cmd.arg("--config")
+            .arg(std::path::absolute(c).unwrap_or_else(|_| c.to_path_buf()));
+    }
+    let child = cmd
         .arg("--state-dir")
         .arg(state_dir)
         .arg("__supervise")
@@ -461,7 +618,8 @@ fn spawn_supervisor(state_dir: &Path, run_id: &str, log_dir: &Path) -> io::Resul
 }
 
 /// The detached supervisor: a new session, then the run as its spec says.
-pub fn supervise(run_id: &str, state_dir: Option<&Path>) -> u8 {
+pub fn supervise(run_id: &str, g: Globals<'_>) -> u8 {
+    let state_dir = g.state_dir;
     // Leave the caller's session: closing its terminal must not reach this process.
     let _ = nix::unistd::setsid();
     let Some(state_dir) = state_dir else {
@@ -501,7 +659,12 @@ pub fn supervise(run_id: &str, state_dir: Option<&Path>) -> u8 {
         Ok(s) => s,
         Err(e) => return fail(&mut store, e),
     };
-    let prepared = match prepare(source, &spec, false, true) {
+    let quiet = Globals {
+        color: false,
+        quiet: true,
+        ..g
+    };
+    let prepared = match prepare(source, &spec, quiet) {
         Ok(p) => p,
         Err(_) => {
             return fail(
@@ -521,12 +684,8 @@ pub fn supervise(run_id: &str, state_dir: Option<&Path>) -> u8 {
     )
 }
 
-pub fn start(
-    args: &StartArgs,
-    state_dir: Option<&Path>,
-    color: bool,
-    quiet: bool,
-) -> io::Result<u8> {
+pub fn start(args: &StartArgs, g: Globals<'_>) -> io::Result<u8> {
+    let state_dir = g.state_dir;
     let cwd = std::env::current_dir()?;
     let name = args.name.clone().unwrap_or_else(|| {
         let prog = Path::new(&args.command[0]).file_name().map_or_else(
@@ -582,26 +741,17 @@ pub fn start(
             .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
             .collect(),
     );
-    launch(
-        source,
-        spec,
-        Some(&state_dir),
-        true,
-        ProgressChoice::Never,
-        color,
-        quiet,
-        &meta,
-    )
+    let g = Globals {
+        state_dir: Some(&state_dir),
+        ..g
+    };
+    launch(source, spec, g, true, ProgressChoice::Never, &meta)
 }
 
 /// `bgflow resume RUN`: a new run of the same workflow and options that keeps the steps
 /// that succeeded in RUN and runs the rest.
-pub fn resume(
-    args: &super::ResumeArgs,
-    state_dir: Option<&Path>,
-    color: bool,
-    quiet: bool,
-) -> io::Result<u8> {
+pub fn resume(args: &super::ResumeArgs, g: Globals<'_>) -> io::Result<u8> {
+    let state_dir = g.state_dir;
     let store = match super::history_cmd::open(state_dir) {
         Ok(s) => s,
         Err(code) => return Ok(code),
@@ -666,15 +816,9 @@ pub fn resume(
             .map(Path::to_path_buf)
     });
     let meta = serde_json::json!({ "resumed_from": id });
-    let progress = args.progress;
-    launch(
-        source,
-        spec,
-        dir.as_deref(),
-        args.detach,
-        progress,
-        color,
-        quiet,
-        &meta,
-    )
+    let g = Globals {
+        state_dir: dir.as_deref(),
+        ..g
+    };
+    launch(source, spec, g, args.detach, args.progress, &meta)
 }

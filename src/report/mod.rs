@@ -1,6 +1,7 @@
 //! Everything bgflow shows people or machines: plans, diagnostics, JSON documents.
 
 pub mod live;
+pub mod notify;
 pub mod plan;
 pub mod summary;
 

@@ -175,7 +175,7 @@ pub fn file_json(source: &SourceFile, checked: &Checked, strict: bool) -> FileJs
     let warnings = checked.problems.len() - errors;
     let valid = errors == 0 && !(strict && warnings > 0);
     let plan = match (&checked.workflow, &checked.plan) {
-        (Some(wf), Some(plan)) if errors == 0 => Some(plan_json(wf, plan)),
+        (Some(wf), Some(plan)) if valid => Some(plan_json(wf, plan)),
         _ => None,
     };
     FileJson {

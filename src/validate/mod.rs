@@ -188,7 +188,12 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
     };
     let root = std::path::absolute(&root).unwrap_or(root);
 
-    if m.steps.is_empty() {
+    // `[step.build]` for `[steps.build]` is already an unknown key; "no steps" would repeat it.
+    let misspelled_steps = cx
+        .problems
+        .iter()
+        .any(|p| p.code == "unknown-key" && p.message.contains("top-level"));
+    if m.steps.is_empty() && !misspelled_steps {
         cx.problems.push(
             Problem::error("empty-workflow", "the workflow has no steps")
                 .at_opt(doc.key_span(&["workflow"]), "in this workflow")

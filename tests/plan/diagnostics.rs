@@ -1,0 +1,408 @@
+//! One fixture (tests/fixtures/plan/) and one snapshot per problem class.
+
+use super::*;
+
+/// Plans fixture `name`, expects exit 3 and nothing on stdout, checks that stderr has each
+/// of `needles` and matches the snapshot `diag_NAME`.
+fn diagnostic(test: Test, name: &str, needles: &[&str]) -> Output {
+    let out = test
+        .args(["plan", &format!("{name}.toml")])
+        .status(INVALID)
+        .run();
+    assert_eq!(out.stdout, "", "an invalid workflow prints no plan");
+    for needle in needles {
+        out.stderr_has(needle);
+    }
+    out.stderr_has(&format!(
+        "error: {name}.toml is not valid: 1 error, 0 warnings; nothing ran"
+    ));
+    out.snapshot_stderr(&format!("diag_{name}"));
+    out
+}
+
+fn diag(name: &str, needles: &[&str]) -> Output {
+    diagnostic(Test::fixture(name), name, needles)
+}
+
+#[test]
+fn toml_syntax_error() {
+    diag("syntax", &["invalid TOML", "syntax.toml:5:12"]);
+}
+
+#[test]
+fn unknown_key_suggests_the_known_one() {
+    diag(
+        "unknown_key",
+        &[
+            "unknown key `descripton` in [workflow]",
+            "did you mean `description`?",
+            "unknown_key.toml:3:1",
+        ],
+    );
+}
+
+#[test]
+fn misspelled_step_key_suggests_timeout() {
+    diag(
+        "step_key_typo",
+        &[
+            "unknown key `timout` in [steps.build]",
+            "did you mean `timeout`?",
+            "step_key_typo.toml:6:1",
+        ],
+    );
+}
+
+#[test]
+fn misspelled_top_level_table_suggests_requires() {
+    diag(
+        "top_level_typo",
+        &[
+            "unknown key `requirs` in top-level table",
+            "did you mean `requires`?",
+            "top_level_typo.toml:4:2",
+        ],
+    );
+}
+
+#[test]
+fn wrong_type() {
+    diag(
+        "wrong_type",
+        &[
+            "invalid value for `retries`",
+            "expected u32",
+            "wrong_type.toml:6:11",
+        ],
+    );
+}
+
+#[test]
+fn bad_duration() {
+    diag(
+        "bad_duration",
+        &[
+            "invalid duration `10 minutes`",
+            "expected e.g. `500ms`, `30s`, `10m`, `1h30m`",
+            "bad_duration.toml:6:11",
+        ],
+    );
+}
+
+#[test]
+fn missing_workflow_table() {
+    diag(
+        "missing_workflow",
+        &[
+            "the file has no [workflow] table",
+            "missing_workflow.toml:1:1",
+        ],
+    );
+}
+
+#[test]
+fn missing_workflow_name_is_reported_once() {
+    let out = diag(
+        "missing_name",
+        &["[workflow] has no `name`", "missing_name.toml:1:2"],
+    );
+    assert!(
+        !out.stderr.contains("missing field"),
+        "serde's own message repeats the problem:\n{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn empty_workflow_name() {
+    diag(
+        "empty_name",
+        &["invalid workflow name ``", "empty_name.toml:2:8"],
+    );
+}
+
+#[test]
+fn invalid_step_name() {
+    diag(
+        "invalid_step_name",
+        &[
+            "invalid step name `build docs`",
+            "invalid_step_name.toml:4:8",
+        ],
+    );
+}
+
+#[test]
+fn step_without_run() {
+    diag(
+        "step_without_run",
+        &["step `build` has no `run`", "step_without_run.toml:4:8"],
+    );
+}
+
+#[test]
+fn unknown_step_in_needs_suggests_a_step() {
+    diag(
+        "unknown_need",
+        &[
+            "step `test` needs unknown step `compiel`",
+            "did you mean `compile`?",
+            "unknown_need.toml:9:10",
+        ],
+    );
+}
+
+#[test]
+fn self_dependency() {
+    diag(
+        "self_dependency",
+        &["step `build` needs itself", "self_dependency.toml:6:10"],
+    );
+}
+
+#[test]
+fn cycle_prints_the_path() {
+    diag(
+        "cycle",
+        &[
+            "dependency cycle: a -> b -> c -> a",
+            "a needs c",
+            "b needs a",
+            "c needs b",
+        ],
+    );
+}
+
+#[test]
+fn two_steps_producing_the_same_output() {
+    diag(
+        "duplicate_output",
+        &[
+            "`stamp.txt` is an output of both `one` and `two`",
+            "first declared here",
+            "declared again here",
+            "duplicate_output.toml:10:12",
+        ],
+    );
+}
+
+#[test]
+fn input_that_exists_nowhere_names_artifact_and_step() {
+    diag(
+        "missing_input",
+        &[
+            "input `notes.md` of step `summarize` does not exist and no step makes it",
+            "missing_input.toml:6:11",
+        ],
+    );
+}
+
+#[test]
+fn required_tool_not_on_path() {
+    let out = diag(
+        "missing_tool",
+        &[
+            "required tool `bgflow-test-no-such-tool` is not on PATH",
+            "missing_tool.toml:5:16",
+        ],
+    );
+    assert!(!out.stderr.contains("`sh`"), "sh is on PATH");
+}
+
+#[test]
+fn step_program_not_on_path() {
+    diag(
+        "missing_program",
+        &[
+            "program `bgflow-test-no-such-compiler` of step `build` is not on PATH",
+            "missing_program.toml:5:7",
+        ],
+    );
+}
+
+#[test]
+fn required_env_unset_and_empty() {
+    let test = Test::fixture("missing_env")
+        .env("BGFLOW_TEST_SET", "yes")
+        .env("BGFLOW_TEST_EMPTY", "")
+        .env_remove("BGFLOW_TEST_UNSET")
+        .args(["plan", "missing_env.toml"])
+        .status(INVALID);
+    let out = test.run();
+    out.stderr_has("required environment variable `BGFLOW_TEST_UNSET` is not set")
+        .stderr_has("required environment variable `BGFLOW_TEST_EMPTY` is empty")
+        .stderr_has("missing_env.toml:5:27")
+        .stderr_has("missing_env.toml:5:48")
+        .stderr_has("2 errors, 0 warnings");
+    assert!(!out.stderr.contains("`BGFLOW_TEST_SET`"), "{}", out.stderr);
+    out.snapshot_stderr("diag_missing_env");
+}
+
+#[test]
+fn required_files_missing() {
+    let out = Test::fixture("missing_file")
+        .file("src/readme.txt", "not python")
+        .args(["plan", "missing_file.toml"])
+        .status(INVALID)
+        .run();
+    out.stderr_has("required file `pyproject.toml` does not exist")
+        .stderr_has("required file `src/**/*.py` does not exist")
+        .stderr_has("missing_file.toml:5:10")
+        .stderr_has("missing_file.toml:5:28");
+    out.snapshot_stderr("diag_missing_file");
+
+    // And the same file passes once both exist.
+    Test::fixture("missing_file")
+        .file("pyproject.toml", "")
+        .file("src/pkg/deep/mod.py", "")
+        .args(["plan", "missing_file.toml"])
+        .run();
+}
+
+#[test]
+fn cwd_missing() {
+    diag(
+        "missing_cwd",
+        &[
+            "/frontend` of step `build` does not exist",
+            "missing_cwd.toml:6:7",
+        ],
+    );
+}
+
+#[test]
+fn output_under_a_regular_file_is_not_a_folder() {
+    let out = diagnostic(
+        Test::fixture("unwritable_output").file("notes.txt", "a file, not a folder"),
+        "unwritable_output",
+        &[
+            "output `notes.txt/report.md` of step `build` cannot be written",
+            "notes.txt is not a folder",
+            "unwritable_output.toml:6:12",
+        ],
+    );
+    // The path is shown whole, never broken across lines.
+    let path = out.path().join("notes.txt");
+    assert!(
+        out.stderr.contains(&path.display().to_string())
+            || out
+                .stderr
+                .contains(&path.canonicalize().expect("exists").display().to_string()),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn output_on_a_read_only_file_system() {
+    // Root passes every access() check, so only a read-only mount proves this one.
+    let Some(ro) = ["/proc/sys", "/sys"].into_iter().find(|p| {
+        nix::sys::statvfs::statvfs(*p)
+            .is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+    }) else {
+        eprintln!("skipped: neither /proc/sys nor /sys is mounted read-only here");
+        return;
+    };
+    let manifest = format!(
+        "[workflow]\nname = \"ro\"\n\n[steps.build]\nrun = \"true\"\noutputs = [\"{ro}/bgflow-test/out.txt\"]\n"
+    );
+    Test::manifest(&manifest)
+        .args(["plan", "bgflow.toml"])
+        .status(INVALID)
+        .run()
+        .stderr_has(&format!("{ro} is on a read-only file system"))
+        .stderr_has("bgflow.toml:6:12");
+}
+
+#[test]
+fn output_in_a_folder_without_write_permission() {
+    use std::os::unix::fs::PermissionsExt;
+    let test = Test::manifest(
+        "[workflow]\nname = \"perm\"\n\n[steps.build]\nrun = \"true\"\noutputs = [\"locked/out.txt\"]\n",
+    )
+    .folder("locked");
+    let locked = test.path().join("locked");
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).expect("chmod");
+    if std::fs::write(locked.join("probe"), "").is_ok() {
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        eprintln!("skipped: this user (root?) writes into a read-only folder anyway");
+        return;
+    }
+    let out = test.args(["plan", "bgflow.toml"]).status(INVALID).run();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    out.stderr_has("locked is not writable");
+}
+
+#[test]
+fn invalid_glob_is_not_also_called_missing() {
+    let out = diag(
+        "invalid_glob",
+        &[
+            "invalid glob `src/[abc.rs`: unclosed character class",
+            "invalid_glob.toml:6:11",
+        ],
+    );
+    assert!(!out.stderr.contains("does not exist"), "{}", out.stderr);
+}
+
+#[test]
+fn invalid_regex_in_progress_and_fail_on() {
+    let out = Test::fixture("invalid_regex")
+        .args(["plan", "invalid_regex.toml"])
+        .status(INVALID)
+        .run();
+    out.stderr_has("invalid regex: unclosed group")
+        .stderr_has("invalid_regex.toml:6:12")
+        .stderr_has("invalid regex: unclosed character class")
+        .stderr_has("invalid_regex.toml:7:25")
+        .stderr_has("2 errors, 0 warnings");
+    out.snapshot_stderr("diag_invalid_regex");
+}
+
+#[test]
+fn invalid_template_syntax() {
+    diag(
+        "template_syntax",
+        &["invalid template:", "template_syntax.toml:8:28"],
+    );
+}
+
+#[test]
+fn undefined_template_variable_suggests_a_var() {
+    diag(
+        "template_undefined",
+        &[
+            "undefined value `vars.promt` in template",
+            "did you mean `vars.prompt`?",
+            "template_undefined.toml:8:26",
+        ],
+    );
+}
+
+#[test]
+fn empty_workflow() {
+    diag(
+        "empty_workflow",
+        &["the workflow has no steps", "empty_workflow.toml:1:2"],
+    );
+}
+
+#[test]
+fn service_without_ready_is_a_warning() {
+    let out = Test::fixture("service_without_ready")
+        .args(["plan", "service_without_ready.toml"])
+        .run();
+    out.stderr_has("service `api` has no `ready` probe")
+        .stderr_has("service_without_ready.toml:4:8")
+        .stderr_has("ok: service_without_ready.toml is valid: 1 step, 0 errors, 1 warning")
+        .stdout_has("api (service)");
+    out.snapshot_stderr("diag_service_without_ready");
+
+    let strict = Test::fixture("service_without_ready")
+        .args(["plan", "--strict", "service_without_ready.toml"])
+        .status(INVALID)
+        .run();
+    strict
+        .stderr_has("service `api` has no `ready` probe")
+        .stderr_has("0 errors, 1 warning (--strict); nothing ran");
+}
