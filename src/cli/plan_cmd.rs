@@ -59,7 +59,7 @@ pub fn plan(args: &PlanArgs, color: bool, config: Option<&Path>) -> io::Result<u
             };
         let errors = checked.has_errors();
         let warnings = checked.problems.iter().any(|p| !p.is_error());
-        let valid = !errors && !(strict && warnings);
+        let valid = !(errors || (strict && warnings));
         if !valid && code == exit::SUCCESS {
             code = exit::INVALID;
         }
