@@ -162,7 +162,11 @@ pub fn load(explicit: Option<&Path>, root: Option<&Path>) -> Result<Loaded, Stri
 }
 
 /// Like `load`, skipping `workflow_file` itself (a workflow may be named `bgflow.toml`).
-pub fn load_for(explicit: Option<&Path>, root: Option<&Path>, workflow_file: Option<&Path>) -> Result<Loaded, String> {
+pub fn load_for(
+    explicit: Option<&Path>,
+    root: Option<&Path>,
+    workflow_file: Option<&Path>,
+) -> Result<Loaded, String> {
     let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
         (Ok(x), Ok(y)) => x == y,
         _ => false,
@@ -177,7 +181,11 @@ pub fn load_for(explicit: Option<&Path>, root: Option<&Path>, workflow_file: Opt
             Err(e) => return Err(format!("error: config {}: {e}\n", path.display())),
         };
         // A `bgflow.toml` holding a `[workflow]` table is a workflow file, not a config.
-        if explicit.is_none() && text.parse::<toml::Table>().is_ok_and(|t| t.contains_key("workflow")) {
+        if explicit.is_none()
+            && text
+                .parse::<toml::Table>()
+                .is_ok_and(|t| t.contains_key("workflow"))
+        {
             continue;
         }
         return parse(&path, text).map(|config| Loaded {

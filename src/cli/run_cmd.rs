@@ -97,7 +97,8 @@ fn prepare(source: SourceFile, spec: &Spec, g: Globals<'_>) -> Result<Prepared, 
         },
     );
     let config_root = checked.workflow.as_ref().map(|w| w.root.clone());
-    let config = match crate::config::load_for(g.config, config_root.as_deref(), Some(&source.path)) {
+    let config = match crate::config::load_for(g.config, config_root.as_deref(), Some(&source.path))
+    {
         Ok(c) => c.config,
         Err(msg) => {
             report::stderr(&msg);

@@ -5,6 +5,7 @@
 //! and signals in `process`, log following in `tail`, one step's attempts in `step`.
 
 pub mod fingerprint;
+pub mod probe;
 pub mod process;
 pub mod scheduler;
 pub mod step;
@@ -235,6 +236,10 @@ pub enum RunEvent<'a> {
     },
     /// Sent every `RunOptions::heartbeat` while the run goes on: the supervisor is alive.
     Heartbeat,
+    /// A service passed its ready probe; its dependents may start.
+    ServiceReady {
+        step: usize,
+    },
 }
 
 /// A consumer of run events.
@@ -267,6 +272,10 @@ pub(crate) enum Msg {
     Finished {
         step: usize,
         report: Box<StepReport>,
+    },
+    /// A service passed its ready probe.
+    Ready {
+        step: usize,
     },
 }
 
@@ -330,6 +339,9 @@ pub async fn execute(
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
     let (stop_tx, stop_rx) = watch::channel(Stop::No);
     let mut tasks = JoinSet::new();
+    // Per-step "you are no longer needed" switches; only services listen.
+    let mut service_stops: std::collections::HashMap<usize, watch::Sender<bool>> =
+        std::collections::HashMap::new();
     let ctx = Arc::new(step::Ctx {
         wf: Arc::clone(&wf),
         run_id: opts.run_id.clone(),
@@ -365,12 +377,31 @@ pub async fn execute(
                     r.reason = Some(kept.unwrap_or_else(|| "up to date".to_owned()));
                     sink.event(&RunEvent::StepFinished { step: s, report: r });
                 } else {
-                    tasks.spawn(step::run(Arc::clone(&ctx), s, tx.clone(), stop_rx.clone()));
+                    let (service_tx, service_rx) = watch::channel(false);
+                    service_stops.insert(s, service_tx);
+                    tasks.spawn(step::run(
+                        Arc::clone(&ctx),
+                        s,
+                        service_rx,
+                        tx.clone(),
+                        stop_rx.clone(),
+                    ));
                 }
             }
         }
         debug_assert!(sched.invariant_holds());
-        if sched.is_done() && tasks.is_empty() {
+        // Services nobody needs any more are stopped; at the end, all of them.
+        let done = sched.is_done();
+        for svc in sched.serving().collect::<Vec<_>>() {
+            if done || sched.no_longer_needed(svc) {
+                if let Some(tx) = service_stops.get(&svc) {
+                    let _ = tx.send(true);
+                }
+            }
+        }
+        // Every task's last message is sent before the task ends, so once no task is left
+        // and the channel is empty, nothing more can come.
+        if done && tasks.is_empty() && rx.is_empty() {
             break;
         }
         let sleep_deadline = deadline.unwrap_or_else(|| clock + Duration::from_secs(86_400 * 365));
@@ -389,6 +420,10 @@ pub async fn execute(
                     Msg::Progress { step, progress } => {
                         sink.event(&RunEvent::StepProgress { step, progress: &progress });
                         reports[step].progress = Some(progress);
+                    }
+                    Msg::Ready { step } => {
+                        sched.service_ready(step);
+                        sink.event(&RunEvent::ServiceReady { step });
                     }
                     Msg::Output { step, line } => sink.event(&RunEvent::StepOutput { step, line: &line }),
                     Msg::Retrying { step, next_attempt, delay, reason } => {

@@ -15,6 +15,8 @@ pub enum Slot {
     },
     Ready,
     Running,
+    /// A service that passed its ready probe: dependents may start; it holds no job slot.
+    Serving,
     /// Finished; `ok` when dependents may go on (success, up to date, or an allowed failure).
     Done {
         ok: bool,
@@ -112,23 +114,63 @@ impl Scheduler {
         out
     }
 
-    /// Records the end of a running step. `ok`: dependents may go on. `counts_as_failure`:
-    /// the failure fails the run (false for `allow_failure` steps).
-    pub fn finish(&mut self, step: usize, ok: bool, counts_as_failure: bool) -> Decision {
-        debug_assert_eq!(self.slots[step], Slot::Running);
-        self.slots[step] = Slot::Done { ok };
+    /// A running service passed its ready probe: its dependents may start, and it no longer
+    /// holds a job slot.
+    pub fn service_ready(&mut self, step: usize) {
+        if self.slots[step] != Slot::Running {
+            return;
+        }
+        self.slots[step] = Slot::Serving;
         self.running -= 1;
+        self.unlock_downstream(step);
+    }
+
+    /// Whether every direct dependent of `step` has finished or will not run: a service
+    /// nobody needs any more can be stopped.
+    pub fn no_longer_needed(&self, step: usize) -> bool {
+        self.downstream[step].iter().all(|&d| {
+            matches!(
+                self.slots[d],
+                Slot::Done { .. } | Slot::Skipped { .. } | Slot::Cancelled | Slot::NotSelected
+            )
+        })
+    }
+
+    /// Services currently serving.
+    pub fn serving(&self) -> impl Iterator<Item = usize> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| **s == Slot::Serving)
+            .map(|(i, _)| i)
+    }
+
+    fn unlock_downstream(&mut self, step: usize) {
+        for i in 0..self.downstream[step].len() {
+            let d = self.downstream[step][i];
+            if let Slot::Pending { waiting } = &mut self.slots[d] {
+                *waiting -= 1;
+                if *waiting == 0 {
+                    self.slots[d] = Slot::Ready;
+                    self.ready.insert((self.position[d], d));
+                }
+            }
+        }
+    }
+
+    /// Records the end of a running (or serving) step. `ok`: dependents may go on.
+    /// `counts_as_failure`: the failure fails the run (false for `allow_failure` steps).
+    pub fn finish(&mut self, step: usize, ok: bool, counts_as_failure: bool) -> Decision {
+        let was_serving = self.slots[step] == Slot::Serving;
+        debug_assert!(matches!(self.slots[step], Slot::Running | Slot::Serving));
+        self.slots[step] = Slot::Done { ok };
+        if !was_serving {
+            self.running -= 1;
+        }
         let mut decision = Decision::default();
         if ok {
-            for i in 0..self.downstream[step].len() {
-                let d = self.downstream[step][i];
-                if let Slot::Pending { waiting } = &mut self.slots[d] {
-                    *waiting -= 1;
-                    if *waiting == 0 {
-                        self.slots[d] = Slot::Ready;
-                        self.ready.insert((self.position[d], d));
-                    }
-                }
+            if !was_serving {
+                self.unlock_downstream(step);
             }
         } else {
             self.skip_downstream(step);
@@ -267,6 +309,43 @@ mod tests {
         let d = s.finish(0, true, false);
         assert!(!d.stop_running);
         assert_eq!(s.start_ready(), vec![1, 2]);
+    }
+
+    #[test]
+    fn a_ready_service_frees_its_slot_and_unlocks_dependents() {
+        // svc -> a, svc -> b; jobs = 1.
+        let upstream = vec![vec![], vec![0], vec![0]];
+        let downstream = vec![vec![1, 2], vec![], vec![]];
+        let mut s = Scheduler::new(&upstream, &downstream, &[0, 1, 2], &[true; 3], true, 1);
+        assert_eq!(s.start_ready(), vec![0]);
+        assert!(s.start_ready().is_empty());
+        s.service_ready(0);
+        assert_eq!(s.slot(0), &Slot::Serving);
+        assert_eq!(s.start_ready(), vec![1], "the service holds no slot");
+        assert!(!s.no_longer_needed(0));
+        s.finish(1, true, false);
+        assert_eq!(s.start_ready(), vec![2]);
+        s.finish(2, true, false);
+        assert!(s.no_longer_needed(0));
+        assert!(
+            s.is_done(),
+            "only the service is left, and it holds no slot"
+        );
+        assert_eq!(s.serving().collect::<Vec<_>>(), vec![0]);
+        s.finish(0, true, false);
+        assert_eq!(s.serving().count(), 0);
+    }
+
+    #[test]
+    fn a_failing_service_fails_fast() {
+        let upstream = vec![vec![], vec![0], vec![]];
+        let downstream = vec![vec![1], vec![], vec![]];
+        let mut s = Scheduler::new(&upstream, &downstream, &[0, 2, 1], &[true; 3], true, 4);
+        s.start_ready();
+        s.service_ready(0);
+        assert_eq!(s.start_ready(), vec![1]);
+        let d = s.finish(0, false, true);
+        assert!(d.stop_running, "a service that dies stops the run");
     }
 
     #[test]

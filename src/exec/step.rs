@@ -13,6 +13,7 @@ use nix::sys::signal::Signal;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use super::probe;
 use super::process::{self, Spawn};
 use super::tail::{self, Follower, Progress, Seen};
 use super::{Msg, StepReport, StepState, Stop};
@@ -36,6 +37,25 @@ enum Wake {
     Tick,
     Timeout,
     Stop,
+    Probe(Result<(), String>),
+    ServiceDone,
+}
+
+/// One probe try in flight.
+type ProbeFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
+
+/// Where a service stands with its probes.
+enum Phase {
+    /// Not a service.
+    Task,
+    /// Trying the ready probe until `deadline`.
+    Starting {
+        deadline: Instant,
+        next: Instant,
+        last_error: String,
+    },
+    /// Ready; health probes every `interval` (if any), `fails` failures in a row so far.
+    Serving { next: Instant, fails: u32 },
 }
 
 /// How one attempt ended.
@@ -45,12 +65,19 @@ enum End {
     Stalled(Option<std::process::ExitStatus>),
     Cancelled(Option<std::process::ExitStatus>),
     NotStarted(String),
+    /// A service stopped by bgflow because nothing needs it any more.
+    ServiceStopped(Option<std::process::ExitStatus>),
+    /// A service whose ready probe never passed: the probe's last error.
+    Unready(String, Option<std::process::ExitStatus>),
+    /// A service whose health probe failed too often: the probe's last error.
+    Unhealthy(String, Option<std::process::ExitStatus>),
 }
 
 /// Runs every attempt of step `index`; the last message it sends is `Finished`.
 pub(crate) async fn run(
     ctx: Arc<Ctx>,
     index: usize,
+    mut service_stop: watch::Receiver<bool>,
     tx: mpsc::UnboundedSender<Msg>,
     mut stop: watch::Receiver<Stop>,
 ) {
@@ -74,6 +101,7 @@ pub(crate) async fn run(
             &progress_path,
             &tx,
             &mut stop,
+            &mut service_stop,
         )
         .await;
         let (state, reason, status) = judge(&ctx, index, end, &seen);
@@ -125,6 +153,7 @@ async fn attempt_once(
     progress_path: &std::path::Path,
     tx: &mpsc::UnboundedSender<Msg>,
     stop: &mut watch::Receiver<Stop>,
+    service_stop: &mut watch::Receiver<bool>,
 ) -> (End, Seen, u64) {
     let wf = &ctx.wf;
     let step = &wf.steps[index];
@@ -218,7 +247,29 @@ async fn attempt_once(
     });
 
     let grace = step.kill_grace().as_std();
-    let needs_lines = step.progress.is_some() || !step.fail_on.is_empty();
+    let is_service = step.kind() == crate::manifest::StepKind::Service;
+    let ready_probe = step.spec.ready.as_ref().filter(|_| is_service);
+    let health_probe = step.spec.health.as_ref().filter(|_| is_service);
+    let ready_log = ready_probe
+        .and_then(|p| p.log.as_deref())
+        .and_then(|re| regex::Regex::new(re).ok());
+    let needs_lines = step.progress.is_some() || !step.fail_on.is_empty() || ready_log.is_some();
+    let mut phase = match (is_service, ready_probe) {
+        (false, _) => Phase::Task,
+        (true, None) => {
+            let _ = tx.send(Msg::Ready { step: index });
+            Phase::Serving {
+                next: Instant::now(),
+                fails: 0,
+            }
+        }
+        (true, Some(p)) => Phase::Starting {
+            deadline: Instant::now() + p.timeout.map_or(Duration::from_secs(30), |d| d.as_std()),
+            next: Instant::now(),
+            last_error: "the probe has not run yet".to_owned(),
+        },
+    };
+    let mut probing: Option<ProbeFuture> = None;
     let mut follower = Follower::new(log_path, from);
     let mut progress_file = Follower::new(progress_path, 0);
     let started = Instant::now();
@@ -237,9 +288,58 @@ async fn attempt_once(
             _ = ticker.tick() => Wake::Tick,
             () = tokio::time::sleep_until(timeout_at.unwrap_or(far)), if timeout_at.is_some() => Wake::Timeout,
             () = wait_stop(stop, |s| *s != Stop::No) => Wake::Stop,
+            r = async { match probing.as_mut() { Some(f) => f.await, None => std::future::pending().await } } => Wake::Probe(r),
+            () = async { if service_stop.wait_for(|s| *s).await.is_err() { std::future::pending::<()>().await } }, if is_service => Wake::ServiceDone,
         };
         match wake {
             Wake::Exited(Ok(status)) => break End::Exited(status),
+            Wake::ServiceDone => {
+                let status =
+                    terminate_escalating(&mut child, pid, Signal::SIGTERM, grace, stop).await;
+                break End::ServiceStopped(status);
+            }
+            Wake::Probe(result) => {
+                probing = None;
+                match (&mut phase, result) {
+                    (Phase::Starting { .. }, Ok(())) => {
+                        let _ = tx.send(Msg::Ready { step: index });
+                        phase = Phase::Serving {
+                            next: Instant::now(),
+                            fails: 0,
+                        };
+                    }
+                    (
+                        Phase::Starting {
+                            deadline,
+                            last_error,
+                            ..
+                        },
+                        Err(e),
+                    ) => {
+                        *last_error = e;
+                        if Instant::now() >= *deadline {
+                            let why = std::mem::take(last_error);
+                            let status =
+                                terminate_escalating(&mut child, pid, Signal::SIGTERM, grace, stop)
+                                    .await;
+                            break End::Unready(why, status);
+                        }
+                    }
+                    (Phase::Serving { fails, .. }, Ok(())) => *fails = 0,
+                    (Phase::Serving { fails, .. }, Err(e)) => {
+                        *fails += 1;
+                        let limit = health_probe.and_then(|h| h.failures).unwrap_or(3);
+                        if *fails >= limit {
+                            let why = format!("{fails} health checks failed in a row: {e}");
+                            let status =
+                                terminate_escalating(&mut child, pid, Signal::SIGTERM, grace, stop)
+                                    .await;
+                            break End::Unhealthy(why, status);
+                        }
+                    }
+                    (Phase::Task, _) => {}
+                }
+            }
             Wake::Exited(Err(e)) => break End::NotStarted(format!("lost the process: {e}")),
             Wake::Timeout => {
                 let status =
@@ -256,9 +356,14 @@ async fn attempt_once(
             }
             Wake::Tick => {
                 let grew = if needs_lines {
-                    follower
-                        .poll(|line| seen.line(line, step.progress.as_ref(), &step.fail_on, None))
-                        > 0
+                    follower.poll(|line| {
+                        seen.line(
+                            line,
+                            step.progress.as_ref(),
+                            &step.fail_on,
+                            ready_log.as_ref(),
+                        )
+                    }) > 0
                 } else {
                     let size = fs::metadata(log_path).map_or(last_size, |m| m.len());
                     let grew = size != last_size;
@@ -287,6 +392,64 @@ async fn attempt_once(
                     if let Some(line) = tail::last_line(log_path, from) {
                         let _ = tx.send(Msg::Output { step: index, line });
                     }
+                }
+                match &mut phase {
+                    Phase::Starting {
+                        deadline,
+                        next,
+                        last_error,
+                    } => {
+                        if seen.log_ready {
+                            let _ = tx.send(Msg::Ready { step: index });
+                            phase = Phase::Serving {
+                                next: Instant::now(),
+                                fails: 0,
+                            };
+                        } else if probing.is_none() && Instant::now() >= *deadline {
+                            let why = if ready_log.is_some() {
+                                "no output line matched the `log` ready probe".to_owned()
+                            } else {
+                                std::mem::take(last_error)
+                            };
+                            let status =
+                                terminate_escalating(&mut child, pid, Signal::SIGTERM, grace, stop)
+                                    .await;
+                            break End::Unready(why, status);
+                        } else if probing.is_none()
+                            && Instant::now() >= *next
+                            && ready_log.is_none()
+                        {
+                            let p = ready_probe.cloned().unwrap_or_default();
+                            let interval = p
+                                .interval
+                                .map_or(Duration::from_millis(200), |d| d.as_std());
+                            *next = Instant::now() + interval;
+                            let cwd = step.cwd.clone();
+                            let limit = probe::TRY_LIMIT.min(
+                                deadline
+                                    .saturating_duration_since(Instant::now())
+                                    .max(Duration::from_millis(100)),
+                            );
+                            probing =
+                                Some(Box::pin(
+                                    async move { probe::try_once(&p, &cwd, limit).await },
+                                ));
+                        }
+                    }
+                    Phase::Serving { next, .. } => {
+                        if let Some(h) = health_probe {
+                            if probing.is_none() && Instant::now() >= *next && h.log.is_none() {
+                                let interval =
+                                    h.interval.map_or(Duration::from_secs(10), |d| d.as_std());
+                                *next = Instant::now() + interval;
+                                let (p, cwd) = (h.clone(), step.cwd.clone());
+                                probing = Some(Box::pin(async move {
+                                    probe::try_once(&p, &cwd, probe::TRY_LIMIT.min(interval)).await
+                                }));
+                            }
+                        }
+                    }
+                    Phase::Task => {}
                 }
                 if let Some(limit) = stall {
                     if last_activity.elapsed() >= limit {
@@ -380,6 +543,40 @@ fn judge(
             s,
         ),
         End::Cancelled(s) => (StepState::Cancelled, Some("cancelled".to_owned()), s),
+        End::ServiceStopped(s) => (
+            StepState::Succeeded,
+            Some("service stopped: no remaining step needs it".to_owned()),
+            s,
+        ),
+        End::Unready(why, s) => (
+            StepState::Failed,
+            Some(format!(
+                "service never became ready within {}: {why}",
+                step.spec
+                    .ready
+                    .as_ref()
+                    .and_then(|r| r.timeout)
+                    .unwrap_or(crate::manifest::Duration::from_secs(30))
+            )),
+            s,
+        ),
+        End::Unhealthy(why, s) => (
+            StepState::Failed,
+            Some(format!("service unhealthy: {why}")),
+            s,
+        ),
+        End::Exited(status) if step.kind() == crate::manifest::StepKind::Service => {
+            let how = match (status.code(), status.signal()) {
+                (Some(c), _) => format!("exit code {c}"),
+                (None, Some(sig)) => format!("signal {}", signal_name(sig)),
+                _ => status.to_string(),
+            };
+            (
+                StepState::Failed,
+                Some(format!("service exited on its own ({how})")),
+                Some(status),
+            )
+        }
         End::Exited(status) => {
             if let Some(sig) = status.signal() {
                 return (

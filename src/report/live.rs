@@ -118,6 +118,7 @@ impl Sink for Plain {
                 self.say(&format!("got signal {signal}: {what}"));
             }
             RunEvent::RunFinished { .. } | RunEvent::Heartbeat => {}
+            RunEvent::ServiceReady { step } => self.say(&format!("ready {}", self.names[*step])),
         }
     }
 }
@@ -231,6 +232,11 @@ impl Sink for Bars {
                 let _ = self.multi.clear();
             }
             RunEvent::Heartbeat => {}
+            RunEvent::ServiceReady { step } => {
+                if let Some(bar) = self.steps.get(step) {
+                    bar.set_message("ready");
+                }
+            }
         }
     }
 }

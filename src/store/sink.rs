@@ -173,6 +173,9 @@ impl Sink for StoreSink {
                     }),
                 );
             }
+            RunEvent::ServiceReady { step } => {
+                self.event("service_ready", Some(*step), json!({}));
+            }
             RunEvent::Stopping { signal, second } => {
                 self.event(
                     "run_stopping",

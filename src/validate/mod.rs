@@ -646,11 +646,11 @@ impl Cx<'_, '_> {
             self.regex(log, self.doc.value_span(&["steps", step, key, "log"]));
         }
         if let Some(url) = &probe.http {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
+            if !url.starts_with("http://") {
                 self.push(
                     Problem::error(
                         "invalid-probe",
-                        format!("`http` probe `{url}` is not an http:// URL"),
+                        format!("`http` probe `{url}` is not an http:// URL (https is not probed)"),
                     )
                     .at_opt(self.doc.value_span(&["steps", step, key, "http"]), "here"),
                 );
