@@ -196,6 +196,20 @@ fn status_text(run: &RunRow, steps: &[StepRow]) -> String {
     let width = steps.iter().map(|s| s.name.len()).max().unwrap_or(4).max(4);
     for s in steps {
         let mut detail = step_progress(s);
+        if let (Some(p), Some(f)) = (s.tests_passed, s.tests_failed) {
+            let mut t = format!("tests: {p} passed, {f} failed");
+            if let Some(e) = s.tests_errors.filter(|e| *e > 0) {
+                t.push_str(&format!(", {e} errors"));
+            }
+            if let Some(k) = s.tests_skipped.filter(|k| *k > 0) {
+                t.push_str(&format!(", {k} skipped"));
+            }
+            detail = if detail.is_empty() {
+                t
+            } else {
+                format!("{detail} · {t}")
+            };
+        }
         if let Some(r) = &s.reason {
             detail = if detail.is_empty() {
                 r.clone()

@@ -5,6 +5,7 @@
 //! and signals in `process`, log following in `tail`, one step's attempts in `step`.
 
 pub mod fingerprint;
+pub mod junit;
 pub mod probe;
 pub mod process;
 pub mod scheduler;
@@ -125,6 +126,8 @@ pub struct StepReport {
     pub progress: Option<Progress>,
     /// The last lines of output (failures only).
     pub last_lines: Vec<String>,
+    /// `kind = "test"` with `junit`: what the reports say.
+    pub tests: Option<junit::TestCounts>,
 }
 
 impl StepReport {
@@ -144,6 +147,7 @@ impl StepReport {
             log,
             progress: None,
             last_lines: Vec::new(),
+            tests: None,
         }
     }
 }

@@ -92,6 +92,7 @@ pub(crate) async fn run(
 
     for attempt in 1..=attempts {
         report.attempts = attempt;
+        let attempt_started = SystemTime::now();
         let (end, seen, from) = attempt_once(
             &ctx,
             index,
@@ -104,7 +105,21 @@ pub(crate) async fn run(
             &mut service_stop,
         )
         .await;
-        let (state, reason, status) = judge(&ctx, index, end, &seen);
+        let (mut state, mut reason, status) = judge(&ctx, index, end, &seen);
+        if let (crate::manifest::StepKind::Test, Some(pattern)) = (step.kind(), &step.spec.junit) {
+            let counts = super::junit::read(&ctx.wf.root, pattern, attempt_started);
+            let bad = counts.failed + counts.errors;
+            if state == StepState::Succeeded && bad > 0 {
+                state = StepState::Failed;
+                let first = counts
+                    .failing
+                    .first()
+                    .map(|t| format!(": {} ({})", t.name, t.message))
+                    .unwrap_or_default();
+                reason = Some(format!("JUnit reports {bad} failing test(s){first}"));
+            }
+            report.tests = Some(counts);
+        }
         report.state = state;
         report.reason = reason;
         report.progress = seen.progress.clone();

@@ -107,6 +107,9 @@ impl Sink for Plain {
                 if let Some(r) = &report.reason {
                     line.push_str(&format!(" ({r})"));
                 }
+                if let Some(t) = &report.tests {
+                    line.push_str(&format!("; tests: {}", t.describe()));
+                }
                 self.say(&line);
             }
             RunEvent::Stopping { signal, second } => {

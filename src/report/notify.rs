@@ -120,16 +120,40 @@ pub fn headline(report: &RunReport) -> (String, String) {
     (summary, body)
 }
 
-/// Sends a desktop notification over D-Bus (no C library: zbus).
+/// Longest the end of a run waits for the notification server. Neither zbus nor the bus
+/// time a call out on their own, so a hung server would otherwise hold up bgflow's exit forever.
+pub const DESKTOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Sends a desktop notification over D-Bus (no C library: zbus), waiting at most
+/// [`DESKTOP_TIMEOUT`] for the server's answer.
 pub fn desktop(report: &RunReport) -> Result<(), String> {
     let (summary, body) = headline(report);
-    notify_rust::Notification::new()
-        .appname("bgflow")
-        .summary(&summary)
-        .body(&body)
-        .show()
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    let (tx, rx) = std::sync::mpsc::channel();
+    // On a thread of its own: it can be left behind if the server never answers, and zbus's
+    // `block_on` (inside `show`) is not run on a thread of bgflow's Tokio runtime.
+    std::thread::Builder::new()
+        .name("desktop-notification".into())
+        .spawn(move || {
+            let sent = notify_rust::Notification::new()
+                .appname("bgflow")
+                .summary(&summary)
+                .body(&body)
+                .show()
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+            let _ = tx.send(sent);
+        })
+        .map_err(|e| format!("cannot start a thread: {e}"))?;
+    match rx.recv_timeout(DESKTOP_TIMEOUT) {
+        Ok(sent) => sent,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(format!(
+            "the notification server did not answer within {}s",
+            DESKTOP_TIMEOUT.as_secs()
+        )),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            Err("the notification thread ended without an answer".to_string())
+        }
+    }
 }
 
 /// A terminal notification: the bell, and OSC 9 (shown by terminals that support it).

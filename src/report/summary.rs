@@ -63,11 +63,31 @@ pub fn text(report: &RunReport) -> String {
             s.reason.as_deref().unwrap_or("failed")
         );
         let _ = writeln!(out, "  log: {}", s.log.display());
+        if let Some(t) = &s.tests {
+            let _ = writeln!(out, "  tests: {}", t.describe());
+            for f in &t.failing {
+                let _ = writeln!(out, "    FAIL {}: {}", f.name, f.message);
+            }
+        }
         if !s.last_lines.is_empty() {
             let _ = writeln!(out, "  last {} lines:", s.last_lines.len());
             for line in &s.last_lines {
                 let _ = writeln!(out, "  | {line}");
             }
+        }
+    }
+    for s in report
+        .steps
+        .iter()
+        .filter(|s| s.tests.is_some() && !s.state.is_failure())
+    {
+        if let Some(t) = &s.tests {
+            let _ = writeln!(out, "\n{} tests: {}", s.name, t.describe());
+        }
+    }
+    for s in &report.steps {
+        for w in s.tests.iter().flat_map(|t| &t.warnings) {
+            let _ = writeln!(out, "warning: {}: {w}", s.name);
         }
     }
     let skipped: Vec<String> = report

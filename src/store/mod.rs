@@ -110,6 +110,12 @@ const MIGRATIONS: &[&str] = &[
         hash TEXT NOT NULL,
         recorded_at INTEGER NOT NULL
      );",
+    // 2: test results of `kind = "test"` steps.
+    "ALTER TABLE steps ADD COLUMN tests_passed INTEGER;
+     ALTER TABLE steps ADD COLUMN tests_failed INTEGER;
+     ALTER TABLE steps ADD COLUMN tests_errors INTEGER;
+     ALTER TABLE steps ADD COLUMN tests_skipped INTEGER;
+     ALTER TABLE steps ADD COLUMN tests_failing TEXT;",
 ];
 
 /// Milliseconds since the Unix epoch.
@@ -182,6 +188,12 @@ pub struct StepRow {
     pub progress_message: Option<String>,
     pub last_line: Option<String>,
     pub log_path: String,
+    pub tests_passed: Option<i64>,
+    pub tests_failed: Option<i64>,
+    pub tests_errors: Option<i64>,
+    pub tests_skipped: Option<i64>,
+    /// `[{"name": ..., "message": ...}]` of the first failing tests.
+    pub tests_failing: Option<serde_json::Value>,
 }
 
 /// An event row.
@@ -273,6 +285,8 @@ pub struct StepFinish {
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
     pub counts_done: bool,
+    /// (passed, failed, errors, skipped, failing tests as JSON).
+    pub tests: Option<(u64, u64, u64, u64, serde_json::Value)>,
 }
 
 impl Store {
@@ -463,6 +477,14 @@ impl Store {
                             row.finished_at.unwrap_or(now)
                         ],
                     )
+                    .and_then(|_| match &row.tests {
+                        Some((p, f, e, sk, failing)) => tx.execute(
+                            "UPDATE steps SET tests_passed = ?3, tests_failed = ?4, tests_errors = ?5, tests_skipped = ?6,
+                             tests_failing = ?7 WHERE run_id = ?1 AND idx = ?2",
+                            params![run, *idx as i64, *p as i64, *f as i64, *e as i64, *sk as i64, failing.to_string()],
+                        ),
+                        None => Ok(0),
+                    })
                     .and_then(|_| {
                         if row.counts_done {
                             tx.execute("UPDATE runs SET steps_done = steps_done + 1 WHERE id = ?1", params![run])
@@ -746,7 +768,8 @@ fn run_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
 }
 
 const STEP_COLUMNS: &str = "idx, name, kind, state, reason, attempts, pid, pgid, exit_code, signal, started_at, finished_at,
-    progress_percent, progress_current, progress_total, progress_message, last_line, log_path";
+    progress_percent, progress_current, progress_total, progress_message, last_line, log_path,
+    tests_passed, tests_failed, tests_errors, tests_skipped, tests_failing";
 
 fn step_row(r: &Row<'_>) -> rusqlite::Result<StepRow> {
     Ok(StepRow {
@@ -768,6 +791,13 @@ fn step_row(r: &Row<'_>) -> rusqlite::Result<StepRow> {
         progress_message: r.get(15)?,
         last_line: r.get(16)?,
         log_path: r.get(17)?,
+        tests_passed: r.get(18)?,
+        tests_failed: r.get(19)?,
+        tests_errors: r.get(20)?,
+        tests_skipped: r.get(21)?,
+        tests_failing: r
+            .get::<_, Option<String>>(22)?
+            .and_then(|t| serde_json::from_str(&t).ok()),
     })
 }
 

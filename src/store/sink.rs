@@ -157,6 +157,10 @@ impl Sink for StoreSink {
                         started_at: report.started_at.map(to_ms),
                         finished_at: report.finished_at.map(to_ms),
                         counts_done: true,
+                        tests: report
+                            .tests
+                            .as_ref()
+                            .map(|t| (t.passed, t.failed, t.errors, t.skipped, json!(t.failing))),
                     }),
                 });
                 self.event(
@@ -170,6 +174,7 @@ impl Sink for StoreSink {
                         "signal": report.signal,
                         "duration_ms": report.duration_ms,
                         "log": report.log,
+                        "tests": report.tests,
                     }),
                 );
             }
