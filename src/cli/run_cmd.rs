@@ -391,10 +391,12 @@ fn after_run(
     let hook_log = report.log_dir.join("hooks.log");
     let mut warn = |what: &str, why: String| {
         if !quiet {
-            report::stderr(&format!(
-                "warning: {what} failed: {why} (see {})\n",
-                hook_log.display()
-            ));
+            let see = if what.starts_with("desktop") {
+                String::new()
+            } else {
+                format!(" (see {})", hook_log.display())
+            };
+            report::stderr(&format!("warning: {what} failed: {why}{see}\n"));
         }
         let _ = store.event(
             &report.run_id,
