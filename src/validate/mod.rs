@@ -578,9 +578,30 @@ impl Cx<'_, '_> {
                 );
             }
         }
-        for (probe_key, probe) in [("ready", &spec.ready), ("health", &spec.health)] {
+        // Probes are templates too (a port from `vars`); checked as rendered.
+        let mut rendered = spec.clone();
+        for (probe_key, probe) in [
+            ("ready", &mut rendered.ready),
+            ("health", &mut rendered.health),
+        ] {
             if let Some(probe) = probe {
-                self.probe(name, probe_key, probe, spec.kind);
+                let mut rendered_ok = true;
+                for (field, value, mode) in [
+                    ("http", &mut probe.http, Mode::Plain),
+                    ("tcp", &mut probe.tcp, Mode::Plain),
+                    ("command", &mut probe.command, Mode::Shell),
+                ] {
+                    if let Some(text) = value.as_mut() {
+                        let path = ["steps", name, probe_key, field];
+                        match self.render(r, text, mode, Some(&info), &path) {
+                            Some(out) => *text = out,
+                            None => rendered_ok = false,
+                        }
+                    }
+                }
+                if rendered_ok {
+                    self.probe(name, probe_key, probe, spec.kind);
+                }
             }
         }
         if spec.kind == StepKind::Service && spec.ready.is_none() {
@@ -598,7 +619,7 @@ impl Cx<'_, '_> {
         }
         Step {
             name: name.to_owned(),
-            spec: spec.clone(),
+            spec: rendered,
             command,
             cwd,
             env,
