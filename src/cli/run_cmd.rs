@@ -192,12 +192,15 @@ fn source_of(spec: &Spec) -> Result<SourceFile, String> {
     }
 }
 
+/// The state folder of a new run, always absolute: the log paths recorded in the history
+/// must mean the same file whatever folder a later `logs` or `cleanup` runs in.
 fn state_dir_for(p: &Prepared, state_dir: Option<&Path>) -> PathBuf {
-    match (state_dir, &p.config.state.dir) {
+    let dir = match (state_dir, &p.config.state.dir) {
         (Some(d), _) => d.to_path_buf(),
         (None, Some(d)) => p.wf.root.join(d),
         (None, None) => p.wf.root.join(".bgflow"),
-    }
+    };
+    std::path::absolute(&dir).unwrap_or(dir)
 }
 
 /// Records a new run and its selected steps.

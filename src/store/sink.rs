@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::{now_ms, to_ms, StepFinish, Store, Write};
-use crate::exec::{RunEvent, Sink};
+use crate::exec::{RunEvent, Sink, StepReport, StepState};
 
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
 /// How often the supervisor's heartbeat time is written.
@@ -19,6 +19,8 @@ pub struct StoreSink {
     store: Store,
     run: String,
     names: Vec<String>,
+    /// Steps whose final state was written; the others are completed from the run's report.
+    finished: Vec<bool>,
     pending: Vec<Write>,
     last_flush: Instant,
     last_beat: Instant,
@@ -31,6 +33,7 @@ impl StoreSink {
         Self {
             store,
             run: run.to_owned(),
+            finished: vec![false; names.len()],
             names,
             pending: Vec::new(),
             last_flush: Instant::now(),
@@ -67,6 +70,45 @@ impl StoreSink {
             step: step.map(|s| self.names[s].clone()),
             data,
         });
+    }
+
+    /// The final state of a step: its row, and a `step_finished` event.
+    fn step_finished(&mut self, step: usize, report: &StepReport, counts_done: bool) {
+        if let Some(done) = self.finished.get_mut(step) {
+            *done = true;
+        }
+        self.pending.push(Write::StepFinished {
+            run: self.run.clone(),
+            idx: step,
+            row: Box::new(StepFinish {
+                state: report.state.as_str().to_owned(),
+                reason: report.reason.clone(),
+                attempts: report.attempts,
+                exit_code: report.exit_code,
+                signal: report.signal.clone(),
+                started_at: report.started_at.map(to_ms),
+                finished_at: report.finished_at.map(to_ms),
+                counts_done,
+                tests: report
+                    .tests
+                    .as_ref()
+                    .map(|t| (t.passed, t.failed, t.errors, t.skipped, json!(t.failing))),
+            }),
+        });
+        self.event(
+            "step_finished",
+            Some(step),
+            json!({
+                "state": report.state,
+                "reason": report.reason,
+                "attempts": report.attempts,
+                "exit_code": report.exit_code,
+                "signal": report.signal,
+                "duration_ms": report.duration_ms,
+                "log": report.log,
+                "tests": report.tests,
+            }),
+        );
     }
 }
 
@@ -144,40 +186,7 @@ impl Sink for StoreSink {
                     json!({ "next_attempt": next_attempt, "delay_ms": delay.as_millis() as u64, "reason": reason }),
                 );
             }
-            RunEvent::StepFinished { step, report } => {
-                self.pending.push(Write::StepFinished {
-                    run,
-                    idx: *step,
-                    row: Box::new(StepFinish {
-                        state: report.state.as_str().to_owned(),
-                        reason: report.reason.clone(),
-                        attempts: report.attempts,
-                        exit_code: report.exit_code,
-                        signal: report.signal.clone(),
-                        started_at: report.started_at.map(to_ms),
-                        finished_at: report.finished_at.map(to_ms),
-                        counts_done: true,
-                        tests: report
-                            .tests
-                            .as_ref()
-                            .map(|t| (t.passed, t.failed, t.errors, t.skipped, json!(t.failing))),
-                    }),
-                });
-                self.event(
-                    "step_finished",
-                    Some(*step),
-                    json!({
-                        "state": report.state,
-                        "reason": report.reason,
-                        "attempts": report.attempts,
-                        "exit_code": report.exit_code,
-                        "signal": report.signal,
-                        "duration_ms": report.duration_ms,
-                        "log": report.log,
-                        "tests": report.tests,
-                    }),
-                );
-            }
+            RunEvent::StepFinished { step, report } => self.step_finished(*step, report, true),
             RunEvent::ServiceReady { step } => {
                 self.event("service_ready", Some(*step), json!({}));
             }
@@ -189,6 +198,17 @@ impl Sink for StoreSink {
                 );
             }
             RunEvent::RunFinished { report } => {
+                // Steps that never ran (skipped after an upstream failure, cancelled by a
+                // stop) get no `StepFinished` from the executor; the report has their final
+                // state. Without this their rows would stay `pending` in a finished run.
+                // They do not add to `steps_done`, so a failed run still shows how far it got.
+                for r in &report.steps {
+                    if let Some(idx) = self.names.iter().position(|n| *n == r.name) {
+                        if !self.finished[idx] && r.state != StepState::Pending {
+                            self.step_finished(idx, r, false);
+                        }
+                    }
+                }
                 self.pending.push(Write::RunFinished {
                     run,
                     state: report.state.as_str().to_owned(),

@@ -858,7 +858,6 @@ impl Cx<'_, '_> {
         specs: &IndexMap<String, StepSpec>,
     ) {
         let name = step.name.clone();
-        let names: Vec<&str> = specs.keys().map(String::as_str).collect();
         let producers = &plan.producers[index];
         for (i, pattern) in step.spec.inputs.iter().enumerate() {
             // An invalid glob was reported already; calling it missing too would mislead.
@@ -967,6 +966,5 @@ impl Cx<'_, '_> {
                 );
             }
         }
-        let _ = names;
     }
 }

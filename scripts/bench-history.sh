@@ -1,0 +1,259 @@
+#!/usr/bin/env bash
+# Measures the run history's two speed targets:
+#   (a) `bgflow list` and `bgflow list --json` on a state folder holding 10,000 finished
+#       runs (target: ≤ 50 ms each). `status` (the active runs) and `list --limit 1000
+#       --json` are shown beside them, without a target.
+#   (b) how long `bgflow run -d` takes to return on a one-step workflow: validation, the
+#       record, the supervisor's spawn (target: ≤ 100 ms). Before each timed call, the
+#       previous run is waited for, so each call meets an idle machine.
+#
+# The 10,000 runs are made fast: one real run of a three-step workflow, then its rows
+# (run, steps, events) are copied 9,999 times under new unique ids with python3's sqlite3,
+# spread over the last 30 days, one in ten marked failed.
+#
+# Usage: scripts/bench-history.sh [BGFLOW_BINARY]
+#   BGFLOW_BINARY  default: target/release/bgflow, built with `cargo build --release --locked`
+# Environment:
+#   RUNS_IN_HISTORY  finished runs in (a) (default 10000)
+#   RUNS             hyperfine runs per case (default 30)
+#   BENCH_STRICT=1   exit 1 when a figure misses its target (default: report only)
+#
+# Needs: hyperfine and python3. On Debian: apt-get update && apt-get install -y hyperfine
+# Speed is measured here, never asserted in the test suite (STYLE.md).
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+history=${RUNS_IN_HISTORY:-10000}
+runs=${RUNS:-30}
+list_target_ms=50
+detach_target_ms=100
+
+need() {
+  if ! command -v "$1" >/dev/null 2>&1; then
+    echo "bench-history: \`$1\` is missing; install it with: apt-get update && apt-get install -y $2" >&2
+    exit 2
+  fi
+}
+need hyperfine hyperfine
+need python3 python3
+
+if [[ $# -ge 1 ]]; then
+  bin=$1
+else
+  echo "bench-history: building the release binary (cargo build --release --locked)" >&2
+  (cd "$repo" && cargo build --release --locked --quiet)
+  bin="${CARGO_TARGET_DIR:-$repo/target}/release/bgflow"
+fi
+if [[ ! -x $bin ]]; then
+  echo "bench-history: no executable at $bin" >&2
+  exit 2
+fi
+bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/bgflow-bench-history.XXXXXX")
+cleanup() {
+  # Let the last detached run of (b) end before its folder goes.
+  if [[ -f $work/idle.sh ]]; then
+    sh "$work/idle.sh" >/dev/null 2>&1 || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+# No user config: only what this script sets.
+export XDG_CONFIG_HOME=$work/xdg
+unset BGFLOW_CONFIG BGFLOW_STATE_DIR
+
+# hyperfine's mean, stddev, min and max in ms, from its JSON export.
+stats_ms() {
+  python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))["results"][0]
+print("%.1f %.1f %.1f %.1f" % (r["mean"] * 1e3, (r["stddev"] or 0.0) * 1e3, r["min"] * 1e3, r["max"] * 1e3))' "$1"
+}
+
+# One hyperfine case (no shell in between: -N): prints "mean sd min max" in ms.
+timed() {
+  local name=$1 prepare=$2 json
+  shift 2
+  json="$work/$(echo "$name" | tr -c 'a-zA-Z0-9' _).json"
+  local args=(--style none --runs "$runs" --warmup 3 -N --output null --export-json "$json" --command-name "$name")
+  if [[ -n $prepare ]]; then
+    args+=(--prepare "$prepare")
+  fi
+  hyperfine "${args[@]}" "$(printf '%q ' "$@")" >/dev/null
+  stats_ms "$json"
+}
+
+verdict() { # value target
+  python3 -c "print('ok' if $1 <= $2 else 'OVER')"
+}
+
+echo "bench-history: $(nproc) CPUs; binary $bin ($("$bin" --version)); $runs runs per case" >&2
+
+# ---- (a) list on a big history ---------------------------------------------------------------
+state="$work/history"
+mkdir -p "$work/flow"
+cat >"$work/flow/three.toml" <<'EOF'
+[workflow]
+name = "bench-history"
+
+[steps.fetch]
+run = "echo fetching; echo 1/2 fetching >> \"$BGFLOW_PROGRESS\"; echo 2/2 done >> \"$BGFLOW_PROGRESS\""
+
+[steps.build]
+needs = ["fetch"]
+run = "echo building"
+
+[steps.test]
+needs = ["build"]
+run = "echo testing"
+EOF
+echo "bench-history: (a) one real run, then $((history - 1)) copies of its rows" >&2
+if ! "$bin" -q --state-dir "$state" run --progress never "$work/flow/three.toml" 2>"$work/seed.err"; then
+  echo "bench-history: the seed run failed:" >&2
+  cat "$work/seed.err" >&2
+  exit 1
+fi
+python3 - "$state/bgflow.db" "$history" <<'PY'
+import random, sqlite3, sys, time
+
+path, total = sys.argv[1], int(sys.argv[2])
+db = sqlite3.connect(path, isolation_level=None)
+db.execute("PRAGMA busy_timeout = 10000")
+(seed,) = db.execute("SELECT id FROM runs").fetchone()
+(log_dir,) = db.execute("SELECT log_dir FROM runs WHERE id = ?", (seed,)).fetchone()
+base = log_dir[: -len(seed)]
+cols = lambda t: [r[1] for r in db.execute(f"PRAGMA table_info({t})")]
+
+alphabet = "0123456789abcdefghijklmnopqrstuvwxyz"
+rng = random.Random(7)
+ids = {seed}
+while len(ids) < total:
+    ids.add("".join(rng.choice(alphabet) for _ in range(8)))
+ids.discard(seed)
+
+now = int(time.time() * 1000)
+month = 30 * 86_400_000
+run_cols = cols("runs")
+timed = {"created_at", "started_at", "finished_at", "heartbeat_at"}
+
+def run_select():
+    out = []
+    for c in run_cols:
+        if c == "id":
+            out.append("?1")
+        elif c in timed:
+            out.append(f"{c} - (SELECT created_at FROM runs WHERE id = ?2) + ?3")
+        elif c == "log_dir":
+            out.append("?4")
+        elif c == "state":
+            out.append("?5")
+        elif c == "exit_code":
+            out.append("?6")
+        else:
+            out.append(c)
+    return ", ".join(out)
+
+step_cols = cols("steps")
+step_select = ", ".join(
+    "?1" if c == "run_id" else ("?3 || '/' || name || '.log'" if c == "log_path" else c)
+    for c in step_cols
+)
+event_cols = [c for c in cols("events") if c != "id"]
+event_select = ", ".join("?1" if c == "run_id" else c for c in event_cols)
+
+db.execute("BEGIN IMMEDIATE")
+for i, rid in enumerate(sorted(ids)):
+    created = now - rng.randrange(60_000, month)
+    failed = i % 10 == 0
+    db.execute(
+        f"INSERT INTO runs ({', '.join(run_cols)}) SELECT {run_select()} FROM runs WHERE id = ?2",
+        (rid, seed, created, base + rid, "failed" if failed else "succeeded", 1 if failed else 0),
+    )
+    db.execute(
+        f"INSERT INTO steps ({', '.join(step_cols)}) SELECT {step_select} FROM steps WHERE run_id = ?2",
+        (rid, seed, base + rid),
+    )
+    db.execute(
+        f"INSERT INTO events ({', '.join(event_cols)}) SELECT {event_select} FROM events WHERE run_id = ?2",
+        (rid, seed),
+    )
+db.execute("COMMIT")
+db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+counts = [db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("runs", "steps", "events")]
+print("bench-history: %d runs, %d steps, %d events" % tuple(counts), file=sys.stderr)
+PY
+listed=$("$bin" --state-dir "$state" list --json --limit 100000 |
+  python3 -c 'import json, sys; r = json.load(sys.stdin)["runs"]; print(len(r), sum(x["state"] in ("pending", "running") for x in r))')
+read -r n_listed n_active <<<"$listed"
+if [[ $n_listed != "$history" || $n_active != 0 ]]; then
+  echo "bench-history: expected $history finished runs, bgflow lists $n_listed ($n_active active)" >&2
+  exit 1
+fi
+db_mb=$(python3 -c "import os; print('%.1f' % (os.path.getsize('$state/bgflow.db') / 2**20))")
+
+echo "bench-history: (a) list" >&2
+read -r l_mean l_sd l_min l_max < <(timed "list" "" "$bin" --state-dir "$state" list)
+echo "bench-history: (a) list --json" >&2
+read -r j_mean j_sd j_min j_max < <(timed "list --json" "" "$bin" --state-dir "$state" list --json)
+echo "bench-history: (a) status" >&2
+read -r s_mean s_sd s_min s_max < <(timed "status" "" "$bin" --state-dir "$state" status)
+echo "bench-history: (a) list --limit 1000 --json" >&2
+read -r k_mean k_sd k_min k_max < <(timed "list 1000" "" "$bin" --state-dir "$state" list --limit 1000 --json)
+
+# ---- (b) run -d return time -----------------------------------------------------------------
+detach="$work/detach"
+cat >"$work/flow/one.toml" <<'EOF'
+[workflow]
+name = "bench-detach"
+
+[steps.only]
+run = "true"
+EOF
+"$bin" -q --state-dir "$detach" run --progress never "$work/flow/one.toml" 2>/dev/null
+# Before each call: wait until the previous detached run has ended (at most ~10 s).
+cat >"$work/idle.sh" <<EOF
+i=0
+until "$bin" --state-dir "$detach" status --json | grep -q '"runs": \[\]'; do
+  i=\$((i+1))
+  if [ "\$i" -gt 200 ]; then echo "bench-history: a detached run did not end" >&2; exit 1; fi
+  sleep 0.05
+done
+EOF
+echo "bench-history: (b) run -d" >&2
+read -r d_mean d_sd d_min d_max < <(timed "run -d" "sh $work/idle.sh" "$bin" -q --state-dir "$detach" run -d "$work/flow/one.toml")
+sh "$work/idle.sh"
+bad=$("$bin" --state-dir "$detach" list --json --limit 1000 |
+  python3 -c 'import json, sys; r = json.load(sys.stdin)["runs"]; print(sum(x["state"] != "succeeded" for x in r), len(r))')
+read -r d_bad d_total <<<"$bad"
+if [[ $d_bad != 0 ]]; then
+  echo "bench-history: $d_bad of $d_total detached runs did not succeed" >&2
+  exit 1
+fi
+
+# ---- the table ------------------------------------------------------------------------------
+over=0
+row() { # name mean sd min max target
+  local v="-"
+  if [[ $6 != "-" ]]; then
+    v=$(verdict "$2" "$6")
+    [[ $v == ok ]] || over=1
+    v="≤ $6 ms: $v"
+  fi
+  printf '%-34s %9s %8s %8s %8s   %s\n' "$1" "$2" "$3" "$4" "$5" "$v"
+}
+echo
+echo "(a) a history of $history finished runs (bgflow.db: $db_mb MB); wall time in ms over $runs runs"
+printf '%-34s %9s %8s %8s %8s   %s\n' "command" "mean" "sd" "min" "max" "target"
+row "bgflow list" "$l_mean" "$l_sd" "$l_min" "$l_max" "$list_target_ms"
+row "bgflow list --json" "$j_mean" "$j_sd" "$j_min" "$j_max" "$list_target_ms"
+row "bgflow status (active runs)" "$s_mean" "$s_sd" "$s_min" "$s_max" "-"
+row "bgflow list --limit 1000 --json" "$k_mean" "$k_sd" "$k_min" "$k_max" "-"
+echo
+echo "(b) \`bgflow run -d\` on a one-step workflow, until it returns ($d_total runs, all succeeded)"
+printf '%-34s %9s %8s %8s %8s   %s\n' "command" "mean" "sd" "min" "max" "target"
+row "bgflow run -d one.toml" "$d_mean" "$d_sd" "$d_min" "$d_max" "$detach_target_ms"
+
+if [[ $over == 1 && ${BENCH_STRICT:-0} == 1 ]]; then
+  exit 1
+fi
