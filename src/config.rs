@@ -133,6 +133,11 @@ pub fn apply(config: &Config, wf: &mut crate::validate::Workflow) {
     for step in &mut wf.steps {
         step.spec.kill_grace = step.spec.kill_grace.or(d.kill_grace);
         step.spec.retries = step.spec.retries.or(d.retries);
+        if let Some(health) = step.spec.health.as_mut() {
+            health.interval = health
+                .interval
+                .or(Some(config.monitoring.health_check_interval));
+        }
     }
 }
 

@@ -370,6 +370,14 @@ pub fn logs(args: &LogsArgs, state_dir: Option<&Path>) -> io::Result<u8> {
     let mut out = io::stdout().lock();
     for s in &chosen {
         let path = Path::new(&s.log_path);
+        if !path.exists() && !args.follow {
+            report::stderr(&format!(
+                "{}: no output yet ({} is missing; the step is {})\n",
+                s.name,
+                path.display(),
+                s.state
+            ));
+        }
         let start = match args.lines {
             Some(n) => tail_offset(path, n),
             None => 0,

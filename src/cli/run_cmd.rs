@@ -5,6 +5,7 @@
 //! which reads how to run it from the store (the run's `spec`).
 
 use std::io::{self, IsTerminal};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -301,6 +302,11 @@ fn execute(
         keep,
     };
     let mut store_sink = StoreSink::new(store, &run_id, names.clone());
+    store_sink.beat_every = config
+        .monitoring
+        .heartbeat
+        .as_std()
+        .max(Duration::from_millis(250));
     let view: Option<Box<dyn Sink>> = display.map(|choice| {
         let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
         if live::use_bars(choice, io::stderr().is_terminal(), ci) && !quiet {
@@ -339,7 +345,8 @@ fn execute(
     if let Err(e) = summary::write_json(&report) {
         report::stderr(&format!("warning: cannot write summary.json: {e}\n"));
     }
-    if display.is_some() {
+    // `-q`: the summary only when something went wrong.
+    if display.is_some() && !(quiet && report.exit_code() == exit::SUCCESS) {
         report::stderr(&summary::text(&report));
     }
     after_run(
@@ -605,6 +612,7 @@ fn spawn_supervisor(
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(log_dir.join("supervisor.log"))?;
     let mut cmd = std::process::Command::new(exe);
     if let Some(c) = config {

@@ -202,7 +202,12 @@ async fn attempt_once(
         );
     }
     let from = log.metadata().map_or(0, |m| m.len());
-    let _ = File::create(progress_path);
+    let _ = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(progress_path);
     for out in &step.spec.outputs {
         let norm = normalize(out);
         if is_glob(&norm) {
@@ -633,7 +638,11 @@ fn signal_name(sig: i32) -> String {
 
 fn open_log(path: &std::path::Path) -> std::io::Result<File> {
     if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir)?;
+        use std::os::unix::fs::DirBuilderExt;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
     }
     OpenOptions::new()
         .create(true)

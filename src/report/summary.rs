@@ -127,5 +127,13 @@ pub fn write_json(report: &RunReport) -> std::io::Result<()> {
     std::fs::create_dir_all(&report.log_dir)?;
     let path: &Path = &report.log_dir.join("summary.json");
     let text = serde_json::to_string_pretty(report).map_err(std::io::Error::other)?;
-    std::fs::write(path, text + "\n")
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all((text + "\n").as_bytes())
 }

@@ -13,7 +13,7 @@ use crate::exec::{RunEvent, Sink, StepReport, StepState};
 
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
 /// How often the supervisor's heartbeat time is written.
-const BEAT_EVERY: Duration = Duration::from_secs(2);
+const DEFAULT_BEAT: Duration = Duration::from_secs(2);
 
 pub struct StoreSink {
     store: Store,
@@ -24,6 +24,8 @@ pub struct StoreSink {
     pending: Vec<Write>,
     last_flush: Instant,
     last_beat: Instant,
+    /// How often the heartbeat time is written (`monitoring.heartbeat`).
+    pub beat_every: Duration,
     /// The first write error, reported once at the end (a run is never failed by its history).
     pub error: Option<String>,
 }
@@ -38,6 +40,7 @@ impl StoreSink {
             pending: Vec::new(),
             last_flush: Instant::now(),
             last_beat: Instant::now(),
+            beat_every: DEFAULT_BEAT,
             error: None,
         }
     }
@@ -131,7 +134,7 @@ impl Sink for StoreSink {
                 );
             }
             RunEvent::Heartbeat => {
-                if self.last_beat.elapsed() >= BEAT_EVERY {
+                if self.last_beat.elapsed() >= self.beat_every {
                     self.last_beat = Instant::now();
                     self.pending.push(Write::Heartbeat { run });
                 }
