@@ -665,6 +665,19 @@ impl Cx<'_, '_> {
         }
         if let Some(log) = &probe.log {
             self.regex(log, self.doc.value_span(&["steps", step, key, "log"]));
+            if key == "health" {
+                self.push(
+                    Problem::error(
+                        "invalid-probe",
+                        "a `health` probe cannot be `log`: output shows readiness, not health",
+                    )
+                    .at_opt(
+                        self.doc.key_span(&["steps", step, key, "log"]),
+                        "only for `ready`",
+                    )
+                    .help("use `http`, `tcp` or `command` for health"),
+                );
+            }
         }
         if let Some(url) = &probe.http {
             if !url.starts_with("http://") {
