@@ -60,6 +60,14 @@ pub fn signal_group(pgid: u32, signal: Signal) {
 
 /// Whether any process of the group is still alive (zombies count as gone).
 pub fn group_alive(pgid: u32) -> bool {
+    // Fast path: no process at all in the group (not even a zombie) is the common case
+    // after a step ends, and needs no scan of /proc.
+    let Ok(raw) = i32::try_from(pgid) else {
+        return false;
+    };
+    if killpg(Pid::from_raw(raw), None) == Err(nix::errno::Errno::ESRCH) {
+        return false;
+    }
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return false;
     };

@@ -202,12 +202,13 @@ async fn attempt_once(
         );
     }
     let from = log.metadata().map_or(0, |m| m.len());
-    let _ = OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(progress_path);
+    // The step creates its progress file when it has something to say; a retry starts clean.
+    if progress_path.exists() {
+        let _ = OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(progress_path);
+    }
     for out in &step.spec.outputs {
         let norm = normalize(out);
         if is_glob(&norm) {

@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# Measures `bgflow run`: (a) scheduling overhead on layered DAGs of `touch` steps, beside
+# `ninja -j2` on an equivalent build.ninja, with bgflow's peak RSS as the step count grows;
+# (b) a step printing 1 GiB, beside the same command redirected to a file, with bgflow's
+# peak RSS (DESIGN.md §5.7: memory stays flat however much a step prints).
+#
+# Usage: scripts/bench-run.sh [BGFLOW_BINARY]
+#   BGFLOW_BINARY  default: target/release/bgflow, built with `cargo build --release --locked`
+# Environment:
+#   SIZES          step counts for (a) (default "1000 10000"; layers of WIDTH steps)
+#   WIDTH          steps per layer (default 100)
+#   RUNS           hyperfine runs per case (default 3)
+#   BIG            bytes printed in (b), as `head -c` takes it (default 1G)
+#   BENCH_STRICT=1 exit 1 when a figure misses its target (default: report only)
+#
+# Needs: hyperfine, ninja, /usr/bin/time, python3. On Debian:
+#   apt-get update && apt-get install -y ninja-build hyperfine time
+# Speed is measured here, never asserted in the test suite (STYLE.md).
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+sizes=${SIZES:-"1000 10000"}
+width=${WIDTH:-100}
+runs=${RUNS:-3}
+big=${BIG:-1G}
+# Targets.
+dag_ratio_max=1.0    # bgflow wall / ninja wall
+rss_growth_max=2.0   # peak RSS at the largest size / at the smallest
+exec_rss_max_mb=5    # run's peak RSS minus plan's, at every size: the executor stays flat
+big_ratio_max=1.2    # bgflow wall / plain redirect wall
+big_rss_max_mb=30
+
+need() {
+  if ! command -v "$1" >/dev/null 2>&1; then
+    echo "bench-run: \`$1\` is missing; install it with: apt-get update && apt-get install -y $2" >&2
+    exit 2
+  fi
+}
+need hyperfine hyperfine
+need ninja ninja-build
+need python3 python3
+if [[ ! -x /usr/bin/time ]]; then
+  echo "bench-run: /usr/bin/time is missing; install it with: apt-get update && apt-get install -y time" >&2
+  exit 2
+fi
+
+if [[ $# -ge 1 ]]; then
+  bin=$1
+else
+  echo "bench-run: building the release binary (cargo build --release --locked)" >&2
+  (cd "$repo" && cargo build --release --locked --quiet)
+  bin="${CARGO_TARGET_DIR:-$repo/target}/release/bgflow"
+fi
+if [[ ! -x $bin ]]; then
+  echo "bench-run: no executable at $bin" >&2
+  exit 2
+fi
+bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/bgflow-bench-run.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+# hyperfine's mean and stddev in seconds, from its JSON export.
+mean_sd() {
+  python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))["results"][0]
+print("%.3f %.3f" % (r["mean"], r["stddev"] or 0.0))' "$1"
+}
+
+# Peak RSS in MB of one run of a command (after its preparation).
+peak_rss_mb() {
+  local dir=$1 prepare=$2 cmd=$3
+  (cd "$dir" && eval "$prepare")
+  (cd "$dir" && eval "/usr/bin/time -v $cmd" 2>&1 >/dev/null) |
+    awk -F': ' '/Maximum resident set size/ {printf "%.1f", $2 / 1024}'
+}
+
+# One hyperfine case: prints "mean sd" in seconds.
+timed() {
+  local dir=$1 name=$2 prepare=$3 cmd=$4 json
+  json="$work/$(echo "$name" | tr -c 'a-zA-Z0-9' _).json"
+  (cd "$dir" && hyperfine --style none --runs "$runs" --output null \
+    --prepare "$prepare" --export-json "$json" --command-name "$name" "$cmd" >/dev/null)
+  mean_sd "$json"
+}
+
+echo "bench-run: $(nproc) CPUs; binary $bin ($("$bin" --version)); $runs runs per case" >&2
+
+# ---- (a) layered DAGs of touch steps ------------------------------------------------------
+dag_rows=()
+rss_by_size=()
+exec_by_size=()
+over=0
+for steps in $sizes; do
+  layers=$((steps / width))
+  dir="$work/dag$steps"
+  mkdir -p "$dir"
+  # Layer 0 steps have no inputs; a step of layer L reads two outputs of layer L-1 (same
+  # column and the next one) and touches its own output out/L_S.
+  python3 - "$dir" "$layers" "$width" <<'PY'
+import sys
+d, layers, width = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+toml = ['[workflow]', 'name = "bench-run"', '']
+ninja = ['rule touch', '  command = touch $out', '']
+for l in range(layers):
+    for s in range(width):
+        out = f"out/{l}_{s}"
+        toml.append(f"[steps.s_{l}_{s}]")
+        toml.append(f'run = "touch {out}"')
+        if l > 0:
+            a, b = f"out/{l-1}_{s}", f"out/{l-1}_{(s + 1) % width}"
+            toml.append(f'inputs = ["{a}", "{b}"]')
+            ninja.append(f"build {out}: touch {a} {b}")
+        else:
+            ninja.append(f"build {out}: touch")
+        toml.append(f'outputs = ["{out}"]')
+        toml.append("")
+open(f"{d}/bench.toml", "w").write("\n".join(toml))
+open(f"{d}/build.ninja", "w").write("\n".join(ninja) + "\n")
+PY
+  # Fail loudly if bgflow refuses the workflow: timing a refusal would measure the wrong thing.
+  if ! (cd "$dir" && "$bin" -q run -j2 --progress never --force bench.toml >/dev/null 2>"$work/check.err"); then
+    echo "bench-run: \`bgflow run\` failed on the generated $steps-step workflow:" >&2
+    tail -n 20 "$work/check.err" >&2
+    exit 1
+  fi
+  # Every run starts from nothing: no outputs, no logs, no ninja log.
+  bg_prepare="rm -rf out .bgflow"
+  bg_cmd="'$bin' run -j2 --progress never --force bench.toml"
+  nj_prepare="rm -rf out .ninja_log .ninja_deps"
+  nj_cmd="ninja -j2 -f build.ninja"
+  echo "bench-run: (a) $steps steps: bgflow" >&2
+  read -r bg_mean bg_sd < <(timed "$dir" "bgflow $steps" "$bg_prepare" "$bg_cmd")
+  echo "bench-run: (a) $steps steps: ninja" >&2
+  read -r nj_mean nj_sd < <(timed "$dir" "ninja $steps" "$nj_prepare" "$nj_cmd")
+  bg_rss=$(peak_rss_mb "$dir" "$bg_prepare" "$bg_cmd")
+  nj_rss=$(peak_rss_mb "$dir" "$nj_prepare" "$nj_cmd")
+  # What validation and planning alone hold: the rest of `run`'s peak is the executor's.
+  plan_rss=$(peak_rss_mb "$dir" "true" "'$bin' plan bench.toml")
+  exec_rss=$(python3 -c "print(f'{max($bg_rss - $plan_rss, 0):.1f}')")
+  rss_by_size+=("$bg_rss")
+  exec_by_size+=("$exec_rss")
+  ratio=$(python3 -c "print(f'{$bg_mean / $nj_mean:.2f}')")
+  per_step=$(python3 -c "print(f'{($bg_mean - $nj_mean) * 1e6 / $steps:.0f}')")
+  verdict=$(python3 -c "print('ok' if $ratio <= $dag_ratio_max else 'OVER')")
+  [[ $verdict == ok ]] || over=1
+  dag_rows+=("$(printf '%6s  %13s  %13s  %6s  %9s  %9s  %8s  %9s  %8s   %s' \
+    "$steps" "$bg_mean±$bg_sd" "$nj_mean±$nj_sd" "${ratio}x" "$per_step" "$bg_rss" "$plan_rss" "$exec_rss" "$nj_rss" "$verdict")")
+  rm -rf "$dir/out" "$dir/.bgflow"
+done
+first_rss=${rss_by_size[0]}
+last_rss=${rss_by_size[${#rss_by_size[@]}-1]}
+growth=$(python3 -c "print(f'{$last_rss / $first_rss:.2f}')")
+growth_verdict=$(python3 -c "print('ok' if $growth <= $rss_growth_max else 'OVER')")
+[[ $growth_verdict == ok ]] || over=1
+exec_max=$(printf '%s\n' "${exec_by_size[@]}" | sort -g | tail -n1)
+exec_verdict=$(python3 -c "print('ok' if $exec_max <= $exec_rss_max_mb else 'OVER')")
+[[ $exec_verdict == ok ]] || over=1
+
+# ---- (b) one step printing a lot -----------------------------------------------------------
+dir="$work/big"
+mkdir -p "$dir"
+cat >"$dir/big.toml" <<EOF
+[workflow]
+name = "bench-big"
+
+[steps.big]
+run = "head -c $big /dev/zero"
+EOF
+echo "bench-run: (b) $big through bgflow" >&2
+b_prepare="rm -rf .bgflow file"
+b_cmd="'$bin' run --progress never big.toml"
+read -r b_mean b_sd < <(timed "$dir" "bgflow $big" "$b_prepare" "$b_cmd")
+echo "bench-run: (b) $big redirected to a file" >&2
+read -r s_mean s_sd < <(timed "$dir" "sh $big" "$b_prepare" "sh -c 'head -c $big /dev/zero > file'")
+b_rss=$(peak_rss_mb "$dir" "$b_prepare" "$b_cmd")
+log_bytes=$(find "$dir/.bgflow/runs" -name big.log -printf '%s\n' | head -n1)
+rm -rf "$dir/.bgflow" "$dir/file"
+b_ratio=$(python3 -c "print(f'{$b_mean / $s_mean:.2f}')")
+b_verdict=$(python3 -c "print('ok' if $b_ratio <= $big_ratio_max and $b_rss <= $big_rss_max_mb else 'OVER')")
+[[ $b_verdict == ok ]] || over=1
+
+# ---- the table -----------------------------------------------------------------------------
+echo
+echo "(a) layered DAG of touch steps, -j2, width $width (wall time: mean±sd seconds over $runs runs)"
+printf '%6s  %13s  %13s  %6s  %9s  %9s  %8s  %9s  %8s   %s\n' \
+  "steps" "bgflow s" "ninja s" "ratio" "+µs/step" "run MB" "plan MB" "exec MB" "ninja MB" "target (ratio ≤ ${dag_ratio_max})"
+printf '%s\n' "${dag_rows[@]}"
+echo "run MB: bgflow run's peak RSS; plan MB: \`bgflow plan\` alone on the same file; exec MB: the difference."
+echo "bgflow run peak RSS growth, largest/smallest size: ${growth}x   target ≤ ${rss_growth_max}x: $growth_verdict"
+echo "executor's own memory (run − plan) at most ${exec_max} MB   target ≤ ${exec_rss_max_mb} MB at every size: $exec_verdict"
+echo
+echo "(b) one step printing $big (log: $log_bytes bytes)"
+printf '%-28s %14s %12s\n' "case" "wall s" "peak RSS MB"
+printf '%-28s %14s %12s\n' "bgflow run" "$b_mean±$b_sd" "$b_rss"
+printf '%-28s %14s %12s\n' "sh -c 'head ... > file'" "$s_mean±$s_sd" "-"
+echo "ratio ${b_ratio}x (target ≤ ${big_ratio_max}x), peak RSS ${b_rss} MB (target ≤ ${big_rss_max_mb} MB): $b_verdict"
+
+if [[ $over == 1 && ${BENCH_STRICT:-0} == 1 ]]; then
+  exit 1
+fi
