@@ -106,6 +106,7 @@ pub fn load(source: &SourceFile) -> Loaded<'_> {
     if let Some(steps) = root.get("steps") {
         match steps.get_ref().as_table() {
             Some(table) => {
+                manifest.steps.reserve(table.len());
                 for (name, value) in table.iter() {
                     let before = problems.len();
                     let what = format!("[steps.{}]", name.get_ref());

@@ -25,6 +25,16 @@ pub fn compile_glob(pattern: &str) -> Result<GlobMatcher, globset::Error> {
 
 /// A relative artifact path in canonical form: no `./`, no doubled `/`, a trailing `/` kept.
 pub fn normalize(path: &str) -> String {
+    // Most paths are already canonical; they need no splitting.
+    let clean = !path.is_empty()
+        && !path.starts_with("./")
+        && !path.contains("//")
+        && !path.contains("/./")
+        && !path.ends_with("/.")
+        && path != ".";
+    if clean {
+        return path.to_owned();
+    }
     let dir = path.ends_with('/');
     let mut parts: Vec<&str> = Vec::new();
     for part in path.split('/') {

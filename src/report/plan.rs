@@ -10,7 +10,7 @@ use crate::validate::{Checked, Command, Workflow};
 
 /// The plan for people: waves, each step with its command, inputs, outputs and timeout.
 pub fn human(wf: &Workflow, plan: &Plan, source: &SourceFile) -> String {
-    let mut out = String::new();
+    let mut out = String::with_capacity(wf.steps.len() * 160 + 256);
     let n = wf.steps.len();
     let _ = writeln!(
         out,
@@ -47,6 +47,7 @@ pub fn human(wf: &Workflow, plan: &Plan, source: &SourceFile) -> String {
                 let _ = writeln!(out, "    after  {}", needs.join(", "));
             }
             let _ = match &step.command {
+                Command::Shell(s) if !s.contains('\n') => writeln!(out, "    $ {s}"),
                 Command::Shell(s) => writeln!(out, "    $ {}", s.replace('\n', "\n      ")),
                 c @ Command::Argv(_) => writeln!(
                     out,
