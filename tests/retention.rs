@@ -1,0 +1,133 @@
+//! `retention.auto_cleanup_days` removes old finished runs after a run; `notifications.terminal`
+//! rings the terminal at the end of a foreground run (under a real pseudo-terminal).
+
+use std::path::Path;
+use std::process::Command;
+
+fn bgflow(dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_bgflow"));
+    c.current_dir(dir)
+        .args(["--color", "never"])
+        .env_remove("BGFLOW_STATE_DIR")
+        .env_remove("BGFLOW_CONFIG")
+        .env("XDG_CONFIG_HOME", dir.join("no-user-config"));
+    c
+}
+
+const FLOW: &str = "[workflow]\nname = \"tiny\"\n[steps.a]\nrun = \"echo hi\"\n";
+
+#[test]
+fn auto_cleanup_removes_runs_older_than_the_limit_and_keeps_the_rest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("flow.toml"), FLOW).expect("flow");
+    for _ in 0..2 {
+        let out = bgflow(dir.path())
+            .args(["run", "--progress", "never", "flow.toml"])
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(0));
+    }
+    let db = dir.path().join(".bgflow/bgflow.db");
+    let conn = rusqlite::Connection::open(&db).expect("db");
+    let ids: Vec<(String, String)> = conn
+        .prepare("SELECT id, log_dir FROM runs ORDER BY created_at")
+        .and_then(|mut s| {
+            s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(|r| r.collect())
+        })
+        .expect("ids");
+    assert_eq!(ids.len(), 2);
+    // Age the first run by ten days.
+    let ten_days_ms: i64 = 10 * 86_400_000;
+    conn.execute(
+        "UPDATE runs SET created_at = created_at - ?1, finished_at = finished_at - ?1 WHERE id = ?2",
+        rusqlite::params![ten_days_ms, ids[0].0],
+    )
+    .expect("age");
+    drop(conn);
+    std::fs::write(
+        dir.path().join("cfg.toml"),
+        "[retention]\nauto_cleanup_days = 7\n",
+    )
+    .expect("cfg");
+    let out = bgflow(dir.path())
+        .args([
+            "--config",
+            "cfg.toml",
+            "run",
+            "--progress",
+            "never",
+            "flow.toml",
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let conn = rusqlite::Connection::open(&db).expect("db");
+    let left: Vec<String> = conn
+        .prepare("SELECT id FROM runs")
+        .and_then(|mut s| s.query_map([], |r| r.get(0)).and_then(|r| r.collect()))
+        .expect("ids");
+    assert_eq!(
+        left.len(),
+        2,
+        "the old run goes, the recent and the new one stay: {left:?}"
+    );
+    assert!(
+        !left.contains(&ids[0].0),
+        "the ten-day-old run was not removed"
+    );
+    assert!(left.contains(&ids[1].0));
+    assert!(
+        !Path::new(&ids[0].1).exists(),
+        "its log folder was not removed"
+    );
+    assert!(Path::new(&ids[1].1).exists());
+}
+
+#[test]
+fn a_foreground_run_on_a_terminal_rings_at_the_end() {
+    if Command::new("script").arg("--version").output().is_err() {
+        panic!("`script` (util-linux) is needed to give bgflow a terminal");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("flow.toml"), FLOW).expect("flow");
+    let bin = env!("CARGO_BIN_EXE_bgflow");
+    let run = |config: &str| {
+        std::fs::write(dir.path().join("cfg.toml"), config).expect("cfg");
+        let cmd = format!("{bin} --config cfg.toml run --progress never flow.toml");
+        let out = Command::new("script")
+            .current_dir(dir.path())
+            .env("XDG_CONFIG_HOME", dir.path().join("none"))
+            .env_remove("CI")
+            .args(["-qec", &cmd, "/dev/null"])
+            .output()
+            .expect("script");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let on = run("[notifications]\nterminal = true\n");
+    assert!(
+        on.contains("\u{1b}]9;bgflow: tiny succeeded"),
+        "no OSC 9 notification in {on:?}"
+    );
+    let off = run("[notifications]\nterminal = false\n");
+    assert!(
+        !off.contains("\u{1b}]9;"),
+        "notification despite terminal = false: {off:?}"
+    );
+    let filtered = run("[notifications]\non = [\"failure\"]\n");
+    assert!(
+        !filtered.contains("\u{1b}]9;"),
+        "a success notified despite on = [failure]"
+    );
+}
