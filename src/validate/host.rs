@@ -83,10 +83,12 @@ impl Host {
         if program.contains('/') {
             return is_executable(&cwd.join(program));
         }
-        *self
-            .on_path
-            .entry(program.to_owned())
-            .or_insert_with(|| which::which(program).is_ok())
+        if let Some(&known) = self.on_path.get(program) {
+            return known;
+        }
+        let found = which::which(program).is_ok();
+        self.on_path.insert(program.to_owned(), found);
+        found
     }
 
     /// `Ok` when a file can be created at `path`; else why not.
@@ -97,9 +99,11 @@ impl Host {
             path.parent().unwrap_or(path)
         };
         let mut at = start;
-        loop {
+        // Folders that do not exist yet share the verdict of their nearest existing ancestor.
+        let mut missing: Vec<&Path> = Vec::new();
+        let verdict = loop {
             if let Some(known) = self.writable.get(at) {
-                return known.clone();
+                break known.clone();
             }
             match fs::metadata(at) {
                 Ok(meta) => {
@@ -113,14 +117,21 @@ impl Host {
                         Ok(())
                     };
                     self.writable.insert(at.to_path_buf(), verdict.clone());
-                    return verdict;
+                    break verdict;
                 }
                 Err(_) => match at.parent() {
-                    Some(p) if !p.as_os_str().is_empty() => at = p,
-                    _ => return Ok(()),
+                    Some(p) if !p.as_os_str().is_empty() => {
+                        missing.push(at);
+                        at = p;
+                    }
+                    _ => break Ok(()),
                 },
             }
+        };
+        for m in missing {
+            self.writable.insert(m.to_path_buf(), verdict.clone());
         }
+        verdict
     }
 }
 

@@ -145,7 +145,7 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
         };
     }
     let doc = &loaded.doc;
-    let m = loaded.manifest;
+    let mut m = loaded.manifest;
     let mut cx = Cx {
         doc,
         problems: &mut problems,
@@ -236,43 +236,49 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
 
     // Steps, one by one.
     let mut steps = Vec::with_capacity(m.steps.len());
-    for (name, spec) in &m.steps {
-        let broken = loaded.broken_steps.contains(name);
+    for (name, spec) in std::mem::take(&mut m.steps) {
+        let broken = loaded.broken_steps.contains(&name);
         steps.push(cx.step(name, spec, &renderer, &root, broken));
     }
 
     // The graph.
-    let cwd_rel: Vec<Option<String>> = m
-        .steps
-        .values()
-        .map(|s| s.cwd.as_ref().map(|c| c.trim_end_matches('/').to_owned()))
+    let cwd_rel: Vec<Option<String>> = steps
+        .iter()
+        .map(|s| {
+            s.spec
+                .cwd
+                .as_ref()
+                .map(|c| c.trim_end_matches('/').to_owned())
+        })
         .collect();
-    let nodes: Vec<StepNode<'_>> = m
-        .steps
+    let nodes: Vec<StepNode<'_>> = steps
         .iter()
         .zip(&cwd_rel)
-        .map(|((name, spec), cwd)| StepNode {
-            name,
-            needs: &spec.needs,
-            inputs: &spec.inputs,
-            outputs: &spec.outputs,
+        .map(|(step, cwd)| StepNode {
+            name: &step.name,
+            needs: &step.spec.needs,
+            inputs: &step.spec.inputs,
+            outputs: &step.spec.outputs,
             cwd: cwd
                 .as_deref()
                 .filter(|c| !c.is_empty() && *c != "." && !c.contains("{{")),
         })
         .collect();
-    let names: Vec<&str> = m.steps.keys().map(String::as_str).collect();
+    let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
     let (plan, issues) = plan::build(&nodes);
     for issue in issues {
         cx.graph_issue(&names, &issue);
     }
+    drop(nodes);
+    drop(names);
 
     // The machine.
     if !opts.offline {
         let mut host = Host::default();
         cx.requires(&m.requires, &root, &mut host);
-        for (i, step) in steps.iter_mut().enumerate() {
-            cx.step_on_host(step, i, &plan, &root, &mut host, &m.steps);
+        for i in 0..steps.len() {
+            let exists = cx.step_on_host(&steps, i, &plan, &root, &mut host);
+            steps[i].input_exists = exists;
         }
     }
 
@@ -417,12 +423,16 @@ impl Cx<'_, '_> {
 
     fn step(
         &mut self,
-        name: &str,
-        spec: &StepSpec,
+        name: String,
+        mut spec: StepSpec,
         r: &Renderer,
         root: &Path,
         broken: bool,
     ) -> Step {
+        // Probes are rendered apart, then put back (the step info below borrows `spec`).
+        let (mut ready, mut health) = (spec.ready.take(), spec.health.take());
+        let name = name.as_str();
+        let spec_kind = spec.kind;
         let key = self.doc.key_span(&["steps", name]);
         let at = |field: &'static str| vec!["steps", name, field];
         if !valid_name(name) {
@@ -579,11 +589,7 @@ impl Cx<'_, '_> {
             }
         }
         // Probes are templates too (a port from `vars`); checked as rendered.
-        let mut rendered = spec.clone();
-        for (probe_key, probe) in [
-            ("ready", &mut rendered.ready),
-            ("health", &mut rendered.health),
-        ] {
+        for (probe_key, probe) in [("ready", &mut ready), ("health", &mut health)] {
             if let Some(probe) = probe {
                 let mut rendered_ok = true;
                 for (field, value, mode) in [
@@ -600,11 +606,11 @@ impl Cx<'_, '_> {
                     }
                 }
                 if rendered_ok {
-                    self.probe(name, probe_key, probe, spec.kind);
+                    self.probe(name, probe_key, probe, spec_kind);
                 }
             }
         }
-        if spec.kind == StepKind::Service && spec.ready.is_none() {
+        if spec_kind == StepKind::Service && ready.is_none() {
             self.push(
                 Problem::warning(
                     "service-without-ready",
@@ -617,15 +623,18 @@ impl Cx<'_, '_> {
                 .help("add e.g. `ready = { tcp = \"127.0.0.1:8000\", timeout = \"30s\" }`"),
             );
         }
+        let input_exists = vec![None; spec.inputs.len()];
+        spec.ready = ready;
+        spec.health = health;
         Step {
             name: name.to_owned(),
-            spec: rendered,
+            spec,
             command,
             cwd,
             env,
             progress,
             fail_on,
-            input_exists: vec![None; spec.inputs.len()],
+            input_exists,
         }
     }
 
@@ -861,15 +870,17 @@ impl Cx<'_, '_> {
         }
     }
 
+    /// The machine's checks of one step; returns whether each input exists on disk.
     fn step_on_host(
         &mut self,
-        step: &mut Step,
+        steps: &[Step],
         index: usize,
         plan: &Plan,
         root: &Path,
         host: &mut Host,
-        specs: &IndexMap<String, StepSpec>,
-    ) {
+    ) -> Vec<Option<bool>> {
+        let step = &steps[index];
+        let mut input_exists = step.input_exists.clone();
         let name = step.name.clone();
         let producers = &plan.producers[index];
         for (i, pattern) in step.spec.inputs.iter().enumerate() {
@@ -879,7 +890,7 @@ impl Cx<'_, '_> {
                 continue;
             }
             let exists = host::path_exists(root, pattern);
-            step.input_exists[i] = Some(exists);
+            input_exists[i] = Some(exists);
             if !exists {
                 self.push(
                     Problem::error("missing-input", format!("input `{pattern}` of step `{name}` does not exist and no step makes it"))
@@ -923,7 +934,7 @@ impl Cx<'_, '_> {
         if let Some(program) = program {
             let made_upstream = program.contains('/')
                 && plan.with_upstream(index).iter().any(|&u| {
-                    specs[u].outputs.iter().any(|o| {
+                    steps[u].spec.outputs.iter().any(|o| {
                         crate::plan::artifacts::normalize(o)
                             == crate::plan::artifacts::normalize(&program)
                     })
@@ -979,5 +990,6 @@ impl Cx<'_, '_> {
                 );
             }
         }
+        input_exists
     }
 }
