@@ -48,6 +48,8 @@ pub struct Scheduler {
     jobs: usize,
     running: usize,
     stopping: bool,
+    /// Services in `Slot::Serving`, kept apart so the run loop need not scan every slot.
+    serving: BTreeSet<usize>,
 }
 
 impl Scheduler {
@@ -89,6 +91,7 @@ impl Scheduler {
             jobs: jobs.max(1),
             running: 0,
             stopping: false,
+            serving: BTreeSet::new(),
         }
     }
 
@@ -121,6 +124,7 @@ impl Scheduler {
             return;
         }
         self.slots[step] = Slot::Serving;
+        self.serving.insert(step);
         self.running -= 1;
         self.unlock_downstream(step);
     }
@@ -138,11 +142,7 @@ impl Scheduler {
 
     /// Services currently serving.
     pub fn serving(&self) -> impl Iterator<Item = usize> + '_ {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| **s == Slot::Serving)
-            .map(|(i, _)| i)
+        self.serving.iter().copied()
     }
 
     fn unlock_downstream(&mut self, step: usize) {
@@ -161,7 +161,7 @@ impl Scheduler {
     /// Records the end of a running (or serving) step. `ok`: dependents may go on.
     /// `counts_as_failure`: the failure fails the run (false for `allow_failure` steps).
     pub fn finish(&mut self, step: usize, ok: bool, counts_as_failure: bool) -> Decision {
-        let was_serving = self.slots[step] == Slot::Serving;
+        let was_serving = self.serving.remove(&step);
         debug_assert!(matches!(self.slots[step], Slot::Running | Slot::Serving));
         self.slots[step] = Slot::Done { ok };
         if !was_serving {
