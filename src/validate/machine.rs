@@ -1,0 +1,283 @@
+//! The checks of the graph's shape and of the machine (PATH, environment, files, folders),
+//! turned into located problems. Part of `validate`; the machine checks are skipped by
+//! `--offline`.
+
+use std::ops::Range;
+use std::path::Path;
+
+use super::host::{self, Host};
+use super::{Command, Cx, Step};
+use crate::diag::Problem;
+use crate::manifest;
+use crate::plan::artifacts::{compile_glob, is_glob};
+use crate::plan::{self, EdgeOrigin, GraphIssue, Plan};
+
+impl Cx<'_, '_> {
+    pub(super) fn graph_issue(&mut self, names: &[&str], issue: &GraphIssue) {
+        match issue {
+            GraphIssue::UnknownNeed {
+                step,
+                index,
+                name,
+                suggestion,
+            } => {
+                let mut p = Problem::error(
+                    "unknown-step",
+                    format!("step `{}` needs unknown step `{name}`", names[*step]),
+                )
+                .at_opt(
+                    self.doc
+                        .item_span(&["steps", names[*step], "needs"], *index),
+                    "no step by this name",
+                );
+                p = match suggestion {
+                    Some(s) => p.help(format!("did you mean `{s}`?")),
+                    None => p.help(format!("steps: {}", names.join(", "))),
+                };
+                self.push(p);
+            }
+            GraphIssue::SelfNeed { step, index } => self.push(
+                Problem::error(
+                    "self-dependency",
+                    format!("step `{}` needs itself", names[*step]),
+                )
+                .at_opt(
+                    self.doc
+                        .item_span(&["steps", names[*step], "needs"], *index),
+                    "remove this",
+                )
+                .help("a step cannot wait for itself"),
+            ),
+            GraphIssue::Cycle { steps, edges } => {
+                let mut path: Vec<&str> = steps.iter().map(|s| names[*s]).collect();
+                path.push(names[steps[0]]);
+                let mut p =
+                    Problem::error("cycle", format!("dependency cycle: {}", path.join(" -> ")))
+                        .at_opt(
+                            self.doc.key_span(&["steps", names[steps[0]]]),
+                            "this step waits for itself",
+                        )
+                        .help("remove one of these dependencies");
+                for e in edges {
+                    if let Some((span, label)) = self.edge_place(names, e) {
+                        p = p.also(span, label);
+                    }
+                }
+                self.push(p);
+            }
+            GraphIssue::DuplicateOutput {
+                first,
+                second,
+                path,
+            } => self.push(
+                Problem::error(
+                    "duplicate-output",
+                    format!(
+                        "`{path}` is an output of both `{}` and `{}`",
+                        names[first.step], names[second.step]
+                    ),
+                )
+                .at_opt(
+                    self.doc
+                        .item_span(&["steps", names[second.step], "outputs"], second.index),
+                    "declared again here",
+                )
+                .also(
+                    self.doc
+                        .item_span(&["steps", names[first.step], "outputs"], first.index)
+                        .unwrap_or(0..0),
+                    "first declared here",
+                )
+                .help("each artifact must have one producer; give one of them another path"),
+            ),
+        }
+    }
+
+    fn edge_place(&self, names: &[&str], e: &plan::Edge) -> Option<(Range<usize>, String)> {
+        let to = names[e.to];
+        let from = names[e.from];
+        match e.origin {
+            EdgeOrigin::Needs { index } => Some((
+                self.doc.item_span(&["steps", to, "needs"], index)?,
+                format!("{to} needs {from}"),
+            )),
+            EdgeOrigin::Input { index, .. } => Some((
+                self.doc.item_span(&["steps", to, "inputs"], index)?,
+                format!("{to} reads an output of {from}"),
+            )),
+            EdgeOrigin::Cwd { .. } => Some((
+                self.doc.value_span(&["steps", to, "cwd"])?,
+                format!("{to} runs in a folder {from} makes"),
+            )),
+        }
+    }
+
+    pub(super) fn requires(&mut self, req: &manifest::Requires, root: &Path, host: &mut Host) {
+        for (i, tool) in req.tools.iter().enumerate() {
+            if !host.program_exists(tool, root) {
+                self.push(
+                    Problem::error(
+                        "missing-tool",
+                        format!("required tool `{tool}` is not on PATH"),
+                    )
+                    .at_opt(self.doc.item_span(&["requires", "tools"], i), "not found")
+                    .help("install it, or add its folder to PATH"),
+                );
+            }
+        }
+        for (i, var) in req.env.iter().enumerate() {
+            let value = std::env::var_os(var);
+            if value.as_ref().is_none_or(|v| v.is_empty()) {
+                let state = if value.is_none() { "not set" } else { "empty" };
+                self.push(
+                    Problem::error(
+                        "missing-env",
+                        format!("required environment variable `{var}` is {state}"),
+                    )
+                    .at_opt(self.doc.item_span(&["requires", "env"], i), state)
+                    .help(format!("export {var}=... before running bgflow")),
+                );
+            }
+        }
+        for (i, pattern) in req.files.iter().enumerate() {
+            if is_glob(pattern) && compile_glob(pattern).is_err() {
+                self.push(
+                    Problem::error("invalid-glob", format!("invalid glob `{pattern}`"))
+                        .at_opt(self.doc.item_span(&["requires", "files"], i), "here"),
+                );
+            } else if !host::path_exists(root, pattern) {
+                self.push(
+                    Problem::error(
+                        "missing-file",
+                        format!("required file `{pattern}` does not exist"),
+                    )
+                    .at_opt(self.doc.item_span(&["requires", "files"], i), "no match")
+                    .help(format!("looked in {}", root.display())),
+                );
+            }
+        }
+    }
+
+    /// The machine's checks of one step; returns whether each input exists on disk.
+    pub(super) fn step_on_host(
+        &mut self,
+        steps: &[Step],
+        index: usize,
+        plan: &Plan,
+        root: &Path,
+        host: &mut Host,
+    ) -> Vec<Option<bool>> {
+        let step = &steps[index];
+        let mut input_exists = step.input_exists.clone();
+        let name = step.name.clone();
+        let producers = &plan.producers[index];
+        for (i, pattern) in step.spec.inputs.iter().enumerate() {
+            // An invalid glob was reported already; calling it missing too would mislead.
+            let bad_glob = is_glob(pattern) && compile_glob(pattern).is_err();
+            if !producers[i].is_empty() || bad_glob {
+                continue;
+            }
+            let exists = host::path_exists(root, pattern);
+            input_exists[i] = Some(exists);
+            if !exists {
+                self.push(
+                    Problem::error("missing-input", format!("input `{pattern}` of step `{name}` does not exist and no step makes it"))
+                        .at_opt(self.doc.item_span(&["steps", &name, "inputs"], i), "missing")
+                        .help(format!("create it before the run, or add a step with `outputs = [\"{pattern}\"]` (looked in {})", root.display())),
+                );
+            }
+        }
+        if step.spec.cwd.is_some() && plan.cwd_producers[index].is_empty() && !step.cwd.is_dir() {
+            self.push(
+                Problem::error(
+                    "missing-cwd",
+                    format!(
+                        "working folder `{}` of step `{name}` does not exist",
+                        step.cwd.display()
+                    ),
+                )
+                .at_opt(self.doc.value_span(&["steps", &name, "cwd"]), "missing")
+                .help("create the folder, or have an upstream step output it as `dir/`"),
+            );
+        }
+        let program = match &step.command {
+            Command::Shell(s) if !s.is_empty() => {
+                if !host.program_exists("sh", root) {
+                    self.push(
+                        Problem::error(
+                            "missing-tool",
+                            "`sh` is not on PATH; string `run` commands need it",
+                        )
+                        .at_opt(
+                            self.doc.value_span(&["steps", &name, "run"]),
+                            "runs under sh -c",
+                        ),
+                    );
+                }
+                host::shell_program(s)
+            }
+            Command::Argv(argv) => argv.first().cloned(),
+            Command::Shell(_) => None,
+        };
+        if let Some(program) = program {
+            let made_upstream = program.contains('/')
+                && plan.with_upstream(index).iter().any(|&u| {
+                    steps[u].spec.outputs.iter().any(|o| {
+                        crate::plan::artifacts::normalize(o)
+                            == crate::plan::artifacts::normalize(&program)
+                    })
+                });
+            if !made_upstream && !host.program_exists(&program, &step.cwd) {
+                let what = if program.contains('/') {
+                    format!(
+                        "program `{program}` of step `{name}` does not exist or is not executable"
+                    )
+                } else {
+                    format!("program `{program}` of step `{name}` is not on PATH")
+                };
+                self.push(
+                    Problem::error("missing-tool", what)
+                        .at_opt(
+                            self.doc.value_span(&["steps", &name, "run"]),
+                            "runs this program",
+                        )
+                        .help("install it, fix the name, or add its folder to PATH"),
+                );
+            }
+        }
+        for (i, tool) in step.spec.tools.iter().enumerate() {
+            if !host.program_exists(tool, &step.cwd) {
+                self.push(
+                    Problem::error(
+                        "missing-tool",
+                        format!("tool `{tool}` of step `{name}` is not on PATH"),
+                    )
+                    .at_opt(
+                        self.doc.item_span(&["steps", &name, "tools"], i),
+                        "not found",
+                    )
+                    .help("install it, or add its folder to PATH"),
+                );
+            }
+        }
+        for (i, out) in step.spec.outputs.iter().enumerate() {
+            if is_glob(out) {
+                continue;
+            }
+            let target = root.join(crate::plan::artifacts::normalize(out).trim_end_matches('/'));
+            if let Err(why) = host.can_create(&target, out.ends_with('/')) {
+                self.push(
+                    Problem::error(
+                        "unwritable-output",
+                        format!("output `{out}` of step `{name}` cannot be written: {why}"),
+                    )
+                    .at_opt(
+                        self.doc.item_span(&["steps", &name, "outputs"], i),
+                        "not writable",
+                    ),
+                );
+            }
+        }
+        input_exists
+    }
+}
