@@ -375,13 +375,28 @@ impl Store {
         Ok(())
     }
 
-    pub fn create_run(&mut self, run: &NewRun<'_>) -> Result<()> {
+    /// Runs `f` in one IMMEDIATE transaction (a writer takes the lock up front, so two
+    /// writers never deadlock upgrading a read lock), committing when it returns `Ok`.
+    fn write<T>(
+        &mut self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T> {
         let path = self.path.clone();
         let sql = |source| StoreError::Sql {
             path: path.clone(),
             source,
         };
-        let tx = self.conn.transaction().map_err(sql)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql)?;
+        let out = f(&tx).map_err(sql)?;
+        tx.commit().map_err(sql)?;
+        Ok(out)
+    }
+
+    pub fn create_run(&mut self, run: &NewRun<'_>) -> Result<()> {
+        self.write(|tx| {
         let now = now_ms();
         tx.execute(
             "INSERT INTO runs (id, workflow, file, root, kind, state, detached, created_at, steps_total, log_dir, spec, meta)
@@ -400,11 +415,11 @@ impl Store {
                 run.meta.to_string(),
             ],
         )
-        .map_err(sql)?;
+        ?;
         {
             let mut stmt = tx
                 .prepare("INSERT INTO steps (run_id, idx, name, kind, state, log_path) VALUES (?1, ?2, ?3, ?4, 'pending', ?5)")
-                .map_err(sql)?;
+                ?;
             for (idx, name, kind, log) in &run.steps {
                 stmt.execute(params![
                     run.id,
@@ -413,15 +428,16 @@ impl Store {
                     kind,
                     log.display().to_string()
                 ])
-                .map_err(sql)?;
+                ?;
             }
         }
         tx.execute(
             "INSERT INTO events (run_id, at, type, data) VALUES (?1, ?2, 'run_created', ?3)",
             params![run.id, now, serde_json::json!({"version": 1, "workflow": run.workflow, "detached": run.detached}).to_string()],
         )
-        .map_err(sql)?;
-        tx.commit().map_err(sql)
+        ?;
+            Ok(())
+        })
     }
 
     /// Applies writes in one transaction.
@@ -429,15 +445,7 @@ impl Store {
         if writes.is_empty() {
             return Ok(());
         }
-        let path = self.path.clone();
-        let sql = |source| StoreError::Sql {
-            path: path.clone(),
-            source,
-        };
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(sql)?;
+        self.write(|tx| {
         let now = now_ms();
         for w in writes {
             match w {
@@ -502,9 +510,10 @@ impl Store {
                     params![run, at, kind, step, data.to_string()],
                 ),
             }
-            .map_err(sql)?;
+            ?;
         }
-        tx.commit().map_err(sql)
+            Ok(())
+        })
     }
 
     /// Finds a run by a unique prefix of its id.
@@ -628,15 +637,7 @@ impl Store {
         if lost.is_empty() {
             return Ok(Vec::new());
         }
-        let path = self.path.clone();
-        let sql = |source| StoreError::Sql {
-            path: path.clone(),
-            source,
-        };
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(sql)?;
+        self.write(|tx| {
         let mut ids = Vec::new();
         for r in lost {
             let changed = tx
@@ -646,7 +647,7 @@ impl Store {
                      WHERE id = ?1 AND state IN ('pending', 'running')",
                     params![r.id, now],
                 )
-                .map_err(sql)?;
+                ?;
             if changed == 0 {
                 continue;
             }
@@ -655,13 +656,13 @@ impl Store {
                  WHERE run_id = ?1 AND state = 'running'",
                 params![r.id, now],
             )
-            .map_err(sql)?;
+            ?;
             tx.execute(
                 "UPDATE steps SET state = 'cancelled', reason = 'not started: its supervisor is gone'
                  WHERE run_id = ?1 AND state = 'pending'",
                 params![r.id],
             )
-            .map_err(sql)?;
+            ?;
             tx.execute(
                 "INSERT INTO events (run_id, at, type, data) VALUES (?1, ?2, 'run_lost', ?3)",
                 params![
@@ -671,11 +672,11 @@ impl Store {
                         .to_string()
                 ],
             )
-            .map_err(sql)?;
+            ?;
             ids.push(r.id.clone());
         }
-        tx.commit().map_err(sql)?;
-        Ok(ids)
+            Ok(ids)
+        })
     }
 
     /// Deletes a finished run's rows (steps and events go with it).
@@ -704,26 +705,19 @@ impl Store {
 
     /// Stores fingerprints of steps that succeeded.
     pub fn put_fingerprints(&mut self, entries: &[(String, String)]) -> Result<()> {
-        let path = self.path.clone();
-        let sql = |source| StoreError::Sql {
-            path: path.clone(),
-            source,
-        };
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(sql)?;
+        self.write(|tx| {
         {
             let mut stmt = tx
                 .prepare("INSERT INTO fingerprints (key, hash, recorded_at) VALUES (?1, ?2, ?3)
                           ON CONFLICT(key) DO UPDATE SET hash = excluded.hash, recorded_at = excluded.recorded_at")
-                .map_err(sql)?;
+                ?;
             let now = now_ms();
             for (k, h) in entries {
-                stmt.execute(params![k, h, now]).map_err(sql)?;
+                stmt.execute(params![k, h, now])?;
             }
         }
-        tx.commit().map_err(sql)
+            Ok(())
+        })
     }
 
     /// Records a note on a run (e.g. "stop requested").
