@@ -1,5 +1,5 @@
-//! `retention.auto_cleanup_days` removes old finished runs after a run; `notifications.terminal`
-//! rings the terminal at the end of a foreground run (under a real pseudo-terminal).
+//! `retention.auto_cleanup_days` removes old finished runs after a run; under a real
+//! pseudo-terminal: the end-of-run notification, `stop` asking first, `status --watch` bars.
 
 use std::path::Path;
 use std::process::Command;
@@ -129,5 +129,89 @@ fn a_foreground_run_on_a_terminal_rings_at_the_end() {
     assert!(
         !filtered.contains("\u{1b}]9;"),
         "a success notified despite on = [failure]"
+    );
+}
+
+/// Runs `cmd` (a shell command line) under a pseudo-terminal with `input` typed in.
+fn on_a_terminal(dir: &Path, cmd: &str, input: &str) -> (Option<i32>, String) {
+    use std::io::Write as _;
+    let mut child = Command::new("script")
+        .current_dir(dir)
+        .env("XDG_CONFIG_HOME", dir.join("none"))
+        .env_remove("CI")
+        .args(["-qec", cmd, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script");
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(input.as_bytes());
+    }
+    let out = child.wait_with_output().expect("script output");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+fn detached(dir: &Path, flow: &str) -> String {
+    std::fs::write(dir.join("flow.toml"), flow).expect("flow");
+    let out = bgflow(dir)
+        .args(["run", "-d", "flow.toml"])
+        .output()
+        .expect("run -d");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn run_state(dir: &Path, id: &str) -> String {
+    let out = bgflow(dir)
+        .args(["status", id, "--json"])
+        .output()
+        .expect("status");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status json");
+    doc["run"]["state"].as_str().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn stop_asks_on_a_terminal_and_no_keeps_the_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let id = detached(
+        dir.path(),
+        "[workflow]\nname = \"asked\"\n[steps.long]\nrun = \"sleep 317\"\n",
+    );
+    let bin = env!("CARGO_BIN_EXE_bgflow");
+    let (code, screen) = on_a_terminal(dir.path(), &format!("{bin} stop {id}"), "n\n");
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(screen.contains("[y/N]"), "no question asked: {screen:?}");
+    assert!(screen.contains("not stopped"), "{screen:?}");
+    assert_eq!(run_state(dir.path(), &id), "running");
+    let (code, screen) = on_a_terminal(dir.path(), &format!("{bin} stop {id}"), "y\n");
+    assert_eq!(code, Some(0), "{screen}");
+    assert_eq!(run_state(dir.path(), &id), "cancelled", "{screen}");
+}
+
+#[test]
+fn watch_draws_bars_on_a_terminal_until_the_run_ends() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let flow = "[workflow]\nname = \"watched\"\n[steps.work]\nrun = \"for i in 1 2 3 4; do echo \\\"$i/4 part $i\\\" >> \\\"$BGFLOW_PROGRESS\\\"; sleep 0.3; done\"\n";
+    let id = detached(dir.path(), flow);
+    let bin = env!("CARGO_BIN_EXE_bgflow");
+    let (code, screen) = on_a_terminal(dir.path(), &format!("{bin} status {id} --watch"), "");
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(
+        screen.contains(&format!("watched {id}")),
+        "no overall bar: {screen:?}"
+    );
+    assert!(screen.contains("steps"), "{screen:?}");
+    assert!(
+        screen.contains("succeeded"),
+        "the final status is shown: {screen:?}"
     );
 }
