@@ -5,6 +5,9 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+#[path = "common/mod.rs"]
+mod common;
+
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
@@ -52,22 +55,7 @@ fn stderr(out: &Output) -> String {
 
 /// Whether a live (non-zombie) process has `needle` in its command line.
 fn process_alive(needle: &str) -> bool {
-    std::fs::read_dir("/proc")
-        .expect("/proc")
-        .flatten()
-        .any(|e| {
-            let p = e.path();
-            let cmd = std::fs::read(p.join("cmdline")).unwrap_or_default();
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            let state = std::fs::read_to_string(p.join("stat"))
-                .ok()
-                .and_then(|s| {
-                    s.rfind(')')
-                        .map(|i| s[i + 2..].chars().next().unwrap_or('?'))
-                })
-                .unwrap_or('Z');
-            cmd.contains(needle) && state != 'Z' && !cmd.contains("bgflow")
-        })
+    !common::live_processes(needle).is_empty()
 }
 
 #[test]

@@ -1,0 +1,62 @@
+//! Helpers shared by the integration-test binaries: looking at live processes in /proc.
+//! A zombie (state `Z`) counts as gone: this machine's init reaps slowly.
+#![allow(dead_code)]
+
+/// Pids of live processes whose command line contains `needle` (zombies count as gone).
+pub fn live_processes(needle: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| {
+            let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                return false;
+            };
+            let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
+            cmdline.contains(needle) && proc_state(pid).is_some_and(|s| s != 'Z' && s != 'X')
+        })
+        .collect()
+}
+
+/// State letter and process group of a pid, from /proc/PID/stat.
+pub fn proc_stat(pid: u32) -> Option<(char, i32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split(' ');
+    let state = fields.next()?.chars().next()?;
+    let _ppid = fields.next()?;
+    let pgrp = fields.next()?.parse().ok()?;
+    Some((state, pgrp))
+}
+
+pub fn proc_state(pid: u32) -> Option<char> {
+    proc_stat(pid).map(|(s, _)| s)
+}
+
+/// Live (non-zombie) members of process group `pgid`.
+pub fn live_group_members(pgid: i32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| proc_stat(pid).is_some_and(|(s, g)| g == pgid && s != 'Z' && s != 'X'))
+        .collect()
+}
+
+/// Whether `pid` is still the live process whose command line contains `needle`.
+pub fn still_running(pid: u32, needle: &str) -> bool {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
+        .unwrap_or_default();
+    cmdline.contains(needle) && proc_state(pid).is_some_and(|s| s != 'Z' && s != 'X')
+}
+
+#[track_caller]
+pub fn assert_no_process(needle: &str) {
+    let left = live_processes(needle);
+    assert!(left.is_empty(), "processes `{needle}` survived: {left:?}");
+}

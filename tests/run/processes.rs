@@ -1,0 +1,345 @@
+//! bgflow run: the step process, timeouts, signals and retries.
+
+use super::*;
+
+// ---------------------------------------------------------------------------------------
+// The step's process: group, stdin, cwd, env, shell or not.
+// ---------------------------------------------------------------------------------------
+
+/// A step runs as the leader of its own process group, with stdin from /dev/null, in its
+/// cwd, with [env], its own env and BGFLOW_RUN_ID / STEP / ATTEMPT / PROGRESS.
+#[test]
+fn step_runs_in_its_own_group_with_null_stdin_cwd_and_env() {
+    let flow = Flow::new(
+        r#"
+[workflow]
+name = "probe"
+
+[env]
+SHARED = "from the env table"
+
+[steps.probe]
+cwd = "sub"
+env = { OWN = "from the step" }
+run = '''
+echo "pid=$$"
+echo "pgrp=$(cut -d' ' -f5 /proc/$$/stat)"
+echo "stdin=$(readlink /proc/self/fd/0)"
+echo "stdin_bytes=$(wc -c)"
+echo "cwd=$(pwd -P)"
+echo "shared=$SHARED"
+echo "own=$OWN"
+echo "run_id=$BGFLOW_RUN_ID"
+echo "step=$BGFLOW_STEP"
+echo "attempt=$BGFLOW_ATTEMPT"
+echo "progress=$BGFLOW_PROGRESS"
+'''
+"#,
+    );
+    std::fs::create_dir(flow.path().join("sub")).expect("mkdir sub");
+    let out = flow.run(&[]);
+    out.expect_code(0);
+    let log = out.log("probe");
+    let field = |k: &str| -> String {
+        log.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or_else(|| panic!("no {k}= in the log:\n{log}"))
+            .to_owned()
+    };
+    assert_eq!(field("pgrp"), field("pid"), "the step leads its own group");
+    assert_ne!(
+        field("pgrp"),
+        nix::unistd::getpgrp().to_string(),
+        "not bgflow's group"
+    );
+    assert_eq!(field("stdin"), "/dev/null");
+    assert_eq!(field("stdin_bytes"), "0");
+    let sub = flow.path().join("sub").canonicalize().expect("canonical");
+    assert_eq!(field("cwd"), sub.display().to_string());
+    assert_eq!(field("shared"), "from the env table");
+    assert_eq!(field("own"), "from the step");
+    assert_eq!(
+        field("run_id"),
+        out.summary()["run_id"].as_str().expect("id")
+    );
+    assert_eq!(field("step"), "probe");
+    assert_eq!(field("attempt"), "1");
+    assert_eq!(
+        field("progress"),
+        out.log_dir().join("probe.progress").display().to_string()
+    );
+    assert_eq!(
+        out.step("probe")["pid"].as_u64().map(|p| p.to_string()),
+        Some(field("pid")),
+        "summary.json records the step's pid"
+    );
+}
+
+/// A string `run` goes through `sh -c`; an array is executed directly, so `$HOME` and
+/// `;` stay literal.
+#[test]
+fn string_run_uses_sh_and_array_run_uses_no_shell() {
+    let flow = Flow::new(
+        r#"
+[workflow]
+name = "argv"
+
+[steps.shell]
+run = 'echo "$0 $HOME"'
+
+[steps.direct]
+run = ["printf", "%s|%s", "$HOME", "a b; touch PWNED"]
+"#,
+    );
+    let out = flow.run(&[]);
+    out.expect_code(0);
+    assert_eq!(out.log("direct"), "$HOME|a b; touch PWNED");
+    let home = std::env::var("HOME").unwrap_or_default();
+    assert_eq!(out.log("shell"), format!("sh {home}\n"));
+    assert!(!flow.exists("PWNED"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Timeouts and signals end the whole process tree (DESIGN.md §5.3).
+// ---------------------------------------------------------------------------------------
+
+/// timeout = "1s" on `sleep & sleep; wait` (three levels of processes): SIGTERM to the
+/// whole group, the step is timed_out, and no process of it survives.
+#[test]
+fn timeout_kills_the_whole_process_tree() {
+    let flow = Flow::new(
+        r#"
+[workflow]
+name = "tree"
+
+[steps.tree]
+run = '''sh -c 'sleep 351 & echo $! > bg.pid; sh -c "echo \$\$ > fg.pid; exec sleep 352"; wait' '''
+timeout = "1s"
+kill_grace = "500ms"
+"#,
+    );
+    let out = flow.run(&[]);
+    out.expect_code(1);
+    out.expect_state("tree", "timed_out");
+    assert_eq!(out.reason("tree"), "timed out after 1s");
+    for (file, needle) in [("bg.pid", "sleep 351"), ("fg.pid", "sleep 352")] {
+        let pid: u32 = flow.read(file).trim().parse().expect("a pid");
+        assert!(
+            !still_running(pid, needle),
+            "{needle} (pid {pid}) survived the timeout"
+        );
+    }
+    assert_no_process("sleep 351");
+    assert_no_process("sleep 352");
+    let pgid = out.step("tree")["pid"].as_i64().expect("pid") as i32;
+    assert!(live_group_members(pgid).is_empty());
+}
+
+/// A step that traps TERM outlives the SIGTERM and is killed by SIGKILL after kill_grace.
+#[test]
+fn timeout_sigkills_a_step_that_traps_term_after_the_grace() {
+    let flow = Flow::new(
+        r#"
+[workflow]
+name = "stubborn"
+
+[steps.stubborn]
+run = "trap 'echo got TERM, staying' TERM; while :; do sleep 0.05; done"
+timeout = "1s"
+kill_grace = "500ms"
+"#,
+    );
+    let out = flow.run(&[]);
+    out.expect_code(1);
+    out.expect_state("stubborn", "timed_out");
+    assert_eq!(out.step("stubborn")["signal"], "SIGKILL");
+    assert!(
+        out.log("stubborn").contains("got TERM, staying"),
+        "TERM came first"
+    );
+    let ms = out.step("stubborn")["duration_ms"]
+        .as_u64()
+        .expect("duration");
+    assert!(
+        ms >= 1500,
+        "killed after timeout + grace, not before: {ms} ms"
+    );
+    let pgid = out.step("stubborn")["pid"].as_i64().expect("pid") as i32;
+    assert!(live_group_members(pgid).is_empty());
+}
+
+/// SIGINT / SIGTERM / SIGHUP to bgflow: forwarded to every running group; the running and
+/// pending steps are cancelled; bgflow exits 128+N; nothing survives.
+fn signal_cancels_the_run(sig: Signal, code: i32, sleep: &str) {
+    let flow = Flow::new(&format!(
+        r#"
+[workflow]
+name = "signalled"
+
+[steps.first]
+run = "touch first.started; {sleep}"
+kill_grace = "2s"
+
+[steps.second]
+run = "touch second.started; {sleep}"
+kill_grace = "2s"
+
+[steps.next]
+needs = ["first"]
+run = "touch next.ran"
+"#
+    ));
+    let running = flow.start(&["-j", "2"]);
+    wait_until(SOON, "both steps to start", || {
+        flow.exists("first.started") && flow.exists("second.started")
+    });
+    wait_until(SOON, "the sleeps to run", || {
+        live_processes(sleep).len() >= 2
+    });
+    running.signal(sig);
+    let out = running.finish();
+    out.expect_code(code);
+    assert_eq!(out.summary()["state"], "cancelled");
+    assert_eq!(out.summary()["signal"], sig as i32);
+    out.expect_state("first", "cancelled");
+    out.expect_state("second", "cancelled");
+    out.expect_state("next", "cancelled");
+    assert!(!flow.exists("next.ran"));
+    assert!(
+        out.elapsed < Duration::from_secs(15),
+        "within the grace: {:?}",
+        out.elapsed
+    );
+    assert_no_process(sleep);
+}
+
+#[test]
+fn sigint_cancels_the_steps_and_exits_130() {
+    signal_cancels_the_run(Signal::SIGINT, 130, "sleep 341");
+}
+
+#[test]
+fn sigterm_cancels_the_steps_and_exits_143() {
+    signal_cancels_the_run(Signal::SIGTERM, 143, "sleep 342");
+}
+
+#[test]
+fn sighup_cancels_the_steps_and_exits_129() {
+    signal_cancels_the_run(Signal::SIGHUP, 129, "sleep 343");
+}
+
+/// A second Ctrl-C kills at once, without waiting out a long kill_grace.
+#[test]
+fn second_sigint_kills_at_once() {
+    let flow = Flow::new(
+        r#"
+[workflow]
+name = "impatient"
+
+[steps.stubborn]
+run = "trap '' INT TERM; touch stubborn.started; sleep 344"
+kill_grace = "60s"
+"#,
+    );
+    let running = flow.start(&[]);
+    wait_until(SOON, "the step to start", || {
+        flow.exists("stubborn.started")
+    });
+    wait_until(SOON, "the sleep to run", || {
+        !live_processes("sleep 344").is_empty()
+    });
+    running.signal(Signal::SIGINT);
+    running.wait_for_stderr("got signal 2");
+    assert!(
+        !live_processes("sleep 344").is_empty(),
+        "the step ignores SIGINT and SIGTERM"
+    );
+    let second = Instant::now();
+    running.signal(Signal::SIGINT);
+    let out = running.finish();
+    out.expect_code(130);
+    assert!(
+        second.elapsed() < Duration::from_secs(10),
+        "killed at once, not after the 60s grace: {:?}",
+        second.elapsed()
+    );
+    out.expect_state("stubborn", "cancelled");
+    assert_eq!(out.step("stubborn")["signal"], "SIGKILL");
+    assert_no_process("sleep 344");
+}
+
+// ---------------------------------------------------------------------------------------
+// Retries
+// ---------------------------------------------------------------------------------------
+
+/// retries = 2, retry_delay = 300ms: three attempts, 300 ms then 600 ms apart (doubling),
+/// each with a header in the log; the failure report shows the last attempt's lines.
+#[test]
+fn retries_double_the_delay_and_log_every_attempt() {
+    let flow = Flow::new(
+        r#"
+[workflow]
+name = "flaky"
+
+[steps.flaky]
+run = "date +%s.%N >> times.txt; echo attempt $BGFLOW_ATTEMPT says no; exit 1"
+retries = 2
+retry_delay = "300ms"
+"#,
+    );
+    let out = flow.run(&[]);
+    out.expect_code(1);
+    out.expect_state("flaky", "failed");
+    assert_eq!(out.step("flaky")["attempts"], 3);
+    let times: Vec<f64> = flow
+        .read("times.txt")
+        .lines()
+        .map(|l| l.parse().expect("a time"))
+        .collect();
+    assert_eq!(times.len(), 3);
+    let (gap1, gap2) = (times[1] - times[0], times[2] - times[1]);
+    assert!(gap1 >= 0.3, "first delay {gap1}");
+    assert!(gap2 >= 0.6, "second delay doubled: {gap2}");
+    let log = out.log("flaky");
+    for n in 1..=3 {
+        assert!(
+            log.contains(&format!("--- bgflow: flaky attempt {n} of 3:")),
+            "attempt header {n}:\n{log}"
+        );
+        assert!(log.contains(&format!("attempt {n} says no")), "{log}");
+    }
+    assert_eq!(
+        out.step("flaky")["last_lines"],
+        serde_json::json!(["attempt 3 says no"])
+    );
+    assert!(
+        out.stderr.contains("retrying flaky in 300ms: attempt 2"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("retrying flaky in 600ms: attempt 3"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// A step that fails once and then succeeds succeeds, with 2 attempts.
+#[test]
+fn retry_succeeds_on_a_later_attempt() {
+    let flow = Flow::new(
+        r#"
+[workflow]
+name = "second-time"
+
+[steps.eventually]
+run = '[ "$BGFLOW_ATTEMPT" -ge 2 ] || { echo not yet; exit 1; }; echo fine'
+retries = 3
+retry_delay = "100ms"
+"#,
+    );
+    let out = flow.run(&[]);
+    out.expect_code(0);
+    out.expect_state("eventually", "succeeded");
+    assert_eq!(out.step("eventually")["attempts"], 2);
+}
