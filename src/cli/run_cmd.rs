@@ -214,7 +214,7 @@ fn record(
     detached: bool,
     meta: &serde_json::Value,
 ) -> Result<(), String> {
-    let selected = selected_steps(&p.plan, &p.only, p.wf.steps.len());
+    let selected = selected_steps(&p.plan, &p.only);
     let steps = selected
         .iter()
         .map(|&i| {
@@ -249,14 +249,9 @@ fn record(
         .map_err(|e| e.to_string())
 }
 
-fn selected_steps(plan: &Plan, only: &[usize], n: usize) -> Vec<usize> {
-    if only.is_empty() {
-        return (0..n).collect();
-    }
-    let mut all: Vec<usize> = only.iter().flat_map(|&s| plan.with_upstream(s)).collect();
-    all.sort_unstable();
-    all.dedup();
-    all
+fn selected_steps(plan: &Plan, only: &[usize]) -> Vec<usize> {
+    let selection = plan.selection(only);
+    (0..selection.len()).filter(|&i| selection[i]).collect()
 }
 
 /// Runs a prepared workflow to the end with the given display; returns the exit code.
@@ -287,7 +282,7 @@ fn execute(
         .map(|n| n as usize)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let names: Vec<String> = wf.steps.iter().map(|s| s.name.clone()).collect();
-    let total = selected_steps(&plan, &only, names.len()).len();
+    let total = selected_steps(&plan, &only).len();
     let hooks = render_hooks(&wf);
     let root = wf.root.clone();
     let run_opts = RunOptions {

@@ -230,6 +230,12 @@ pub enum RunEvent<'a> {
         step: usize,
         report: &'a StepReport,
     },
+    /// At the end of the run: a selected step that never ran (skipped after an upstream
+    /// failure, cancelled by a stop) or was lost, with its final state.
+    StepNotRun {
+        step: usize,
+        report: &'a StepReport,
+    },
     /// bgflow got a signal and is stopping the steps.
     Stopping {
         signal: i32,
@@ -303,13 +309,7 @@ pub async fn execute(
     let started = SystemTime::now();
     let clock = tokio::time::Instant::now();
     let log_dir = opts.state_dir.join("runs").join(&opts.run_id);
-    let n = wf.steps.len();
-    let mut selected = vec![opts.only.is_empty(); n];
-    for &s in &opts.only {
-        for u in plan.with_upstream(s) {
-            selected[u] = true;
-        }
-    }
+    let selected = plan.selection(&opts.only);
     let fail_fast = wf.fail_fast && !opts.keep_going;
     let mut sched = Scheduler::new(
         &plan.upstream,
@@ -486,6 +486,7 @@ pub async fn execute(
 
     // Steps that never ran.
     for (s, r) in reports.iter_mut().enumerate() {
+        let before = r.state;
         match sched.slot(s) {
             Slot::Skipped { because } => {
                 r.state = StepState::Skipped;
@@ -508,6 +509,9 @@ pub async fn execute(
                 r.reason = Some("the supervisor lost track of this step".to_owned());
             }
             _ => {}
+        }
+        if r.state != before {
+            sink.event(&RunEvent::StepNotRun { step: s, report: r });
         }
     }
     let reports: Vec<StepReport> = reports

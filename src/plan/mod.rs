@@ -92,6 +92,17 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Which steps a run of `only` (with their upstream) covers; empty `only`: every step.
+    pub fn selection(&self, only: &[usize]) -> Vec<bool> {
+        let mut selected = vec![only.is_empty(); self.upstream.len()];
+        for &s in only {
+            for u in self.with_upstream(s) {
+                selected[u] = true;
+            }
+        }
+        selected
+    }
+
     /// `step` and everything upstream of it, transitively.
     pub fn with_upstream(&self, step: usize) -> Vec<usize> {
         let mut seen = vec![false; self.upstream.len()];

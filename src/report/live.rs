@@ -88,7 +88,7 @@ impl Sink for Plain {
                     ));
                 }
             }
-            RunEvent::StepOutput { .. } => {}
+            RunEvent::StepOutput { .. } | RunEvent::StepNotRun { .. } => {}
             RunEvent::StepRetrying {
                 step,
                 next_attempt,
@@ -234,7 +234,8 @@ impl Sink for Bars {
                 self.overall.finish_and_clear();
                 let _ = self.multi.clear();
             }
-            RunEvent::Heartbeat => {}
+            // The summary lists what did not run.
+            RunEvent::Heartbeat | RunEvent::StepNotRun { .. } => {}
             RunEvent::ServiceReady { step } => {
                 if let Some(bar) = self.steps.get(step) {
                     bar.set_message("ready");

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::{now_ms, to_ms, StepFinish, Store, Write};
-use crate::exec::{RunEvent, Sink, StepReport, StepState};
+use crate::exec::{RunEvent, Sink, StepReport};
 
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
 /// How often the supervisor's heartbeat time is written.
@@ -19,8 +19,6 @@ pub struct StoreSink {
     store: Store,
     run: String,
     names: Vec<String>,
-    /// Steps whose final state was written; the others are completed from the run's report.
-    finished: Vec<bool>,
     pending: Vec<Write>,
     last_flush: Instant,
     last_beat: Instant,
@@ -35,7 +33,6 @@ impl StoreSink {
         Self {
             store,
             run: run.to_owned(),
-            finished: vec![false; names.len()],
             names,
             pending: Vec::new(),
             last_flush: Instant::now(),
@@ -77,9 +74,6 @@ impl StoreSink {
 
     /// The final state of a step: its row, and a `step_finished` event.
     fn step_finished(&mut self, step: usize, report: &StepReport, counts_done: bool) {
-        if let Some(done) = self.finished.get_mut(step) {
-            *done = true;
-        }
         self.pending.push(Write::StepFinished {
             run: self.run.clone(),
             idx: step,
@@ -190,6 +184,8 @@ impl Sink for StoreSink {
                 );
             }
             RunEvent::StepFinished { step, report } => self.step_finished(*step, report, true),
+            // Steps that never ran do not add to `steps_done`: a failed run shows how far it got.
+            RunEvent::StepNotRun { step, report } => self.step_finished(*step, report, false),
             RunEvent::ServiceReady { step } => {
                 self.event("service_ready", Some(*step), json!({}));
             }
@@ -201,17 +197,6 @@ impl Sink for StoreSink {
                 );
             }
             RunEvent::RunFinished { report } => {
-                // Steps that never ran (skipped after an upstream failure, cancelled by a
-                // stop) get no `StepFinished` from the executor; the report has their final
-                // state. Without this their rows would stay `pending` in a finished run.
-                // They do not add to `steps_done`, so a failed run still shows how far it got.
-                for r in &report.steps {
-                    if let Some(idx) = self.names.iter().position(|n| *n == r.name) {
-                        if !self.finished[idx] && r.state != StepState::Pending {
-                            self.step_finished(idx, r, false);
-                        }
-                    }
-                }
                 self.pending.push(Write::RunFinished {
                     run,
                     state: report.state.as_str().to_owned(),
