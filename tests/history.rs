@@ -28,22 +28,15 @@ mod config;
 #[path = "history/lifecycle.rs"]
 mod lifecycle;
 
+#[path = "common/mod.rs"]
+mod common;
+
 const BIN: &str = env!("CARGO_BIN_EXE_bgflow");
 
 /// Longest a test waits for a run to end.
 const RUN_DEADLINE: Duration = Duration::from_secs(40);
 /// Longest a test waits for something it expects to happen soon.
 const SOON: Duration = Duration::from_secs(15);
-
-/// `sh wait.sh FILE`: waits until FILE exists, for at most ~20 s (then exit 9, so a test
-/// that forgets its marker fails instead of hanging).
-const WAIT_SH: &str = r#"i=0
-while [ ! -e "$1" ]; do
-  i=$((i+1))
-  if [ "$i" -gt 400 ]; then echo "gave up waiting for $1"; exit 9; fi
-  sleep 0.05
-done
-"#;
 
 /// What a finished bgflow invocation left.
 #[derive(Debug)]
@@ -82,7 +75,7 @@ impl Home {
             .tempdir()
             .expect("a temp dir");
         let home = Self { dir };
-        home.write("wait.sh", WAIT_SH);
+        home.write("wait.sh", common::WAIT_SH);
         home
     }
 

@@ -37,16 +37,6 @@ const RUN_DEADLINE: Duration = Duration::from_secs(40);
 /// Longest a test waits for something it expects to happen soon.
 const SOON: Duration = Duration::from_secs(20);
 
-/// `sh wait.sh FILE`: waits until FILE exists, for at most ~20 s (then exit 9, so a
-/// scheduling bug fails the step instead of hanging the suite).
-const WAIT_SH: &str = r#"i=0
-while [ ! -e "$1" ]; do
-  i=$((i+1))
-  if [ "$i" -gt 400 ]; then echo "gave up waiting for $1"; exit 9; fi
-  sleep 0.05
-done
-"#;
-
 /// `sh slot.sh N [BARRIER]`: takes one of N slots (a folder made with the atomic `mkdir`)
 /// and fails if all N are taken, i.e. if more than N steps run at once. With BARRIER, waits
 /// (at most ~20 s) until BARRIER steps have started, i.e. until BARRIER run at once.
@@ -84,7 +74,7 @@ impl Flow {
             .expect("a temp dir");
         let flow = Self { dir };
         flow.write("bgflow.toml", manifest);
-        flow.write("wait.sh", WAIT_SH);
+        flow.write("wait.sh", common::WAIT_SH);
         flow.write("slot.sh", SLOT_SH);
         flow
     }

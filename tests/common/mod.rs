@@ -1,6 +1,17 @@
-//! Helpers shared by the integration-test binaries: looking at live processes in /proc.
+//! Helpers shared by the integration-test binaries: a marker-waiting script, and looking
+//! at live processes in /proc.
 //! A zombie (state `Z`) counts as gone: this machine's init reaps slowly.
 #![allow(dead_code)]
+
+/// `sh wait.sh FILE`: waits until FILE exists, for at most ~20 s (then exit 9, so a step
+/// that waits for a marker nobody makes fails instead of hanging the suite).
+pub const WAIT_SH: &str = r#"i=0
+while [ ! -e "$1" ]; do
+  i=$((i+1))
+  if [ "$i" -gt 400 ]; then echo "gave up waiting for $1"; exit 9; fi
+  sleep 0.05
+done
+"#;
 
 /// Pids of live processes whose command line contains `needle` (zombies count as gone).
 pub fn live_processes(needle: &str) -> Vec<u32> {
