@@ -10,6 +10,7 @@ pub mod diag;
 pub mod exec;
 pub mod exit;
 pub mod manifest;
+pub mod par;
 pub mod plan;
 pub mod report;
 pub mod schema;

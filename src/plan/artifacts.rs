@@ -5,6 +5,7 @@
 //! a folder output `dir/` of A. Literal paths go through hash maps, so a 10,000-step
 //! workflow of literal artifacts is matched in linear time; only globs are compared pairwise.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use globset::{GlobBuilder, GlobMatcher};
@@ -25,33 +26,45 @@ pub fn compile_glob(pattern: &str) -> Result<GlobMatcher, globset::Error> {
 
 /// A relative artifact path in canonical form: no `./`, no doubled `/`, a trailing `/` kept.
 pub fn normalize(path: &str) -> String {
-    // Most paths are already canonical; they need no splitting.
-    let clean = !path.is_empty()
-        && !path.starts_with("./")
-        && !path.contains("//")
-        && !path.contains("/./")
-        && !path.ends_with("/.")
-        && path != ".";
-    if clean {
-        return path.to_owned();
+    normalized(path).into_owned()
+}
+
+/// [`normalize`] without a copy when the path is canonical already, as most paths are.
+pub fn normalized(path: &str) -> Cow<'_, str> {
+    if is_canonical(path) {
+        return Cow::Borrowed(path);
     }
     let dir = path.ends_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            _ => parts.push(part),
-        }
-    }
     let mut out = String::with_capacity(path.len());
     if path.starts_with('/') {
         out.push('/');
     }
-    out.push_str(&parts.join("/"));
-    if dir && !out.ends_with('/') {
+    for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
+        if !out.is_empty() && !out.ends_with('/') {
+            out.push('/');
+        }
+        out.push_str(part);
+    }
+    if dir && !out.is_empty() && !out.ends_with('/') {
         out.push('/');
     }
-    out
+    Cow::Owned(out)
+}
+
+/// No `./` at the start, no `//` or `/./` inside, no `/.` at the end, not empty or `.`.
+fn is_canonical(path: &str) -> bool {
+    let b = path.as_bytes();
+    if b.is_empty() || b == b"." || b.starts_with(b"./") || b.ends_with(b"/.") {
+        return false;
+    }
+    let mut i = 0;
+    while i + 1 < b.len() {
+        if b[i] == b'/' && (b[i + 1] == b'/' || (b[i + 1] == b'.' && b.get(i + 2) == Some(&b'/'))) {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// Where an output was declared: step index and the output's index in that step.
@@ -104,10 +117,11 @@ impl OutputIndex {
 
     /// The outputs that make `input` (normalised). Empty when nothing does.
     pub fn producers(&self, input: &str) -> Vec<OutputRef> {
-        let input = normalize(input);
+        let input = normalized(input);
+        let input = input.as_ref();
         let mut found = Vec::new();
-        if is_glob(&input) {
-            if let Ok(m) = compile_glob(&input) {
+        if is_glob(input) {
+            if let Ok(m) = compile_glob(input) {
                 found.extend(
                     self.literal
                         .iter()
@@ -118,7 +132,7 @@ impl OutputIndex {
                     self.folders
                         .iter()
                         .filter(|(p, _)| {
-                            m.is_match(p) || glob_prefix(&input).starts_with(&format!("{p}/"))
+                            m.is_match(p) || glob_prefix(input).starts_with(&format!("{p}/"))
                         })
                         .map(|(_, r)| *r),
                 );
@@ -190,6 +204,45 @@ mod tests {
         assert_eq!(normalize("./a//b/./c"), "a/b/c");
         assert_eq!(normalize("stories/"), "stories/");
         assert_eq!(normalize("/abs/x"), "/abs/x");
+        assert_eq!(normalize("/abs//x/."), "/abs/x");
+        assert_eq!(normalize("./"), "");
+        assert_eq!(normalize("a/./"), "a/");
+        assert_eq!(normalize("a/b"), "a/b");
+        assert_eq!(normalize("a.b/.c"), "a.b/.c");
+    }
+
+    /// The byte scan that skips the slow path agrees with splitting every path, for every
+    /// path of up to 7 characters over `a`, `.` and `/`.
+    #[test]
+    fn canonical_scan_agrees_with_splitting() {
+        fn by_splitting(path: &str) -> String {
+            let parts: Vec<&str> = path
+                .split('/')
+                .filter(|p| !p.is_empty() && *p != ".")
+                .collect();
+            let mut out = String::new();
+            if path.starts_with('/') {
+                out.push('/');
+            }
+            out.push_str(&parts.join("/"));
+            if path.ends_with('/') && !out.is_empty() && !out.ends_with('/') {
+                out.push('/');
+            }
+            out
+        }
+        let mut paths = vec![String::new()];
+        for _ in 0..7 {
+            let longer: Vec<String> = paths
+                .iter()
+                .flat_map(|p| ['a', '.', '/'].map(|c| format!("{p}{c}")))
+                .collect();
+            paths.extend(longer);
+            paths.sort();
+            paths.dedup();
+        }
+        for p in &paths {
+            assert_eq!(normalize(p), by_splitting(p), "normalize({p:?})");
+        }
     }
 
     #[test]

@@ -10,8 +10,8 @@ use crate::validate::{Checked, Command, Workflow};
 
 /// The plan for people: waves, each step with its command, inputs, outputs and timeout.
 pub fn human(wf: &Workflow, plan: &Plan, source: &SourceFile) -> String {
-    let mut out = String::with_capacity(wf.steps.len() * 160 + 256);
     let n = wf.steps.len();
+    let mut out = String::with_capacity(256);
     let _ = writeln!(
         out,
         "workflow {} ({}): {n} step{} in {} wave{}",
@@ -24,66 +24,102 @@ pub fn human(wf: &Workflow, plan: &Plan, source: &SourceFile) -> String {
     if let Some(d) = &wf.description {
         let _ = writeln!(out, "  {d}");
     }
-    for (w, wave) in plan.waves.iter().enumerate() {
-        let _ = writeln!(out, "\nwave {}", w + 1);
-        for &i in wave {
-            let step = &wf.steps[i];
-            let mut facts = vec![step.kind().as_str().to_owned()];
-            if let Some(t) = step.timeout() {
-                facts.push(format!("timeout {t}"));
-            }
-            if step.retries() > 0 {
-                facts.push(format!("retries {}", step.retries()));
-            }
-            if step.spec.allow_failure {
-                facts.push("allow_failure".to_owned());
-            }
-            let _ = writeln!(out, "  {} ({})", step.name, facts.join(", "));
-            let needs: Vec<&str> = plan.upstream[i]
-                .iter()
-                .map(|&u| wf.steps[u].name.as_str())
-                .collect();
-            if !needs.is_empty() {
-                let _ = writeln!(out, "    after  {}", needs.join(", "));
-            }
-            let _ = match &step.command {
-                Command::Shell(s) if !s.contains('\n') => writeln!(out, "    $ {s}"),
-                Command::Shell(s) => writeln!(out, "    $ {}", s.replace('\n', "\n      ")),
-                c @ Command::Argv(_) => writeln!(
-                    out,
-                    "    $ {}  (no shell)",
-                    c.display().replace('\n', "\n      ")
-                ),
-            };
-            if step.cwd != wf.root {
-                let _ = writeln!(out, "    cwd    {}", step.cwd.display());
-            }
-            for (k, input) in step.spec.inputs.iter().enumerate() {
-                let _ = writeln!(out, "    in     {input} ({})", input_state(wf, plan, i, k));
-            }
-            for output in &step.spec.outputs {
-                let _ = writeln!(out, "    out    {output}");
+    // A plan of thousands of steps is written on every core, a run of waves each.
+    let waves: Vec<usize> = (0..plan.waves.len()).collect();
+    let parts = crate::par::map_runs(waves, 10, |run| {
+        let steps: usize = run.iter().map(|&w| plan.waves[w].len()).sum();
+        let mut part = String::with_capacity(steps * 160);
+        for w in run {
+            let _ = writeln!(part, "\nwave {}", w + 1);
+            for &i in &plan.waves[w] {
+                step_lines(&mut part, wf, plan, i);
             }
         }
+        part
+    });
+    out.reserve(parts.iter().map(String::len).sum());
+    for part in parts {
+        out.push_str(&part);
     }
     out
 }
 
-fn input_state(wf: &Workflow, plan: &Plan, step: usize, input: usize) -> String {
+/// One step of the human plan.
+fn step_lines(out: &mut String, wf: &Workflow, plan: &Plan, i: usize) {
+    let step = &wf.steps[i];
+    out.push_str("  ");
+    out.push_str(&step.name);
+    out.push_str(" (");
+    out.push_str(step.kind().as_str());
+    if let Some(t) = step.timeout() {
+        let _ = write!(out, ", timeout {t}");
+    }
+    if step.retries() > 0 {
+        let _ = write!(out, ", retries {}", step.retries());
+    }
+    if step.spec.allow_failure {
+        out.push_str(", allow_failure");
+    }
+    out.push_str(")\n");
+    if !plan.upstream[i].is_empty() {
+        out.push_str("    after  ");
+        join_names(out, wf, plan.upstream[i].iter().copied());
+        out.push('\n');
+    }
+    let _ = match &step.command {
+        Command::Shell(s) if !s.contains('\n') => writeln!(out, "    $ {s}"),
+        Command::Shell(s) => writeln!(out, "    $ {}", s.replace('\n', "\n      ")),
+        c @ Command::Argv(_) => writeln!(
+            out,
+            "    $ {}  (no shell)",
+            c.display().replace('\n', "\n      ")
+        ),
+    };
+    // Equal text is the common case and needs no parsing of the paths.
+    if step.cwd.as_os_str() != wf.root.as_os_str() && step.cwd != wf.root {
+        let _ = writeln!(out, "    cwd    {}", step.cwd.display());
+    }
+    for (k, input) in step.spec.inputs.iter().enumerate() {
+        out.push_str("    in     ");
+        out.push_str(input);
+        out.push_str(" (");
+        input_state(out, wf, plan, i, k);
+        out.push_str(")\n");
+    }
+    for output in &step.spec.outputs {
+        out.push_str("    out    ");
+        out.push_str(output);
+        out.push('\n');
+    }
+}
+
+/// Step names separated by `, `, each once in a row.
+fn join_names(out: &mut String, wf: &Workflow, steps: impl Iterator<Item = usize>) {
+    let mut last = None;
+    for s in steps {
+        if last == Some(s) {
+            continue;
+        }
+        if last.is_some() {
+            out.push_str(", ");
+        }
+        out.push_str(&wf.steps[s].name);
+        last = Some(s);
+    }
+}
+
+fn input_state(out: &mut String, wf: &Workflow, plan: &Plan, step: usize, input: usize) {
     let makers = &plan.producers[step][input];
     if !makers.is_empty() {
-        let mut names: Vec<&str> = makers
-            .iter()
-            .map(|r| wf.steps[r.step].name.as_str())
-            .collect();
-        names.dedup();
-        return format!("made by {}", names.join(", "));
+        out.push_str("made by ");
+        join_names(out, wf, makers.iter().map(|r| r.step));
+        return;
     }
-    match wf.steps[step].input_exists[input] {
-        Some(true) => "exists".to_owned(),
-        Some(false) => "missing".to_owned(),
-        None => "not checked: --offline".to_owned(),
-    }
+    out.push_str(match wf.steps[step].input_exists[input] {
+        Some(true) => "exists",
+        Some(false) => "missing",
+        None => "not checked: --offline",
+    });
 }
 
 fn plural(n: usize) -> &'static str {

@@ -1,0 +1,78 @@
+//! Work on both cores without a thread pool: a list is cut into one run of consecutive items
+//! per core, and the runs are handled at once on scoped threads. Used where `bgflow plan`
+//! handles thousands of independent steps; results come back in the list's order.
+
+use std::sync::{Mutex, MutexGuard};
+
+/// Calls `f` on consecutive runs of `items` (each at least `min_run` long, one per core) at
+/// once, and returns the results in order. A single run is handled without a thread; a run
+/// whose thread cannot be started (or has not started yet) is handled by the caller's thread.
+pub fn map_runs<T: Send, R: Send>(
+    items: Vec<T>,
+    min_run: usize,
+    f: impl Fn(Vec<T>) -> R + Sync,
+) -> Vec<R> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let runs = cores.min(items.len() / min_run.max(1)).max(1);
+    if runs == 1 {
+        return vec![f(items)];
+    }
+    let per_run = items.len().div_ceil(runs);
+    let mut rest = items.into_iter();
+    let slots: Vec<Mutex<Option<Vec<T>>>> = (0..runs)
+        .map(|_| Mutex::new(Some(rest.by_ref().take(per_run).collect())))
+        .collect();
+    let results: Vec<Mutex<Option<R>>> = (0..runs).map(|_| Mutex::new(None)).collect();
+    let work = |i: usize| {
+        let run = lock(&slots[i]).take();
+        if let Some(run) = run {
+            let r = f(run);
+            *lock(&results[i]) = Some(r);
+        }
+    };
+    let work = &work;
+    std::thread::scope(|scope| {
+        for i in 1..runs {
+            // Not started: the loop below does the run here.
+            let _ = std::thread::Builder::new()
+                .name("bgflow-work".into())
+                .spawn_scoped(scope, move || work(i));
+        }
+        for i in 0..runs {
+            work(i);
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| {
+            r.into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .expect("every run is handled by a thread or by the caller")
+        })
+        .collect()
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_keep_the_order_of_the_items() {
+        let items: Vec<u32> = (0..10_000).collect();
+        let runs = map_runs(items, 100, |run| {
+            run.iter().map(|x| x * 2).collect::<Vec<_>>()
+        });
+        let flat: Vec<u32> = runs.into_iter().flatten().collect();
+        assert_eq!(flat, (0..10_000).map(|x| x * 2).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_short_list_is_one_run() {
+        let runs = map_runs(vec![1, 2, 3], 100, |run| run.len());
+        assert_eq!(runs, vec![3]);
+    }
+}
