@@ -17,6 +17,8 @@ pub struct SourceFile {
     pub path: PathBuf,
     pub display: String,
     pub text: String,
+    /// Padded copies of parts of `text` that a parse on several threads borrows from.
+    pub(crate) scratch: std::sync::OnceLock<Vec<String>>,
 }
 
 impl SourceFile {
@@ -25,6 +27,7 @@ impl SourceFile {
             path: path.to_path_buf(),
             display: path.display().to_string(),
             text,
+            scratch: std::sync::OnceLock::new(),
         }
     }
 

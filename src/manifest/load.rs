@@ -3,7 +3,6 @@
 //! Parsing keeps the spanned TOML tree (`Document`) next to the typed `Manifest`, so that
 //! later stages can point at the exact key or value a problem comes from.
 
-use std::collections::HashSet;
 use std::ops::Range;
 use std::sync::OnceLock;
 
@@ -25,16 +24,25 @@ pub struct Document<'s> {
 /// A manifest as far as it could be read, with the problems met on the way.
 pub struct Loaded<'s> {
     pub doc: Document<'s>,
-    /// Best effort: keys that failed to parse are left at their defaults.
+    /// Best effort: keys that failed to parse are left at their defaults. Its `steps` stay
+    /// empty: they are in `steps`.
     pub manifest: Manifest,
-    /// Steps whose own keys had problems; later checks go easy on them.
-    pub broken_steps: HashSet<String>,
+    /// The steps in file order.
+    pub steps: Vec<LoadedStep>,
     pub problems: Vec<Problem>,
+}
+
+/// One `[steps.NAME]` as read.
+pub struct LoadedStep {
+    pub name: String,
+    pub spec: StepSpec,
+    /// The step's own keys had problems; later checks go easy on it.
+    pub broken: bool,
 }
 
 /// Parses `source`; never fails: everything wrong ends up in `problems`.
 pub fn load(source: &SourceFile) -> Loaded<'_> {
-    let (root, syntax) = DeTable::parse_recoverable(&source.text);
+    let (root, syntax) = super::split::parse(&source.text, &source.scratch);
     let mut problems: Vec<Problem> = syntax
         .into_iter()
         .map(|e| {
@@ -47,13 +55,13 @@ pub fn load(source: &SourceFile) -> Loaded<'_> {
         .collect();
     let doc = Document { source, root };
     let mut manifest = Manifest::default();
-    let mut broken_steps = HashSet::new();
+    let mut steps = Vec::new();
     if !problems.is_empty() {
         // A broken document's tree is a guess; schema errors on top of it would mislead.
         return Loaded {
             doc,
             manifest,
-            broken_steps,
+            steps,
             problems,
         };
     }
@@ -103,46 +111,37 @@ pub fn load(source: &SourceFile) -> Loaded<'_> {
         check_table_keys(v, keys::<Hooks>(), "[hooks]", &mut problems);
         manifest.hooks = read_collecting(v, &mut problems);
     }
-    if let Some(steps) = root.get("steps") {
-        match steps.get_ref().as_table() {
+    if let Some(value) = root.get("steps") {
+        match value.get_ref().as_table() {
             Some(table) => {
-                manifest.steps.reserve(table.len());
-                for (name, value) in table.iter() {
-                    let before = problems.len();
-                    let what = format!("[steps.{}]", name.get_ref());
-                    let spec: StepSpec = if value.get_ref().as_table().is_none() {
-                        problems.push(
-                            Problem::error("wrong-type", format!("{what} must be a table"))
-                                .at(
-                                    value.span(),
-                                    format!("found {}", value.get_ref().type_str()),
-                                )
-                                .help(format!("write it as\n{what}\nrun = \"...\"")),
-                        );
-                        StepSpec::default()
-                    } else {
-                        check_table_keys(value, keys::<StepSpec>(), &what, &mut problems);
-                        check_probe_keys(value, &what, &mut problems);
-                        let mut cleaned = value.clone();
-                        if let DeValue::Table(step) = cleaned.get_mut() {
-                            for probe in ["ready", "health"] {
-                                if let Some(v) = step.get_mut(probe) {
-                                    drop_unknown_keys(v, keys::<Probe>());
-                                }
+                // Steps are read on every core; their problems keep the file's order.
+                let entries: Vec<_> = table.iter().collect();
+                let runs = crate::par::map_runs(entries, 1000, |run| {
+                    let mut found = Vec::new();
+                    let read: Vec<LoadedStep> = run
+                        .into_iter()
+                        .map(|(name, value)| {
+                            let before = found.len();
+                            let spec = read_step(name.get_ref(), value, &mut found);
+                            LoadedStep {
+                                name: name.get_ref().to_string(),
+                                spec,
+                                broken: found.len() > before,
                             }
-                        }
-                        read_collecting(&cleaned, &mut problems)
-                    };
-                    if problems.len() > before {
-                        broken_steps.insert(name.get_ref().to_string());
-                    }
-                    manifest.steps.insert(name.get_ref().to_string(), spec);
+                        })
+                        .collect();
+                    (read, found)
+                });
+                steps.reserve(table.len());
+                for (mut read, mut found) in runs {
+                    problems.append(&mut found);
+                    steps.append(&mut read);
                 }
             }
             None => problems.push(
                 Problem::error("wrong-type", "`steps` must be a table of steps").at(
-                    steps.span(),
-                    format!("found {}", steps.get_ref().type_str()),
+                    value.span(),
+                    format!("found {}", value.get_ref().type_str()),
                 ),
             ),
         }
@@ -150,39 +149,93 @@ pub fn load(source: &SourceFile) -> Loaded<'_> {
     Loaded {
         doc,
         manifest,
-        broken_steps,
+        steps,
         problems,
     }
 }
 
-/// The keys a section accepts, read off its JSON Schema so they cannot drift from the types.
-type KeyCache = std::sync::Mutex<Vec<(std::any::TypeId, &'static [String])>>;
-
-pub fn keys<T: JsonSchema + 'static>() -> &'static [String] {
-    static CACHE: OnceLock<KeyCache> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-    let id = std::any::TypeId::of::<T>();
-    let mut guard = match cache.lock() {
-        Ok(g) => g,
-        Err(poisoned) => poisoned.into_inner(),
-    };
-    if let Some((_, k)) = guard.iter().find(|(t, _)| *t == id) {
-        return k;
+/// One `[steps.NAME]` table; its problems go to `problems`.
+fn read_step(name: &str, value: &Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -> StepSpec {
+    let what = format!("[steps.{name}]");
+    if value.get_ref().as_table().is_none() {
+        problems.push(
+            Problem::error("wrong-type", format!("{what} must be a table"))
+                .at(
+                    value.span(),
+                    format!("found {}", value.get_ref().type_str()),
+                )
+                .help(format!("write it as\n{what}\nrun = \"...\"")),
+        );
+        return StepSpec::default();
     }
-    let schema = schemars::SchemaGenerator::default().into_root_schema_for::<T>();
-    let list: Vec<String> = schema
-        .get("properties")
-        .and_then(|p| p.as_object())
-        .map(|o| o.keys().cloned().collect())
-        .unwrap_or_default();
-    let leaked: &'static [String] = Box::leak(list.into_boxed_slice());
-    guard.push((id, leaked));
-    leaked
+    check_table_keys(value, keys::<StepSpec>(), &what, problems);
+    check_probe_keys(value, &what, problems);
+    read_prepared(value, problems, |cleaned| {
+        if let DeValue::Table(step) = cleaned.get_mut() {
+            for probe in ["ready", "health"] {
+                if let Some(v) = step.get_mut(probe) {
+                    drop_unknown_keys(v, keys::<Probe>());
+                }
+            }
+        }
+    })
+}
+
+/// The keys a section accepts, read off its JSON Schema so they cannot drift from the types.
+pub struct Keys {
+    /// In the order the schema declares them (for "known keys: ..." help).
+    pub list: Box<[String]>,
+    sorted: Box<[&'static str]>,
+}
+
+impl Keys {
+    pub fn contains(&self, key: &str) -> bool {
+        self.sorted.binary_search(&key).is_ok()
+    }
+}
+
+impl Keys {
+    fn of<T: JsonSchema>() -> Self {
+        let schema = schemars::SchemaGenerator::default().into_root_schema_for::<T>();
+        let list: Vec<String> = schema
+            .get("properties")
+            .and_then(|p| p.as_object())
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        let list: &'static [String] = Box::leak(list.into_boxed_slice());
+        let mut sorted: Vec<&'static str> = list.iter().map(String::as_str).collect();
+        sorted.sort_unstable();
+        Self {
+            list: list.into(),
+            sorted: sorted.into_boxed_slice(),
+        }
+    }
+}
+
+/// A section of the manifest whose keys are checked; each keeps its key set in a static.
+pub trait Section: JsonSchema {
+    fn keys() -> &'static Keys;
+}
+
+macro_rules! sections {
+    ($($t:ty),*) => {$(
+        impl Section for $t {
+            fn keys() -> &'static Keys {
+                static KEYS: OnceLock<Keys> = OnceLock::new();
+                KEYS.get_or_init(Keys::of::<$t>)
+            }
+        }
+    )*};
+}
+sections!(Manifest, WorkflowSection, Requires, Hooks, StepSpec, Probe);
+
+pub fn keys<T: Section>() -> &'static Keys {
+    T::keys()
 }
 
 fn check_table_keys(
     value: &Spanned<DeValue<'_>>,
-    known: &[String],
+    known: &Keys,
     what: &str,
     problems: &mut Vec<Problem>,
 ) {
@@ -191,17 +244,17 @@ fn check_table_keys(
     }
 }
 
-fn check_keys(table: &DeTable<'_>, known: &[String], what: &str, problems: &mut Vec<Problem>) {
+fn check_keys(table: &DeTable<'_>, known: &Keys, what: &str, problems: &mut Vec<Problem>) {
     for key in table.keys() {
         let name: &str = key.get_ref();
-        if known.iter().any(|k| k == name) {
+        if known.contains(name) {
             continue;
         }
         let mut p = Problem::error("unknown-key", format!("unknown key `{name}` in {what}"))
             .at(key.span(), "not a key of this table");
-        p = match did_you_mean(name, known.iter().map(String::as_str)) {
+        p = match did_you_mean(name, known.list.iter().map(String::as_str)) {
             Some(close) => p.help(format!("did you mean `{close}`?")),
-            None => p.help(format!("known keys: {}", known.join(", "))),
+            None => p.help(format!("known keys: {}", known.list.join(", "))),
         };
         problems.push(p);
     }
@@ -217,14 +270,31 @@ fn check_probe_keys(step: &Spanned<DeValue<'_>>, what: &str, problems: &mut Vec<
 
 /// Deserializes a table into `T`, reporting every key that fails rather than only the first.
 ///
-/// The fast path deserializes the whole table once. On an error the offending key is found
-/// from the error's span, reported, dropped, and the rest tried again.
-fn read_collecting<T: DeserializeOwned + Default + JsonSchema + 'static>(
+/// The fast path deserializes one copy of the table. On an error the offending key is found
+/// from the error's span, reported, dropped, and the rest tried again. `prepare` trims a copy
+/// of the table before each attempt (unknown keys were reported already).
+fn read_collecting<T: DeserializeOwned + Default + Section>(
     value: &Spanned<DeValue<'_>>,
     problems: &mut Vec<Problem>,
 ) -> T {
-    let mut current = value.clone();
-    drop_unknown_keys(&mut current, keys::<T>());
+    read_prepared(value, problems, |_| {})
+}
+
+fn read_prepared<T: DeserializeOwned + Default + Section>(
+    value: &Spanned<DeValue<'_>>,
+    problems: &mut Vec<Problem>,
+    prepare: impl Fn(&mut Spanned<DeValue<'_>>),
+) -> T {
+    let fresh = || {
+        let mut copy = value.clone();
+        drop_unknown_keys(&mut copy, keys::<T>());
+        prepare(&mut copy);
+        copy
+    };
+    if let Ok(v) = T::deserialize(ValueDeserializer::from(fresh())) {
+        return v;
+    }
+    let mut current = fresh();
     loop {
         let attempt = T::deserialize(ValueDeserializer::from(current.clone()));
         let err = match attempt {
@@ -251,11 +321,14 @@ fn read_collecting<T: DeserializeOwned + Default + JsonSchema + 'static>(
 
 /// Unknown keys were reported already; dropping them keeps `deny_unknown_fields` from
 /// reporting them again (and from discarding the whole table they are in).
-fn drop_unknown_keys(value: &mut Spanned<DeValue<'_>>, known: &[String]) {
+fn drop_unknown_keys(value: &mut Spanned<DeValue<'_>>, known: &Keys) {
     if let DeValue::Table(table) = value.get_mut() {
+        if table.keys().all(|k| known.contains(k.get_ref())) {
+            return;
+        }
         let unknown: Vec<String> = table
             .keys()
-            .filter(|k| !known.iter().any(|n| n == k.get_ref().as_ref()))
+            .filter(|k| !known.contains(k.get_ref()))
             .map(|k| k.get_ref().to_string())
             .collect();
         for k in unknown {

@@ -2,8 +2,9 @@
 
 pub mod duration;
 pub mod load;
+mod split;
 pub mod types;
 
 pub use duration::Duration;
-pub use load::{load, Document, Loaded};
+pub use load::{load, Document, Loaded, LoadedStep};
 pub use types::{Hooks, Manifest, Probe, Requires, RunSpec, StepKind, StepSpec, WorkflowSection};

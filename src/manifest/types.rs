@@ -171,10 +171,10 @@ pub struct StepSpec {
     pub tags: Vec<String>,
     /// Services: the readiness probe that lets dependents start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ready: Option<Probe>,
+    pub ready: Option<Box<Probe>>,
     /// Services: a probe repeated every `interval`; `failures` in a row fail the run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health: Option<Probe>,
+    pub health: Option<Box<Probe>>,
     /// Tests: glob of JUnit XML reports read after the step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub junit: Option<String>,

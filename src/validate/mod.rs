@@ -146,7 +146,7 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
         };
     }
     let doc = &loaded.doc;
-    let mut m = loaded.manifest;
+    let m = loaded.manifest;
     let mut cx = Cx {
         doc,
         problems: &mut problems,
@@ -194,7 +194,7 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
         .problems
         .iter()
         .any(|p| p.code == "unknown-key" && p.message.contains("top-level"));
-    if m.steps.is_empty() && !misspelled_steps {
+    if loaded.steps.is_empty() && !misspelled_steps {
         cx.problems.push(
             Problem::error("empty-workflow", "the workflow has no steps")
                 .at_opt(doc.key_span(&["workflow"]), "in this workflow")
@@ -236,10 +236,24 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
     }
 
     // Steps, one by one.
-    let mut steps = Vec::with_capacity(m.steps.len());
-    for (name, spec) in std::mem::take(&mut m.steps) {
-        let broken = loaded.broken_steps.contains(&name);
-        steps.push(cx.step(name, spec, &renderer, &root, broken));
+    // Each step is checked on its own, so the steps are spread over every core; the
+    // problems keep the file's order.
+    let mut steps = Vec::with_capacity(loaded.steps.len());
+    let runs = crate::par::map_runs(loaded.steps, 1000, |run| {
+        let mut found = Vec::new();
+        let mut own = Cx {
+            doc,
+            problems: &mut found,
+        };
+        let checked: Vec<Step> = run
+            .into_iter()
+            .map(|s| own.step(s.name, s.spec, &renderer, &root, s.broken))
+            .collect();
+        (checked, found)
+    });
+    for (mut checked, mut found) in runs {
+        steps.append(&mut checked);
+        cx.problems.append(&mut found);
     }
 
     // The graph.
@@ -277,9 +291,25 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
     if !opts.offline {
         let mut host = Host::default();
         cx.requires(&m.requires, &root, &mut host);
-        for i in 0..steps.len() {
-            let exists = cx.step_on_host(&steps, i, &plan, &root, &mut host);
-            steps[i].input_exists = exists;
+        // Spread over every core like the steps above; each run keeps its own cache.
+        let runs = crate::par::map_runs((0..steps.len()).collect(), 1000, |run| {
+            let mut found = Vec::new();
+            let mut own = Cx {
+                doc,
+                problems: &mut found,
+            };
+            let mut host = Host::default();
+            let exists: Vec<(usize, Vec<Option<bool>>)> = run
+                .into_iter()
+                .map(|i| (i, own.step_on_host(&steps, i, &plan, &root, &mut host)))
+                .collect();
+            (exists, found)
+        });
+        for (exists, mut found) in runs {
+            for (i, e) in exists {
+                steps[i].input_exists = e;
+            }
+            cx.problems.append(&mut found);
         }
     }
 
