@@ -253,8 +253,8 @@ pub fn status(args: &StatusArgs, state_dir: Option<&Path>) -> io::Result<u8> {
     if args.watch {
         return watch(store, &id);
     }
-    let run = tri!(or_code(store.run(&id))).ok_or_else(|| io::Error::other("run vanished"))?;
-    let steps = tri!(or_code(store.steps(&id)));
+    let (run, steps) =
+        tri!(or_code(store.run_with_steps(&id))).ok_or_else(|| io::Error::other("run vanished"))?;
     if args.json {
         let doc = serde_json::json!({ "version": 1, "run": run, "steps": steps });
         report::stdout(&(serde_json::to_string_pretty(&doc).map_err(io::Error::other)? + "\n"))?;
@@ -283,8 +283,8 @@ fn watch(mut store: Store, id: &str) -> io::Result<u8> {
     let mut last_plain = String::new();
     loop {
         let _ = store.reconcile_lost();
-        let run = tri!(or_code(store.run(id))).ok_or_else(|| io::Error::other("run vanished"))?;
-        let steps = tri!(or_code(store.steps(id)));
+        let (run, steps) = tri!(or_code(store.run_with_steps(id)))
+            .ok_or_else(|| io::Error::other("run vanished"))?;
         overall.set_prefix(format!("{} {}", run.workflow, run.id));
         overall.set_length(u64::try_from(run.steps_total).unwrap_or(0));
         overall.set_position(u64::try_from(run.steps_done).unwrap_or(0));
@@ -499,8 +499,8 @@ fn confirm(question: &str) -> bool {
 pub fn stop(args: &StopArgs, state_dir: Option<&Path>) -> io::Result<u8> {
     let mut store = tri!(open(state_dir));
     let id = tri!(resolve(&store, &args.run));
-    let run = tri!(or_code(store.run(&id))).ok_or_else(|| io::Error::other("run vanished"))?;
-    let steps = tri!(or_code(store.steps(&id)));
+    let (run, steps) =
+        tri!(or_code(store.run_with_steps(&id))).ok_or_else(|| io::Error::other("run vanished"))?;
     // Process groups recorded for steps that may still have processes.
     let groups: Vec<u32> = steps
         .iter()

@@ -554,6 +554,18 @@ impl Store {
             .map_err(|e| self.sql(e))
     }
 
+    /// A run and its steps read in one transaction, so they agree with each other: a step
+    /// never shows as running beside a run row from before the run started.
+    pub fn run_with_steps(&self, id: &str) -> Result<Option<(RunRow, Vec<StepRow>)>> {
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.sql(e))?;
+        let Some(run) = self.run(id)? else {
+            return Ok(None);
+        };
+        let steps = self.steps(id)?;
+        tx.commit().map_err(|e| self.sql(e))?;
+        Ok(Some((run, steps)))
+    }
+
     /// Runs, newest first. `states`: only these (empty: all).
     pub fn runs(&self, states: &[&str], limit: usize) -> Result<Vec<RunRow>> {
         let filter = if states.is_empty() {
