@@ -5,12 +5,13 @@
 use std::sync::{Mutex, MutexGuard};
 
 /// Calls `f` on consecutive runs of `items` (each at least `min_run` long, one per core) at
-/// once, and returns the results in order. A single run is handled without a thread; a run
-/// whose thread cannot be started (or has not started yet) is handled by the caller's thread.
+/// once, and returns the results in order. The runs are slices of `items`, so nothing is
+/// copied; `f` may take what it needs out of them. A single run is handled without a thread;
+/// a run whose thread cannot be started (or has not started yet) is handled by the caller's.
 pub fn map_runs<T: Send, R: Send>(
-    items: Vec<T>,
+    items: &mut [T],
     min_run: usize,
-    f: impl Fn(Vec<T>) -> R + Sync,
+    f: impl Fn(&mut [T]) -> R + Sync,
 ) -> Vec<R> {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let runs = cores.min(items.len() / min_run.max(1)).max(1);
@@ -18,11 +19,11 @@ pub fn map_runs<T: Send, R: Send>(
         return vec![f(items)];
     }
     let per_run = items.len().div_ceil(runs);
-    let mut rest = items.into_iter();
-    let slots: Vec<Mutex<Option<Vec<T>>>> = (0..runs)
-        .map(|_| Mutex::new(Some(rest.by_ref().take(per_run).collect())))
+    let slots: Vec<Mutex<Option<&mut [T]>>> = items
+        .chunks_mut(per_run)
+        .map(|run| Mutex::new(Some(run)))
         .collect();
-    let results: Vec<Mutex<Option<R>>> = (0..runs).map(|_| Mutex::new(None)).collect();
+    let results: Vec<Mutex<Option<R>>> = slots.iter().map(|_| Mutex::new(None)).collect();
     let work = |i: usize| {
         let run = lock(&slots[i]).take();
         if let Some(run) = run {
@@ -32,13 +33,13 @@ pub fn map_runs<T: Send, R: Send>(
     };
     let work = &work;
     std::thread::scope(|scope| {
-        for i in 1..runs {
+        for i in 1..slots.len() {
             // Not started: the loop below does the run here.
             let _ = std::thread::Builder::new()
                 .name("bgflow-work".into())
                 .spawn_scoped(scope, move || work(i));
         }
-        for i in 0..runs {
+        for i in 0..slots.len() {
             work(i);
         }
     });
@@ -52,6 +53,17 @@ pub fn map_runs<T: Send, R: Send>(
         .collect()
 }
 
+/// The runs' lists as one, grown from the first (a large list grows in place, unlike a
+/// fresh one that must be faulted in page by page).
+pub fn concat<T>(runs: Vec<Vec<T>>) -> Vec<T> {
+    let mut runs = runs.into_iter();
+    let mut all = runs.next().unwrap_or_default();
+    for mut more in runs {
+        all.append(&mut more);
+    }
+    all
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -62,17 +74,17 @@ mod tests {
 
     #[test]
     fn results_keep_the_order_of_the_items() {
-        let items: Vec<u32> = (0..10_000).collect();
-        let runs = map_runs(items, 100, |run| {
+        let mut items: Vec<u32> = (0..10_000).collect();
+        let runs = map_runs(&mut items, 100, |run| {
             run.iter().map(|x| x * 2).collect::<Vec<_>>()
         });
-        let flat: Vec<u32> = runs.into_iter().flatten().collect();
+        let flat = concat(runs);
         assert_eq!(flat, (0..10_000).map(|x| x * 2).collect::<Vec<_>>());
     }
 
     #[test]
     fn a_short_list_is_one_run() {
-        let runs = map_runs(vec![1, 2, 3], 100, |run| run.len());
+        let runs = map_runs(&mut [1, 2, 3], 100, |run| run.len());
         assert_eq!(runs, vec![3]);
     }
 }

@@ -12,7 +12,10 @@ use serde::Deserialize;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
-use super::types::{Hooks, Manifest, Probe, Requires, StepSpec, WorkflowSection};
+use super::types::{
+    Hooks, Manifest, Probe, Requires, RunSpec, StepKind, StepSpec, WorkflowSection,
+};
+use super::Duration;
 use crate::diag::{did_you_mean, Problem, SourceFile};
 
 /// The spanned TOML tree of a workflow file.
@@ -33,6 +36,7 @@ pub struct Loaded<'s> {
 }
 
 /// One `[steps.NAME]` as read.
+#[derive(Default)]
 pub struct LoadedStep {
     pub name: String,
     pub spec: StepSpec,
@@ -115,11 +119,11 @@ pub fn load(source: &SourceFile) -> Loaded<'_> {
         match value.get_ref().as_table() {
             Some(table) => {
                 // Steps are read on every core; their problems keep the file's order.
-                let entries: Vec<_> = table.iter().collect();
-                let runs = crate::par::map_runs(entries, 1000, |run| {
+                let mut entries: Vec<_> = table.iter().collect();
+                let runs = crate::par::map_runs(&mut entries, 1000, |run| {
                     let mut found = Vec::new();
                     let read: Vec<LoadedStep> = run
-                        .into_iter()
+                        .iter()
                         .map(|(name, value)| {
                             let before = found.len();
                             let spec = read_step(name.get_ref(), value, &mut found);
@@ -132,11 +136,9 @@ pub fn load(source: &SourceFile) -> Loaded<'_> {
                         .collect();
                     (read, found)
                 });
-                steps.reserve(table.len());
-                for (mut read, mut found) in runs {
-                    problems.append(&mut found);
-                    steps.append(&mut read);
-                }
+                let (read, found): (Vec<_>, Vec<_>) = runs.into_iter().unzip();
+                steps = crate::par::concat(read);
+                problems.extend(found.into_iter().flatten());
             }
             None => problems.push(
                 Problem::error("wrong-type", "`steps` must be a table of steps").at(
@@ -170,6 +172,9 @@ fn read_step(name: &str, value: &Spanned<DeValue<'_>>, problems: &mut Vec<Proble
     }
     check_table_keys(value, keys::<StepSpec>(), &what, problems);
     check_probe_keys(value, &what, problems);
+    if let Some(spec) = step_direct(value.get_ref()) {
+        return spec;
+    }
     read_prepared(value, problems, |cleaned| {
         if let DeValue::Table(step) = cleaned.get_mut() {
             for probe in ["ready", "health"] {
@@ -179,6 +184,77 @@ fn read_step(name: &str, value: &Spanned<DeValue<'_>>, problems: &mut Vec<Proble
             }
         }
     })
+}
+
+/// A step of the common shape read straight off the tree, without the copy that serde
+/// needs. Anything else (a probe, an unknown key, a value of the wrong type or an invalid
+/// duration) gives `None`, and the step goes through serde, which also words its errors.
+/// A test holds this to the same result as serde on every example and fixture.
+fn step_direct(value: &DeValue<'_>) -> Option<StepSpec> {
+    fn string(v: &DeValue<'_>) -> Option<String> {
+        v.as_str().map(str::to_owned)
+    }
+    fn strings(v: &DeValue<'_>) -> Option<Vec<String>> {
+        v.as_array()?
+            .iter()
+            .map(|item| string(item.get_ref()))
+            .collect()
+    }
+    fn duration(v: &DeValue<'_>) -> Option<Duration> {
+        Duration::parse(v.as_str()?).ok()
+    }
+    let mut spec = StepSpec::default();
+    for (key, v) in value.as_table()? {
+        let v = v.get_ref();
+        match key.get_ref().as_ref() {
+            "kind" => {
+                spec.kind = match v.as_str()? {
+                    "task" => StepKind::Task,
+                    "service" => StepKind::Service,
+                    "test" => StepKind::Test,
+                    _ => return None,
+                }
+            }
+            "description" => spec.description = Some(string(v)?),
+            "run" => {
+                spec.run = Some(match v {
+                    DeValue::String(s) => RunSpec::Shell(s.to_string()),
+                    _ => RunSpec::Argv(strings(v)?),
+                })
+            }
+            "needs" => spec.needs = strings(v)?,
+            "inputs" => spec.inputs = strings(v)?,
+            "outputs" => spec.outputs = strings(v)?,
+            "cwd" => spec.cwd = Some(string(v)?),
+            "env" => {
+                spec.env = v
+                    .as_table()?
+                    .iter()
+                    .map(|(k, v)| Some((k.get_ref().to_string(), string(v.get_ref())?)))
+                    .collect::<Option<_>>()?
+            }
+            "timeout" => spec.timeout = Some(duration(v)?),
+            "kill_grace" => spec.kill_grace = Some(duration(v)?),
+            "retry_delay" => spec.retry_delay = Some(duration(v)?),
+            "stall_timeout" => spec.stall_timeout = Some(duration(v)?),
+            "retries" => {
+                let n = v.as_integer()?;
+                let digits = n.as_str();
+                if n.radix() != 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                spec.retries = Some(digits.parse().ok()?);
+            }
+            "allow_failure" => spec.allow_failure = v.as_bool()?,
+            "tools" => spec.tools = strings(v)?,
+            "progress" => spec.progress = Some(string(v)?),
+            "fail_on" => spec.fail_on = strings(v)?,
+            "tags" => spec.tags = strings(v)?,
+            "junit" => spec.junit = Some(string(v)?),
+            _ => return None,
+        }
+    }
+    Some(spec)
 }
 
 /// The keys a section accepts, read off its JSON Schema so they cannot drift from the types.
@@ -445,5 +521,75 @@ impl Document<'_> {
             }
         }
         None
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// Every step of every example and test fixture reads the same by the direct path as
+    /// through serde, wherever the direct path takes it.
+    #[test]
+    fn direct_step_reading_agrees_with_serde() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        for dir in ["examples/workflows", "tests/fixtures/plan"] {
+            for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+                files.push(entry.unwrap().path());
+            }
+        }
+        let mut direct = 0;
+        for path in files
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        {
+            let text = std::fs::read_to_string(path).unwrap();
+            let (doc, _) = DeTable::parse_recoverable(&text);
+            let Some(steps) = doc
+                .get_ref()
+                .get("steps")
+                .and_then(|s| s.get_ref().as_table())
+            else {
+                continue;
+            };
+            for (name, value) in steps {
+                let Some(fast) = step_direct(value.get_ref()) else {
+                    continue;
+                };
+                direct += 1;
+                let mut problems = Vec::new();
+                let slow: StepSpec = read_collecting(value, &mut problems);
+                assert!(problems.is_empty(), "{}: {problems:?}", path.display());
+                assert_eq!(
+                    serde_json::to_value(&fast).unwrap(),
+                    serde_json::to_value(&slow).unwrap(),
+                    "{} step {}",
+                    path.display(),
+                    name.get_ref()
+                );
+            }
+        }
+        assert!(direct > 20, "the direct path took only {direct} steps");
+    }
+
+    #[test]
+    fn the_direct_path_leaves_odd_values_to_serde() {
+        for text in [
+            "kind = \"daemon\"",
+            "retries = -1",
+            "retries = 0x10",
+            "timeout = \"soon\"",
+            "run = 3",
+            "inputs = [1]",
+            "ready = { tcp = \"127.0.0.1:1\" }",
+            "unknown = 1",
+        ] {
+            let (doc, errors) = DeTable::parse_recoverable(text);
+            assert!(errors.is_empty(), "{text}");
+            let value = DeValue::Table(doc.into_inner());
+            assert!(step_direct(&value).is_none(), "{text}");
+        }
     }
 }

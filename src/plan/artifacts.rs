@@ -6,7 +6,6 @@
 //! workflow of literal artifacts is matched in linear time; only globs are compared pairwise.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use globset::{GlobBuilder, GlobMatcher};
 
@@ -77,9 +76,9 @@ pub struct OutputRef {
 /// Every declared output, indexed for lookups by input path.
 #[derive(Default)]
 pub struct OutputIndex {
-    literal: HashMap<String, OutputRef>,
+    literal: foldhash::HashMap<String, OutputRef>,
     /// Folder outputs by their path without the trailing `/`.
-    folders: HashMap<String, OutputRef>,
+    folders: foldhash::HashMap<String, OutputRef>,
     globs: Vec<(String, GlobMatcher, OutputRef)>,
     /// Pairs of outputs declared twice: (first, second, path).
     pub duplicates: Vec<(OutputRef, OutputRef, String)>,

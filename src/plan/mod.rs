@@ -119,7 +119,7 @@ impl Plan {
 /// Builds the graph. With a cycle the plan has edges but no order (`acyclic` is false).
 pub fn build(steps: &[StepNode<'_>]) -> (Plan, Vec<GraphIssue>) {
     let mut issues = Vec::new();
-    let by_name: HashMap<&str, usize> =
+    let by_name: foldhash::HashMap<&str, usize> =
         steps.iter().enumerate().map(|(i, s)| (s.name, i)).collect();
     let outputs = OutputIndex::new(steps.iter().enumerate().map(|(i, s)| (i, s.outputs)));
     for (first, second, path) in &outputs.duplicates {
@@ -130,61 +130,61 @@ pub fn build(steps: &[StepNode<'_>]) -> (Plan, Vec<GraphIssue>) {
         });
     }
 
-    let mut edges = Vec::new();
-    let mut producers = Vec::with_capacity(steps.len());
-    let mut cwd_producers = Vec::with_capacity(steps.len());
-    for (to, step) in steps.iter().enumerate() {
-        for (index, need) in step.needs.iter().enumerate() {
-            match by_name.get(need.as_str()) {
-                Some(&from) if from == to => issues.push(GraphIssue::SelfNeed { step: to, index }),
-                Some(&from) => edges.push(Edge {
-                    from,
-                    to,
-                    origin: EdgeOrigin::Needs { index },
-                }),
-                None => issues.push(GraphIssue::UnknownNeed {
-                    step: to,
-                    index,
-                    name: need.clone(),
-                    suggestion: did_you_mean(need, steps.iter().map(|s| s.name)).map(str::to_owned),
-                }),
+    // Each step's edges depend on the index alone, so the steps are spread over every core.
+    let mut indices: Vec<usize> = (0..steps.len()).collect();
+    let runs = crate::par::map_runs(&mut indices, 2000, |run| {
+        let mut edges = Vec::new();
+        let mut issues = Vec::new();
+        let mut producers = Vec::with_capacity(run.len());
+        let mut cwd_producers = Vec::with_capacity(run.len());
+        for &mut to in run {
+            let step = &steps[to];
+            step_edges(step, to, steps, &by_name, &mut edges, &mut issues);
+            let mut mine = Vec::with_capacity(step.inputs.len());
+            for (index, input) in step.inputs.iter().enumerate() {
+                let found = outputs.producers(input);
+                for output in &found {
+                    // A step may read what it also writes (an in-place update); that is no edge.
+                    if output.step != to {
+                        edges.push(Edge {
+                            from: output.step,
+                            to,
+                            origin: EdgeOrigin::Input {
+                                index,
+                                output: *output,
+                            },
+                        });
+                    }
+                }
+                mine.push(found);
             }
-        }
-        let mut mine = Vec::with_capacity(step.inputs.len());
-        for (index, input) in step.inputs.iter().enumerate() {
-            let found = outputs.producers(input);
+            producers.push(mine);
+            let found = step
+                .cwd
+                .map(|c| outputs.producers(&format!("{c}/")))
+                .unwrap_or_default();
             for output in &found {
-                // A step may read what it also writes (an in-place update); that is no edge.
                 if output.step != to {
                     edges.push(Edge {
                         from: output.step,
                         to,
-                        origin: EdgeOrigin::Input {
-                            index,
-                            output: *output,
-                        },
+                        origin: EdgeOrigin::Cwd { output: *output },
                     });
                 }
             }
-            mine.push(found);
+            cwd_producers.push(found);
         }
-        producers.push(mine);
-        let found = step
-            .cwd
-            .map(|c| outputs.producers(&format!("{c}/")))
-            .unwrap_or_default();
-        for output in &found {
-            if output.step != to {
-                edges.push(Edge {
-                    from: output.step,
-                    to,
-                    origin: EdgeOrigin::Cwd { output: *output },
-                });
-            }
-        }
-        cwd_producers.push(found);
+        (edges, issues, producers, cwd_producers)
+    });
+    let mut edges = Vec::new();
+    let mut producers = Vec::with_capacity(steps.len());
+    let mut cwd_producers = Vec::with_capacity(steps.len());
+    for (mut e, mut i, mut p, mut c) in runs {
+        edges.append(&mut e);
+        issues.append(&mut i);
+        producers.append(&mut p);
+        cwd_producers.append(&mut c);
     }
-
     let mut graph: DiGraph<usize, usize> = DiGraph::with_capacity(steps.len(), edges.len());
     let nodes: Vec<NodeIndex> = (0..steps.len()).map(|i| graph.add_node(i)).collect();
     for (i, e) in edges.iter().enumerate() {
@@ -242,6 +242,33 @@ pub fn build(steps: &[StepNode<'_>]) -> (Plan, Vec<GraphIssue>) {
         acyclic,
     };
     (plan, issues)
+}
+
+/// The edges (and problems) of one step's `needs`.
+fn step_edges(
+    step: &StepNode<'_>,
+    to: usize,
+    steps: &[StepNode<'_>],
+    by_name: &foldhash::HashMap<&str, usize>,
+    edges: &mut Vec<Edge>,
+    issues: &mut Vec<GraphIssue>,
+) {
+    for (index, need) in step.needs.iter().enumerate() {
+        match by_name.get(need.as_str()) {
+            Some(&from) if from == to => issues.push(GraphIssue::SelfNeed { step: to, index }),
+            Some(&from) => edges.push(Edge {
+                from,
+                to,
+                origin: EdgeOrigin::Needs { index },
+            }),
+            None => issues.push(GraphIssue::UnknownNeed {
+                step: to,
+                index,
+                name: need.clone(),
+                suggestion: did_you_mean(need, steps.iter().map(|s| s.name)).map(str::to_owned),
+            }),
+        }
+    }
 }
 
 /// One shortest cycle through the first-declared step of every strongly connected component.

@@ -25,11 +25,11 @@ pub fn human(wf: &Workflow, plan: &Plan, source: &SourceFile) -> String {
         let _ = writeln!(out, "  {d}");
     }
     // A plan of thousands of steps is written on every core, a run of waves each.
-    let waves: Vec<usize> = (0..plan.waves.len()).collect();
-    let parts = crate::par::map_runs(waves, 10, |run| {
+    let mut waves: Vec<usize> = (0..plan.waves.len()).collect();
+    let parts = crate::par::map_runs(&mut waves, 10, |run| {
         let steps: usize = run.iter().map(|&w| plan.waves[w].len()).sum();
         let mut part = String::with_capacity(steps * 160);
-        for w in run {
+        for &mut w in run {
             let _ = writeln!(part, "\nwave {}", w + 1);
             for &i in &plan.waves[w] {
                 step_lines(&mut part, wf, plan, i);

@@ -238,23 +238,26 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
     // Steps, one by one.
     // Each step is checked on its own, so the steps are spread over every core; the
     // problems keep the file's order.
-    let mut steps = Vec::with_capacity(loaded.steps.len());
-    let runs = crate::par::map_runs(loaded.steps, 1000, |run| {
+    let mut loaded_steps = loaded.steps;
+    let runs = crate::par::map_runs(&mut loaded_steps, 1000, |run| {
         let mut found = Vec::new();
         let mut own = Cx {
             doc,
             problems: &mut found,
         };
         let checked: Vec<Step> = run
-            .into_iter()
-            .map(|s| own.step(s.name, s.spec, &renderer, &root, s.broken))
+            .iter_mut()
+            .map(|s| {
+                let s = std::mem::take(s);
+                own.step(s.name, s.spec, &renderer, &root, s.broken)
+            })
             .collect();
         (checked, found)
     });
-    for (mut checked, mut found) in runs {
-        steps.append(&mut checked);
-        cx.problems.append(&mut found);
-    }
+    drop(loaded_steps);
+    let (checked, found): (Vec<_>, Vec<_>) = runs.into_iter().unzip();
+    let mut steps = crate::par::concat(checked);
+    cx.problems.extend(found.into_iter().flatten());
 
     // The graph.
     let cwd_rel: Vec<Option<String>> = steps
@@ -292,7 +295,8 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
         let mut host = Host::default();
         cx.requires(&m.requires, &root, &mut host);
         // Spread over every core like the steps above; each run keeps its own cache.
-        let runs = crate::par::map_runs((0..steps.len()).collect(), 1000, |run| {
+        let mut indices: Vec<usize> = (0..steps.len()).collect();
+        let runs = crate::par::map_runs(&mut indices, 1000, |run| {
             let mut found = Vec::new();
             let mut own = Cx {
                 doc,
@@ -300,8 +304,8 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
             };
             let mut host = Host::default();
             let exists: Vec<(usize, Vec<Option<bool>>)> = run
-                .into_iter()
-                .map(|i| (i, own.step_on_host(&steps, i, &plan, &root, &mut host)))
+                .iter()
+                .map(|&i| (i, own.step_on_host(&steps, i, &plan, &root, &mut host)))
                 .collect();
             (exists, found)
         });
