@@ -73,38 +73,45 @@ pub struct OutputRef {
     pub index: usize,
 }
 
-/// Every declared output, indexed for lookups by input path.
+/// Every declared output, indexed for lookups by input path. Paths are borrowed from the
+/// steps where they are canonical already.
 #[derive(Default)]
-pub struct OutputIndex {
-    literal: foldhash::HashMap<String, OutputRef>,
+pub struct OutputIndex<'a> {
+    literal: foldhash::HashMap<Cow<'a, str>, OutputRef>,
     /// Folder outputs by their path without the trailing `/`.
-    folders: foldhash::HashMap<String, OutputRef>,
+    folders: foldhash::HashMap<Cow<'a, str>, OutputRef>,
     globs: Vec<(String, GlobMatcher, OutputRef)>,
     /// Pairs of outputs declared twice: (first, second, path).
     pub duplicates: Vec<(OutputRef, OutputRef, String)>,
 }
 
-impl OutputIndex {
+impl<'a> OutputIndex<'a> {
     /// Indexes `outputs[step] = [path, ...]`. Invalid globs are skipped (validation reports them).
-    pub fn new<'a>(outputs: impl IntoIterator<Item = (usize, &'a [String])>) -> Self {
+    pub fn new(outputs: impl IntoIterator<Item = (usize, &'a [String])>) -> Self {
         let mut index = Self::default();
         for (step, list) in outputs {
             for (i, raw) in list.iter().enumerate() {
                 let at = OutputRef { step, index: i };
-                let path = normalize(raw);
+                let path = normalized(raw);
                 if is_glob(&path) {
                     if let Ok(m) = compile_glob(&path) {
-                        index.globs.push((path, m, at));
+                        index.globs.push((path.into_owned(), m, at));
                     }
                     continue;
                 }
-                let (map, key) = match path.strip_suffix('/') {
-                    Some(folder) => (&mut index.folders, folder.to_owned()),
-                    None => (&mut index.literal, path.clone()),
+                let (map, key) = match &path {
+                    Cow::Borrowed(p) => match p.strip_suffix('/') {
+                        Some(folder) => (&mut index.folders, Cow::Borrowed(folder)),
+                        None => (&mut index.literal, Cow::Borrowed(*p)),
+                    },
+                    Cow::Owned(p) => match p.strip_suffix('/') {
+                        Some(folder) => (&mut index.folders, Cow::Owned(folder.to_owned())),
+                        None => (&mut index.literal, Cow::Owned(p.clone())),
+                    },
                 };
                 if let Some(first) = map.get(&key) {
                     if first.step != step {
-                        index.duplicates.push((*first, at, path));
+                        index.duplicates.push((*first, at, path.into_owned()));
                     }
                 } else {
                     map.insert(key, at);
@@ -124,14 +131,15 @@ impl OutputIndex {
                 found.extend(
                     self.literal
                         .iter()
-                        .filter(|(p, _)| m.is_match(p))
+                        .filter(|(p, _)| m.is_match(p.as_ref()))
                         .map(|(_, r)| *r),
                 );
                 found.extend(
                     self.folders
                         .iter()
                         .filter(|(p, _)| {
-                            m.is_match(p) || glob_prefix(input).starts_with(&format!("{p}/"))
+                            m.is_match(p.as_ref())
+                                || glob_prefix(input).starts_with(&format!("{p}/"))
                         })
                         .map(|(_, r)| *r),
                 );
@@ -184,15 +192,18 @@ pub fn glob_prefix(glob: &str) -> &str {
 mod tests {
     use super::*;
 
-    fn index(steps: &[&[&str]]) -> OutputIndex {
-        let owned: Vec<Vec<String>> = steps
-            .iter()
-            .map(|s| s.iter().map(|p| (*p).to_owned()).collect())
-            .collect();
+    fn index(steps: &[&[&str]]) -> OutputIndex<'static> {
+        // The index borrows the paths; a test's few are simply kept for good.
+        let owned: &'static Vec<Vec<String>> = Box::leak(Box::new(
+            steps
+                .iter()
+                .map(|s| s.iter().map(|p| (*p).to_owned()).collect())
+                .collect(),
+        ));
         OutputIndex::new(owned.iter().enumerate().map(|(i, v)| (i, v.as_slice())))
     }
 
-    fn steps_of(idx: &OutputIndex, input: &str) -> Vec<usize> {
+    fn steps_of(idx: &OutputIndex<'_>, input: &str) -> Vec<usize> {
         let mut steps: Vec<usize> = idx.producers(input).into_iter().map(|r| r.step).collect();
         steps.dedup();
         steps

@@ -9,7 +9,7 @@ pub mod export;
 
 use std::collections::{HashMap, VecDeque};
 
-use petgraph::algo::{tarjan_scc, toposort};
+use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 
@@ -185,20 +185,6 @@ pub fn build(steps: &[StepNode<'_>]) -> (Plan, Vec<GraphIssue>) {
         producers.append(&mut p);
         cwd_producers.append(&mut c);
     }
-    let mut graph: DiGraph<usize, usize> = DiGraph::with_capacity(steps.len(), edges.len());
-    let nodes: Vec<NodeIndex> = (0..steps.len()).map(|i| graph.add_node(i)).collect();
-    for (i, e) in edges.iter().enumerate() {
-        graph.add_edge(nodes[e.from], nodes[e.to], i);
-    }
-
-    let sorted = match toposort(&graph, None) {
-        Ok(sorted) => Some(sorted),
-        Err(_) => {
-            issues.extend(find_cycles(&graph, &edges));
-            None
-        }
-    };
-
     let mut upstream = vec![Vec::new(); steps.len()];
     let mut downstream = vec![Vec::new(); steps.len()];
     for e in &edges {
@@ -209,15 +195,30 @@ pub fn build(steps: &[StepNode<'_>]) -> (Plan, Vec<GraphIssue>) {
         list.sort_unstable();
         list.dedup();
     }
+    // Kahn's algorithm: a step's wave is one more than the latest of its upstream steps'.
+    // Steps it never reaches lie on or behind a cycle.
+    let mut waiting: Vec<usize> = upstream.iter().map(Vec::len).collect();
     let mut wave_of = vec![0usize; steps.len()];
-    let acyclic = sorted.is_some();
-    for node in sorted.unwrap_or_default() {
-        let s = graph[node];
-        wave_of[s] = upstream[s]
-            .iter()
-            .map(|&u| wave_of[u] + 1)
-            .max()
-            .unwrap_or(0);
+    let mut queue: Vec<usize> = (0..steps.len()).filter(|&s| waiting[s] == 0).collect();
+    let mut head = 0;
+    while let Some(&s) = queue.get(head) {
+        head += 1;
+        for &d in &downstream[s] {
+            wave_of[d] = wave_of[d].max(wave_of[s] + 1);
+            waiting[d] -= 1;
+            if waiting[d] == 0 {
+                queue.push(d);
+            }
+        }
+    }
+    let acyclic = queue.len() == steps.len();
+    if !acyclic {
+        let mut graph: DiGraph<usize, usize> = DiGraph::with_capacity(steps.len(), edges.len());
+        let nodes: Vec<NodeIndex> = (0..steps.len()).map(|i| graph.add_node(i)).collect();
+        for (i, e) in edges.iter().enumerate() {
+            graph.add_edge(nodes[e.from], nodes[e.to], i);
+        }
+        issues.extend(find_cycles(&graph, &edges));
     }
     let wave_count = if acyclic {
         wave_of.iter().max().map_or(0, |w| w + 1)
