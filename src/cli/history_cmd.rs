@@ -371,12 +371,13 @@ pub fn logs(args: &LogsArgs, state_dir: Option<&Path>) -> io::Result<u8> {
     for s in &chosen {
         let path = Path::new(&s.log_path);
         if !path.exists() && !args.follow {
-            report::stderr(&format!(
-                "{}: no output yet ({} is missing; the step is {})\n",
-                s.name,
-                path.display(),
-                s.state
-            ));
+            // A log file appears with a step's first byte of output.
+            let active = matches!(s.state.as_str(), "pending" | "running");
+            report::stderr(&if active {
+                format!("{}: no output yet (the step is {})\n", s.name, s.state)
+            } else {
+                format!("{}: printed nothing (the step {})\n", s.name, s.state)
+            });
         }
         let start = match args.lines {
             Some(n) => tail_offset(path, n),

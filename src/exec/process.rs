@@ -4,7 +4,7 @@
 //! `-pgid` reaches every process the step started, however deep. Ending is always: a
 //! signal (SIGTERM, or the caller's), then `kill_grace`, then SIGKILL to the group.
 
-use std::fs::File;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -20,11 +20,14 @@ pub struct Spawn<'a> {
     pub command: &'a Command,
     pub cwd: &'a Path,
     pub env: &'a [(String, String)],
-    pub log: &'a File,
+    /// Where stdout and stderr go (the write end of the log pipe).
+    pub output: OwnedFd,
 }
 
-/// Starts the process: stdin from /dev/null, stdout and stderr appended to the log file.
-pub fn spawn(s: &Spawn<'_>) -> std::io::Result<Child> {
+/// Starts the process: stdin from /dev/null, stdout and stderr into `output`. `output` is
+/// closed here once the child has its copies, so the reader sees the end when the step's
+/// processes are gone.
+pub fn spawn(s: Spawn<'_>) -> std::io::Result<Child> {
     let mut cmd = match s.command {
         Command::Shell(script) => {
             let mut c = TokioCommand::new("sh");
@@ -43,8 +46,8 @@ pub fn spawn(s: &Spawn<'_>) -> std::io::Result<Child> {
     cmd.current_dir(s.cwd)
         .envs(s.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
-        .stdout(Stdio::from(s.log.try_clone()?))
-        .stderr(Stdio::from(s.log.try_clone()?))
+        .stdout(Stdio::from(s.output.try_clone()?))
+        .stderr(Stdio::from(s.output))
         .process_group(0)
         // A safety net under the explicit group kills: never leave a child behind on panic.
         .kill_on_drop(true);

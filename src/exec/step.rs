@@ -13,6 +13,7 @@ use nix::sys::signal::Signal;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use super::logpipe;
 use super::probe;
 use super::process::{self, Spawn};
 use super::tail::{self, Follower, Progress, Seen};
@@ -173,16 +174,6 @@ async fn attempt_once(
     let wf = &ctx.wf;
     let step = &wf.steps[index];
     let mut seen = Seen::default();
-    let log = match open_log(log_path) {
-        Ok(f) => f,
-        Err(e) => {
-            return (
-                End::NotStarted(format!("cannot open log {}: {e}", log_path.display())),
-                seen,
-                0,
-            )
-        }
-    };
     let command = match wf.render_command(index, attempt) {
         Ok(c) => c,
         Err(e) => {
@@ -194,14 +185,16 @@ async fn attempt_once(
         }
     };
     if attempts > 1 {
-        let _ = writeln!(
-            &log,
-            "--- bgflow: {} attempt {attempt} of {attempts}: {} ---",
-            step.name,
-            command.display()
-        );
+        if let Ok(log) = open_log(log_path) {
+            let _ = writeln!(
+                &log,
+                "--- bgflow: {} attempt {attempt} of {attempts}: {} ---",
+                step.name,
+                command.display()
+            );
+        }
     }
-    let from = log.metadata().map_or(0, |m| m.len());
+    let from = fs::metadata(log_path).map_or(0, |m| m.len());
     // The step creates its progress file when it has something to say; a retry starts clean.
     if progress_path.exists() {
         let _ = OpenOptions::new()
@@ -232,24 +225,37 @@ async fn attempt_once(
         "BGFLOW_PROGRESS".into(),
         progress_path.display().to_string(),
     ));
-    let spawned = process::spawn(&Spawn {
+    let (output, copier) = match logpipe::start(log_path.to_path_buf(), open_log_at_end) {
+        Ok(pair) => pair,
+        Err(e) => {
+            return (
+                End::NotStarted(format!("cannot make the output pipe: {e}")),
+                seen,
+                from,
+            )
+        }
+    };
+    let spawned = process::spawn(Spawn {
         command: &command,
         cwd: &step.cwd,
         env: &env,
-        log: &log,
+        output,
     });
     let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {
+            let _ = copier.finish().await;
             let what = match &command {
                 Command::Shell(_) => "sh".to_owned(),
                 Command::Argv(a) => a.first().cloned().unwrap_or_default(),
             };
-            let _ = writeln!(
-                &log,
-                "bgflow: could not start `{what}` in {}: {e}",
-                step.cwd.display()
-            );
+            if let Ok(log) = open_log(log_path) {
+                let _ = writeln!(
+                    &log,
+                    "bgflow: could not start `{what}` in {}: {e}",
+                    step.cwd.display()
+                );
+            }
             return (
                 End::NotStarted(format!(
                     "could not start `{what}` in {}: {e}",
@@ -485,6 +491,8 @@ async fn attempt_once(
     };
     // Processes the leader left behind in its group do not outlive the step.
     process::reap_group(pid, grace).await;
+    // Everything the step printed is in the log before it is read for the last time.
+    let _ = copier.finish().await;
     if needs_lines {
         follower.poll(|line| seen.line(line, step.progress.as_ref(), &step.fail_on, None));
         follower.finish(|line| seen.line(line, step.progress.as_ref(), &step.fail_on, None));
@@ -635,6 +643,28 @@ fn judge(
 
 fn signal_name(sig: i32) -> String {
     Signal::try_from(sig).map_or_else(|_| format!("signal {sig}"), |s| s.as_str().to_owned())
+}
+
+/// The log opened for writing at an offset (what `logpipe` needs), not for appending.
+fn open_log_at_end(path: &std::path::Path) -> std::io::Result<File> {
+    make_log_dir(path)?;
+    OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+}
+
+fn make_log_dir(path: &std::path::Path) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        use std::os::unix::fs::DirBuilderExt;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    Ok(())
 }
 
 fn open_log(path: &std::path::Path) -> std::io::Result<File> {

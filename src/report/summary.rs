@@ -62,7 +62,11 @@ pub fn text(report: &RunReport) -> String {
             s.state.as_str(),
             s.reason.as_deref().unwrap_or("failed")
         );
-        let _ = writeln!(out, "  log: {}", s.log.display());
+        if s.log.exists() {
+            let _ = writeln!(out, "  log: {}", s.log.display());
+        } else {
+            let _ = writeln!(out, "  log: none (the step printed nothing)");
+        }
         if let Some(t) = &s.tests {
             let _ = writeln!(out, "  tests: {}", t.describe());
             for f in &t.failing {

@@ -550,3 +550,47 @@ fn state_dir_flag_moves_logs_and_summary() {
     assert!(runs.join(&id).join("summary.json").is_file());
     assert!(!flow.path().join(".bgflow").exists());
 }
+
+/// A log file appears with a step's first byte of output: a quiet step leaves none, and
+/// the failure report and `bgflow logs` say it printed nothing rather than name a file.
+#[test]
+fn a_quiet_step_leaves_no_log_file_and_says_so() {
+    let flow = Flow::new(
+        r#"
+[workflow]
+name = "quiet"
+fail_fast = false
+
+[steps.talk]
+run = "echo said"
+
+[steps.mute]
+run = "exit 3"
+"#,
+    );
+    let out = flow.run(&[]);
+    out.expect_code(1)
+        .expect_state("talk", "succeeded")
+        .expect_state("mute", "failed");
+    assert_eq!(out.log("talk"), "said\n");
+    assert!(out.log_dir().is_dir(), "the run's folder exists");
+    assert!(
+        !out.log_dir().join("mute.log").exists(),
+        "no file for a quiet step"
+    );
+    assert!(
+        out.stderr
+            .contains("  log: none (the step printed nothing)"),
+        "{}",
+        out.stderr
+    );
+    let id = out.summary()["run_id"].as_str().expect("id").to_owned();
+    let logs = flow.start_raw(&["logs", &id, "mute"], &[]).finish();
+    assert_eq!(logs.code(), 0, "{}", logs.stderr);
+    assert!(
+        logs.stderr
+            .contains("mute: printed nothing (the step failed)"),
+        "{}",
+        logs.stderr
+    );
+}

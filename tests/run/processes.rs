@@ -343,3 +343,38 @@ retry_delay = "100ms"
     out.expect_state("eventually", "succeeded");
     assert_eq!(out.step("eventually")["attempts"], 2);
 }
+
+/// A process that leaves the step's process group (setsid) but keeps its output open does
+/// not keep the step from ending: what it printed before the step ended is in the log.
+#[test]
+fn an_escaped_process_holding_the_output_does_not_hold_the_step() {
+    let flow = Flow::new(
+        r#"
+[workflow]
+name = "escape"
+
+[steps.leave]
+run = "echo before; setsid sh -c 'touch escaped; exec sleep 377' & while [ ! -e escaped ]; do sleep 0.01; done; echo after"
+"#,
+    );
+    let started = Instant::now();
+    let out = flow.run(&[]);
+    let took = started.elapsed();
+    let escaped = live_processes("sleep 377");
+    for pid in &escaped {
+        let _ = kill(
+            Pid::from_raw(i32::try_from(*pid).expect("pid")),
+            Signal::SIGKILL,
+        );
+    }
+    out.expect_code(0).expect_state("leave", "succeeded");
+    assert!(
+        !escaped.is_empty(),
+        "the sleep escaped the group and was still running"
+    );
+    assert!(
+        took < Duration::from_secs(20),
+        "the run waited for the escaped process: {took:?}"
+    );
+    assert_eq!(out.log("leave"), "before\nafter\n");
+}
