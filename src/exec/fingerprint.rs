@@ -94,10 +94,10 @@ pub fn matching_files(root: &Path, pattern: &str) -> Vec<PathBuf> {
         });
     } else {
         let path = root.join(norm.trim_end_matches('/'));
-        if path.is_dir() {
-            walk(&path, &mut |p| out.push(p.to_path_buf()));
-        } else if path.exists() {
-            out.push(path);
+        match fs::metadata(&path) {
+            Ok(m) if m.is_dir() => walk(&path, &mut |p| out.push(p.to_path_buf())),
+            Ok(_) => out.push(path),
+            Err(_) => {}
         }
     }
     out.sort();

@@ -1,160 +1,192 @@
 //! A step's output on its way to the log file.
 //!
-//! The step writes stdout and stderr into one pipe (so their order is kept); a thread moves
-//! what arrives into `<step>.log` with `splice(2)`, so bytes never pass through bgflow's
-//! memory and a step printing gigabytes costs no more memory than one printing nothing.
-//! The file is created when the first byte arrives: a step that prints nothing leaves no
-//! file, which matters when thousands of quiet steps run (creating a file is the dearest
-//! thing bgflow does per step on some file systems).
+//! The step writes stdout and stderr into one pipe (so their order is kept). A task on the
+//! runtime waits for the pipe to be readable and moves what arrived into `<step>.log`: the
+//! first bytes with read(2) and write(2), the rest with splice(2), so a step printing
+//! gigabytes costs bgflow no memory. The file is created when the first byte arrives: a step
+//! that prints nothing leaves no file, which matters when thousands of quiet steps run
+//! (creating a file is the dearest thing bgflow does per step on some file systems).
 //!
 //! The copy ends when every writer has closed the pipe. Processes that escaped the step's
-//! process group may hold it open for ever, so `finish` also tells the thread to take what
-//! is there and stop.
+//! process group may hold it open for ever, so `finish` also tells the copy to take what
+//! is there now and stop. If the copy fails (a full disk), the step's next write fails
+//! with EPIPE: the step sees the failure instead of its output vanishing.
 
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, splice, FcntlArg, OFlag, SpliceFFlags};
-use nix::poll::{poll, PollFd, PollFlags};
+use tokio::net::unix::pipe::Receiver;
+use tokio::sync::watch;
 
-/// A larger pipe means fewer wake-ups for a step that prints a lot.
+/// A larger pipe means fewer wake-ups for a step that prints a lot; set once output comes.
 const PIPE_BYTES: i32 = 1 << 20;
 const SPLICE_BYTES: usize = 1 << 20;
-/// How often a copy blocked on a quiet pipe looks at the stop flag.
-const POLL_MS: u16 = 50;
+/// Helpings (of up to `SPLICE_BYTES`) per wake-up before the task yields to the rest of
+/// the run, which shares the thread.
+const HELPINGS_PER_WAKE: usize = 16;
+/// After `finish`, a writer outside the step's group that never pauses is cut off after
+/// this many more helpings.
+const LAST_HELPINGS: usize = 64;
 
 /// The running copy of one attempt's output.
 pub struct Copier {
-    stop: Arc<AtomicBool>,
-    handle: tokio::task::JoinHandle<io::Result<u64>>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<io::Result<u64>>,
 }
 
-/// Makes the pipe and starts the copy into `log` (created, with its folder, when the first
-/// byte comes; appended to when it exists). Returns the end the step writes to.
+/// Makes the pipe and starts the copy into `log` (created with `open` when the first byte
+/// comes). Returns the end the step writes to. Call from within the runtime.
 pub fn start(log: PathBuf, open: fn(&Path) -> io::Result<File>) -> io::Result<(OwnedFd, Copier)> {
     let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(io::Error::from)?;
-    // Best effort: the default 64 KiB pipe works too, with more wake-ups.
-    let _ = fcntl(&write, FcntlArg::F_SETPIPE_SZ(PIPE_BYTES));
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&stop);
-    let handle = tokio::task::spawn_blocking(move || copy(&read, &log, open, &flag));
-    Ok((write, Copier { stop, handle }))
+    // Only bgflow's end is made non-blocking; the step's end stays as programs expect.
+    let read = Receiver::from_owned_fd(read)?;
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(copy(read, log, open, stopped));
+    Ok((write, Copier { stop, task }))
 }
 
 impl Copier {
     /// Waits for the copy to end; call when the step's processes are gone. Returns the
     /// number of bytes written to the log.
     pub async fn finish(self) -> io::Result<u64> {
-        self.stop.store(true, Ordering::Relaxed);
-        match self.handle.await {
+        let _ = self.stop.send(true);
+        match self.task.await {
             Ok(r) => r,
             Err(e) => Err(io::Error::other(e)),
         }
     }
 }
 
-fn copy(
-    read: &OwnedFd,
-    log: &Path,
+/// Where the copy writes: the log and the offset of its end (splice(2) refuses files
+/// opened for appending, so the file is written at an offset).
+struct Sink {
+    file: File,
+    at: u64,
+}
+
+async fn copy(
+    read: Receiver,
+    log: PathBuf,
     open: fn(&Path) -> io::Result<File>,
-    stop: &AtomicBool,
+    mut stopped: watch::Receiver<bool>,
 ) -> io::Result<u64> {
-    // splice(2) refuses files opened for appending, so the file is written at an offset:
-    // its end when it is opened (a retry's header or an earlier attempt's output is kept).
-    let mut file: Option<(File, i64)> = None;
+    let mut sink: Option<Sink> = None;
     let mut total = 0u64;
     loop {
-        let stopping = stop.load(Ordering::Relaxed);
-        let mut fds = [PollFd::new(read.as_fd(), PollFlags::POLLIN)];
-        let ready = match poll(&mut fds, if stopping { 0u16 } else { POLL_MS }) {
-            Ok(n) => n,
-            Err(Errno::EINTR) => continue,
-            Err(e) => return Err(e.into()),
-        };
-        let events = fds[0].revents().unwrap_or(PollFlags::empty());
-        if ready == 0 {
-            if stopping {
-                return Ok(total);
-            }
-            continue;
+        if *stopped.borrow() {
+            // The step's processes are gone: take what is there and stop.
+            return match drain(&read, &log, open, &mut sink, LAST_HELPINGS)? {
+                Drained::End(n) | Drained::Empty(n) | Drained::Budget(n) => Ok(total + n),
+            };
         }
-        if !events.contains(PollFlags::POLLIN) {
-            // Hung up with nothing left to read: every writer is gone.
-            return Ok(total);
-        }
-        let (out, offset) = match &mut file {
-            Some(f) => f,
-            None => {
-                let f = open(log)?;
-                let end = i64::try_from(f.metadata()?.len()).unwrap_or(i64::MAX);
-                file.insert((f, end))
-            }
-        };
-        // Take everything there is now; 0 means every writer is gone and the pipe is empty.
-        // After the stop, a writer outside the step's group that never pauses is cut off.
-        let mut helpings = 0;
-        loop {
-            let moved = splice(
-                read,
-                None,
-                &*out,
-                Some(offset),
-                SPLICE_BYTES,
-                SpliceFFlags::SPLICE_F_NONBLOCK,
-            );
-            match moved {
-                Ok(0) => return Ok(total),
-                Ok(n) => {
-                    total += n as u64;
-                    helpings += 1;
-                    if stopping && helpings >= 64 {
-                        return Ok(total);
+        tokio::select! {
+            ready = read.readable() => {
+                ready?;
+                // An empty pipe clears the readiness (try_io sees WouldBlock).
+                let mut emptied = 0;
+                let drained = read.try_io(|| match drain(&read, &log, open, &mut sink, HELPINGS_PER_WAKE)? {
+                    Drained::Empty(n) => {
+                        emptied = n;
+                        Err(io::ErrorKind::WouldBlock.into())
                     }
+                    more => Ok(more),
+                });
+                match drained {
+                    Ok(Drained::End(n)) => return Ok(total + n),
+                    Ok(Drained::Budget(n) | Drained::Empty(n)) => {
+                        total += n;
+                        // Let the rest of the run have the thread between helpings.
+                        tokio::task::yield_now().await;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => total += emptied,
+                    Err(e) => return Err(e),
                 }
-                Err(Errno::EAGAIN) => break,
-                Err(Errno::EINTR) => {}
-                // A file system without splice: copy through memory instead.
-                Err(Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP) => {
-                    return copy_slowly(read, out, *offset, stop).map(|n| total + n);
-                }
-                Err(e) => return Err(e.into()),
             }
-        }
-        if stopping {
-            return Ok(total);
+            _ = stopped.changed() => {}
         }
     }
 }
 
-/// The same copy with read(2) and write(2), for files splice(2) cannot write.
-fn copy_slowly(read: &OwnedFd, out: &File, at: i64, stop: &AtomicBool) -> io::Result<u64> {
-    use std::os::unix::fs::FileExt;
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut at = u64::try_from(at).unwrap_or(0);
-    let mut total = 0u64;
-    loop {
-        let stopping = stop.load(Ordering::Relaxed);
-        let mut fds = [PollFd::new(read.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, if stopping { 0u16 } else { POLL_MS }) {
-            Ok(0) if stopping => return Ok(total),
-            Ok(0) | Err(Errno::EINTR) => continue,
-            Ok(_) => {}
-            Err(e) => return Err(e.into()),
-        }
-        match nix::unistd::read(read, &mut buf) {
-            Ok(0) => return Ok(total),
-            Ok(n) => {
-                out.write_all_at(&buf[..n], at)?;
-                at += n as u64;
-                total += n as u64;
+enum Drained {
+    /// Every writer is gone and the pipe is empty.
+    End(u64),
+    /// Nothing more to read for now.
+    Empty(u64),
+    /// The budget ran out with more to read.
+    Budget(u64),
+}
+
+/// Moves what the pipe holds now into the log, at most `budget` helpings.
+fn drain(
+    read: &Receiver,
+    log: &Path,
+    open: fn(&Path) -> io::Result<File>,
+    sink: &mut Option<Sink>,
+    budget: usize,
+) -> io::Result<Drained> {
+    let mut moved = 0u64;
+    for _ in 0..budget {
+        let Some(out) = sink.as_mut() else {
+            // The first bytes go through memory: until they come, there is no file.
+            let mut buf = [0u8; 16 * 1024];
+            match nix::unistd::read(read, &mut buf) {
+                Ok(0) => return Ok(Drained::End(moved)),
+                Ok(n) => {
+                    let file = open(log)?;
+                    let at = file.metadata()?.len();
+                    file.write_all_at(&buf[..n], at)?;
+                    let _ = fcntl(read, FcntlArg::F_SETPIPE_SZ(PIPE_BYTES));
+                    *sink = Some(Sink {
+                        file,
+                        at: at + n as u64,
+                    });
+                    moved += n as u64;
+                    continue;
+                }
+                Err(Errno::EAGAIN) => return Ok(Drained::Empty(moved)),
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
             }
-            Err(Errno::EINTR | Errno::EAGAIN) => {}
+        };
+        let mut offset = i64::try_from(out.at).unwrap_or(i64::MAX);
+        let spliced = splice(
+            read,
+            None,
+            out.file.as_fd(),
+            Some(&mut offset),
+            SPLICE_BYTES,
+            SpliceFFlags::SPLICE_F_NONBLOCK,
+        );
+        match spliced {
+            Ok(0) => return Ok(Drained::End(moved)),
+            Ok(n) => {
+                out.at += n as u64;
+                moved += n as u64;
+            }
+            Err(Errno::EAGAIN) => return Ok(Drained::Empty(moved)),
+            Err(Errno::EINTR) => {}
+            // A file system that cannot splice: through memory instead.
+            Err(Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP) => {
+                let mut buf = vec![0u8; 64 * 1024];
+                match nix::unistd::read(read, &mut buf) {
+                    Ok(0) => return Ok(Drained::End(moved)),
+                    Ok(n) => {
+                        out.file.write_all_at(&buf[..n], out.at)?;
+                        out.at += n as u64;
+                        moved += n as u64;
+                    }
+                    Err(Errno::EAGAIN) => return Ok(Drained::Empty(moved)),
+                    Err(Errno::EINTR) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
             Err(e) => return Err(e.into()),
         }
     }
+    Ok(Drained::Budget(moved))
 }

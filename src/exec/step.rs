@@ -196,7 +196,7 @@ async fn attempt_once(
     }
     let from = fs::metadata(log_path).map_or(0, |m| m.len());
     // The step creates its progress file when it has something to say; a retry starts clean.
-    if progress_path.exists() {
+    if attempt > 1 && progress_path.exists() {
         let _ = OpenOptions::new()
             .write(true)
             .truncate(true)
