@@ -2,7 +2,26 @@
 //! per core, and the runs are handled at once on scoped threads. Used where `bgflow plan`
 //! handles thousands of independent steps; results come back in the list's order.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
+
+static ONE_THREAD: AtomicBool = AtomicBool::new(false);
+
+/// Keeps all later work on the calling thread. `bgflow run` validates this way: speed
+/// matters little there, and memory freed by the checks is then reused by the executor
+/// (each thread allocates from a heap of its own, which the others do not reuse).
+pub fn use_one_thread() {
+    ONE_THREAD.store(true, Ordering::Relaxed);
+}
+
+/// How many threads parallel work may use.
+pub fn threads() -> usize {
+    if ONE_THREAD.load(Ordering::Relaxed) {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, usize::from)
+    }
+}
 
 /// Calls `f` on consecutive runs of `items` (each at least `min_run` long, one per core) at
 /// once, and returns the results in order. The runs are slices of `items`, so nothing is
@@ -13,7 +32,7 @@ pub fn map_runs<T: Send, R: Send>(
     min_run: usize,
     f: impl Fn(&mut [T]) -> R + Sync,
 ) -> Vec<R> {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let cores = threads();
     let runs = cores.min(items.len() / min_run.max(1)).max(1);
     if runs == 1 {
         return vec![f(items)];

@@ -90,6 +90,8 @@ struct Prepared {
 /// Validates as `plan` does; on problems prints them and returns the exit code.
 fn prepare(source: SourceFile, spec: &Spec, g: Globals<'_>) -> Result<Prepared, u8> {
     let (color, quiet) = (g.color, g.quiet);
+    // One heap for the checks and the run after them (see `par::use_one_thread`).
+    crate::par::use_one_thread();
     let checked = validate::check(
         &source,
         &Options {

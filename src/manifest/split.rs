@@ -36,7 +36,7 @@ pub fn parse<'s>(
     text: &'s str,
     scratch: &'s OnceLock<Vec<String>>,
 ) -> (Spanned<DeTable<'s>>, Vec<toml::de::Error>) {
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let threads = crate::par::threads();
     let chunks = threads
         .min(MAX_CHUNKS)
         .min(text.len() / MIN_CHUNK_BYTES)
@@ -232,7 +232,7 @@ mod tests {
         let scratch = OnceLock::new();
         let (root, errors) = parse(&text, &scratch);
         assert!(errors.is_empty());
-        if std::thread::available_parallelism().map_or(1, usize::from) > 1 {
+        if crate::par::threads() > 1 {
             assert!(
                 scratch.get().is_some(),
                 "a large file on several cores is split"
