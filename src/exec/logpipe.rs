@@ -12,10 +12,10 @@
 //! is there now and stop. If the copy fails (a full disk), the step's next write fails
 //! with EPIPE: the step sees the failure instead of its output vanishing.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -39,14 +39,14 @@ pub struct Copier {
     task: tokio::task::JoinHandle<io::Result<u64>>,
 }
 
-/// Makes the pipe and starts the copy into `log` (created with `open` when the first byte
-/// comes). Returns the end the step writes to. Call from within the runtime.
-pub fn start(log: PathBuf, open: fn(&Path) -> io::Result<File>) -> io::Result<(OwnedFd, Copier)> {
+/// Makes the pipe and starts the copy into `log` (created when the first byte comes, or
+/// continued where it ends). Returns the end the step writes to. Call within the runtime.
+pub fn start(log: PathBuf) -> io::Result<(OwnedFd, Copier)> {
     let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(io::Error::from)?;
     // Only bgflow's end is made non-blocking; the step's end stays as programs expect.
     let read = Receiver::from_owned_fd(read)?;
     let (stop, stopped) = watch::channel(false);
-    let task = tokio::spawn(copy(read, log, open, stopped));
+    let task = tokio::spawn(copy(read, log, stopped));
     Ok((write, Copier { stop, task }))
 }
 
@@ -69,18 +69,13 @@ struct Sink {
     at: u64,
 }
 
-async fn copy(
-    read: Receiver,
-    log: PathBuf,
-    open: fn(&Path) -> io::Result<File>,
-    mut stopped: watch::Receiver<bool>,
-) -> io::Result<u64> {
+async fn copy(read: Receiver, log: PathBuf, mut stopped: watch::Receiver<bool>) -> io::Result<u64> {
     let mut sink: Option<Sink> = None;
     let mut total = 0u64;
     loop {
         if *stopped.borrow() {
             // The step's processes are gone: take what is there and stop.
-            return match drain(&read, &log, open, &mut sink, LAST_HELPINGS)? {
+            return match drain(&read, &log, &mut sink, LAST_HELPINGS)? {
                 Drained::End(n) | Drained::Empty(n) | Drained::Budget(n) => Ok(total + n),
             };
         }
@@ -89,7 +84,7 @@ async fn copy(
                 ready?;
                 // An empty pipe clears the readiness (try_io sees WouldBlock).
                 let mut emptied = 0;
-                let drained = read.try_io(|| match drain(&read, &log, open, &mut sink, HELPINGS_PER_WAKE)? {
+                let drained = read.try_io(|| match drain(&read, &log, &mut sink, HELPINGS_PER_WAKE)? {
                     Drained::Empty(n) => {
                         emptied = n;
                         Err(io::ErrorKind::WouldBlock.into())
@@ -125,68 +120,86 @@ enum Drained {
 fn drain(
     read: &Receiver,
     log: &Path,
-    open: fn(&Path) -> io::Result<File>,
     sink: &mut Option<Sink>,
     budget: usize,
 ) -> io::Result<Drained> {
     let mut moved = 0u64;
     for _ in 0..budget {
-        let Some(out) = sink.as_mut() else {
+        let helping = match sink.as_mut() {
             // The first bytes go through memory: until they come, there is no file.
-            let mut buf = [0u8; 16 * 1024];
-            match nix::unistd::read(read, &mut buf) {
-                Ok(0) => return Ok(Drained::End(moved)),
-                Ok(n) => {
-                    let file = open(log)?;
-                    let at = file.metadata()?.len();
-                    file.write_all_at(&buf[..n], at)?;
-                    let _ = fcntl(read, FcntlArg::F_SETPIPE_SZ(PIPE_BYTES));
-                    *sink = Some(Sink {
-                        file,
-                        at: at + n as u64,
-                    });
-                    moved += n as u64;
-                    continue;
+            None => through_memory(read, log, sink),
+            Some(out) => {
+                let mut offset = i64::try_from(out.at).unwrap_or(i64::MAX);
+                let spliced = splice(
+                    read,
+                    None,
+                    out.file.as_fd(),
+                    Some(&mut offset),
+                    SPLICE_BYTES,
+                    SpliceFFlags::SPLICE_F_NONBLOCK,
+                );
+                match spliced {
+                    Ok(n) => {
+                        out.at += n as u64;
+                        Ok(n)
+                    }
+                    // A file system that cannot splice: through memory instead.
+                    Err(Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP) => {
+                        through_memory(read, log, sink)
+                    }
+                    Err(e) => Err(e.into()),
                 }
-                Err(Errno::EAGAIN) => return Ok(Drained::Empty(moved)),
-                Err(Errno::EINTR) => continue,
-                Err(e) => return Err(e.into()),
             }
         };
-        let mut offset = i64::try_from(out.at).unwrap_or(i64::MAX);
-        let spliced = splice(
-            read,
-            None,
-            out.file.as_fd(),
-            Some(&mut offset),
-            SPLICE_BYTES,
-            SpliceFFlags::SPLICE_F_NONBLOCK,
-        );
-        match spliced {
+        match helping {
             Ok(0) => return Ok(Drained::End(moved)),
-            Ok(n) => {
-                out.at += n as u64;
-                moved += n as u64;
-            }
-            Err(Errno::EAGAIN) => return Ok(Drained::Empty(moved)),
-            Err(Errno::EINTR) => {}
-            // A file system that cannot splice: through memory instead.
-            Err(Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP) => {
-                let mut buf = vec![0u8; 64 * 1024];
-                match nix::unistd::read(read, &mut buf) {
-                    Ok(0) => return Ok(Drained::End(moved)),
-                    Ok(n) => {
-                        out.file.write_all_at(&buf[..n], out.at)?;
-                        out.at += n as u64;
-                        moved += n as u64;
-                    }
-                    Err(Errno::EAGAIN) => return Ok(Drained::Empty(moved)),
-                    Err(Errno::EINTR) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            Err(e) => return Err(e.into()),
+            Ok(n) => moved += n as u64,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Drained::Empty(moved)),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(Drained::Budget(moved))
+}
+
+/// One read(2) from the pipe, written at the end of the log (opened, and the pipe
+/// enlarged, with the first bytes). 0: every writer is gone and the pipe is empty.
+fn through_memory(read: &Receiver, log: &Path, sink: &mut Option<Sink>) -> io::Result<usize> {
+    let mut buf = [0u8; 64 * 1024];
+    let n = nix::unistd::read(read, &mut buf)?;
+    if n == 0 {
+        return Ok(0);
+    }
+    let out = match sink {
+        Some(out) => out,
+        None => {
+            let file = open_at_end(log)?;
+            let at = file.metadata()?.len();
+            let _ = fcntl(read, FcntlArg::F_SETPIPE_SZ(PIPE_BYTES));
+            sink.insert(Sink { file, at })
+        }
+    };
+    out.file.write_all_at(&buf[..n], out.at)?;
+    out.at += n as u64;
+    Ok(n)
+}
+
+/// The log opened for writing at an offset, not for appending: splice(2) refuses files
+/// opened with O_APPEND.
+fn open_at_end(log: &Path) -> io::Result<File> {
+    make_log_dir(log)?;
+    OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(log)
+}
+
+/// Makes the folder of `log` (the run's folder), readable by its owner only.
+pub fn make_log_dir(log: &Path) -> io::Result<()> {
+    match log.parent() {
+        Some(dir) => crate::store::ensure_private_dir(dir).map_err(io::Error::other),
+        None => Ok(()),
+    }
 }

@@ -313,13 +313,7 @@ pub async fn execute(
     // Made once here: steps write their progress files into it from the start, while each
     // log file appears only with the step's first byte of output. A failure shows as the
     // steps' own (no log, no progress file), so it is not reported twice.
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        let _ = std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&log_dir);
-    }
+    let _ = crate::store::ensure_private_dir(&log_dir);
     let selected = plan.selection(&opts.only);
     let fail_fast = wf.fail_fast && !opts.keep_going;
     let mut sched = Scheduler::new(

@@ -194,7 +194,11 @@ async fn attempt_once(
             );
         }
     }
-    let from = fs::metadata(log_path).map_or(0, |m| m.len());
+    // A run's folder is new, so only a retry can find a log or progress file already there.
+    let from = match attempt {
+        1 => 0,
+        _ => fs::metadata(log_path).map_or(0, |m| m.len()),
+    };
     // The step creates its progress file when it has something to say; a retry starts clean.
     if attempt > 1 && progress_path.exists() {
         let _ = OpenOptions::new()
@@ -225,7 +229,7 @@ async fn attempt_once(
         "BGFLOW_PROGRESS".into(),
         progress_path.display().to_string(),
     ));
-    let (output, copier) = match logpipe::start(log_path.to_path_buf(), open_log_at_end) {
+    let (output, copier) = match logpipe::start(log_path.to_path_buf()) {
         Ok(pair) => pair,
         Err(e) => {
             return (
@@ -645,36 +649,8 @@ fn signal_name(sig: i32) -> String {
     Signal::try_from(sig).map_or_else(|_| format!("signal {sig}"), |s| s.as_str().to_owned())
 }
 
-/// The log opened for writing at an offset (what `logpipe` needs), not for appending.
-fn open_log_at_end(path: &std::path::Path) -> std::io::Result<File> {
-    make_log_dir(path)?;
-    OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path)
-}
-
-fn make_log_dir(path: &std::path::Path) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        use std::os::unix::fs::DirBuilderExt;
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
-    }
-    Ok(())
-}
-
 fn open_log(path: &std::path::Path) -> std::io::Result<File> {
-    if let Some(dir) = path.parent() {
-        use std::os::unix::fs::DirBuilderExt;
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
-    }
+    logpipe::make_log_dir(path)?;
     OpenOptions::new()
         .create(true)
         .append(true)
