@@ -236,28 +236,17 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
     }
 
     // Steps, one by one.
-    // Each step is checked on its own, so the steps are spread over every core; the
-    // problems keep the file's order.
+    // Each step is checked on its own, so the steps are spread over every core.
     let mut loaded_steps = loaded.steps;
-    let runs = crate::par::map_runs(&mut loaded_steps, 1000, |run| {
-        let mut found = Vec::new();
-        let mut own = Cx {
-            doc,
-            problems: &mut found,
-        };
-        let checked: Vec<Step> = run
-            .iter_mut()
-            .map(|s| {
-                let s = std::mem::take(s);
-                own.step(s.name, s.spec, &renderer, &root, s.broken)
-            })
-            .collect();
-        (checked, found)
-    });
+    let mut steps = cx.on_every_core(
+        &mut loaded_steps,
+        || (),
+        |cx, (), s| {
+            let s = std::mem::take(s);
+            cx.step(s.name, s.spec, &renderer, &root, s.broken)
+        },
+    );
     drop(loaded_steps);
-    let (checked, found): (Vec<_>, Vec<_>) = runs.into_iter().unzip();
-    let mut steps = crate::par::concat(checked);
-    cx.problems.extend(found.into_iter().flatten());
 
     // The graph.
     let cwd_rel: Vec<Option<String>> = steps
@@ -294,26 +283,13 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
     if !opts.offline {
         let mut host = Host::default();
         cx.requires(&m.requires, &root, &mut host);
-        // Spread over every core like the steps above; each run keeps its own cache.
+        // Spread over every core like the steps above, with a cache per thread.
         let mut indices: Vec<usize> = (0..steps.len()).collect();
-        let runs = crate::par::map_runs(&mut indices, 1000, |run| {
-            let mut found = Vec::new();
-            let mut own = Cx {
-                doc,
-                problems: &mut found,
-            };
-            let mut host = Host::default();
-            let exists: Vec<(usize, Vec<Option<bool>>)> = run
-                .iter()
-                .map(|&i| (i, own.step_on_host(&steps, i, &plan, &root, &mut host)))
-                .collect();
-            (exists, found)
+        let exists = cx.on_every_core(&mut indices, Host::default, |cx, host, &mut i| {
+            cx.step_on_host(&steps, i, &plan, &root, host)
         });
-        for (exists, mut found) in runs {
-            for (i, e) in exists {
-                steps[i].input_exists = e;
-            }
-            cx.problems.append(&mut found);
+        for (step, e) in steps.iter_mut().zip(exists) {
+            step.input_exists = e;
         }
     }
 
@@ -386,6 +362,32 @@ fn render_run(
 struct Cx<'a, 's> {
     doc: &'a Document<'s>,
     problems: &'a mut Vec<Problem>,
+}
+
+impl<'s> Cx<'_, 's> {
+    /// Calls `f` on every item, spread over every core (`par::map_runs`); the results and
+    /// the problems keep the items' order. `state` makes what each thread keeps to itself.
+    fn on_every_core<I: Send, S, T: Send>(
+        &mut self,
+        items: &mut [I],
+        state: impl Fn() -> S + Sync,
+        f: impl Fn(&mut Cx<'_, 's>, &mut S, &mut I) -> T + Sync,
+    ) -> Vec<T> {
+        let doc = self.doc;
+        let runs = crate::par::map_runs(items, 1000, |run| {
+            let mut found = Vec::new();
+            let mut cx = Cx {
+                doc,
+                problems: &mut found,
+            };
+            let mut own = state();
+            let out: Vec<T> = run.iter_mut().map(|i| f(&mut cx, &mut own, i)).collect();
+            (out, found)
+        });
+        let (out, found): (Vec<_>, Vec<_>) = runs.into_iter().unzip();
+        self.problems.extend(found.into_iter().flatten());
+        crate::par::concat(out)
+    }
 }
 
 impl Cx<'_, '_> {
