@@ -99,15 +99,15 @@ impl<'a> OutputIndex<'a> {
                     }
                     continue;
                 }
-                let (map, key) = match &path {
-                    Cow::Borrowed(p) => match p.strip_suffix('/') {
-                        Some(folder) => (&mut index.folders, Cow::Borrowed(folder)),
-                        None => (&mut index.literal, Cow::Borrowed(*p)),
-                    },
-                    Cow::Owned(p) => match p.strip_suffix('/') {
-                        Some(folder) => (&mut index.folders, Cow::Owned(folder.to_owned())),
-                        None => (&mut index.literal, Cow::Owned(p.clone())),
-                    },
+                let map = if path.ends_with('/') {
+                    &mut index.folders
+                } else {
+                    &mut index.literal
+                };
+                // Folders are keyed without their trailing `/`.
+                let key = match &path {
+                    Cow::Borrowed(p) => Cow::Borrowed(p.trim_end_matches('/')),
+                    Cow::Owned(p) => Cow::Owned(p.trim_end_matches('/').to_owned()),
                 };
                 if let Some(first) = map.get(&key) {
                     if first.step != step {

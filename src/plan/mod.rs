@@ -133,58 +133,29 @@ pub fn build(steps: &[StepNode<'_>]) -> (Plan, Vec<GraphIssue>) {
     // Each step's edges depend on the index alone, so the steps are spread over every core.
     let mut indices: Vec<usize> = (0..steps.len()).collect();
     let runs = crate::par::map_runs(&mut indices, 2000, |run| {
-        let mut edges = Vec::new();
-        let mut issues = Vec::new();
-        let mut producers = Vec::with_capacity(run.len());
-        let mut cwd_producers = Vec::with_capacity(run.len());
+        let mut links = Links::default();
         for &mut to in run {
-            let step = &steps[to];
-            step_edges(step, to, steps, &by_name, &mut edges, &mut issues);
-            let mut mine = Vec::with_capacity(step.inputs.len());
-            for (index, input) in step.inputs.iter().enumerate() {
-                let found = outputs.producers(input);
-                for output in &found {
-                    // A step may read what it also writes (an in-place update); that is no edge.
-                    if output.step != to {
-                        edges.push(Edge {
-                            from: output.step,
-                            to,
-                            origin: EdgeOrigin::Input {
-                                index,
-                                output: *output,
-                            },
-                        });
-                    }
-                }
-                mine.push(found);
-            }
-            producers.push(mine);
-            let found = step
-                .cwd
-                .map(|c| outputs.producers(&format!("{c}/")))
-                .unwrap_or_default();
-            for output in &found {
-                if output.step != to {
-                    edges.push(Edge {
-                        from: output.step,
-                        to,
-                        origin: EdgeOrigin::Cwd { output: *output },
-                    });
-                }
-            }
-            cwd_producers.push(found);
+            links.add(to, steps, &by_name, &outputs);
         }
-        (edges, issues, producers, cwd_producers)
+        links
     });
-    let mut edges = Vec::new();
-    let mut producers = Vec::with_capacity(steps.len());
-    let mut cwd_producers = Vec::with_capacity(steps.len());
-    for (mut e, mut i, mut p, mut c) in runs {
-        edges.append(&mut e);
-        issues.append(&mut i);
-        producers.append(&mut p);
-        cwd_producers.append(&mut c);
+    // The graph's own problems (duplicate outputs) come first, as before.
+    let mut links = Links {
+        issues,
+        ..Links::default()
+    };
+    for mut run in runs {
+        links.edges.append(&mut run.edges);
+        links.issues.append(&mut run.issues);
+        links.producers.append(&mut run.producers);
+        links.cwd_producers.append(&mut run.cwd_producers);
     }
+    let Links {
+        edges,
+        mut issues,
+        producers,
+        cwd_producers,
+    } = links;
     let mut upstream = vec![Vec::new(); steps.len()];
     let mut downstream = vec![Vec::new(); steps.len()];
     for e in &edges {
@@ -245,30 +216,66 @@ pub fn build(steps: &[StepNode<'_>]) -> (Plan, Vec<GraphIssue>) {
     (plan, issues)
 }
 
-/// The edges (and problems) of one step's `needs`.
-fn step_edges(
-    step: &StepNode<'_>,
-    to: usize,
-    steps: &[StepNode<'_>],
-    by_name: &foldhash::HashMap<&str, usize>,
-    edges: &mut Vec<Edge>,
-    issues: &mut Vec<GraphIssue>,
-) {
-    for (index, need) in step.needs.iter().enumerate() {
-        match by_name.get(need.as_str()) {
-            Some(&from) if from == to => issues.push(GraphIssue::SelfNeed { step: to, index }),
-            Some(&from) => edges.push(Edge {
-                from,
-                to,
-                origin: EdgeOrigin::Needs { index },
-            }),
-            None => issues.push(GraphIssue::UnknownNeed {
-                step: to,
-                index,
-                name: need.clone(),
-                suggestion: did_you_mean(need, steps.iter().map(|s| s.name)).map(str::to_owned),
-            }),
+/// What a run of steps adds to the graph, step by step in order.
+#[derive(Default)]
+struct Links {
+    edges: Vec<Edge>,
+    issues: Vec<GraphIssue>,
+    producers: Vec<Vec<Vec<OutputRef>>>,
+    cwd_producers: Vec<Vec<OutputRef>>,
+}
+
+impl Links {
+    /// The edges into step `to`: its `needs`, its inputs' and its `cwd`'s producers.
+    fn add(
+        &mut self,
+        to: usize,
+        steps: &[StepNode<'_>],
+        by_name: &foldhash::HashMap<&str, usize>,
+        outputs: &OutputIndex<'_>,
+    ) {
+        let step = &steps[to];
+        for (index, need) in step.needs.iter().enumerate() {
+            match by_name.get(need.as_str()) {
+                Some(&from) if from == to => {
+                    self.issues.push(GraphIssue::SelfNeed { step: to, index })
+                }
+                Some(&from) => self.edges.push(Edge {
+                    from,
+                    to,
+                    origin: EdgeOrigin::Needs { index },
+                }),
+                None => self.issues.push(GraphIssue::UnknownNeed {
+                    step: to,
+                    index,
+                    name: need.clone(),
+                    suggestion: did_you_mean(need, steps.iter().map(|s| s.name)).map(str::to_owned),
+                }),
+            }
         }
+        // A step may read what it also writes (an in-place update); that is no edge.
+        let mut made_by = |found: &[OutputRef], origin: &dyn Fn(OutputRef) -> EdgeOrigin| {
+            for output in found.iter().filter(|o| o.step != to) {
+                self.edges.push(Edge {
+                    from: output.step,
+                    to,
+                    origin: origin(*output),
+                });
+            }
+        };
+        let mut mine = Vec::with_capacity(step.inputs.len());
+        for (index, input) in step.inputs.iter().enumerate() {
+            let found = outputs.producers(input);
+            made_by(&found, &|output| EdgeOrigin::Input { index, output });
+            mine.push(found);
+        }
+        let cwd = step
+            .cwd
+            .map(|c| outputs.producers(&format!("{c}/")))
+            .unwrap_or_default();
+        made_by(&cwd, &|output| EdgeOrigin::Cwd { output });
+        self.producers.push(mine);
+        self.cwd_producers.push(cwd);
     }
 }
 
