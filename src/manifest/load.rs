@@ -260,14 +260,9 @@ fn step_direct(value: &DeValue<'_>) -> Option<StepSpec> {
 /// The keys a section accepts, read off its JSON Schema so they cannot drift from the types.
 pub struct Keys {
     /// In the order the schema declares them (for "known keys: ..." help).
-    pub list: Box<[String]>,
-    sorted: Box<[&'static str]>,
-}
-
-impl Keys {
-    pub fn contains(&self, key: &str) -> bool {
-        self.sorted.binary_search(&key).is_ok()
-    }
+    pub list: Vec<String>,
+    /// Positions in `list`, in the order of the keys, for lookups.
+    sorted: Vec<usize>,
 }
 
 impl Keys {
@@ -278,13 +273,15 @@ impl Keys {
             .and_then(|p| p.as_object())
             .map(|o| o.keys().cloned().collect())
             .unwrap_or_default();
-        let list: &'static [String] = Box::leak(list.into_boxed_slice());
-        let mut sorted: Vec<&'static str> = list.iter().map(String::as_str).collect();
-        sorted.sort_unstable();
-        Self {
-            list: list.into(),
-            sorted: sorted.into_boxed_slice(),
-        }
+        let mut sorted: Vec<usize> = (0..list.len()).collect();
+        sorted.sort_unstable_by(|&a, &b| list[a].cmp(&list[b]));
+        Self { list, sorted }
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.sorted
+            .binary_search_by(|&i| self.list[i].as_str().cmp(key))
+            .is_ok()
     }
 }
 
@@ -367,16 +364,15 @@ fn read_prepared<T: DeserializeOwned + Default + Section>(
         prepare(&mut copy);
         copy
     };
-    if let Ok(v) = T::deserialize(ValueDeserializer::from(fresh())) {
-        return v;
-    }
-    let mut current = fresh();
+    // The first attempt takes the copy; only after an error is one kept to trim and retry.
+    let mut attempt = T::deserialize(ValueDeserializer::from(fresh()));
+    let mut current = None;
     loop {
-        let attempt = T::deserialize(ValueDeserializer::from(current.clone()));
         let err = match attempt {
             Ok(v) => return v,
             Err(e) => e,
         };
+        let current = current.get_or_insert_with(fresh);
         let span = err.span();
         let culprit = match (current.get_ref().as_table(), &span) {
             (Some(table), Some(span)) => table
@@ -392,6 +388,7 @@ fn read_prepared<T: DeserializeOwned + Default + Section>(
             }
             _ => return T::default(),
         }
+        attempt = T::deserialize(ValueDeserializer::from(current.clone()));
     }
 }
 
