@@ -368,3 +368,61 @@ health = { command = "touch HEALTH" }
         assert_eq!(listing(out.path()), before, "{args:?} left files behind");
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Templates in `cwd` and `env` are rendered at plan time, strictly.
+// ---------------------------------------------------------------------------------------
+
+/// An undefined name in `[env]`, a step's `env` or its `cwd` is a plan error at its own
+/// location, like one in `run`; defined ones render into the plan.
+#[test]
+fn undefined_names_in_cwd_and_env_are_errors_where_they_stand() {
+    let out = Test::manifest(
+        r#"[workflow]
+name = "templates"
+
+[vars]
+dir = "work"
+
+[env]
+TOP = "{{ vars.nope }}"
+
+[steps.build]
+run = "true"
+cwd = "{{ vars.missing_dir }}"
+env = { LEVEL = "{{ vars.lvl }}" }
+"#,
+    )
+    .args(["plan", "--offline", "bgflow.toml"])
+    .status(INVALID)
+    .run();
+    out.problem_at(
+        "undefined value `vars.nope` in template",
+        "bgflow.toml:8:11",
+    )
+    .problem_at(
+        "undefined value `vars.missing_dir` in template",
+        "bgflow.toml:12:11",
+    )
+    .problem_at(
+        "undefined value `vars.lvl` in template",
+        "bgflow.toml:13:21",
+    );
+
+    let ok = Test::manifest(
+        r#"[workflow]
+name = "templates"
+
+[vars]
+dir = "work"
+
+[steps.build]
+run = "pwd"
+cwd = "{{ vars.dir }}"
+"#,
+    )
+    .folder("work")
+    .args(["plan", "--offline", "bgflow.toml"])
+    .run();
+    ok.stdout_has("    cwd    ").stdout_has("/work\n");
+}
