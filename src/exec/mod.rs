@@ -10,6 +10,7 @@ pub mod logpipe;
 pub mod probe;
 pub mod process;
 pub mod scheduler;
+mod spawn;
 pub mod step;
 pub mod tail;
 
@@ -355,6 +356,10 @@ pub async fn execute(
         wf: Arc::clone(&wf),
         run_id: opts.run_id.clone(),
         log_dir: log_dir.clone(),
+        environment: spawn::Environment::capture(&wf.env),
+        stdin: std::fs::File::open("/dev/null")
+            .ok()
+            .map(std::os::fd::OwnedFd::from),
     });
 
     let mut signals = Signals::new();

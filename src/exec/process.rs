@@ -4,54 +4,121 @@
 //! `-pgid` reaches every process the step started, however deep. Ending is always: a
 //! signal (SIGTERM, or the caller's), then `kill_grace`, then SIGKILL to the group.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::Stdio;
+use std::process::ExitStatus;
 use std::time::Duration;
 
-use nix::sys::signal::{killpg, Signal};
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
-use tokio::process::{Child, Command as TokioCommand};
+use tokio::io::unix::AsyncFd;
 
+use super::spawn::{self as posix, Environment, Launch};
 use crate::validate::Command;
 
 /// What a step's process needs to start.
 pub struct Spawn<'a> {
     pub command: &'a Command,
     pub cwd: &'a Path,
-    pub env: &'a [(String, String)],
+    /// The step's own variables on top of the run's environment (later wins).
+    pub env: &'a [(&'a str, &'a str)],
+    /// The run's environment, built once.
+    pub environment: &'a Environment,
+    /// Standard input (/dev/null, opened once per run).
+    pub stdin: std::os::fd::BorrowedFd<'a>,
     /// Where stdout and stderr go (the write end of the log pipe).
     pub output: OwnedFd,
 }
 
 /// Starts the process: stdin from /dev/null, stdout and stderr into `output`. `output` is
 /// closed here once the child has its copies, so the reader sees the end when the step's
-/// processes are gone.
+/// processes are gone. A string command runs under `sh -c`; an array runs directly.
 pub fn spawn(s: Spawn<'_>) -> std::io::Result<Child> {
-    let mut cmd = match s.command {
+    let shell;
+    let argv: Vec<&str> = match s.command {
         Command::Shell(script) => {
-            let mut c = TokioCommand::new("sh");
-            c.arg("-c").arg(script);
-            c
+            shell = ["sh", "-c", script.as_str()];
+            shell.to_vec()
         }
-        Command::Argv(argv) => {
-            let (program, args) = argv.split_first().ok_or_else(|| {
-                std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty command")
-            })?;
-            let mut c = TokioCommand::new(program);
-            c.args(args);
-            c
-        }
+        Command::Argv(argv) => argv.iter().map(String::as_str).collect(),
     };
-    cmd.current_dir(s.cwd)
-        .envs(s.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(s.output.try_clone()?))
-        .stderr(Stdio::from(s.output))
-        .process_group(0)
-        // A safety net under the explicit group kills: never leave a child behind on panic.
-        .kill_on_drop(true);
-    cmd.spawn()
+    let pid = posix::spawn(
+        s.environment,
+        &Launch {
+            argv: &argv,
+            cwd: s.cwd,
+            env: s.env,
+            stdin: s.stdin,
+            output: s.output.as_fd(),
+        },
+    )?;
+    drop(s.output);
+    // A pidfd turns the exit into an event on the runtime; without one (Linux < 5.3) the
+    // wait polls.
+    let exit = posix::exit_event(pid);
+    Ok(Child {
+        pid,
+        exit,
+        status: None,
+    })
+}
+
+/// A started step process. Dropped before it was waited for, it is killed (a safety net
+/// under the explicit group kills: never leave a child behind on a panic).
+pub struct Child {
+    pid: i32,
+    exit: Option<AsyncFd<OwnedFd>>,
+    status: Option<ExitStatus>,
+}
+
+impl Child {
+    pub fn id(&self) -> u32 {
+        self.pid.unsigned_abs()
+    }
+
+    /// Waits for the process to exit and reaps it; cancel-safe, and returns the same status
+    /// again once it has.
+    pub async fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        loop {
+            if let Some(status) = self.status {
+                return Ok(status);
+            }
+            if let Some(status) = self.try_wait()? {
+                self.status = Some(status);
+                continue;
+            }
+            match &self.exit {
+                Some(fd) => {
+                    let mut ready = fd.readable().await?;
+                    ready.clear_ready();
+                }
+                None => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    }
+
+    fn try_wait(&self) -> std::io::Result<Option<ExitStatus>> {
+        match waitpid(Pid::from_raw(self.pid), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, code)) => Ok(Some(ExitStatus::from_raw((code & 0xff) << 8))),
+            Ok(WaitStatus::Signaled(_, sig, core)) => Ok(Some(ExitStatus::from_raw(
+                sig as i32 | if core { 0x80 } else { 0 },
+            ))),
+            Ok(_) => Ok(None),
+            Err(nix::errno::Errno::EINTR) => Ok(None),
+            Err(e) => Err(std::io::Error::from(e)),
+        }
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if self.status.is_none() {
+            let _ = kill(Pid::from_raw(self.pid), Signal::SIGKILL);
+            let _ = self.try_wait();
+        }
+    }
 }
 
 /// Sends `signal` to every process of the group; a group already gone is not an error.

@@ -3,6 +3,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
@@ -27,6 +28,10 @@ pub(crate) struct Ctx {
     pub wf: Arc<Workflow>,
     pub run_id: String,
     pub log_dir: PathBuf,
+    /// Bgflow's environment with the workflow's `[env]`, built once for every start.
+    pub environment: super::spawn::Environment,
+    /// /dev/null, every step's standard input.
+    pub stdin: Option<std::os::fd::OwnedFd>,
 }
 
 const TICK: Duration = Duration::from_millis(100);
@@ -221,14 +226,19 @@ async fn attempt_once(
             let _ = fs::create_dir_all(p);
         }
     }
-    let mut env: Vec<(String, String)> = wf.env.iter().chain(&step.env).cloned().collect();
-    env.push(("BGFLOW_RUN_ID".into(), ctx.run_id.clone()));
-    env.push(("BGFLOW_STEP".into(), step.name.clone()));
-    env.push(("BGFLOW_ATTEMPT".into(), attempt.to_string()));
-    env.push((
-        "BGFLOW_PROGRESS".into(),
-        progress_path.display().to_string(),
-    ));
+    let attempt_text = attempt.to_string();
+    let progress_text = progress_path.display().to_string();
+    let env: Vec<(&str, &str)> = step
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain([
+            ("BGFLOW_RUN_ID", ctx.run_id.as_str()),
+            ("BGFLOW_STEP", step.name.as_str()),
+            ("BGFLOW_ATTEMPT", attempt_text.as_str()),
+            ("BGFLOW_PROGRESS", progress_text.as_str()),
+        ])
+        .collect();
     let (output, copier) = match logpipe::start(log_path.to_path_buf()) {
         Ok(pair) => pair,
         Err(e) => {
@@ -239,12 +249,20 @@ async fn attempt_once(
             )
         }
     };
-    let spawned = process::spawn(Spawn {
-        command: &command,
-        cwd: &step.cwd,
-        env: &env,
-        output,
-    });
+    let spawned = match &ctx.stdin {
+        Some(stdin) => process::spawn(Spawn {
+            command: &command,
+            cwd: &step.cwd,
+            env: &env,
+            environment: &ctx.environment,
+            stdin: stdin.as_fd(),
+            output,
+        }),
+        None => Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "cannot open /dev/null for its standard input",
+        )),
+    };
     let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {
@@ -270,7 +288,7 @@ async fn attempt_once(
             );
         }
     };
-    let pid = child.id().unwrap_or(0);
+    let pid = child.id();
     let _ = tx.send(Msg::Started {
         step: index,
         attempt,
@@ -309,7 +327,9 @@ async fn attempt_once(
     let mut last_activity = Instant::now();
     let mut last_size = from;
     let mut last_output_sent = Instant::now() - OUTPUT_EVERY;
-    let mut ticker = tokio::time::interval(TICK);
+    // The first tick comes after one period: a step that ends sooner is never polled for
+    // output or progress while it runs (the end reads both once anyway).
+    let mut ticker = tokio::time::interval_at(started + TICK, TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let far = started + Duration::from_secs(86_400 * 365);
 
@@ -520,7 +540,7 @@ async fn attempt_once(
 
 /// Like `process::terminate`, but a `Stop::Kill` during the grace kills at once.
 async fn terminate_escalating(
-    child: &mut tokio::process::Child,
+    child: &mut process::Child,
     pgid: u32,
     first: Signal,
     grace: Duration,

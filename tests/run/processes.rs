@@ -75,6 +75,75 @@ echo "progress=$BGFLOW_PROGRESS"
     );
 }
 
+/// The environment is layered: bgflow's own, then `[env]`, then the step's `env`, then
+/// bgflow's per-step variables (an inherited `BGFLOW_STEP` is replaced). Signals start at
+/// their defaults: Rust ignores SIGPIPE in bgflow, and that must not reach the step, or
+/// `yes | head -n1` would leave `yes` writing into a closed pipe forever.
+#[test]
+fn the_environment_is_layered_and_signals_start_at_their_defaults() {
+    let flow = Flow::new(
+        r#"
+[workflow]
+name = "layers"
+
+[env]
+BGFLOW_TEST_TABLE = "env table"
+BGFLOW_TEST_BOTH = "env table"
+
+[steps.layers]
+env = { BGFLOW_TEST_BOTH = "step", BGFLOW_TEST_INHERITED_TOO = "step" }
+run = '''
+echo "inherited=$BGFLOW_TEST_INHERITED"
+echo "inherited_too=$BGFLOW_TEST_INHERITED_TOO"
+echo "table=$BGFLOW_TEST_TABLE"
+echo "both=$BGFLOW_TEST_BOTH"
+echo "step=$BGFLOW_STEP"
+echo "count=$(env | grep -c '^BGFLOW_TEST_BOTH=')"
+echo "first=$(yes | head -n 1)"
+grep '^SigIgn:' /proc/self/status | sed 's/^SigIgn:[[:space:]]*/ignored=/'
+'''
+"#,
+    );
+    let out = flow
+        .start_raw(
+            &[
+                "--color",
+                "never",
+                "run",
+                "bgflow.toml",
+                "--progress",
+                "never",
+            ],
+            &[
+                ("BGFLOW_TEST_INHERITED", "from bgflow"),
+                ("BGFLOW_TEST_INHERITED_TOO", "from bgflow"),
+                ("BGFLOW_STEP", "not this one"),
+            ],
+        )
+        .finish();
+    out.expect_code(0);
+    let log = out.log("layers");
+    let field = |k: &str| -> String {
+        log.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or_else(|| panic!("no {k}= in the log:\n{log}"))
+            .to_owned()
+    };
+    assert_eq!(field("inherited"), "from bgflow");
+    assert_eq!(field("inherited_too"), "step");
+    assert_eq!(field("table"), "env table");
+    assert_eq!(field("both"), "step");
+    assert_eq!(field("step"), "layers");
+    assert_eq!(field("count"), "1", "each variable is passed once");
+    assert_eq!(field("first"), "y");
+    let ignored = u64::from_str_radix(&field("ignored"), 16).expect("SigIgn is hex");
+    assert_eq!(
+        ignored & (1 << (13 - 1)),
+        0,
+        "SIGPIPE is not ignored in the step"
+    );
+}
+
 /// A string `run` goes through `sh -c`; an array is executed directly, so `$HOME` and
 /// `;` stay literal.
 #[test]
