@@ -281,7 +281,8 @@ pub enum Write {
         at: i64,
         kind: String,
         step: Option<String>,
-        data: serde_json::Value,
+        /// The event's data, already a JSON object.
+        data: String,
     },
 }
 
@@ -295,6 +296,8 @@ pub struct StepFinish {
     pub signal: Option<String>,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    /// The process of the last attempt, when its `StepStarted` row was folded into this one.
+    pub pid: Option<u32>,
     pub counts_done: bool,
     /// (passed, failed, errors, skipped, failing tests as JSON).
     pub tests: Option<(u64, u64, u64, u64, serde_json::Value)>,
@@ -458,6 +461,8 @@ impl Store {
         }
         self.write(|tx| {
         let now = now_ms();
+        // Finished steps per run, added to `steps_done` once per batch.
+        let mut done: Vec<(&String, i64)> = Vec::new();
         for w in writes {
             match w {
                 Write::RunStarted { run, pid, start } => cached(tx,
@@ -481,9 +486,16 @@ impl Store {
                     params![run, *idx as i64, line],
                 ),
                 Write::StepFinished { run, idx, row } => {
+                    if row.counts_done {
+                        match done.iter_mut().find(|(r, _)| *r == run) {
+                            Some((_, n)) => *n += 1,
+                            None => done.push((run, 1)),
+                        }
+                    }
                     cached(tx,
                         "UPDATE steps SET state = ?3, reason = ?4, attempts = ?5, exit_code = ?6, signal = ?7,
-                         started_at = COALESCE(?8, started_at), finished_at = ?9 WHERE run_id = ?1 AND idx = ?2",
+                         started_at = COALESCE(?8, started_at), finished_at = ?9,
+                         pid = COALESCE(?10, pid), pgid = COALESCE(?10, pgid) WHERE run_id = ?1 AND idx = ?2",
                         params![
                             run,
                             *idx as i64,
@@ -493,7 +505,8 @@ impl Store {
                             row.exit_code,
                             row.signal,
                             row.started_at,
-                            row.finished_at.unwrap_or(now)
+                            row.finished_at.unwrap_or(now),
+                            row.pid.map(i64::from)
                         ],
                     )
                     .and_then(|_| match &row.tests {
@@ -504,13 +517,6 @@ impl Store {
                         ),
                         None => Ok(0),
                     })
-                    .and_then(|_| {
-                        if row.counts_done {
-                            cached(tx, "UPDATE runs SET steps_done = steps_done + 1 WHERE id = ?1", params![run])
-                        } else {
-                            Ok(0)
-                        }
-                    })
                 }
                 Write::RunFinished { run, state, reason, exit_code } => cached(tx,
                     "UPDATE runs SET state = ?2, reason = ?3, exit_code = ?4, finished_at = ?5, heartbeat_at = ?5 WHERE id = ?1",
@@ -518,10 +524,13 @@ impl Store {
                 ),
                 Write::Event { run, at, kind, step, data } => cached(tx,
                     "INSERT INTO events (run_id, at, type, step, data) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![run, at, kind, step, data.to_string()],
+                    params![run, at, kind, step, data],
                 ),
             }
             ?;
+        }
+        for (run, n) in done {
+            cached(tx, "UPDATE runs SET steps_done = steps_done + ?2 WHERE id = ?1", params![run, n])?;
         }
             Ok(())
         })
@@ -750,7 +759,7 @@ impl Store {
             at: now_ms(),
             kind: kind.to_owned(),
             step: None,
-            data,
+            data: data.to_string(),
         }])
     }
 }

@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::{now_ms, to_ms, StepFinish, Store, Write};
-use crate::exec::{RunEvent, Sink, StepReport};
+use serde::Serialize;
+
+use crate::exec::junit::TestCounts;
+use crate::exec::{RunEvent, Sink, StepReport, StepState};
 
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
 /// How often the supervisor's heartbeat time is written.
@@ -63,6 +66,11 @@ impl StoreSink {
         if let Some(obj) = data.as_object_mut() {
             obj.insert("version".into(), json!(1));
         }
+        self.event_data(kind, step, data.to_string());
+    }
+
+    /// An event whose data is already a JSON object (with its `version`).
+    fn event_data(&mut self, kind: &str, step: Option<usize>, data: String) {
         self.pending.push(Write::Event {
             run: self.run.clone(),
             at: now_ms(),
@@ -72,8 +80,24 @@ impl StoreSink {
         });
     }
 
+    /// The `StepStarted` row of `step` still waiting in this batch, taken out so that the
+    /// step's final row carries its pid: one write instead of two for a step that started
+    /// and ended within one flush (most of a run of short steps).
+    fn take_started(&mut self, step: usize) -> Option<u32> {
+        let from = self.pending.len().saturating_sub(64);
+        let at = self.pending[from..]
+            .iter()
+            .rposition(|w| matches!(w, Write::StepStarted { idx, .. } if *idx == step))?
+            + from;
+        match self.pending.remove(at) {
+            Write::StepStarted { pid, .. } => Some(pid),
+            _ => None,
+        }
+    }
+
     /// The final state of a step: its row, and a `step_finished` event.
     fn step_finished(&mut self, step: usize, report: &StepReport, counts_done: bool) {
+        let pid = self.take_started(step);
         self.pending.push(Write::StepFinished {
             run: self.run.clone(),
             idx: step,
@@ -85,6 +109,7 @@ impl StoreSink {
                 signal: report.signal.clone(),
                 started_at: report.started_at.map(to_ms),
                 finished_at: report.finished_at.map(to_ms),
+                pid,
                 counts_done,
                 tests: report
                     .tests
@@ -92,21 +117,34 @@ impl StoreSink {
                     .map(|t| (t.passed, t.failed, t.errors, t.skipped, json!(t.failing))),
             }),
         });
-        self.event(
-            "step_finished",
-            Some(step),
-            json!({
-                "state": report.state,
-                "reason": report.reason,
-                "attempts": report.attempts,
-                "exit_code": report.exit_code,
-                "signal": report.signal,
-                "duration_ms": report.duration_ms,
-                "log": report.log,
-                "tests": report.tests,
-            }),
-        );
+        let data = StepFinishedData {
+            state: report.state,
+            reason: &report.reason,
+            attempts: report.attempts,
+            exit_code: report.exit_code,
+            signal: &report.signal,
+            duration_ms: report.duration_ms,
+            log: &report.log,
+            tests: &report.tests,
+            version: 1,
+        };
+        let data = serde_json::to_string(&data).unwrap_or_else(|_| "{}".to_owned());
+        self.event_data("step_finished", Some(step), data);
     }
+}
+
+/// The data of a `step_finished` event, written without building a JSON tree first.
+#[derive(Serialize)]
+struct StepFinishedData<'a> {
+    state: StepState,
+    reason: &'a Option<String>,
+    attempts: u32,
+    exit_code: Option<i32>,
+    signal: &'a Option<String>,
+    duration_ms: Option<u64>,
+    log: &'a std::path::Path,
+    tests: &'a Option<TestCounts>,
+    version: u32,
 }
 
 impl Sink for StoreSink {
@@ -141,11 +179,8 @@ impl Sink for StoreSink {
                     pid: *pid,
                     at: now_ms(),
                 });
-                self.event(
-                    "step_started",
-                    Some(*step),
-                    json!({ "attempt": attempt, "pid": pid }),
-                );
+                let data = format!(r#"{{"attempt":{attempt},"pid":{pid},"version":1}}"#);
+                self.event_data("step_started", Some(*step), data);
             }
             RunEvent::StepProgress { step, progress } => {
                 self.pending.push(Write::StepProgress {

@@ -188,6 +188,8 @@ fn twenty_detached_runs_share_the_history_without_losing_a_row() {
             assert_eq!(st["state"], "succeeded", "{s}");
             assert_eq!(st["attempts"], 1, "{s}");
             assert!(st["finished_at"].is_i64(), "{s}");
+            // A step that starts and ends within one batch of writes keeps its pid.
+            assert!(st["pid"].is_i64() && st["pgid"] == st["pid"], "{s}");
         }
         assert_eq!(step_of(s, "a")["progress_message"], "done", "{s}");
         let log = home.state().join("runs").join(id).join("supervisor.log");
