@@ -25,32 +25,57 @@ pub fn compute(wf: &Workflow, step: &Step) -> Option<String> {
     if step.spec.outputs.is_empty() || !outputs_exist(&wf.root, &step.spec.outputs) {
         return None;
     }
-    let mut h = Sha256::new();
-    let mut field = |label: &str, value: &[u8]| {
+    Some(hash(wf, step))
+}
+
+/// The fingerprint to record after a success, whose outputs were checked as it ended;
+/// `None` for a step without outputs, which is never up to date.
+pub fn after_success(wf: &Workflow, step: &Step) -> Option<String> {
+    (!step.spec.outputs.is_empty()).then(|| hash(wf, step))
+}
+
+fn hash(wf: &Workflow, step: &Step) -> String {
+    fn field(h: &mut Sha256, label: &str, value: &[u8]) {
         h.update(label.as_bytes());
         h.update((value.len() as u64).to_le_bytes());
         h.update(value);
-    };
-    field("command", step.command.display().as_bytes());
-    field("cwd", step.cwd.as_os_str().as_encoded_bytes());
+    }
+    fn file(h: &mut Sha256, path: &Path, meta: Option<&fs::Metadata>) {
+        let size = meta.map_or(0, fs::Metadata::len);
+        let mtime = meta
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        field(h, "file", path.as_os_str().as_encoded_bytes());
+        field(h, "size", &size.to_le_bytes());
+        field(h, "mtime", &mtime.to_le_bytes());
+    }
+    let h = &mut Sha256::new();
+    field(h, "command", step.command.display().as_bytes());
+    field(h, "cwd", step.cwd.as_os_str().as_encoded_bytes());
     for (k, v) in wf.env.iter().chain(&step.env) {
-        field("env", format!("{k}={v}").as_bytes());
+        field(h, "env", format!("{k}={v}").as_bytes());
     }
     for pattern in &step.spec.inputs {
-        field("input", pattern.as_bytes());
-        for file in matching_files(&wf.root, pattern) {
-            let meta = fs::metadata(&file).ok();
-            let size = meta.as_ref().map_or(0, fs::Metadata::len);
-            let mtime = meta
-                .and_then(|m| m.modified().ok())
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_nanos());
-            field("file", file.as_os_str().as_encoded_bytes());
-            field("size", &size.to_le_bytes());
-            field("mtime", &mtime.to_le_bytes());
+        field(h, "input", pattern.as_bytes());
+        let norm = normalize(pattern);
+        // A plain file is looked at once; folders and globs are walked.
+        if !is_glob(&norm) {
+            let path = wf.root.join(norm.trim_end_matches('/'));
+            match fs::metadata(&path) {
+                Ok(m) if !m.is_dir() => {
+                    file(h, &path, Some(&m));
+                    continue;
+                }
+                Ok(_) => {}
+                Err(_) => continue,
+            }
+        }
+        for path in matching_files(&wf.root, pattern) {
+            file(h, &path, fs::metadata(&path).ok().as_ref());
         }
     }
-    Some(format!("{:x}", h.finalize()))
+    format!("{:x}", std::mem::take(h).finalize())
 }
 
 /// Whether every declared output exists (`dir/`: a non-empty folder; a glob: one match).

@@ -449,7 +449,7 @@ pub async fn execute(
                         // The step task does not know the pid; `Started` recorded it here.
                         report.pid = report.pid.or(reports[step].pid);
                         if report.state == StepState::Succeeded {
-                            if let Some(fp) = fingerprint::compute(&wf, &wf.steps[step]) {
+                            if let Some(fp) = fingerprint::after_success(&wf, &wf.steps[step]) {
                                 new_fingerprints.push((fingerprint::key(&wf.name, &wf.steps[step].name), fp));
                             }
                         }

@@ -222,8 +222,12 @@ async fn attempt_once(
         } else {
             target.parent()
         };
+        // One mkdir in the common case (the folder is there); the whole chain only when
+        // a parent is missing too.
         if let Some(p) = parent {
-            let _ = fs::create_dir_all(p);
+            if fs::create_dir(p).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+                let _ = fs::create_dir_all(p);
+            }
         }
     }
     let attempt_text = attempt.to_string();
