@@ -44,7 +44,11 @@ pub struct Copier {
 pub fn start(log: PathBuf) -> io::Result<(OwnedFd, Copier)> {
     let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(io::Error::from)?;
     // Only bgflow's end is made non-blocking; the step's end stays as programs expect.
-    let read = Receiver::from_owned_fd(read)?;
+    // A new pipe's read end has no other status flag to keep, and is known to be a pipe,
+    // so the checked constructor's fstat and F_GETFL are not needed (two system calls a
+    // step).
+    fcntl(&read, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).map_err(io::Error::from)?;
+    let read = Receiver::from_owned_fd_unchecked(read)?;
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(copy(read, log, stopped));
     Ok((write, Copier { stop, task }))

@@ -85,16 +85,20 @@ impl Child {
             if let Some(status) = self.status {
                 return Ok(status);
             }
-            if let Some(status) = self.try_wait()? {
-                self.status = Some(status);
-                continue;
-            }
+            // A pidfd is readable from the exit on (also when the process exited before
+            // it was registered), so the reap is tried only once it says so.
             match &self.exit {
                 Some(fd) => {
                     let mut ready = fd.readable().await?;
-                    ready.clear_ready();
+                    self.status = self.try_wait()?;
+                    if self.status.is_none() {
+                        ready.clear_ready();
+                    }
                 }
-                None => tokio::time::sleep(Duration::from_millis(10)).await,
+                None => match self.try_wait()? {
+                    Some(status) => self.status = Some(status),
+                    None => tokio::time::sleep(Duration::from_millis(10)).await,
+                },
             }
         }
     }
