@@ -106,6 +106,11 @@ impl Flow {
 
     /// `bgflow --color never run bgflow.toml --progress never ARGS`, in the background.
     fn start(&self, args: &[&str]) -> Running {
+        self.start_env(args, &[])
+    }
+
+    /// As `start`, with extra environment for bgflow.
+    fn start_env(&self, args: &[&str], env: &[(&str, &str)]) -> Running {
         let mut all = vec![
             "--color",
             "never",
@@ -115,7 +120,7 @@ impl Flow {
             "never",
         ];
         all.extend_from_slice(args);
-        self.start_raw(&all, &[])
+        self.start_raw(&all, env)
     }
 
     /// `bgflow ARGS` with extra environment, in the background.
@@ -337,4 +342,12 @@ fn wait_until(within: Duration, what: &str, mut cond: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// The value of a `key=value` line of a step's log.
+fn log_field(log: &str, key: &str) -> String {
+    log.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key}= in the log:\n{log}"))
+        .to_owned()
 }

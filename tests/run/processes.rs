@@ -40,12 +40,7 @@ echo "progress=$BGFLOW_PROGRESS"
     let out = flow.run(&[]);
     out.expect_code(0);
     let log = out.log("probe");
-    let field = |k: &str| -> String {
-        log.lines()
-            .find_map(|l| l.strip_prefix(&format!("{k}=")))
-            .unwrap_or_else(|| panic!("no {k}= in the log:\n{log}"))
-            .to_owned()
-    };
+    let field = |k: &str| log_field(&log, k);
     assert_eq!(field("pgrp"), field("pid"), "the step leads its own group");
     assert_ne!(
         field("pgrp"),
@@ -105,15 +100,8 @@ grep '^SigIgn:' /proc/self/status | sed 's/^SigIgn:[[:space:]]*/ignored=/'
 "#,
     );
     let out = flow
-        .start_raw(
-            &[
-                "--color",
-                "never",
-                "run",
-                "bgflow.toml",
-                "--progress",
-                "never",
-            ],
+        .start_env(
+            &[],
             &[
                 ("BGFLOW_TEST_INHERITED", "from bgflow"),
                 ("BGFLOW_TEST_INHERITED_TOO", "from bgflow"),
@@ -123,12 +111,7 @@ grep '^SigIgn:' /proc/self/status | sed 's/^SigIgn:[[:space:]]*/ignored=/'
         .finish();
     out.expect_code(0);
     let log = out.log("layers");
-    let field = |k: &str| -> String {
-        log.lines()
-            .find_map(|l| l.strip_prefix(&format!("{k}=")))
-            .unwrap_or_else(|| panic!("no {k}= in the log:\n{log}"))
-            .to_owned()
-    };
+    let field = |k: &str| log_field(&log, k);
     assert_eq!(field("inherited"), "from bgflow");
     assert_eq!(field("inherited_too"), "step");
     assert_eq!(field("table"), "env table");
