@@ -86,19 +86,15 @@ impl Child {
                 return Ok(status);
             }
             // A pidfd is readable from the exit on (also when the process exited before
-            // it was registered), so the reap is tried only once it says so.
-            match &self.exit {
-                Some(fd) => {
-                    let mut ready = fd.readable().await?;
-                    self.status = self.try_wait()?;
-                    if self.status.is_none() {
-                        ready.clear_ready();
-                    }
-                }
-                None => match self.try_wait()? {
-                    Some(status) => self.status = Some(status),
-                    None => tokio::time::sleep(Duration::from_millis(10)).await,
-                },
+            // it was registered), so the reap is tried only once it says so. It stays
+            // readable, and the runtime reports edges: the readiness is never cleared, and
+            // a reap that finds nothing yet (or no pidfd at all) polls.
+            if let Some(fd) = &self.exit {
+                let _ready = fd.readable().await?;
+            }
+            self.status = self.try_wait()?;
+            if self.status.is_none() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
     }
