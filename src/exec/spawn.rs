@@ -16,8 +16,8 @@ use std::ffi::{CStr, CString, OsStr, OsString};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 /// The variables every step of a run starts with: bgflow's own environment with the
 /// workflow's `[env]` applied, as `KEY=value` C strings.
@@ -28,12 +28,12 @@ pub struct Environment {
     invalid: Option<String>,
     /// `PATH` as the base has it, for finding programs.
     path: Option<OsString>,
-    /// Programs already found, by (name, `PATH` searched, working folder).
-    found: Mutex<HashMap<Lookup, PathBuf>>,
+    /// Whether every folder of that `PATH` is absolute (so a lookup does not depend on
+    /// the step's cwd).
+    path_absolute: bool,
+    /// Programs already found on that `PATH`, by name.
+    found: Mutex<HashMap<String, Arc<CStr>>>,
 }
-
-/// A program name, the `PATH` it is searched on and the folder it is searched from.
-type Lookup = (OsString, Option<OsString>, PathBuf);
 
 /// Variables bgflow sets for each step; an inherited value is never passed on.
 const PER_STEP: [&str; 4] = [
@@ -74,9 +74,13 @@ impl Environment {
                 }
             }
         }
+        let path_absolute = path
+            .as_ref()
+            .is_none_or(|p| std::env::split_paths(p).all(|d| d.is_absolute()));
         Self {
             base,
             invalid,
+            path_absolute,
             path,
             found: Mutex::new(HashMap::new()),
         }
@@ -91,9 +95,16 @@ impl Environment {
             .iter()
             .map(|(k, v)| pair(k.as_bytes(), v.as_bytes()))
             .collect::<io::Result<Vec<_>>>()?;
+        // The base holds none of bgflow's per-step variables, so only the step's own keys
+        // can replace one of its entries (usually none).
+        let replaced: Vec<&str> = own
+            .iter()
+            .map(|(k, _)| *k)
+            .filter(|k| !PER_STEP.contains(k))
+            .collect();
         let overridden = |entry: &CStr| {
             let bytes = entry.to_bytes();
-            own.iter().any(|(k, _)| {
+            replaced.iter().any(|k| {
                 bytes.len() > k.len() && bytes.starts_with(k.as_bytes()) && bytes[k.len()] == b'='
             })
         };
@@ -116,32 +127,40 @@ impl Environment {
         Ok((extra, ptrs))
     }
 
-    /// Finds `program` as `execvp` would, with the `PATH` the child gets, once per run.
-    fn find(&self, program: &str, own: &[(&str, &str)], cwd: &Path) -> io::Result<PathBuf> {
+    /// Finds `program` as `execvp` would, on the `PATH` the child gets. Lookups on the
+    /// run's own `PATH` are kept for the rest of the run when every folder in it is
+    /// absolute; a step's own `PATH`, or a relative folder (found from the step's cwd), is
+    /// searched each time.
+    fn find(&self, program: &str, own: &[(&str, &str)], cwd: &Path) -> io::Result<Arc<CStr>> {
         if program.contains('/') {
-            return Ok(cwd.join(program));
+            return Ok(c_string(cwd.join(program).as_os_str())?.into());
         }
         if program.is_empty() {
             return Err(io::Error::from(io::ErrorKind::NotFound));
         }
-        let path = own
+        let own_path = own
             .iter()
             .rev()
             .find(|(k, _)| *k == "PATH")
-            .map(|(_, v)| OsString::from(v))
-            .or_else(|| self.path.clone());
-        let key = (OsString::from(program), path, cwd.to_path_buf());
-        if let Some(hit) = self.found.lock().ok().and_then(|m| m.get(&key).cloned()) {
-            return Ok(hit);
+            .map(|(_, v)| *v);
+        let keep = own_path.is_none() && self.path_absolute;
+        if keep {
+            if let Some(hit) = self.found.lock().ok().and_then(|m| m.get(program).cloned()) {
+                return Ok(hit);
+            }
         }
-        let search = key
-            .1
-            .clone()
+        let search = own_path
+            .map(OsString::from)
+            .or_else(|| self.path.clone())
             .unwrap_or_else(|| OsString::from("/usr/bin:/bin"));
-        let hit = which::which_in(program, Some(search), cwd)
-            .map_err(|_| io::Error::from_raw_os_error(libc::ENOENT))?;
-        if let Ok(mut m) = self.found.lock() {
-            m.insert(key, hit.clone());
+        let hit: Arc<CStr> = which::which_in(program, Some(search), cwd)
+            .map_err(|_| io::Error::from_raw_os_error(libc::ENOENT))
+            .and_then(|p| c_string(p.as_os_str()))?
+            .into();
+        if keep {
+            if let Ok(mut m) = self.found.lock() {
+                m.insert(program.to_owned(), Arc::clone(&hit));
+            }
         }
         Ok(hit)
     }
@@ -191,7 +210,7 @@ pub fn spawn(envs: &Environment, l: &Launch<'_>) -> io::Result<i32> {
         .argv
         .split_first()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
-    let path = c_string(envs.find(program, l.env, l.cwd)?.as_os_str())?;
+    let path = envs.find(program, l.env, l.cwd)?;
     let cwd = c_string(l.cwd.as_os_str())?;
     let args = l
         .argv
@@ -357,6 +376,38 @@ mod tests {
         // A key that only shares a prefix is not overridden.
         let vars = env_of(&e, &[("BGFLOW_TEST", "x")]);
         assert!(vars.contains(&"BGFLOW_TEST_A=run".to_owned()));
+    }
+
+    #[test]
+    fn programs_are_found_on_the_path_the_child_gets() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        for d in [&a, &b] {
+            std::fs::create_dir(d).expect("mkdir");
+            let tool = d.join("bgflow-test-tool");
+            std::fs::write(&tool, "#!/bin/sh\n").expect("write");
+            std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+        let a_path = a.display().to_string();
+        let e = Environment::capture(&[("PATH".into(), a_path.clone())]);
+        let found = |own: &[(&str, &str)]| {
+            e.find("bgflow-test-tool", own, dir.path())
+                .map(|c| c.to_string_lossy().into_owned())
+        };
+        let in_a = a.join("bgflow-test-tool").display().to_string();
+        let in_b = b.join("bgflow-test-tool").display().to_string();
+        assert_eq!(found(&[]).expect("on [env]'s PATH"), in_a);
+        let b_path = b.display().to_string();
+        assert_eq!(
+            found(&[("PATH", &b_path)]).expect("on the step's PATH"),
+            in_b,
+            "a step's own PATH is searched, not the run's cached answer"
+        );
+        assert_eq!(found(&[]).expect("cached"), in_a);
+        assert!(found(&[("PATH", "/nonexistent")]).is_err());
+        // A relative folder is found from the step's cwd.
+        assert_eq!(found(&[("PATH", "b")]).expect("relative"), in_b);
     }
 
     #[test]
