@@ -28,27 +28,13 @@ runs=${RUNS:-30}
 list_target_ms=50
 detach_target_ms=100
 
-need() {
-  if ! command -v "$1" >/dev/null 2>&1; then
-    echo "bench-history: \`$1\` is missing; install it with: apt-get update && apt-get install -y $2" >&2
-    exit 2
-  fi
-}
+bench_name=bench-history
+# shellcheck source=scripts/bench-lib.sh
+source "$repo/scripts/bench-lib.sh"
 need hyperfine hyperfine
 need python3 python3
 
-if [[ $# -ge 1 ]]; then
-  bin=$1
-else
-  echo "bench-history: building the release binary (cargo build --release --locked)" >&2
-  (cd "$repo" && cargo build --release --locked --quiet)
-  bin="${CARGO_TARGET_DIR:-$repo/target}/release/bgflow"
-fi
-if [[ ! -x $bin ]]; then
-  echo "bench-history: no executable at $bin" >&2
-  exit 2
-fi
-bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+pick_binary "$@"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/bgflow-bench-history.XXXXXX")
 cleanup() {

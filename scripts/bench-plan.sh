@@ -22,31 +22,14 @@ runs=${RUNS:-20}
 target_ms=120
 target_mb=60
 
-need() {
-  if ! command -v "$1" >/dev/null 2>&1; then
-    echo "bench-plan: \`$1\` is missing; install it with: $2" >&2
-    exit 2
-  fi
-}
-need hyperfine "apt-get install -y hyperfine"
-need python3 "apt-get install -y python3"
-if [[ ! -x /usr/bin/time ]]; then
-  echo "bench-plan: /usr/bin/time is missing; install it with: apt-get install -y time" >&2
-  exit 2
-fi
+bench_name=bench-plan
+# shellcheck source=scripts/bench-lib.sh
+source "$repo/scripts/bench-lib.sh"
+need hyperfine hyperfine
+need python3 python3
+need_gnu_time
 
-if [[ $# -ge 1 ]]; then
-  bin=$1
-else
-  echo "bench-plan: building the release binary (cargo build --release --locked)" >&2
-  (cd "$repo" && cargo build --release --locked --quiet)
-  bin="${CARGO_TARGET_DIR:-$repo/target}/release/bgflow"
-fi
-if [[ ! -x $bin ]]; then
-  echo "bench-plan: no executable at $bin" >&2
-  exit 2
-fi
-bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+pick_binary "$@"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/bgflow-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT

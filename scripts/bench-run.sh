@@ -30,32 +30,15 @@ exec_rss_max_mb=5    # run's peak RSS minus plan's, at every size: the executor 
 big_ratio_max=1.2    # bgflow wall / plain redirect wall
 big_rss_max_mb=30
 
-need() {
-  if ! command -v "$1" >/dev/null 2>&1; then
-    echo "bench-run: \`$1\` is missing; install it with: apt-get update && apt-get install -y $2" >&2
-    exit 2
-  fi
-}
+bench_name=bench-run
+# shellcheck source=scripts/bench-lib.sh
+source "$repo/scripts/bench-lib.sh"
 need hyperfine hyperfine
 need ninja ninja-build
 need python3 python3
-if [[ ! -x /usr/bin/time ]]; then
-  echo "bench-run: /usr/bin/time is missing; install it with: apt-get update && apt-get install -y time" >&2
-  exit 2
-fi
+need_gnu_time
 
-if [[ $# -ge 1 ]]; then
-  bin=$1
-else
-  echo "bench-run: building the release binary (cargo build --release --locked)" >&2
-  (cd "$repo" && cargo build --release --locked --quiet)
-  bin="${CARGO_TARGET_DIR:-$repo/target}/release/bgflow"
-fi
-if [[ ! -x $bin ]]; then
-  echo "bench-run: no executable at $bin" >&2
-  exit 2
-fi
-bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+pick_binary "$@"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/bgflow-bench-run.XXXXXX")
 trap 'rm -rf "$work"' EXIT
