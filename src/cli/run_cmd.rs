@@ -329,7 +329,10 @@ fn execute(
         };
         runtime.block_on(exec::execute(Arc::new(wf), &plan, run_opts, &mut tee))
     };
-    if let Err(e) = store_sink.store().put_fingerprints(&report.fingerprints) {
+    if let Some(Err(e)) = store_sink
+        .store()
+        .map(|s| s.put_fingerprints(&report.fingerprints))
+    {
         report::stderr(&format!(
             "warning: cannot record up-to-date fingerprints: {e}\n"
         ));
@@ -383,7 +386,7 @@ fn after_run(
     hooks: &[(crate::config::Outcome, String)],
     root: &Path,
     config: &crate::config::Config,
-    store: &mut Store,
+    mut store: Option<&mut Store>,
     foreground: bool,
     quiet: bool,
 ) {
@@ -405,11 +408,13 @@ fn after_run(
             };
             report::stderr(&format!("warning: {what} failed: {why}{see}\n"));
         }
-        let _ = store.event(
-            &report.run_id,
-            "hook_failed",
-            serde_json::json!({"version": 1, "hook": what, "error": why}),
-        );
+        let _ = store.as_deref_mut().map(|store| {
+            store.event(
+                &report.run_id,
+                "hook_failed",
+                serde_json::json!({"version": 1, "hook": what, "error": why}),
+            )
+        });
     };
     for (when, cmd) in hooks {
         if *when == outcome {
@@ -441,7 +446,7 @@ fn after_run(
             report::stderr(&notify::terminal(report));
         }
     }
-    if config.retention.auto_cleanup_days > 0 {
+    if let Some(store) = store.filter(|_| config.retention.auto_cleanup_days > 0) {
         let age = crate::manifest::Duration::from_secs(
             u64::from(config.retention.auto_cleanup_days) * 86_400,
         );
@@ -454,7 +459,8 @@ fn after_run(
     }
 }
 
-/// The store first (so a state change is on disk before it is shown), then the display.
+/// The store first (so a state change is queued for the history before it is shown), then
+/// the display.
 struct Tee<'a> {
     first: &'a mut StoreSink,
     second: Option<Box<dyn Sink>>,

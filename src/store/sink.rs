@@ -3,7 +3,15 @@
 //! Writes are batched: state changes are flushed at once unless the last flush was under
 //! 200 ms ago; the run loop's heartbeat (every 250 ms) flushes whatever waits. So a 10,000-step run costs tens of
 //! transactions, not tens of thousands, and nothing waits more than one heartbeat.
+//!
+//! A batch is applied by a writer thread that owns the connection, so the run loop never
+//! waits for SQLite: a flush is a channel send, and the next step starts while the last
+//! batch is written. The thread applies batches in the order they were sent (several that
+//! queued up while it was busy go in one transaction). `store()` and `Drop` wait for every
+//! batch sent so far to be written and take the connection back.
 
+use std::sync::mpsc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -18,8 +26,37 @@ const FLUSH_EVERY: Duration = Duration::from_millis(200);
 /// How often the supervisor's heartbeat time is written.
 const DEFAULT_BEAT: Duration = Duration::from_secs(2);
 
+/// Where batches go: the writer thread, or (once `store()` took the connection back, or if
+/// the thread could not start) the connection here.
+enum Writer {
+    Thread {
+        tx: mpsc::Sender<Vec<Write>>,
+        handle: JoinHandle<Option<(Store, Option<String>)>>,
+    },
+    Here(Store),
+    /// Only while switching from one to the other.
+    Gone,
+}
+
+/// The writer thread: applies batches until the sender is dropped, then hands the
+/// connection back with the first error. (`Store::apply` returns errors; it does not panic.
+/// If it did, the join in `store()` sees it and the run reports its history incomplete.)
+fn write_batches(mut store: Store, rx: mpsc::Receiver<Vec<Write>>) -> (Store, Option<String>) {
+    let mut error = None;
+    while let Ok(mut batch) = rx.recv() {
+        // Batches that queued up while the last one was written go in one transaction.
+        while let Ok(more) = rx.try_recv() {
+            batch.extend(more);
+        }
+        if let Err(e) = store.apply(&batch) {
+            error.get_or_insert_with(|| e.to_string());
+        }
+    }
+    (store, error)
+}
+
 pub struct StoreSink {
-    store: Store,
+    writer: Writer,
     run: String,
     names: Vec<String>,
     pending: Vec<Write>,
@@ -27,14 +64,29 @@ pub struct StoreSink {
     last_beat: Instant,
     /// How often the heartbeat time is written (`monitoring.heartbeat`).
     pub beat_every: Duration,
-    /// The first write error, reported once at the end (a run is never failed by its history).
+    /// The first write error, reported once at the end (a run is never failed by its
+    /// history). Complete once `store()` has been called.
     pub error: Option<String>,
 }
 
 impl StoreSink {
     pub fn new(store: Store, run: &str, names: Vec<String>) -> Self {
+        let (tx, rx) = mpsc::channel::<Vec<Write>>();
+        // The connection goes to the thread only once it runs, so a thread that cannot
+        // start leaves it here.
+        let (give, take) = mpsc::channel::<Store>();
+        let spawned = std::thread::Builder::new()
+            .name("bgflow-history".into())
+            .spawn(move || take.recv().ok().map(|store| write_batches(store, rx)));
+        let writer = match spawned {
+            Ok(handle) => match give.send(store) {
+                Ok(()) => Writer::Thread { tx, handle },
+                Err(mpsc::SendError(store)) => Writer::Here(store),
+            },
+            Err(_) => Writer::Here(store),
+        };
         Self {
-            store,
+            writer,
             run: run.to_owned(),
             names,
             pending: Vec::new(),
@@ -45,21 +97,57 @@ impl StoreSink {
         }
     }
 
-    /// The store itself, for writes outside the event stream.
-    pub fn store(&mut self) -> &mut Store {
+    /// The store itself, for writes outside the event stream, once every batch sent so
+    /// far is written. `None` only if the writer thread died, which `error` then says.
+    pub fn store(&mut self) -> Option<&mut Store> {
         self.flush();
-        &mut self.store
+        self.writer = match std::mem::replace(&mut self.writer, Writer::Gone) {
+            Writer::Thread { tx, handle } => {
+                drop(tx);
+                match handle.join() {
+                    Ok(Some((store, error))) => {
+                        if let Some(e) = error {
+                            self.error.get_or_insert(e);
+                        }
+                        Writer::Here(store)
+                    }
+                    _ => {
+                        self.error
+                            .get_or_insert_with(|| "the history writer thread stopped".to_owned());
+                        Writer::Gone
+                    }
+                }
+            }
+            other => other,
+        };
+        match &mut self.writer {
+            Writer::Here(store) => Some(store),
+            _ => None,
+        }
     }
 
+    /// Hands the waiting writes to the writer.
     pub fn flush(&mut self) {
         if self.pending.is_empty() {
             return;
         }
-        if let Err(e) = self.store.apply(&self.pending) {
-            self.error.get_or_insert_with(|| e.to_string());
-        }
-        self.pending.clear();
         self.last_flush = Instant::now();
+        match &mut self.writer {
+            Writer::Thread { tx, .. } => {
+                let batch = std::mem::take(&mut self.pending);
+                if let Err(mpsc::SendError(batch)) = tx.send(batch) {
+                    // The thread is gone (it panicked); keep the writes for `store()`.
+                    self.pending = batch;
+                }
+            }
+            Writer::Here(store) => {
+                if let Err(e) = store.apply(&self.pending) {
+                    self.error.get_or_insert_with(|| e.to_string());
+                }
+                self.pending.clear();
+            }
+            Writer::Gone => {}
+        }
     }
 
     fn event(&mut self, kind: &str, step: Option<usize>, mut data: serde_json::Value) {
@@ -256,7 +344,12 @@ impl Sink for StoreSink {
 }
 
 impl Drop for StoreSink {
+    /// Every write sent is on disk before the sink is gone.
     fn drop(&mut self) {
         self.flush();
+        if let Writer::Thread { tx, handle } = std::mem::replace(&mut self.writer, Writer::Gone) {
+            drop(tx);
+            let _ = handle.join();
+        }
     }
 }
