@@ -368,9 +368,12 @@ pub async fn execute(
     let deadline = wf.timeout.map(|t| clock + t.as_std());
     let mut stop_reason: Option<String> = None;
     let mut got_signal: Option<i32> = None;
+    // Steps whose end is decided but not yet recorded or reported.
+    let mut finished: Vec<(usize, Box<StepReport>)> = Vec::new();
 
     loop {
         // Start what can start; up-to-date steps finish at once and may unlock others.
+        let mut started_any = false;
         loop {
             let ready = sched.start_ready();
             if ready.is_empty() {
@@ -400,7 +403,32 @@ pub async fn execute(
                         tx.clone(),
                         stop_rx.clone(),
                     ));
+                    started_any = true;
                 }
+            }
+        }
+        if !finished.is_empty() {
+            // Let the new step tasks run first: their processes start now, and the
+            // bookkeeping below overlaps them instead of delaying them.
+            if started_any {
+                tokio::task::yield_now().await;
+            }
+            for (step, report) in finished.drain(..) {
+                let mut report = *report;
+                report.started_at = report.started_at.or(reports[step].started_at);
+                // The step task does not know the pid; `Started` recorded it here.
+                report.pid = report.pid.or(reports[step].pid);
+                if report.state == StepState::Succeeded {
+                    if let Some(fp) = fingerprint::after_success(&wf, &wf.steps[step]) {
+                        new_fingerprints
+                            .push((fingerprint::key(&wf.name, &wf.steps[step].name), fp));
+                    }
+                }
+                reports[step] = report;
+                sink.event(&RunEvent::StepFinished {
+                    step,
+                    report: &reports[step],
+                });
             }
         }
         debug_assert!(sched.invariant_holds());
@@ -444,24 +472,16 @@ pub async fn execute(
                         sink.event(&RunEvent::StepRetrying { step, next_attempt, delay, reason: &reason });
                     }
                     Msg::Finished { step, report } => {
-                        let mut report = *report;
-                        report.started_at = report.started_at.or(reports[step].started_at);
-                        // The step task does not know the pid; `Started` recorded it here.
-                        report.pid = report.pid.or(reports[step].pid);
-                        if report.state == StepState::Succeeded {
-                            if let Some(fp) = fingerprint::after_success(&wf, &wf.steps[step]) {
-                                new_fingerprints.push((fingerprint::key(&wf.name, &wf.steps[step].name), fp));
-                            }
-                        }
+                        // Decide now; record and report after the steps this unlocks have
+                        // started (below), so their start does not wait on the bookkeeping.
                         let ok = report.state == StepState::Succeeded || (report.allow_failure && report.state.is_failure());
                         let counts = report.state.is_failure() && !report.allow_failure;
-                        reports[step] = report;
-                        sink.event(&RunEvent::StepFinished { step, report: &reports[step] });
                         let decision = sched.finish(step, ok, counts);
                         if decision.stop_running {
                             stop_reason.get_or_insert_with(|| format!("step `{}` failed; fail_fast stopped the rest", wf.steps[step].name));
                             let _ = stop_tx.send(Stop::Graceful(Signal::SIGTERM));
                         }
+                        finished.push((step, report));
                     }
                 }
             }

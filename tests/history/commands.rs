@@ -185,7 +185,7 @@ fn events_are_json_lines_and_follow_ends_with_the_run() {
     );
     home.touch("go");
     let (id, out) = home.run("ev.toml");
-    out.expect(0);
+    let out = out.expect(0);
     let events = home.bgflow(&["events", &id]).expect(0).stdout;
     let types = event_types(&events, &id);
     assert_eq!(
@@ -211,6 +211,47 @@ fn events_are_json_lines_and_follow_ends_with_the_run() {
     for line in events.lines().filter(|l| l.contains("\"step_")) {
         let e: Value = serde_json::from_str(line).expect("json");
         assert!(matches!(e["step"].as_str(), Some("one" | "two")), "{line}");
+    }
+    // A step's end is recorded, and shown, before the step it unlocked starts.
+    let steps: Vec<String> = events
+        .lines()
+        .filter(|l| l.contains("\"step_"))
+        .map(|line| {
+            let e: Value = serde_json::from_str(line).expect("json");
+            format!(
+                "{} {}",
+                e["type"].as_str().unwrap_or("?"),
+                e["step"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "step_started one",
+            "step_finished one",
+            "step_started two",
+            "step_finished two"
+        ],
+        "{events}"
+    );
+    let shown: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter_map(|l| l.split_once(' ').map(|(_, rest)| rest))
+        .filter(|l| l.starts_with("started ") || l.starts_with("finished "))
+        .collect();
+    assert_eq!(shown.len(), 4, "{}", out.stderr);
+    for (line, want) in
+        shown
+            .iter()
+            .zip(["started one", "finished one", "started two", "finished two"])
+    {
+        assert!(
+            line.starts_with(want),
+            "{line:?} is not {want:?}:\n{}",
+            out.stderr
+        );
     }
 
     // --follow on a detached run: prints as it goes, ends when the run ends.
