@@ -329,14 +329,8 @@ fn execute(
         };
         runtime.block_on(exec::execute(Arc::new(wf), &plan, run_opts, &mut tee))
     };
-    if let Some(Err(e)) = store_sink
-        .store()
-        .map(|s| s.put_fingerprints(&report.fingerprints))
-    {
-        report::stderr(&format!(
-            "warning: cannot record up-to-date fingerprints: {e}\n"
-        ));
-    }
+    // Waits for the history writer: `error` is complete after this.
+    let _ = store_sink.store();
     if let Some(e) = store_sink.error.take() {
         report::stderr(&format!(
             "warning: the run history could not be fully written: {e}\n"

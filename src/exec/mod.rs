@@ -43,8 +43,8 @@ pub struct RunOptions {
     pub force: bool,
     /// How often `RunEvent::Heartbeat` is sent.
     pub heartbeat: Duration,
-    /// Fingerprints of earlier successes, by `fingerprint::key`; new ones come back in
-    /// `RunReport::fingerprints` for the caller to store.
+    /// Fingerprints of earlier successes, by `fingerprint::key`; new ones are sent as
+    /// `RunEvent::StepFingerprint` for a sink to store.
     pub fingerprints: std::collections::HashMap<String, String>,
     /// Steps to keep from an earlier run (`resume`): done without running, with this reason.
     pub keep: Vec<(usize, String)>,
@@ -173,9 +173,6 @@ pub struct RunReport {
     /// The signal that stopped bgflow, if one did.
     pub signal: Option<i32>,
     pub steps: Vec<StepReport>,
-    /// Fingerprints of the steps that succeeded in this run: (key, hash).
-    #[serde(skip)]
-    pub fingerprints: Vec<(String, String)>,
 }
 
 impl RunReport {
@@ -227,6 +224,14 @@ pub enum RunEvent<'a> {
         next_attempt: u32,
         delay: Duration,
         reason: &'a str,
+    },
+    /// A step succeeded with this fingerprint (`fingerprint::key`, hash); sent just before
+    /// its `StepFinished`, so a later run can skip it while it stays up to date, even if
+    /// this run never ends normally.
+    StepFingerprint {
+        step: usize,
+        key: &'a str,
+        hash: &'a str,
     },
     StepFinished {
         step: usize,
@@ -343,7 +348,6 @@ pub async fn execute(
         log_dir: &log_dir,
     });
 
-    let mut new_fingerprints: Vec<(String, String)> = Vec::new();
     let keep: std::collections::HashMap<usize, &str> =
         opts.keep.iter().map(|(s, r)| (*s, r.as_str())).collect();
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
@@ -419,9 +423,13 @@ pub async fn execute(
                 // The step task does not know the pid; `Started` recorded it here.
                 report.pid = report.pid.or(reports[step].pid);
                 if report.state == StepState::Succeeded {
-                    if let Some(fp) = fingerprint::after_success(&wf, &wf.steps[step]) {
-                        new_fingerprints
-                            .push((fingerprint::key(&wf.name, &wf.steps[step].name), fp));
+                    if let Some(hash) = fingerprint::after_success(&wf, &wf.steps[step]) {
+                        let key = fingerprint::key(&wf.name, &wf.steps[step].name);
+                        sink.event(&RunEvent::StepFingerprint {
+                            step,
+                            key: &key,
+                            hash: &hash,
+                        });
                     }
                 }
                 reports[step] = report;
@@ -574,7 +582,6 @@ pub async fn execute(
         log_dir,
         signal: got_signal,
         steps: reports,
-        fingerprints: new_fingerprints,
     };
     sink.event(&RunEvent::RunFinished { report: &report });
     report

@@ -120,7 +120,9 @@ impl Sink for Plain {
                 };
                 self.say(&format!("got signal {signal}: {what}"));
             }
-            RunEvent::RunFinished { .. } | RunEvent::Heartbeat => {}
+            RunEvent::RunFinished { .. }
+            | RunEvent::Heartbeat
+            | RunEvent::StepFingerprint { .. } => {}
             RunEvent::ServiceReady { step } => self.say(&format!("ready {}", self.names[*step])),
         }
     }
@@ -235,7 +237,9 @@ impl Sink for Bars {
                 let _ = self.multi.clear();
             }
             // The summary lists what did not run.
-            RunEvent::Heartbeat | RunEvent::StepNotRun { .. } => {}
+            RunEvent::Heartbeat
+            | RunEvent::StepNotRun { .. }
+            | RunEvent::StepFingerprint { .. } => {}
             RunEvent::ServiceReady { step } => {
                 if let Some(bar) = self.steps.get(step) {
                     bar.set_message("ready");

@@ -265,6 +265,12 @@ pub enum Write {
         idx: usize,
         line: String,
     },
+    /// A step's fingerprint after a success (`exec::fingerprint`), for later up-to-date
+    /// checks.
+    Fingerprint {
+        key: String,
+        hash: String,
+    },
     StepFinished {
         run: String,
         idx: usize,
@@ -484,6 +490,11 @@ impl Store {
                 Write::StepLine { run, idx, line } => cached(tx,
                     "UPDATE steps SET last_line = ?3 WHERE run_id = ?1 AND idx = ?2",
                     params![run, *idx as i64, line],
+                ),
+                Write::Fingerprint { key, hash } => cached(tx,
+                    "INSERT INTO fingerprints (key, hash, recorded_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(key) DO UPDATE SET hash = excluded.hash, recorded_at = excluded.recorded_at",
+                    params![key, hash, now],
                 ),
                 Write::StepFinished { run, idx, row } => {
                     if row.counts_done {
@@ -733,23 +744,6 @@ impl Store {
             .and_then(|rows| rows.collect())
             .map_err(|e| self.sql(e));
         rows
-    }
-
-    /// Stores fingerprints of steps that succeeded.
-    pub fn put_fingerprints(&mut self, entries: &[(String, String)]) -> Result<()> {
-        self.write(|tx| {
-        {
-            let mut stmt = tx
-                .prepare("INSERT INTO fingerprints (key, hash, recorded_at) VALUES (?1, ?2, ?3)
-                          ON CONFLICT(key) DO UPDATE SET hash = excluded.hash, recorded_at = excluded.recorded_at")
-                ?;
-            let now = now_ms();
-            for (k, h) in entries {
-                stmt.execute(params![k, h, now])?;
-            }
-        }
-            Ok(())
-        })
     }
 
     /// Records a note on a run (e.g. "stop requested").

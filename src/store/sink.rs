@@ -306,6 +306,14 @@ impl Sink for StoreSink {
                     json!({ "next_attempt": next_attempt, "delay_ms": delay.as_millis() as u64, "reason": reason }),
                 );
             }
+            // In the batch of the step's `StepFinished`: written in one transaction with it.
+            RunEvent::StepFingerprint { key, hash, .. } => {
+                self.pending.push(Write::Fingerprint {
+                    key: (*key).to_owned(),
+                    hash: (*hash).to_owned(),
+                });
+                urgent = false;
+            }
             RunEvent::StepFinished { step, report } => self.step_finished(*step, report, true),
             // Steps that never ran do not add to `steps_done`: a failed run shows how far it got.
             RunEvent::StepNotRun { step, report } => self.step_finished(*step, report, false),

@@ -401,6 +401,39 @@ fn a_killed_supervisor_is_lost_and_stop_ends_its_orphans() {
 }
 
 #[test]
+fn a_killed_supervisor_keeps_what_its_finished_steps_made_up_to_date() {
+    let home = Home::new();
+    home.write(
+        "fp.toml",
+        "[workflow]\nname = \"fp\"\n\n[steps.made]\nrun = \"echo data > made.txt\"\noutputs = [\"made.txt\"]\n\n[steps.hang]\nneeds = [\"made\"]\nrun = \"sleep 317\"\n",
+    );
+    let id = home.detach("fp.toml");
+    let s = home.wait_step_running(&id, "hang");
+    assert_eq!(step_of(&s, "made")["state"], "succeeded", "{s}");
+    let pid = s["run"]["supervisor_pid"].as_i64().expect("supervisor_pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(pid).expect("pid")),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill -9 the supervisor");
+    home.bgflow(&["stop", &id, "--yes"]).expect(0);
+    wait_gone(&["sleep", "317"]);
+
+    // The supervisor never reached the end of its run, yet `made` was recorded with its
+    // fingerprint: the next run finds it up to date.
+    let out = home
+        .bgflow(&["run", "fp.toml", "--only", "made", "--progress", "never"])
+        .expect(0);
+    let again = home.newest_run();
+    assert!(
+        out.stderr.contains("finished made: skipped") && out.stderr.contains("up to date"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(step_of(&home.status(&again), "made")["state"], "skipped");
+}
+
+#[test]
 fn a_relative_state_dir_is_recorded_as_an_absolute_path() {
     let home = Home::new();
     home.write(
