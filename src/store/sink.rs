@@ -23,6 +23,8 @@ use crate::exec::junit::TestCounts;
 use crate::exec::{RunEvent, Sink, StepReport, StepState};
 
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
+/// The error when the writer thread died (it never should: `Store::apply` returns errors).
+const WRITER_GONE: &str = "the history writer thread stopped";
 /// How often the supervisor's heartbeat time is written.
 const DEFAULT_BEAT: Duration = Duration::from_secs(2);
 
@@ -34,7 +36,8 @@ enum Writer {
         handle: JoinHandle<Option<(Store, Option<String>)>>,
     },
     Here(Store),
-    /// Only while switching from one to the other.
+    /// The thread died with the connection (its writes are lost; `error` says so), or
+    /// `store()` is switching from the thread to here.
     Gone,
 }
 
@@ -112,8 +115,7 @@ impl StoreSink {
                         Writer::Here(store)
                     }
                     _ => {
-                        self.error
-                            .get_or_insert_with(|| "the history writer thread stopped".to_owned());
+                        self.error.get_or_insert_with(|| WRITER_GONE.to_owned());
                         Writer::Gone
                     }
                 }
@@ -134,10 +136,9 @@ impl StoreSink {
         self.last_flush = Instant::now();
         match &mut self.writer {
             Writer::Thread { tx, .. } => {
-                let batch = std::mem::take(&mut self.pending);
-                if let Err(mpsc::SendError(batch)) = tx.send(batch) {
-                    // The thread is gone (it panicked); keep the writes for `store()`.
-                    self.pending = batch;
+                if tx.send(std::mem::take(&mut self.pending)).is_err() {
+                    // The thread is gone (it panicked) and its connection with it.
+                    self.error.get_or_insert_with(|| WRITER_GONE.to_owned());
                 }
             }
             Writer::Here(store) => {
@@ -146,7 +147,7 @@ impl StoreSink {
                 }
                 self.pending.clear();
             }
-            Writer::Gone => {}
+            Writer::Gone => self.pending.clear(),
         }
     }
 
@@ -237,13 +238,12 @@ struct StepFinishedData<'a> {
 
 impl Sink for StoreSink {
     fn event(&mut self, event: &RunEvent<'_>) {
-        let run = self.run.clone();
         let mut urgent = true;
         match event {
             RunEvent::RunStarted { steps, .. } => {
                 let pid = std::process::id();
                 self.pending.push(Write::RunStarted {
-                    run,
+                    run: self.run.clone(),
                     pid,
                     start: super::process_start_time(pid),
                 });
@@ -256,12 +256,14 @@ impl Sink for StoreSink {
             RunEvent::Heartbeat => {
                 if self.last_beat.elapsed() >= self.beat_every {
                     self.last_beat = Instant::now();
-                    self.pending.push(Write::Heartbeat { run });
+                    self.pending.push(Write::Heartbeat {
+                        run: self.run.clone(),
+                    });
                 }
             }
             RunEvent::StepStarted { step, attempt, pid } => {
                 self.pending.push(Write::StepStarted {
-                    run,
+                    run: self.run.clone(),
                     idx: *step,
                     attempt: *attempt,
                     pid: *pid,
@@ -272,7 +274,7 @@ impl Sink for StoreSink {
             }
             RunEvent::StepProgress { step, progress } => {
                 self.pending.push(Write::StepProgress {
-                    run,
+                    run: self.run.clone(),
                     idx: *step,
                     percent: progress.fraction_percent(),
                     current: progress.current,
@@ -288,7 +290,7 @@ impl Sink for StoreSink {
             }
             RunEvent::StepOutput { step, line } => {
                 self.pending.push(Write::StepLine {
-                    run,
+                    run: self.run.clone(),
                     idx: *step,
                     line: (*line).to_owned(),
                 });
@@ -329,7 +331,7 @@ impl Sink for StoreSink {
             }
             RunEvent::RunFinished { report } => {
                 self.pending.push(Write::RunFinished {
-                    run,
+                    run: self.run.clone(),
                     state: report.state.as_str().to_owned(),
                     reason: report.reason.clone(),
                     exit_code: i64::from(report.exit_code()),
@@ -354,10 +356,6 @@ impl Sink for StoreSink {
 impl Drop for StoreSink {
     /// Every write sent is on disk before the sink is gone.
     fn drop(&mut self) {
-        self.flush();
-        if let Writer::Thread { tx, handle } = std::mem::replace(&mut self.writer, Writer::Gone) {
-            drop(tx);
-            let _ = handle.join();
-        }
+        let _ = self.store();
     }
 }
