@@ -58,21 +58,8 @@ fn hash(wf: &Workflow, step: &Step) -> String {
     }
     for pattern in &step.spec.inputs {
         field(h, "input", pattern.as_bytes());
-        let norm = normalize(pattern);
-        // A plain file is looked at once; folders and globs are walked.
-        if !is_glob(&norm) {
-            let path = wf.root.join(norm.trim_end_matches('/'));
-            match fs::metadata(&path) {
-                Ok(m) if !m.is_dir() => {
-                    file(h, &path, Some(&m));
-                    continue;
-                }
-                Ok(_) => {}
-                Err(_) => continue,
-            }
-        }
-        for path in matching_files(&wf.root, pattern) {
-            file(h, &path, fs::metadata(&path).ok().as_ref());
+        for (path, meta) in matching_files_with_meta(&wf.root, pattern) {
+            file(h, &path, meta.as_ref());
         }
     }
     format!("{:x}", std::mem::take(h).finalize())
@@ -127,6 +114,30 @@ pub fn matching_files(root: &Path, pattern: &str) -> Vec<PathBuf> {
     }
     out.sort();
     out
+}
+
+/// `matching_files` with each file's metadata (`None` when it cannot be read); a plain
+/// file, the common input, is looked at once.
+pub fn matching_files_with_meta(
+    root: &Path,
+    pattern: &str,
+) -> Vec<(PathBuf, Option<fs::Metadata>)> {
+    let norm = normalize(pattern);
+    if !is_glob(&norm) {
+        let path = root.join(norm.trim_end_matches('/'));
+        match fs::metadata(&path) {
+            Ok(m) if !m.is_dir() => return vec![(path, Some(m))],
+            Ok(_) => {}
+            Err(_) => return Vec::new(),
+        }
+    }
+    matching_files(root, pattern)
+        .into_iter()
+        .map(|p| {
+            let meta = fs::metadata(&p).ok();
+            (p, meta)
+        })
+        .collect()
 }
 
 fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) {

@@ -174,13 +174,14 @@ fn case_name(e: &BytesStart<'_>) -> String {
 /// Reads every report matching `pattern` (relative to `root`) written at or after `since`.
 pub fn read(root: &Path, pattern: &str, since: SystemTime) -> TestCounts {
     let mut counts = TestCounts::default();
-    let fresh: Vec<PathBuf> = super::fingerprint::matching_files(root, pattern)
+    let fresh: Vec<PathBuf> = super::fingerprint::matching_files_with_meta(root, pattern)
         .into_iter()
-        .filter(|p| {
-            std::fs::metadata(p)
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t + std::time::Duration::from_secs(1) >= since)
+        .filter(|(_, meta)| {
+            meta.as_ref()
+                .and_then(|m| m.modified().ok())
+                .is_some_and(|t| t + std::time::Duration::from_secs(1) >= since)
         })
+        .map(|(path, _)| path)
         .collect();
     if fresh.is_empty() {
         counts.warnings.push(format!(
