@@ -100,20 +100,9 @@ fn a_foreground_run_on_a_terminal_rings_at_the_end() {
     let run = |config: &str| {
         std::fs::write(dir.path().join("cfg.toml"), config).expect("cfg");
         let cmd = format!("{bin} --config cfg.toml run --progress never flow.toml");
-        let out = Command::new("script")
-            .current_dir(dir.path())
-            .env("XDG_CONFIG_HOME", dir.path().join("none"))
-            .env_remove("CI")
-            .args(["-qec", &cmd, "/dev/null"])
-            .output()
-            .expect("script");
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let (code, screen) = on_a_terminal(dir.path(), &cmd, "");
+        assert_eq!(code, Some(0), "{screen}");
+        screen
     };
     let on = run("[notifications]\nterminal = true\n");
     assert!(
@@ -139,6 +128,8 @@ fn on_a_terminal(dir: &Path, cmd: &str, input: &str) -> (Option<i32>, String) {
         .current_dir(dir)
         .env("XDG_CONFIG_HOME", dir.join("none"))
         .env_remove("CI")
+        .env_remove("BGFLOW_STATE_DIR")
+        .env_remove("BGFLOW_CONFIG")
         .args(["-qec", cmd, "/dev/null"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -186,6 +177,15 @@ fn stop_asks_on_a_terminal_and_no_keeps_the_run() {
         dir.path(),
         "[workflow]\nname = \"asked\"\n[steps.long]\nrun = \"sleep 317\"\n",
     );
+    // `run -d` returns while the run is still pending; `stop` is asked about a running one.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while run_state(dir.path(), &id) != "running" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let bin = env!("CARGO_BIN_EXE_bgflow");
     let (code, screen) = on_a_terminal(dir.path(), &format!("{bin} stop {id}"), "n\n");
     assert_eq!(code, Some(0), "{screen}");

@@ -405,7 +405,7 @@ fn a_killed_supervisor_keeps_what_its_finished_steps_made_up_to_date() {
     let home = Home::new();
     home.write(
         "fp.toml",
-        "[workflow]\nname = \"fp\"\n\n[steps.made]\nrun = \"echo data > made.txt\"\noutputs = [\"made.txt\"]\n\n[steps.hang]\nneeds = [\"made\"]\nrun = \"sleep 317\"\n",
+        "[workflow]\nname = \"fp\"\n\n[steps.made]\nrun = \"echo data > made.txt\"\noutputs = [\"made.txt\"]\n\n[steps.hang]\nneeds = [\"made\"]\nrun = \"sleep 318\"\n",
     );
     let id = home.detach("fp.toml");
     let s = home.wait_step_running(&id, "hang");
@@ -417,7 +417,7 @@ fn a_killed_supervisor_keeps_what_its_finished_steps_made_up_to_date() {
     )
     .expect("kill -9 the supervisor");
     home.bgflow(&["stop", &id, "--yes"]).expect(0);
-    wait_gone(&["sleep", "317"]);
+    wait_gone(&["sleep", "318"]);
 
     // The supervisor never reached the end of its run, yet `made` was recorded with its
     // fingerprint: the next run finds it up to date.
