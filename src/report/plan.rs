@@ -75,8 +75,7 @@ fn step_lines(out: &mut String, wf: &Workflow, plan: &Plan, i: usize) {
             c.display().replace('\n', "\n      ")
         ),
     };
-    // Equal text is the common case and needs no parsing of the paths.
-    if step.cwd.as_os_str() != wf.root.as_os_str() && step.cwd != wf.root {
+    if step.cwd != wf.root {
         let _ = writeln!(out, "    cwd    {}", step.cwd.display());
     }
     for (k, input) in step.spec.inputs.iter().enumerate() {

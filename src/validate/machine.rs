@@ -169,7 +169,7 @@ impl Cx<'_, '_> {
     ) -> Vec<Option<bool>> {
         let step = &steps[index];
         let mut input_exists = step.input_exists.clone();
-        let name = step.name.clone();
+        let name = step.name.as_str();
         let producers = &plan.producers[index];
         for (i, pattern) in step.spec.inputs.iter().enumerate() {
             // An invalid glob was reported already; calling it missing too would mislead.
@@ -182,7 +182,7 @@ impl Cx<'_, '_> {
             if !exists {
                 self.push(
                     Problem::error("missing-input", format!("input `{pattern}` of step `{name}` does not exist and no step makes it"))
-                        .at_opt(self.doc.item_span(&["steps", &name, "inputs"], i), "missing")
+                        .at_opt(self.doc.item_span(&["steps", name, "inputs"], i), "missing")
                         .help(format!("create it before the run, or add a step with `outputs = [\"{pattern}\"]` (looked in {})", root.display())),
                 );
             }
@@ -196,7 +196,7 @@ impl Cx<'_, '_> {
                         step.cwd.display()
                     ),
                 )
-                .at_opt(self.doc.value_span(&["steps", &name, "cwd"]), "missing")
+                .at_opt(self.doc.value_span(&["steps", name, "cwd"]), "missing")
                 .help("create the folder, or have an upstream step output it as `dir/`"),
             );
         }
@@ -209,7 +209,7 @@ impl Cx<'_, '_> {
                             "`sh` is not on PATH; string `run` commands need it",
                         )
                         .at_opt(
-                            self.doc.value_span(&["steps", &name, "run"]),
+                            self.doc.value_span(&["steps", name, "run"]),
                             "runs under sh -c",
                         ),
                     );
@@ -220,13 +220,16 @@ impl Cx<'_, '_> {
             Command::Shell(_) => None,
         };
         if let Some(program) = program {
-            let made_upstream = program.contains('/')
-                && plan.with_upstream(index).iter().any(|&u| {
-                    steps[u].spec.outputs.iter().any(|o| {
-                        crate::plan::artifacts::normalize(o)
-                            == crate::plan::artifacts::normalize(&program)
-                    })
-                });
+            let made_upstream = program.contains('/') && {
+                let want = crate::plan::artifacts::normalized(&program);
+                plan.with_upstream(index).iter().any(|&u| {
+                    steps[u]
+                        .spec
+                        .outputs
+                        .iter()
+                        .any(|o| crate::plan::artifacts::normalized(o) == want)
+                })
+            };
             if !made_upstream && !host.program_exists(&program, &step.cwd) {
                 let what = if program.contains('/') {
                     format!(
@@ -238,7 +241,7 @@ impl Cx<'_, '_> {
                 self.push(
                     Problem::error("missing-tool", what)
                         .at_opt(
-                            self.doc.value_span(&["steps", &name, "run"]),
+                            self.doc.value_span(&["steps", name, "run"]),
                             "runs this program",
                         )
                         .help("install it, fix the name, or add its folder to PATH"),
@@ -253,7 +256,7 @@ impl Cx<'_, '_> {
                         format!("tool `{tool}` of step `{name}` is not on PATH"),
                     )
                     .at_opt(
-                        self.doc.item_span(&["steps", &name, "tools"], i),
+                        self.doc.item_span(&["steps", name, "tools"], i),
                         "not found",
                     )
                     .help("install it, or add its folder to PATH"),
@@ -264,7 +267,7 @@ impl Cx<'_, '_> {
             if is_glob(out) {
                 continue;
             }
-            let target = root.join(crate::plan::artifacts::normalize(out).trim_end_matches('/'));
+            let target = root.join(crate::plan::artifacts::normalized(out).trim_end_matches('/'));
             if let Err(why) = host.can_create(&target, out.ends_with('/')) {
                 self.push(
                     Problem::error(
@@ -272,7 +275,7 @@ impl Cx<'_, '_> {
                         format!("output `{out}` of step `{name}` cannot be written: {why}"),
                     )
                     .at_opt(
-                        self.doc.item_span(&["steps", &name, "outputs"], i),
+                        self.doc.item_span(&["steps", name, "outputs"], i),
                         "not writable",
                     ),
                 );

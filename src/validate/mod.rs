@@ -249,25 +249,18 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
     drop(loaded_steps);
 
     // The graph.
-    let cwd_rel: Vec<Option<String>> = steps
-        .iter()
-        .map(|s| {
-            s.spec
-                .cwd
-                .as_ref()
-                .map(|c| c.trim_end_matches('/').to_owned())
-        })
-        .collect();
     let nodes: Vec<StepNode<'_>> = steps
         .iter()
-        .zip(&cwd_rel)
-        .map(|(step, cwd)| StepNode {
+        .map(|step| StepNode {
             name: &step.name,
             needs: &step.spec.needs,
             inputs: &step.spec.inputs,
             outputs: &step.spec.outputs,
-            cwd: cwd
+            cwd: step
+                .spec
+                .cwd
                 .as_deref()
+                .map(|c| c.trim_end_matches('/'))
                 .filter(|c| !c.is_empty() && *c != "." && !c.contains("{{")),
         })
         .collect();
@@ -468,7 +461,8 @@ impl Cx<'_, '_> {
     ) -> Step {
         // Probes are rendered apart, then put back (the step info below borrows `spec`).
         let (mut ready, mut health) = (spec.ready.take(), spec.health.take());
-        let name = name.as_str();
+        let owned = name;
+        let name = owned.as_str();
         let spec_kind = spec.kind;
         let key = self.doc.key_span(&["steps", name]);
         let at = |field: &'static str| vec!["steps", name, field];
@@ -664,7 +658,7 @@ impl Cx<'_, '_> {
         spec.ready = ready;
         spec.health = health;
         Step {
-            name: name.to_owned(),
+            name: owned,
             spec,
             command,
             cwd,
