@@ -45,7 +45,8 @@ pub fn parse<'s>(
         return DeTable::parse_recoverable(text);
     }
     let cuts = cut_points(text, chunks);
-    if cuts.len() < 2 || !later_headers_are_steps(text, &cuts) {
+    // `[0, len]`: no step header to cut before.
+    if cuts.len() < 3 || !later_headers_are_steps(text, &cuts) {
         return DeTable::parse_recoverable(text);
     }
     let padded = scratch.get_or_init(|| {
@@ -76,15 +77,16 @@ pub fn parse<'s>(
 fn cut_points(text: &str, chunks: usize) -> Vec<usize> {
     let mut cuts = vec![0];
     for k in 1..chunks {
-        let target = text.len() * k / chunks;
-        let from = (*cuts.last().unwrap_or(&0)).max(target);
-        let Some(found) = text.get(from..).and_then(|rest| rest.find("\n[steps.")) else {
+        let mut from = (*cuts.last().unwrap_or(&0)).max(text.len() * k / chunks);
+        // An even share can end inside a multi-byte character; search from the next one.
+        while !text.is_char_boundary(from) {
+            from += 1;
+        }
+        let Some(found) = text[from..].find("\n[steps.") else {
             break;
         };
-        let cut = from + found + 1;
-        if cut > *cuts.last().unwrap_or(&0) && cut < text.len() {
-            cuts.push(cut);
-        }
+        // After the newline, so past `from` and before the end.
+        cuts.push(from + found + 1);
     }
     cuts.push(text.len());
     cuts
@@ -98,35 +100,21 @@ fn later_headers_are_steps(text: &str, cuts: &[usize]) -> bool {
     })
 }
 
-/// Parses the first chunk here and the others on threads of their own; `None` when any has
-/// an error.
+/// Parses the chunks at once, one per core (`par::map_runs`); `None` when any has an error.
 fn parse_chunks<'s>(first: &'s str, rest: &'s [String]) -> Option<Vec<Spanned<DeTable<'s>>>> {
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = rest
-            .iter()
-            .map(|chunk| {
-                std::thread::Builder::new()
-                    .name("bgflow-parse".into())
-                    .spawn_scoped(scope, move || DeTable::parse_recoverable(chunk))
-                    .map_err(|_| chunk)
-            })
-            .collect();
-        let mut parts = Vec::with_capacity(rest.len() + 1);
-        let mut clean = true;
-        let (root, errors) = DeTable::parse_recoverable(first);
-        clean &= errors.is_empty();
-        parts.push(root);
-        for handle in handles {
-            let (root, errors) = match handle {
-                Ok(h) => h.join().ok()?,
-                // No thread to be had: parse it here.
-                Err(chunk) => DeTable::parse_recoverable(chunk),
-            };
-            clean &= errors.is_empty();
-            parts.push(root);
-        }
-        clean.then_some(parts)
-    })
+    let mut chunks: Vec<&'s str> = std::iter::once(first)
+        .chain(rest.iter().map(String::as_str))
+        .collect();
+    let parsed = crate::par::map_runs(&mut chunks, 1, |run| {
+        run.iter()
+            .map(|chunk| DeTable::parse_recoverable(chunk))
+            .collect::<Vec<_>>()
+    });
+    parsed
+        .into_iter()
+        .flatten()
+        .map(|(root, errors)| errors.is_empty().then_some(root))
+        .collect()
 }
 
 /// Joins the chunk trees under the first one's `steps`; `None` where that could differ from
@@ -224,6 +212,26 @@ mod tests {
         let cuts = cut_points(&text, 2);
         assert_eq!(cuts.len(), 3, "{cuts:?}");
         assert!(text[cuts[1]..].starts_with("[steps."));
+    }
+
+    #[test]
+    fn a_share_ending_inside_a_multi_byte_character_still_gets_its_cut() {
+        // Mostly two-byte characters, so an even share can end in the middle of one.
+        let text: String = (0..4000)
+            .map(|i| format!("[steps.s{i}]\nrun = \"echo {}\"\n\n", "é".repeat(i % 7 + 1)))
+            .collect();
+        for chunks in 2..=MAX_CHUNKS {
+            let inside = (1..chunks).any(|k| !text.is_char_boundary(text.len() * k / chunks));
+            let cuts = cut_points(&text, chunks);
+            assert_eq!(
+                cuts.len(),
+                chunks + 1,
+                "{chunks} chunks (a share mid-character: {inside}): {cuts:?}"
+            );
+            assert!(cuts[1..chunks]
+                .iter()
+                .all(|&c| text[c..].starts_with("[steps.")));
+        }
     }
 
     #[test]
