@@ -1,4 +1,4 @@
-//! Work on both cores without a thread pool: a list is cut into one run of consecutive items
+//! Work on every core without a thread pool: a list is cut into one run of consecutive items
 //! per core, and the runs are handled at once on scoped threads. Used where `bgflow plan`
 //! handles thousands of independent steps; results come back in the list's order.
 
