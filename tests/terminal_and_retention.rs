@@ -1,5 +1,6 @@
 //! `retention.auto_cleanup_days` removes old finished runs after a run; under a real
-//! pseudo-terminal: the end-of-run notification, `stop` asking first, `status --watch` bars.
+//! pseudo-terminal: `run`'s bars, the end-of-run notification, `stop` asking first, `status
+//! --watch` bars.
 
 use std::path::Path;
 use std::process::Command;
@@ -213,5 +214,74 @@ fn watch_draws_bars_on_a_terminal_until_the_run_ends() {
     assert!(
         screen.contains("succeeded"),
         "the final status is shown: {screen:?}"
+    );
+}
+
+#[test]
+fn a_run_on_a_terminal_draws_an_overall_bar_and_a_line_per_running_step() {
+    use std::io::Read as _;
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Both steps wait for `go`, which the test makes once it has seen them on the screen.
+    let wait = "while [ ! -f go ]; do sleep 0.05; done";
+    let flow = format!(
+        "[workflow]\nname = \"drawn\"\n[steps.copy]\nrun = \"echo '3/10 copying' >> \\\"$BGFLOW_PROGRESS\\\"; {wait}\"\n[steps.talk]\nrun = \"echo working on it; {wait}\"\n"
+    );
+    std::fs::write(dir.path().join("flow.toml"), flow).expect("flow");
+    let bin = env!("CARGO_BIN_EXE_bgflow");
+    let mut child = Command::new("script")
+        .current_dir(dir.path())
+        .env("XDG_CONFIG_HOME", dir.path().join("none"))
+        .env_remove("CI")
+        .env_remove("BGFLOW_STATE_DIR")
+        .env_remove("BGFLOW_CONFIG")
+        .args(["-qec", &format!("{bin} run -j2 flow.toml"), "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("script");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let screen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let reader = {
+        let screen = std::sync::Arc::clone(&screen);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                screen.lock().expect("screen").extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    let text = || String::from_utf8_lossy(&screen.lock().expect("screen")).into_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let wanted = [
+        "drawn ",
+        "0/2 steps",
+        "eta",
+        "copy",
+        "3/10",
+        "copying",
+        "talk",
+        "working on it",
+    ];
+    while !wanted.iter().all(|w| text().contains(w)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Whatever was seen, the steps end now, so a failure leaves no process behind.
+    std::fs::write(dir.path().join("go"), "").expect("go");
+    let missing: Vec<&&str> = wanted.iter().filter(|w| !text().contains(*w)).collect();
+    if !missing.is_empty() {
+        let _ = child.wait();
+        panic!("missing {missing:?} on the screen: {:?}", text());
+    }
+    let status = child.wait().expect("script");
+    reader.join().expect("reader");
+    assert_eq!(status.code(), Some(0), "{}", text());
+    assert!(
+        text().contains("succeeded"),
+        "the summary follows: {}",
+        text()
     );
 }
