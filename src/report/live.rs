@@ -34,6 +34,34 @@ pub struct Plain {
     names: Vec<String>,
     last_progress: HashMap<usize, Instant>,
     quiet: bool,
+    out: Lines,
+}
+
+/// Writes plain lines. A run of thousands of short steps prints two lines a step, so the
+/// time of day is formatted once a second and the line is built in one reused buffer.
+#[derive(Default)]
+struct Lines {
+    /// The Unix second `stamp` shows.
+    second: Option<i64>,
+    stamp: String,
+    line: String,
+}
+
+impl Lines {
+    fn say(&mut self, text: std::fmt::Arguments<'_>) {
+        use std::fmt::Write as _;
+        let now = jiff::Timestamp::now();
+        if self.second != Some(now.as_second()) {
+            self.second = Some(now.as_second());
+            self.stamp = now
+                .to_zoned(jiff::tz::TimeZone::system())
+                .strftime("%H:%M:%S")
+                .to_string();
+        }
+        self.line.clear();
+        let _ = writeln!(self.line, "{} {text}", self.stamp);
+        stderr(&self.line);
+    }
 }
 
 impl Plain {
@@ -42,12 +70,8 @@ impl Plain {
             names,
             last_progress: HashMap::new(),
             quiet,
+            out: Lines::default(),
         }
-    }
-
-    fn say(&self, text: &str) {
-        let now = jiff::Zoned::now().strftime("%H:%M:%S").to_string();
-        stderr(&format!("{now} {text}\n"));
     }
 }
 
@@ -56,34 +80,41 @@ impl Sink for Plain {
         if self.quiet {
             return;
         }
+        let Self {
+            names,
+            last_progress,
+            out,
+            ..
+        } = self;
         match event {
             RunEvent::RunStarted {
                 run_id,
                 workflow,
                 steps,
                 log_dir,
-            } => self.say(&format!(
+            } => out.say(format_args!(
                 "run {run_id}: workflow {workflow}, {steps} step(s), logs in {}",
                 log_dir.display()
             )),
             RunEvent::StepStarted { step, attempt, pid } => {
-                let again = if *attempt > 1 {
-                    format!(" (attempt {attempt})")
+                let name = &names[*step];
+                if *attempt > 1 {
+                    out.say(format_args!(
+                        "started {name} (attempt {attempt}), pid {pid}"
+                    ));
                 } else {
-                    String::new()
-                };
-                self.say(&format!("started {}{again}, pid {pid}", self.names[*step]));
+                    out.say(format_args!("started {name}, pid {pid}"));
+                }
             }
             RunEvent::StepProgress { step, progress } => {
-                let due = self
-                    .last_progress
+                let due = last_progress
                     .get(step)
                     .is_none_or(|t| t.elapsed() >= PLAIN_PROGRESS_EVERY);
                 if due {
-                    self.last_progress.insert(*step, Instant::now());
-                    self.say(&format!(
+                    last_progress.insert(*step, Instant::now());
+                    out.say(format_args!(
                         "progress {}: {}",
-                        self.names[*step],
+                        names[*step],
                         progress.describe()
                     ));
                 }
@@ -94,23 +125,31 @@ impl Sink for Plain {
                 next_attempt,
                 delay,
                 reason,
-            } => self.say(&format!(
+            } => out.say(format_args!(
                 "retrying {} in {}: attempt {next_attempt} after: {reason}",
-                self.names[*step],
+                names[*step],
                 crate::manifest::Duration(*delay)
             )),
             RunEvent::StepFinished { step, report } => {
-                let mut line = format!("finished {}: {}", self.names[*step], report.state.as_str());
-                if let Some(ms) = report.duration_ms {
-                    line.push_str(&format!(" in {}", human_ms(ms)));
-                }
-                if let Some(r) = &report.reason {
-                    line.push_str(&format!(" ({r})"));
-                }
-                if let Some(t) = &report.tests {
-                    line.push_str(&format!("; tests: {}", t.describe()));
-                }
-                self.say(&line);
+                let took = report
+                    .duration_ms
+                    .map(|ms| format!(" in {}", human_ms(ms)))
+                    .unwrap_or_default();
+                let why = report
+                    .reason
+                    .as_ref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default();
+                let tests = report
+                    .tests
+                    .as_ref()
+                    .map(|t| format!("; tests: {}", t.describe()))
+                    .unwrap_or_default();
+                out.say(format_args!(
+                    "finished {}: {}{took}{why}{tests}",
+                    names[*step],
+                    report.state.as_str()
+                ));
             }
             RunEvent::Stopping { signal, second } => {
                 let what = if *second {
@@ -118,12 +157,12 @@ impl Sink for Plain {
                 } else {
                     "stopping the running steps (again to kill at once)"
                 };
-                self.say(&format!("got signal {signal}: {what}"));
+                out.say(format_args!("got signal {signal}: {what}"));
             }
             RunEvent::RunFinished { .. }
             | RunEvent::Heartbeat
             | RunEvent::StepFingerprint { .. } => {}
-            RunEvent::ServiceReady { step } => self.say(&format!("ready {}", self.names[*step])),
+            RunEvent::ServiceReady { step } => out.say(format_args!("ready {}", names[*step])),
         }
     }
 }
