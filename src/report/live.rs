@@ -97,14 +97,13 @@ impl Sink for Plain {
                 log_dir.display()
             )),
             RunEvent::StepStarted { step, attempt, pid } => {
-                let name = &names[*step];
-                if *attempt > 1 {
-                    out.say(format_args!(
-                        "started {name} (attempt {attempt}), pid {pid}"
-                    ));
+                // Empty (no allocation) on a first attempt.
+                let again = if *attempt > 1 {
+                    format!(" (attempt {attempt})")
                 } else {
-                    out.say(format_args!("started {name}, pid {pid}"));
-                }
+                    String::new()
+                };
+                out.say(format_args!("started {}{again}, pid {pid}", names[*step]));
             }
             RunEvent::StepProgress { step, progress } => {
                 let due = last_progress
