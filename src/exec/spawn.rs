@@ -221,16 +221,25 @@ pub fn spawn(envs: &Environment, l: &Launch<'_>) -> io::Result<i32> {
     argv.push(std::ptr::null());
     let (_owned, envp) = envs.with(l.env)?;
 
-    let mut actions = FileActions::new()?;
-    ok(unsafe { libc::posix_spawn_file_actions_adddup2(&mut actions.0, l.stdin.as_raw_fd(), 0) })?;
+    // SAFETY: the libc init/destroy pairs for these two C structs.
+    let mut actions = unsafe {
+        Posix::new(
+            libc::posix_spawn_file_actions_init,
+            libc::posix_spawn_file_actions_destroy,
+        )
+    }?;
+    ok(unsafe {
+        libc::posix_spawn_file_actions_adddup2(&mut actions.value, l.stdin.as_raw_fd(), 0)
+    })?;
     for target in [1, 2] {
         ok(unsafe {
-            libc::posix_spawn_file_actions_adddup2(&mut actions.0, l.output.as_raw_fd(), target)
+            libc::posix_spawn_file_actions_adddup2(&mut actions.value, l.output.as_raw_fd(), target)
         })?;
     }
-    ok(unsafe { libc::posix_spawn_file_actions_addchdir_np(&mut actions.0, cwd.as_ptr()) })?;
+    ok(unsafe { libc::posix_spawn_file_actions_addchdir_np(&mut actions.value, cwd.as_ptr()) })?;
 
-    let mut attr = Attr::new()?;
+    let mut attr =
+        unsafe { Posix::new(libc::posix_spawnattr_init, libc::posix_spawnattr_destroy) }?;
     unsafe {
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
@@ -240,14 +249,14 @@ pub fn spawn(envs: &Environment, l: &Launch<'_>) -> io::Result<i32> {
         libc::sigfillset(&mut all);
         libc::sigdelset(&mut all, libc::SIGKILL);
         libc::sigdelset(&mut all, libc::SIGSTOP);
-        ok(libc::posix_spawnattr_setsigmask(&mut attr.0, &empty))?;
-        ok(libc::posix_spawnattr_setsigdefault(&mut attr.0, &all))?;
-        ok(libc::posix_spawnattr_setpgroup(&mut attr.0, 0))?;
+        ok(libc::posix_spawnattr_setsigmask(&mut attr.value, &empty))?;
+        ok(libc::posix_spawnattr_setsigdefault(&mut attr.value, &all))?;
+        ok(libc::posix_spawnattr_setpgroup(&mut attr.value, 0))?;
         let flags = libc::POSIX_SPAWN_SETPGROUP
             | libc::POSIX_SPAWN_SETSIGMASK
             | libc::POSIX_SPAWN_SETSIGDEF;
         ok(libc::posix_spawnattr_setflags(
-            &mut attr.0,
+            &mut attr.value,
             flags as libc::c_short,
         ))?;
     }
@@ -259,8 +268,8 @@ pub fn spawn(envs: &Environment, l: &Launch<'_>) -> io::Result<i32> {
         libc::posix_spawn(
             &mut pid,
             path.as_ptr(),
-            &actions.0,
-            &attr.0,
+            &actions.value,
+            &attr.value,
             argv.as_ptr().cast::<*mut libc::c_char>(),
             envp.as_ptr().cast::<*mut libc::c_char>(),
         )
@@ -279,48 +288,31 @@ fn ok(rc: libc::c_int) -> io::Result<()> {
     }
 }
 
-struct FileActions(libc::posix_spawn_file_actions_t);
+/// A libc `posix_spawn` object (file actions or attributes), initialised in place and
+/// destroyed when dropped.
+struct Posix<T> {
+    value: T,
+    destroy: unsafe extern "C" fn(*mut T) -> libc::c_int,
+}
 
-impl FileActions {
-    fn new() -> io::Result<Self> {
-        let mut a = Self(unsafe { std::mem::zeroed() });
-        // SAFETY: initialises the zeroed struct in place; destroyed in Drop.
-        let rc = unsafe { libc::posix_spawn_file_actions_init(&mut a.0) };
-        if rc != 0 {
-            // Not initialised: must not be destroyed.
-            std::mem::forget(a);
-            return Err(io::Error::from_raw_os_error(rc));
-        }
-        Ok(a)
+impl<T> Posix<T> {
+    /// SAFETY: `T` must be a plain C struct that may be zeroed before `init`, and `init` and
+    /// `destroy` the libc pair for it.
+    unsafe fn new(
+        init: unsafe extern "C" fn(*mut T) -> libc::c_int,
+        destroy: unsafe extern "C" fn(*mut T) -> libc::c_int,
+    ) -> io::Result<Self> {
+        let mut value: T = unsafe { std::mem::zeroed() };
+        // Not initialised on an error: no `Posix` exists to destroy it.
+        ok(unsafe { init(&mut value) })?;
+        Ok(Self { value, destroy })
     }
 }
 
-impl Drop for FileActions {
+impl<T> Drop for Posix<T> {
     fn drop(&mut self) {
-        // SAFETY: initialised in `new`.
-        unsafe { libc::posix_spawn_file_actions_destroy(&mut self.0) };
-    }
-}
-
-struct Attr(libc::posix_spawnattr_t);
-
-impl Attr {
-    fn new() -> io::Result<Self> {
-        let mut a = Self(unsafe { std::mem::zeroed() });
-        // SAFETY: initialises the zeroed struct in place; destroyed in Drop.
-        let rc = unsafe { libc::posix_spawnattr_init(&mut a.0) };
-        if rc != 0 {
-            std::mem::forget(a);
-            return Err(io::Error::from_raw_os_error(rc));
-        }
-        Ok(a)
-    }
-}
-
-impl Drop for Attr {
-    fn drop(&mut self) {
-        // SAFETY: initialised in `new`.
-        unsafe { libc::posix_spawnattr_destroy(&mut self.0) };
+        // SAFETY: initialised in `new` by the `init` that pairs with `destroy`.
+        unsafe { (self.destroy)(&mut self.value) };
     }
 }
 
