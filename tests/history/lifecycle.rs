@@ -45,6 +45,11 @@ fn the_store_is_private_and_records_foreground_runs() {
     );
     assert_eq!(mode(&state), 0o700, "the state folder is private");
     assert_eq!(mode(&state.join("bgflow.db")), 0o600);
+    // The latest writes stay in the WAL beside it (closing copies nothing into bgflow.db
+    // and deletes nothing), as private as the database; the reads below go through it.
+    let wal = state.join("bgflow.db-wal");
+    assert!(wal.is_file(), "no {} after the runs", wal.display());
+    assert_eq!(mode(&wal), 0o600);
 
     // Reading commands find it by searching upward from the current folder.
     std::fs::create_dir_all(home.path().join("flow/deep/er")).expect("mkdir");
