@@ -91,7 +91,7 @@ struct Prepared {
 /// Validates as `plan` does; on problems prints them and returns the exit code.
 fn prepare(source: SourceFile, spec: &Spec, g: Globals<'_>) -> Result<Prepared, u8> {
     let (color, quiet) = (g.color, g.quiet);
-    // One heap for the checks and the run after them (see `par::use_one_thread`).
+    // The checks one at a time, and one heap for them and the run after them.
     par::use_one_thread();
     par::one_heap();
     let checked = validate::check(
