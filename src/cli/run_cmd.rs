@@ -332,11 +332,11 @@ fn execute(
         let plan = &plan;
         // The steps are supervised from a thread that has done nothing yet. Linux places a
         // new child by how busy it thinks the forking thread is, and the main thread has
-        // just spent up to a few hundred milliseconds checking the workflow: with 10,000
-        // steps the kernel then started 5,018 of 5,028 children on the other CPU, which
-        // may be idle (waking it takes 0.2-0.4 ms here) or busy with the other step, where
-        // ninja's land beside their parent. On a fresh thread that is 25 of 4,336, as for
-        // ninja. (`perf record -e sched:sched_wakeup_new`; see docs/architecture.md.)
+        // just spent up to a few hundred milliseconds checking the workflow. With 10,000
+        // steps the kernel then queued 2,300 of 6,410 children forked while the other CPU
+        // was busy on that busy CPU, behind its step, instead of beside their parent
+        // (ninja: 71 of 4,154). From a fresh thread it is 25 of 4,336. (`perf record -e
+        // sched:sched_wakeup_new,sched:sched_switch`; see docs/architecture.md.)
         par::on_a_fresh_thread("bgflow-run", move || {
             runtime.block_on(exec::execute(Arc::new(wf), plan, run_opts, &mut tee))
         })
