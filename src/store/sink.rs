@@ -14,11 +14,10 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
 use serde_json::json;
 
 use super::{now_ms, to_ms, StepFinish, Store, Write};
-use serde::Serialize;
-
 use crate::exec::junit::TestCounts;
 use crate::exec::{RunEvent, Sink, StepReport, StepState};
 
