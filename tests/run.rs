@@ -125,7 +125,20 @@ impl Flow {
 
     /// `bgflow ARGS` with extra environment, in the background.
     fn start_raw(&self, args: &[&str], env: &[(&str, &str)]) -> Running {
-        let mut cmd = Command::new(BIN);
+        self.start_via(&[], args, env)
+    }
+
+    /// As `start_raw`, with bgflow started by `WRAPPER... BIN ARGS` (e.g. a shell that
+    /// changes what bgflow inherits, then execs it).
+    fn start_via(&self, wrapper: &[&str], args: &[&str], env: &[(&str, &str)]) -> Running {
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
         cmd.args(args)
             .current_dir(self.path())
             .env_remove("CI")

@@ -127,6 +127,47 @@ grep '^SigIgn:' /proc/self/status | sed 's/^SigIgn:[[:space:]]*/ignored=/'
     );
 }
 
+/// A step starts with no signal blocked or ignored, even when bgflow itself was started
+/// with signals ignored (as under `nohup`), whether or not bgflow has a handler for them:
+/// SIGHUP and SIGUSR1 are among those bgflow may handle, SIGTSTP and SIGXFSZ are not.
+#[test]
+fn a_step_starts_with_every_signal_at_its_default() {
+    let flow = Flow::new(
+        r#"
+[workflow]
+name = "signals"
+
+[steps.status]
+run = ["grep", "-E", "^Sig(Ign|Blk):", "/proc/self/status"]
+"#,
+    );
+    let out = flow
+        .start_via(
+            &["sh", "-c", r#"trap '' HUP USR1 TSTP XFSZ; exec "$0" "$@""#],
+            &[
+                "--color",
+                "never",
+                "run",
+                "bgflow.toml",
+                "--progress",
+                "never",
+            ],
+            &[],
+        )
+        .finish();
+    out.expect_code(0);
+    let log = out.log("status");
+    let mask = |k: &str| {
+        let v = log
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}:")))
+            .unwrap_or_else(|| panic!("no {k} in the log: {log}"));
+        u64::from_str_radix(v.trim(), 16).unwrap_or_else(|_| panic!("{k} is hex: {log}"))
+    };
+    assert_eq!(mask("SigIgn"), 0, "no signal is ignored in the step: {log}");
+    assert_eq!(mask("SigBlk"), 0, "no signal is blocked in the step: {log}");
+}
+
 /// A string `run` goes through `sh -c`; an array is executed directly, so `$HOME` and
 /// `;` stay literal.
 #[test]
