@@ -349,26 +349,16 @@ fn onto(fd: libc::c_int, target: libc::c_int) -> bool {
 }
 
 /// The signals a child resets to their default before `execve`: every one this process
-/// has a handler for or ignores now, and every one that bgflow or its runtime may give a
-/// handler later. `posix_spawn` resets or queries all 64 in the child, one system call
-/// each (about 1 µs apiece on a VM), while the parent waits.
+/// has a handler for or ignores when the run starts, and those bgflow may give a handler
+/// later (SIGINT, SIGTERM and SIGHUP by the executor, SIGCHLD by tokio for a service's
+/// probe). `posix_spawn` resets or queries all 64 in the child, one system call each
+/// (about 1 µs apiece on a VM), while the parent waits.
 ///
 /// glibc's `sigaction` refuses signals 32 and 33, which it keeps for itself, and its
 /// `posix_spawn` leaves them ignored in every child; the system call reaches all 64, so
 /// a step starts with none ignored.
 fn signals_to_reset() -> Vec<libc::c_int> {
-    const LATER: [libc::c_int; 10] = [
-        libc::SIGHUP,
-        libc::SIGINT,
-        libc::SIGQUIT,
-        libc::SIGPIPE,
-        libc::SIGALRM,
-        libc::SIGTERM,
-        libc::SIGUSR1,
-        libc::SIGUSR2,
-        libc::SIGCHLD,
-        libc::SIGWINCH,
-    ];
+    const LATER: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGCHLD];
     let mut reset: Vec<libc::c_int> = LATER.to_vec();
     for sig in 1..=64 {
         if reset.contains(&sig) || sig == libc::SIGKILL || sig == libc::SIGSTOP {

@@ -129,7 +129,7 @@ grep '^SigIgn:' /proc/self/status | sed 's/^SigIgn:[[:space:]]*/ignored=/'
 
 /// A step starts with no signal blocked or ignored, even when bgflow itself was started
 /// with signals ignored (as under `nohup`), whether or not bgflow has a handler for them:
-/// SIGHUP and SIGUSR1 are among those bgflow may handle, SIGTSTP and SIGXFSZ are not.
+/// SIGHUP is one bgflow handles, SIGUSR1, SIGTSTP and SIGXFSZ are not.
 #[test]
 fn a_step_starts_with_every_signal_at_its_default() {
     let flow = Flow::new(
