@@ -216,6 +216,44 @@ fn ci_gives_plain_lines() {
     assert!(re.is_match(&out.stderr), "{}", out.stderr);
 }
 
+/// Plain lines show the local time of day, in the zone `TZ` names when it is set (here a
+/// POSIX zone 5 hours ahead of UTC) and in /etc/localtime's otherwise.
+#[test]
+fn plain_lines_show_the_local_time_of_day() {
+    let flow = Flow::new("[workflow]\nname = \"tz\"\n\n[steps.one]\nrun = \"true\"\n");
+    let utc_hour = || (jiff::Timestamp::now().as_second().rem_euclid(86_400) / 3600) as u32;
+    let hour_of = |stderr: &str| -> u32 {
+        stderr
+            .lines()
+            .find_map(|l| l.get(..2)?.parse().ok())
+            .unwrap_or_else(|| panic!("no line starting with the hour: {stderr}"))
+    };
+    let before = utc_hour();
+    let out = flow.start_env(&[], &[("TZ", "BGF-5")]).finish();
+    let after = utc_hour();
+    out.expect_code(0);
+    let shown = hour_of(&out.stderr);
+    assert!(
+        [(before + 5) % 24, (after + 5) % 24].contains(&shown),
+        "TZ=BGF-5 shows UTC+5 ({before}..{after} UTC): {}",
+        out.stderr
+    );
+    let local = |ts: jiff::Timestamp| {
+        let zone = jiff::tz::TimeZone::try_system().expect("the system time zone");
+        ts.to_zoned(zone).hour() as u32
+    };
+    let before = local(jiff::Timestamp::now());
+    let out = flow.start_env(&[], &[]).finish();
+    let after = local(jiff::Timestamp::now());
+    out.expect_code(0);
+    let shown = hour_of(&out.stderr);
+    assert!(
+        [before, after].contains(&shown),
+        "without TZ, the hour of /etc/localtime ({before}..{after}): {}",
+        out.stderr
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // The summary, and DESIGN.md §5.4
 // ---------------------------------------------------------------------------------------
