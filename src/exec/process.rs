@@ -44,7 +44,7 @@ pub fn spawn(s: Spawn<'_>) -> std::io::Result<Child> {
         }
         Command::Argv(argv) => argv.iter().map(String::as_str).collect(),
     };
-    let pid = posix::spawn(
+    let started = posix::spawn(
         s.environment,
         &Launch {
             argv: &argv,
@@ -57,7 +57,8 @@ pub fn spawn(s: Spawn<'_>) -> std::io::Result<Child> {
     drop(s.output);
     // A pidfd turns the exit into an event on the runtime; without one (Linux < 5.3) the
     // wait polls.
-    let exit = posix::exit_event(pid);
+    let pid = started.pid;
+    let exit = posix::exit_event(started);
     Ok(Child {
         pid,
         exit,

@@ -213,9 +213,16 @@ pub struct Launch<'a> {
     pub output: BorrowedFd<'a>,
 }
 
+/// A started process.
+pub struct Started {
+    pub pid: i32,
+    /// A pidfd for it, made by `clone` (Linux 5.2+); `None` on an older kernel.
+    pub pidfd: Option<OwnedFd>,
+}
+
 /// Starts the process as the leader of a new process group, with an empty signal mask and
-/// default dispositions. Returns its pid.
-pub fn spawn(envs: &Environment, l: &Launch<'_>) -> io::Result<i32> {
+/// default dispositions.
+pub fn spawn(envs: &Environment, l: &Launch<'_>) -> io::Result<Started> {
     let (program, _) = l
         .argv
         .split_first()
@@ -242,6 +249,7 @@ pub fn spawn(envs: &Environment, l: &Launch<'_>) -> io::Result<i32> {
         reset_len: envs.reset.len(),
         err: 0,
     };
+    let mut pidfd: libc::c_int = -1;
     let pid = CHILD_STACK.with_borrow_mut(|stack| {
         // The stack grows down from its 16-byte aligned end.
         let top = stack.as_mut_ptr_range().end as usize & !15;
@@ -250,7 +258,8 @@ pub fn spawn(envs: &Environment, l: &Launch<'_>) -> io::Result<i32> {
         // old mask is restored right after. `clone` with CLONE_VFORK returns once the
         // child has called `execve` or exited, so `args`, every pointer in it and the
         // stack outlive the child's use of them; the child only makes plain system calls
-        // on them (see `child_main`).
+        // on them (see `child_main`). With CLONE_PIDFD the kernel writes a new descriptor
+        // into `pidfd`, the argument `clone` takes for the parent's thread id.
         unsafe {
             let mut all: libc::sigset_t = std::mem::zeroed();
             let mut old: libc::sigset_t = std::mem::zeroed();
@@ -259,8 +268,9 @@ pub fn spawn(envs: &Environment, l: &Launch<'_>) -> io::Result<i32> {
             let pid = libc::clone(
                 child_main,
                 top as *mut libc::c_void,
-                libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+                libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD,
                 std::ptr::addr_of_mut!(args).cast(),
+                std::ptr::addr_of_mut!(pidfd),
             );
             let clone_error = io::Error::last_os_error();
             libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
@@ -271,6 +281,9 @@ pub fn spawn(envs: &Environment, l: &Launch<'_>) -> io::Result<i32> {
             }
         }
     })?;
+    // SAFETY: a descriptor the kernel just made for us (or -1, left as it was by a kernel
+    // without CLONE_PIDFD).
+    let pidfd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) });
     // SAFETY: the child wrote `err`, if at all, before it exited or exec'd.
     let err = unsafe { std::ptr::addr_of!(args.err).read_volatile() };
     if err != 0 {
@@ -280,7 +293,7 @@ pub fn spawn(envs: &Environment, l: &Launch<'_>) -> io::Result<i32> {
         unsafe { libc::waitpid(pid, &mut status, 0) };
         return Err(io::Error::from_raw_os_error(err));
     }
-    Ok(pid)
+    Ok(Started { pid, pidfd })
 }
 
 thread_local! {
@@ -395,15 +408,20 @@ unsafe fn rt_sigaction(
     unsafe { libc::syscall(libc::SYS_rt_sigaction, sig, new, old, 8_usize) }
 }
 
-/// An event on the runtime for the exit of process `pid`: a pidfd (Linux 5.3+), which
-/// becomes readable when the process exits. `None` where the kernel has no `pidfd_open`.
-/// Must be called on the runtime.
-pub fn exit_event(pid: i32) -> Option<tokio::io::unix::AsyncFd<OwnedFd>> {
-    // SAFETY: a plain system call; a non-negative result is a new descriptor we own.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    let fd = i32::try_from(fd).ok().filter(|fd| *fd >= 0)?;
-    // SAFETY: `fd` was just returned by the kernel and is owned by nobody else.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+/// An event on the runtime for the exit of a started process: its pidfd, which becomes
+/// readable when the process exits, from `clone` or else `pidfd_open` (Linux 5.3+). `None`
+/// where the kernel has neither. Must be called on the runtime.
+pub fn exit_event(started: Started) -> Option<tokio::io::unix::AsyncFd<OwnedFd>> {
+    let fd = match started.pidfd {
+        Some(fd) => fd,
+        None => {
+            // SAFETY: a plain system call; a non-negative result is a new descriptor we own.
+            let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, started.pid, 0) };
+            let fd = i32::try_from(fd).ok().filter(|fd| *fd >= 0)?;
+            // SAFETY: `fd` was just returned by the kernel and is owned by nobody else.
+            unsafe { OwnedFd::from_raw_fd(fd) }
+        }
+    };
     // SAFETY: the AsyncFd owns `fd`, so it stays open and the same for the AsyncFd's life.
     unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
         .ok()
@@ -505,17 +523,19 @@ mod tests {
         };
         let missing_cwd = start(&["true"], &dir.path().join("missing"));
         assert_eq!(
-            missing_cwd.map_err(|e| e.raw_os_error()),
-            Err(Some(libc::ENOENT)),
+            missing_cwd.err().map(|e| e.raw_os_error()),
+            Some(Some(libc::ENOENT)),
             "chdir into a missing folder"
         );
         let plain = not_executable.display().to_string();
         assert_eq!(
-            start(&[&plain], dir.path()).map_err(|e| e.raw_os_error()),
-            Err(Some(libc::EACCES)),
+            start(&[&plain], dir.path()).err().map(|e| e.raw_os_error()),
+            Some(Some(libc::EACCES)),
             "execve of a file without the execute bit"
         );
-        let pid = start(&["sh", "-c", "exit 7"], dir.path()).expect("a start that works");
+        let started = start(&["sh", "-c", "exit 7"], dir.path()).expect("a start that works");
+        assert!(started.pidfd.is_some(), "clone made a pidfd");
+        let pid = started.pid;
         let mut status = 0;
         // SAFETY: waiting for the child this test started.
         assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
