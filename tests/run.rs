@@ -111,6 +111,12 @@ impl Flow {
 
     /// As `start`, with extra environment for bgflow.
     fn start_env(&self, args: &[&str], env: &[(&str, &str)]) -> Running {
+        self.start_via(&[], args, env)
+    }
+
+    /// As `start_env`, with bgflow started by `WRAPPER... BIN` (e.g. a shell that changes
+    /// what bgflow inherits, then execs it).
+    fn start_via(&self, wrapper: &[&str], args: &[&str], env: &[(&str, &str)]) -> Running {
         let mut all = vec![
             "--color",
             "never",
@@ -120,17 +126,16 @@ impl Flow {
             "never",
         ];
         all.extend_from_slice(args);
-        self.start_raw(&all, env)
+        self.start_command(wrapper, &all, env)
     }
 
     /// `bgflow ARGS` with extra environment, in the background.
     fn start_raw(&self, args: &[&str], env: &[(&str, &str)]) -> Running {
-        self.start_via(&[], args, env)
+        self.start_command(&[], args, env)
     }
 
-    /// As `start_raw`, with bgflow started by `WRAPPER... BIN ARGS` (e.g. a shell that
-    /// changes what bgflow inherits, then execs it).
-    fn start_via(&self, wrapper: &[&str], args: &[&str], env: &[(&str, &str)]) -> Running {
+    /// `WRAPPER... BIN ARGS` (or `BIN ARGS`) with extra environment, in the background.
+    fn start_command(&self, wrapper: &[&str], args: &[&str], env: &[(&str, &str)]) -> Running {
         let mut cmd = match wrapper.split_first() {
             Some((program, rest)) => {
                 let mut c = Command::new(program);

@@ -387,7 +387,8 @@ fn signals_to_reset() -> Vec<libc::c_int> {
     reset
 }
 
-/// `struct sigaction` as the `rt_sigaction` system call takes it (not glibc's).
+/// `struct sigaction` as the `rt_sigaction` system call takes it (not glibc's), in the
+/// layout of x86_64, aarch64 and the other architectures with `sa_restorer`.
 #[repr(C)]
 #[derive(Default)]
 struct KernelSigaction {

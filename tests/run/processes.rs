@@ -144,14 +144,7 @@ run = ["grep", "-E", "^Sig(Ign|Blk):", "/proc/self/status"]
     let out = flow
         .start_via(
             &["sh", "-c", r#"trap '' HUP USR1 TSTP XFSZ; exec "$0" "$@""#],
-            &[
-                "--color",
-                "never",
-                "run",
-                "bgflow.toml",
-                "--progress",
-                "never",
-            ],
+            &[],
             &[],
         )
         .finish();
