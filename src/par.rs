@@ -3,8 +3,9 @@
 //! Work on every core without a thread pool: a list is cut into one run of consecutive items
 //! per core, and the runs are handled at once on scoped threads. Used where `bgflow plan`
 //! handles thousands of independent steps; results come back in the list's order. Also
-//! one call on a thread of its own (`on_a_fresh_thread`) and one heap for every thread
-//! (`one_heap`), which `bgflow run` uses to supervise its steps.
+//! one call on a thread of its own (`on_a_fresh_thread`), two calls at once (`beside`) and
+//! one heap for every thread (`one_heap`), which `bgflow run` uses to supervise its steps
+//! and to write its summary.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,6 +45,29 @@ pub fn on_a_fresh_thread<R: Send>(name: &str, f: impl FnOnce() -> R + Send) -> i
         Ok(thread
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+    })
+}
+
+/// Runs `there` on a new thread named `name` while `here` runs on the calling thread, and
+/// returns both results. When the thread cannot be started, `there` runs here after `here`.
+/// A panic in either goes on in the caller.
+pub fn beside<A: Send, B>(
+    name: &str,
+    there: impl Fn() -> A + Sync,
+    here: impl FnOnce() -> B,
+) -> (A, B) {
+    std::thread::scope(|scope| {
+        let thread = std::thread::Builder::new()
+            .name(name.into())
+            .spawn_scoped(scope, &there);
+        let b = here();
+        let a = match thread {
+            Ok(thread) => thread
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            Err(_) => there(),
+        };
+        (a, b)
     })
 }
 
@@ -123,6 +147,17 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn beside_runs_one_call_on_a_named_thread_and_returns_both() {
+        let (there, here) = beside(
+            "bgflow-test",
+            || std::thread::current().name().map(str::to_owned),
+            || std::thread::current().name().map(str::to_owned),
+        );
+        assert_eq!(there.as_deref(), Some("bgflow-test"));
+        assert_ne!(here.as_deref(), Some("bgflow-test"));
+    }
 
     #[test]
     fn results_keep_the_order_of_the_items() {

@@ -358,21 +358,16 @@ fn execute(
     }
     // summary.json is written on a second thread while the table is built and printed: at
     // 10,000 steps each took 15-30 ms, and both CPUs are free once the steps are done.
-    let written = std::thread::scope(|scope| {
-        let json = std::thread::Builder::new()
-            .name("bgflow-summary".into())
-            .spawn_scoped(scope, || summary::write_json(&report));
-        // `-q`: the summary only when something went wrong.
-        if display.is_some() && !(quiet && report.exit_code() == exit::SUCCESS) {
-            report::stderr(&summary::text(&report));
-        }
-        match json {
-            Ok(thread) => thread
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            Err(_) => summary::write_json(&report),
-        }
-    });
+    let (written, ()) = par::beside(
+        "bgflow-summary",
+        || summary::write_json(&report),
+        || {
+            // `-q`: the summary only when something went wrong.
+            if display.is_some() && !(quiet && report.exit_code() == exit::SUCCESS) {
+                report::stderr(&summary::text(&report));
+            }
+        },
+    );
     if let Err(e) = written {
         report::stderr(&format!("warning: cannot write summary.json: {e}\n"));
     }

@@ -55,7 +55,7 @@ pub fn spawn(s: Spawn<'_>) -> std::io::Result<Child> {
         },
     )?;
     drop(s.output);
-    // A pidfd turns the exit into an event on the runtime; without one (Linux < 5.3) the
+    // A pidfd turns the exit into an event on the runtime; without one (Linux < 5.2) the
     // wait polls.
     let pid = started.pid;
     let exit = posix::exit_event(started);
