@@ -122,18 +122,25 @@ fn a_foreground_run_on_a_terminal_rings_at_the_end() {
     );
 }
 
-/// Runs `cmd` (a shell command line) under a pseudo-terminal with `input` typed in.
-fn on_a_terminal(dir: &Path, cmd: &str, input: &str) -> (Option<i32>, String) {
-    use std::io::Write as _;
-    let mut child = Command::new("script")
-        .current_dir(dir)
+/// `script` running `cmd` (a shell command line) under a pseudo-terminal in `dir`, with
+/// piped input and the screen on its stdout.
+fn terminal(dir: &Path, cmd: &str) -> Command {
+    let mut c = Command::new("script");
+    c.current_dir(dir)
         .env("XDG_CONFIG_HOME", dir.join("none"))
         .env_remove("CI")
         .env_remove("BGFLOW_STATE_DIR")
         .env_remove("BGFLOW_CONFIG")
         .args(["-qec", cmd, "/dev/null"])
         .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    c
+}
+
+/// Runs `cmd` (a shell command line) under a pseudo-terminal with `input` typed in.
+fn on_a_terminal(dir: &Path, cmd: &str, input: &str) -> (Option<i32>, String) {
+    use std::io::Write as _;
+    let mut child = terminal(dir, cmd)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("script");
@@ -229,15 +236,7 @@ fn a_run_on_a_terminal_draws_an_overall_bar_and_a_line_per_running_step() {
     );
     std::fs::write(dir.path().join("flow.toml"), flow).expect("flow");
     let bin = env!("CARGO_BIN_EXE_bgflow");
-    let mut child = Command::new("script")
-        .current_dir(dir.path())
-        .env("XDG_CONFIG_HOME", dir.path().join("none"))
-        .env_remove("CI")
-        .env_remove("BGFLOW_STATE_DIR")
-        .env_remove("BGFLOW_CONFIG")
-        .args(["-qec", &format!("{bin} run -j2 flow.toml"), "/dev/null"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
+    let mut child = terminal(dir.path(), &format!("{bin} run -j2 flow.toml"))
         .spawn()
         .expect("script");
     let mut stdout = child.stdout.take().expect("stdout");
