@@ -208,49 +208,43 @@ fn state_dir_for(p: &Prepared, state_dir: Option<&Path>) -> PathBuf {
     std::path::absolute(&dir).unwrap_or(dir)
 }
 
-/// Records a new run and its selected steps.
-fn record(
-    store: &mut Store,
+/// The record of a new run and its selected steps.
+fn new_run(
     p: &Prepared,
     run_id: &str,
     log_dir: &Path,
     spec: &Spec,
     detached: bool,
     meta: &serde_json::Value,
-) -> Result<(), String> {
-    let selected = selected_steps(&p.plan, &p.only);
-    let steps = selected
-        .iter()
-        .map(|&i| {
+) -> Result<NewRun, String> {
+    let steps = selected_steps(&p.plan, &p.only)
+        .into_iter()
+        .map(|i| {
             let s = &p.wf.steps[i];
             (
                 i,
-                s.name.as_str(),
+                s.name.clone(),
                 s.kind().as_str(),
                 log_dir.join(format!("{}.log", s.name)),
             )
         })
         .collect();
-    let spec_json = serde_json::to_value(spec).map_err(|e| e.to_string())?;
-    let file = spec.file.as_deref();
-    store
-        .create_run(&NewRun {
-            id: run_id,
-            workflow: &p.wf.name,
-            file,
-            root: &p.wf.root,
-            kind: if spec.adhoc.is_some() {
-                "command"
-            } else {
-                "workflow"
-            },
-            detached,
-            log_dir,
-            spec: &spec_json,
-            meta,
-            steps,
-        })
-        .map_err(|e| e.to_string())
+    Ok(NewRun {
+        id: run_id.to_owned(),
+        workflow: p.wf.name.clone(),
+        file: spec.file.clone(),
+        root: p.wf.root.clone(),
+        kind: if spec.adhoc.is_some() {
+            "command"
+        } else {
+            "workflow"
+        },
+        detached,
+        log_dir: log_dir.to_path_buf(),
+        spec: serde_json::to_value(spec).map_err(|e| e.to_string())?,
+        meta: meta.clone(),
+        steps,
+    })
 }
 
 fn selected_steps(plan: &Plan, only: &[usize]) -> Vec<usize> {
@@ -259,9 +253,12 @@ fn selected_steps(plan: &Plan, only: &[usize]) -> Vec<usize> {
 }
 
 /// Runs a prepared workflow to the end with the given display; returns the exit code.
+/// `record`: the run's record, when the store does not have it yet.
+#[allow(clippy::too_many_arguments)]
 fn execute(
     p: Prepared,
     store: Store,
+    record: Option<NewRun>,
     run_id: String,
     state_dir: PathBuf,
     spec: &Spec,
@@ -301,6 +298,9 @@ fn execute(
         keep,
     };
     let mut store_sink = StoreSink::new(store, &run_id, names.clone());
+    if let Some(record) = record {
+        store_sink.record(record);
+    }
     store_sink.beat_every = config
         .monitoring
         .heartbeat
@@ -572,22 +572,29 @@ fn launch(
     }
     let run_id = new_run_id();
     let log_dir = state_dir.join("runs").join(&run_id);
-    if let Err(e) = record(
-        &mut store, &prepared, &run_id, &log_dir, &spec, detach, meta,
-    ) {
-        report::stderr(&format!("error: cannot record the run: {e}\n"));
-        return Ok(exit::INTERNAL);
-    }
+    let record = match new_run(&prepared, &run_id, &log_dir, &spec, detach, meta) {
+        Ok(r) => r,
+        Err(e) => {
+            report::stderr(&format!("error: cannot record the run: {e}\n"));
+            return Ok(exit::INTERNAL);
+        }
+    };
     if !detach {
+        // The history thread writes the record while the first steps start.
         return Ok(execute(
             prepared,
             store,
+            Some(record),
             run_id,
             state_dir,
             &spec,
             Some(progress),
             quiet,
         ));
+    }
+    if let Err(e) = store.create_run(&record) {
+        report::stderr(&format!("error: cannot record the run: {e}\n"));
+        return Ok(exit::INTERNAL);
     }
     if let Err(e) = crate::store::ensure_private_dir(&log_dir) {
         report::stderr(&format!("error: {e}\n"));
@@ -719,6 +726,7 @@ pub fn supervise(run_id: &str, g: Globals<'_>) -> u8 {
     execute(
         prepared,
         store,
+        None,
         run_id.to_owned(),
         state_dir.to_path_buf(),
         &spec,

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::json;
 
-use super::{now_ms, to_ms, StepFinish, Store, Write};
+use super::{now_ms, to_ms, NewRun, StepFinish, Store, Write};
 use crate::exec::junit::TestCounts;
 use crate::exec::{RunEvent, Sink, StepReport, StepState};
 
@@ -125,6 +125,13 @@ impl StoreSink {
             Writer::Here(store) => Some(store),
             _ => None,
         }
+    }
+
+    /// Records a new run, sent to the writer at once: the steps start while its rows are
+    /// written, and every later write comes after them.
+    pub fn record(&mut self, run: NewRun) {
+        self.pending.push(Write::RunCreated(Box::new(run)));
+        self.flush();
     }
 
     /// Hands the waiting writes to the writer.

@@ -1,17 +1,17 @@
 use super::*;
 
-fn new_run<'a>(id: &'a str, dir: &'a Path, spec: &'a serde_json::Value) -> NewRun<'a> {
+fn new_run(id: &str, dir: &Path, spec: &serde_json::Value) -> NewRun {
     NewRun {
-        id,
-        workflow: "wf",
+        id: id.to_owned(),
+        workflow: "wf".to_owned(),
         file: None,
-        root: dir,
+        root: dir.to_path_buf(),
         kind: "workflow",
         detached: false,
-        log_dir: dir,
-        spec,
-        meta: spec,
-        steps: vec![(0, "a", "task", dir.join("a.log"))],
+        log_dir: dir.to_path_buf(),
+        spec: spec.clone(),
+        meta: spec.clone(),
+        steps: vec![(0, "a".to_owned(), "task", dir.join("a.log"))],
     }
 }
 
@@ -110,4 +110,56 @@ fn refuses_a_newer_schema() {
         Store::open(dir.path()),
         Err(StoreError::TooNew { found: 99, .. })
     ));
+}
+
+#[test]
+fn a_run_recorded_through_the_writer_comes_before_its_later_writes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let spec = serde_json::json!({});
+    let mut sink = sink::StoreSink::new(store, "new00001", vec!["a".to_owned()]);
+    sink.record(new_run("new00001", dir.path(), &spec));
+    // In the same batch as the record or a later one: never applied before it.
+    let me = std::process::id();
+    let store = sink.store().expect("writer");
+    store
+        .apply(&[Write::RunStarted {
+            run: "new00001".into(),
+            pid: me,
+            start: process_start_time(me),
+        }])
+        .expect("apply");
+    let run = store.run("new00001").expect("query").expect("row");
+    assert_eq!((run.state.as_str(), run.steps_total), ("running", 1));
+    let steps = store.steps("new00001").expect("steps");
+    assert_eq!(steps.len(), 1);
+    assert_eq!(
+        (steps[0].name.as_str(), steps[0].state.as_str()),
+        ("a", "pending")
+    );
+    assert!(sink.error.is_none(), "{:?}", sink.error);
+}
+
+#[test]
+fn a_run_created_within_a_batch_takes_the_writes_after_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = Store::open(dir.path()).expect("open");
+    let spec = serde_json::json!({});
+    store
+        .apply(&[
+            Write::RunCreated(Box::new(new_run("new00002", dir.path(), &spec))),
+            Write::StepStarted {
+                run: "new00002".into(),
+                idx: 0,
+                attempt: 1,
+                pid: 4242,
+                at: now_ms(),
+            },
+        ])
+        .expect("apply");
+    let steps = store.steps("new00002").expect("steps");
+    assert_eq!(steps[0].state, "running");
+    assert_eq!(steps[0].pid, Some(4242));
+    let events = store.events(Some("new00002"), 0, 10).expect("events");
+    assert_eq!(events[0].r#type, "run_created");
 }
