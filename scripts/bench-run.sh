@@ -52,14 +52,15 @@ peak_rss_mb() {
 }
 
 # Two commands timed in alternation, RUNS rounds (the first one first in odd rounds, second
-# in even ones), each run after its preparation. Prints "mean1 sd1 mean2 sd2 ratio": ratio is
-# the median over the rounds of run1/run2. This machine's speed drifts by ±10% within a
+# in even ones), each run after its preparation. Prints "mean1 sd1 mean2 sd2 ratio lo hi":
+# ratio is the median over the rounds of run1/run2, and lo..hi its 95% bootstrap confidence
+# interval (2,000 resamples of the rounds): how far the median could move on this machine. This machine's speed drifts by ±10% within a
 # minute; timing the two in separate blocks (as hyperfine does) measures the drift as much
 # as the tools, while a pair of neighbouring runs sees the same machine.
 paired() {
   local dir=$1 prep1=$2 cmd1=$3 prep2=$4 cmd2=$5
   (cd "$dir" && python3 - "$runs" "$prep1" "$cmd1" "$prep2" "$cmd2" <<'PY'
-import statistics, subprocess, sys, time
+import random, statistics, subprocess, sys, time
 runs, prep1, cmd1, prep2, cmd2 = int(sys.argv[1]), *sys.argv[2:]
 def timed(prep, cmd):
     subprocess.run(prep, shell=True, check=True)
@@ -76,8 +77,12 @@ for i in range(runs):
     else:
         b.append(timed(prep2, cmd2)); a.append(timed(prep1, cmd1))
 sd = lambda x: statistics.stdev(x) if len(x) > 1 else 0.0
-ratio = statistics.median(x / y for x, y in zip(a, b))
-print("%.3f %.3f %.3f %.3f %.2f" % (statistics.mean(a), sd(a), statistics.mean(b), sd(b), ratio))
+ratios = [x / y for x, y in zip(a, b)]
+ratio = statistics.median(ratios)
+rng = random.Random(1)
+meds = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(2000))
+lo, hi = meds[50], meds[1949]
+print("%.3f %.3f %.3f %.3f %.2f %.2f %.2f" % (statistics.mean(a), sd(a), statistics.mean(b), sd(b), ratio, lo, hi))
 PY
   )
 }
@@ -128,7 +133,7 @@ PY
   nj_prepare="rm -rf out .ninja_log .ninja_deps"
   nj_cmd="ninja -j2 -f build.ninja"
   echo "bench-run: (a) $steps steps: bgflow and ninja, $runs rounds" >&2
-  read -r bg_mean bg_sd nj_mean nj_sd ratio < <(paired "$dir" "$bg_prepare" "$bg_cmd" "$nj_prepare" "$nj_cmd")
+  read -r bg_mean bg_sd nj_mean nj_sd ratio ratio_lo ratio_hi < <(paired "$dir" "$bg_prepare" "$bg_cmd" "$nj_prepare" "$nj_cmd")
   bg_rss=$(peak_rss_mb "$dir" "$bg_prepare" "$bg_cmd")
   nj_rss=$(peak_rss_mb "$dir" "$nj_prepare" "$nj_cmd")
   # What validation and planning alone hold: the rest of `run`'s peak is the executor's.
@@ -139,8 +144,8 @@ PY
   per_step=$(python3 -c "print(f'{($bg_mean - $nj_mean) * 1e6 / $steps:.0f}')")
   verdict=$(python3 -c "print('ok' if $ratio <= $dag_ratio_max else 'OVER')")
   [[ $verdict == ok ]] || over=1
-  dag_rows+=("$(printf '%6s  %13s  %13s  %6s  %9s  %9s  %8s  %9s  %8s   %s' \
-    "$steps" "$bg_mean±$bg_sd" "$nj_mean±$nj_sd" "${ratio}x" "$per_step" "$bg_rss" "$plan_rss" "$exec_rss" "$nj_rss" "$verdict")")
+  dag_rows+=("$(printf '%6s  %13s  %13s  %6s  %11s  %9s  %9s  %8s  %9s  %8s   %s' \
+    "$steps" "$bg_mean±$bg_sd" "$nj_mean±$nj_sd" "${ratio}x" "$ratio_lo–$ratio_hi" "$per_step" "$bg_rss" "$plan_rss" "$exec_rss" "$nj_rss" "$verdict")")
   rm -rf "$dir/out" "$dir/.bgflow"
 done
 first_rss=${rss_by_size[0]}
@@ -166,7 +171,7 @@ echo "bench-run: (b) $big through bgflow and redirected to a file, $runs rounds"
 b_prepare="rm -rf .bgflow file"
 b_cmd="'$bin' run --progress never big.toml"
 # In alternation, as in (a): the machine's drift would otherwise be part of the ratio.
-read -r b_mean b_sd s_mean s_sd b_ratio < <(paired "$dir" "$b_prepare" "$b_cmd" \
+read -r b_mean b_sd s_mean s_sd b_ratio b_lo b_hi < <(paired "$dir" "$b_prepare" "$b_cmd" \
   "$b_prepare" "sh -c 'head -c $big /dev/zero > file'")
 b_rss=$(peak_rss_mb "$dir" "$b_prepare" "$b_cmd")
 log_bytes=$(find "$dir/.bgflow/runs" -name big.log -printf '%s\n' | head -n1)
@@ -176,9 +181,9 @@ b_verdict=$(python3 -c "print('ok' if $b_ratio <= $big_ratio_max and $b_rss <= $
 
 # ---- the table -----------------------------------------------------------------------------
 echo
-echo "(a) layered DAG of touch steps, -j2, width $width (wall time: mean±sd seconds over $runs runs; ratio: median of the per-round bgflow/ninja ratios)"
-printf '%6s  %13s  %13s  %6s  %9s  %9s  %8s  %9s  %8s   %s\n' \
-  "steps" "bgflow s" "ninja s" "ratio" "+µs/step" "run MB" "plan MB" "exec MB" "ninja MB" "target (ratio ≤ ${dag_ratio_max})"
+echo "(a) layered DAG of touch steps, -j2, width $width (wall time: mean±sd seconds over $runs runs; ratio: median of the per-round bgflow/ninja ratios, with its 95% bootstrap CI)"
+printf '%6s  %13s  %13s  %6s  %11s  %9s  %9s  %8s  %9s  %8s   %s\n' \
+  "steps" "bgflow s" "ninja s" "ratio" "95% CI" "+µs/step" "run MB" "plan MB" "exec MB" "ninja MB" "target (ratio ≤ ${dag_ratio_max})"
 printf '%s\n' "${dag_rows[@]}"
 echo "run MB: bgflow run's peak RSS; plan MB: \`bgflow plan\` alone on the same file; exec MB: the difference."
 echo "bgflow run peak RSS growth, largest/smallest size: ${growth}x   target ≤ ${rss_growth_max}x: $growth_verdict"
@@ -188,7 +193,7 @@ echo "(b) one step printing $big (log: $log_bytes bytes)"
 printf '%-28s %14s %12s\n' "case" "wall s" "peak RSS MB"
 printf '%-28s %14s %12s\n' "bgflow run" "$b_mean±$b_sd" "$b_rss"
 printf '%-28s %14s %12s\n' "sh -c 'head ... > file'" "$s_mean±$s_sd" "-"
-echo "ratio ${b_ratio}x (median of the per-round ratios; target ≤ ${big_ratio_max}x), peak RSS ${b_rss} MB (target ≤ ${big_rss_max_mb} MB): $b_verdict"
+echo "ratio ${b_ratio}x (median of the per-round ratios, 95% CI ${b_lo}–${b_hi}; target ≤ ${big_ratio_max}x), peak RSS ${b_rss} MB (target ≤ ${big_rss_max_mb} MB): $b_verdict"
 
 if [[ $over == 1 && ${BENCH_STRICT:-0} == 1 ]]; then
   exit 1
