@@ -54,9 +54,10 @@ peak_rss_mb() {
 # Two commands timed in alternation, RUNS rounds (the first one first in odd rounds, second
 # in even ones), each run after its preparation. Prints "mean1 sd1 mean2 sd2 ratio lo hi":
 # ratio is the median over the rounds of run1/run2, and lo..hi its 95% bootstrap confidence
-# interval (2,000 resamples of the rounds): how far the median could move on this machine. This machine's speed drifts by ±10% within a
-# minute; timing the two in separate blocks (as hyperfine does) measures the drift as much
-# as the tools, while a pair of neighbouring runs sees the same machine.
+# interval (2,000 resamples of the rounds): how far the median could move on this machine.
+# This machine's speed drifts by ±10% within a minute; timing the two in separate blocks
+# (as hyperfine does) measures the drift as much as the tools, while a pair of neighbouring
+# runs sees the same machine.
 paired() {
   local dir=$1 prep1=$2 cmd1=$3 prep2=$4 cmd2=$5
   (cd "$dir" && python3 - "$runs" "$prep1" "$cmd1" "$prep2" "$cmd2" <<'PY'

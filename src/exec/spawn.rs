@@ -255,11 +255,11 @@ pub fn spawn(envs: &Environment, l: &Launch<'_>) -> io::Result<Started> {
         let top = stack.as_mut_ptr_range().end as usize & !15;
         // SAFETY: signals (but SIGCHLD) are blocked around the clone so that no handler of
         // this process runs in the child (which shares our memory) before the child has
-        // reset it; the old mask is restored right after. `clone` with CLONE_VFORK returns once the
-        // child has called `execve` or exited, so `args`, every pointer in it and the
-        // stack outlive the child's use of them; the child only makes plain system calls
-        // on them (see `child_main`). With CLONE_PIDFD the kernel writes a new descriptor
-        // into `pidfd`, the argument `clone` takes for the parent's thread id.
+        // reset it; the old mask is restored right after. `clone` with CLONE_VFORK returns
+        // once the child has called `execve` or exited, so `args`, every pointer in it and
+        // the stack outlive the child's use of them; the child only makes plain system
+        // calls on them (see `child_main`). With CLONE_PIDFD the kernel writes a new
+        // descriptor into `pidfd`, the argument `clone` takes for the parent's thread id.
         unsafe {
             let mut all: libc::sigset_t = std::mem::zeroed();
             let mut old: libc::sigset_t = std::mem::zeroed();
