@@ -119,16 +119,18 @@ fn a_run_recorded_through_the_writer_comes_before_its_later_writes() {
     let spec = serde_json::json!({});
     let mut sink = sink::StoreSink::new(store, "new00001", vec!["a".to_owned()]);
     sink.record(new_run("new00001", dir.path(), &spec));
-    // In the same batch as the record or a later one: never applied before it.
-    let me = std::process::id();
+    // Through the writer too, in the record's batch or a later one. Applied before the
+    // record, its update would find no row and the run would stay `pending`.
+    crate::exec::Sink::event(
+        &mut sink,
+        &crate::exec::RunEvent::RunStarted {
+            run_id: "new00001",
+            workflow: "wf",
+            steps: 1,
+            log_dir: dir.path(),
+        },
+    );
     let store = sink.store().expect("writer");
-    store
-        .apply(&[Write::RunStarted {
-            run: "new00001".into(),
-            pid: me,
-            start: process_start_time(me),
-        }])
-        .expect("apply");
     let run = store.run("new00001").expect("query").expect("row");
     assert_eq!((run.state.as_str(), run.steps_total), ("running", 1));
     let steps = store.steps("new00001").expect("steps");
