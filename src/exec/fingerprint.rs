@@ -28,9 +28,11 @@ pub fn compute(wf: &Workflow, step: &Step) -> Option<String> {
     Some(hash(wf, step))
 }
 
-/// The fingerprint to record after a success, whose outputs were checked as it ended;
-/// `None` for a step without outputs, which is never up to date.
-pub fn after_success(wf: &Workflow, step: &Step) -> Option<String> {
+/// The fingerprint of an attempt, taken as it starts (its outputs are checked as it ends,
+/// and it is recorded only if the attempt succeeds); `None` for a step without outputs,
+/// which is never up to date. Taken at the start, it holds the inputs the step found: an
+/// input edited while the step runs no longer matches on the next run.
+pub fn at_start(wf: &Workflow, step: &Step) -> Option<String> {
     (!step.spec.outputs.is_empty()).then(|| hash(wf, step))
 }
 

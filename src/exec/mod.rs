@@ -289,6 +289,8 @@ pub(crate) enum Msg {
     Finished {
         step: usize,
         report: Box<StepReport>,
+        /// A success's fingerprint (`fingerprint::at_start`), to record.
+        fingerprint: Option<String>,
     },
     /// A service passed its ready probe.
     Ready {
@@ -373,7 +375,7 @@ pub async fn execute(
     let mut stop_reason: Option<String> = None;
     let mut got_signal: Option<i32> = None;
     // Steps whose end is decided but not yet recorded or reported.
-    let mut finished: Vec<(usize, Box<StepReport>)> = Vec::new();
+    let mut finished: Vec<(usize, Box<StepReport>, Option<String>)> = Vec::new();
 
     loop {
         // Start what can start; up-to-date steps finish at once and may unlock others.
@@ -385,11 +387,14 @@ pub async fn execute(
             }
             for s in ready {
                 let kept = keep.get(&s).map(|r| (*r).to_owned());
+                // A step without a recorded success cannot be up to date: its outputs are
+                // not even looked at (on a first run, no step is).
                 let up_to_date = kept.is_some()
                     || (!opts.force && {
-                        let fp = fingerprint::compute(&wf, &wf.steps[s]);
                         let key = fingerprint::key(&wf.name, &wf.steps[s].name);
-                        fp.is_some() && opts.fingerprints.get(&key) == fp.as_ref()
+                        opts.fingerprints.get(&key).is_some_and(|recorded| {
+                            fingerprint::compute(&wf, &wf.steps[s]).as_ref() == Some(recorded)
+                        })
                     });
                 if up_to_date {
                     sched.mark_up_to_date(s);
@@ -417,20 +422,18 @@ pub async fn execute(
             if started_any {
                 tokio::task::yield_now().await;
             }
-            for (step, report) in finished.drain(..) {
+            for (step, report, fingerprint) in finished.drain(..) {
                 let mut report = *report;
                 report.started_at = report.started_at.or(reports[step].started_at);
                 // The step task does not know the pid; `Started` recorded it here.
                 report.pid = report.pid.or(reports[step].pid);
-                if report.state == StepState::Succeeded {
-                    if let Some(hash) = fingerprint::after_success(&wf, &wf.steps[step]) {
-                        let key = fingerprint::key(&wf.name, &wf.steps[step].name);
-                        sink.event(&RunEvent::StepFingerprint {
-                            step,
-                            key: &key,
-                            hash: &hash,
-                        });
-                    }
+                if let (StepState::Succeeded, Some(hash)) = (report.state, fingerprint) {
+                    let key = fingerprint::key(&wf.name, &wf.steps[step].name);
+                    sink.event(&RunEvent::StepFingerprint {
+                        step,
+                        key: &key,
+                        hash: &hash,
+                    });
                 }
                 reports[step] = report;
                 sink.event(&RunEvent::StepFinished {
@@ -479,7 +482,7 @@ pub async fn execute(
                     Msg::Retrying { step, next_attempt, delay, reason } => {
                         sink.event(&RunEvent::StepRetrying { step, next_attempt, delay, reason: &reason });
                     }
-                    Msg::Finished { step, report } => {
+                    Msg::Finished { step, report, fingerprint } => {
                         // Decide now; record and report after the steps this unlocks have
                         // started (below), so their start does not wait on the bookkeeping.
                         let ok = report.state == StepState::Succeeded || (report.allow_failure && report.state.is_failure());
@@ -489,7 +492,7 @@ pub async fn execute(
                             stop_reason.get_or_insert_with(|| format!("step `{}` failed; fail_fast stopped the rest", wf.steps[step].name));
                             let _ = stop_tx.send(Stop::Graceful(Signal::SIGTERM));
                         }
-                        finished.push((step, report));
+                        finished.push((step, report, fingerprint));
                     }
                 }
             }

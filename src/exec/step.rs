@@ -19,7 +19,7 @@ use super::probe;
 use super::process::{self, Spawn};
 use super::tail::{self, Follower, Progress, Seen};
 use super::{Msg, StepReport, StepState, Stop};
-use crate::exec::fingerprint::missing_output;
+use crate::exec::fingerprint::{self, missing_output};
 use crate::plan::artifacts::{is_glob, normalize};
 use crate::validate::{Command, Workflow};
 
@@ -96,9 +96,12 @@ pub(crate) async fn run(
     let attempts = step.retries() + 1;
     let mut delay = step.retry_delay().as_std();
 
+    // The fingerprint of the attempt that ran last.
+    let mut fingerprint = None;
     for attempt in 1..=attempts {
         report.attempts = attempt;
         let attempt_started = SystemTime::now();
+        fingerprint = None;
         let (end, seen, from) = attempt_once(
             &ctx,
             index,
@@ -109,6 +112,7 @@ pub(crate) async fn run(
             &tx,
             &mut stop,
             &mut service_stop,
+            &mut fingerprint,
         )
         .await;
         let (mut state, mut reason, status) = judge(&ctx, index, end, &seen);
@@ -158,9 +162,11 @@ pub(crate) async fn run(
     }
     report.finished_at = Some(SystemTime::now());
     report.duration_ms = Some(u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX));
+    let fingerprint = fingerprint.filter(|_| report.state == StepState::Succeeded);
     let _ = tx.send(Msg::Finished {
         step: index,
         report: Box::new(report),
+        fingerprint,
     });
 }
 
@@ -175,6 +181,7 @@ async fn attempt_once(
     tx: &mpsc::UnboundedSender<Msg>,
     stop: &mut watch::Receiver<Stop>,
     service_stop: &mut watch::Receiver<bool>,
+    fingerprint: &mut Option<String>,
 ) -> (End, Seen, u64) {
     let wf = &ctx.wf;
     let step = &wf.steps[index];
@@ -298,6 +305,9 @@ async fn attempt_once(
         attempt,
         pid,
     });
+    // The inputs as the step found them. Taken just after the start, not before it, so the
+    // next process does not wait for it; the step has not yet had time to read its inputs.
+    *fingerprint = fingerprint::at_start(wf, step);
 
     let grace = step.kill_grace().as_std();
     let is_service = step.kind() == crate::manifest::StepKind::Service;

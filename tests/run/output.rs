@@ -490,6 +490,37 @@ outputs = ["final.txt"]
     assert_eq!(runs(), 5);
 }
 
+/// The fingerprint records the inputs as the step found them when it started: an input
+/// edited while the step runs (here by the step itself, after reading it) makes the next
+/// run rerun the step instead of keeping an output built from the old content.
+#[test]
+fn an_input_edited_while_its_step_runs_is_not_up_to_date_afterwards() {
+    let flow = Flow::new(
+        r#"
+[workflow]
+name = "edited-meanwhile"
+
+[steps.copy]
+run = "cat in.txt > out.txt; echo ran >> runs.txt; printf 'edited while copy ran\\n' > in.txt"
+inputs = ["in.txt"]
+outputs = ["out.txt"]
+"#,
+    );
+    flow.write("in.txt", "one\n");
+    let runs = || flow.read("runs.txt").lines().count();
+
+    flow.run(&[])
+        .expect_code(0)
+        .expect_state("copy", "succeeded");
+    assert_eq!(flow.read("out.txt"), "one\n");
+    assert_eq!(runs(), 1);
+
+    let again = flow.run(&[]);
+    again.expect_code(0).expect_state("copy", "succeeded");
+    assert_eq!(runs(), 2, "the edited input must make the step run again");
+    assert_eq!(flow.read("out.txt"), "edited while copy ran\n");
+}
+
 // ---------------------------------------------------------------------------------------
 // Hostile values, invalid workflows, the state folder
 // ---------------------------------------------------------------------------------------
