@@ -349,19 +349,20 @@ fn execute(
             return exit::INTERNAL;
         }
     };
-    // Waits for the history writer: `error` is complete after this.
-    let _ = store_sink.store();
-    if let Some(e) = store_sink.error.take() {
-        report::stderr(&format!(
-            "warning: the run history could not be fully written: {e}\n"
-        ));
-    }
-    // summary.json is written on a second thread while the table is built and printed: at
-    // 10,000 steps each took 15-30 ms, and both CPUs are free once the steps are done.
+    // summary.json is written on a second thread while the history writer finishes and the
+    // table is built and printed: at 10,000 steps each took 15-30 ms, and both CPUs are
+    // free once the steps are done.
     let (written, ()) = par::beside(
         "bgflow-summary",
         || summary::write_json(&report),
         || {
+            // Waits for the history writer: `error` is complete after this.
+            let _ = store_sink.store();
+            if let Some(e) = store_sink.error.take() {
+                report::stderr(&format!(
+                    "warning: the run history could not be fully written: {e}\n"
+                ));
+            }
             // `-q`: the summary only when something went wrong.
             if display.is_some() && !(quiet && report.exit_code() == exit::SUCCESS) {
                 report::stderr(&summary::text(&report));
