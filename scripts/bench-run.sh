@@ -13,6 +13,8 @@
 #                  alternating order
 #   BIG            bytes printed in (b), as `head -c` takes it (default 1G)
 #   BENCH_STRICT=1 exit 1 when a figure misses its target (default: report only)
+#   TMPDIR         where the workflows run (default /tmp); TMPDIR=/dev/shm measures the
+#                  tools without the file system's noise (see docs/architecture.md)
 #
 # Needs: ninja, /usr/bin/time, python3. On Debian:
 #   apt-get update && apt-get install -y ninja-build time
@@ -128,9 +130,10 @@ PY
     tail -n 20 "$work/check.err" >&2
     exit 1
   fi
-  # Every run starts from nothing: no outputs, no logs, no ninja log.
+  # Every run starts from nothing: no outputs, no logs, no ninja log. bgflow runs as a
+  # user runs it, checking each step for being up to date as ninja does (no `--force`).
   bg_prepare="rm -rf out .bgflow"
-  bg_cmd="'$bin' run -j2 --progress never --force bench.toml"
+  bg_cmd="'$bin' run -j2 --progress never bench.toml"
   nj_prepare="rm -rf out .ninja_log .ninja_deps"
   nj_cmd="ninja -j2 -f build.ninja"
   echo "bench-run: (a) $steps steps: bgflow and ninja, $runs rounds" >&2
