@@ -1,6 +1,7 @@
 //! Up-to-date checks: a step whose outputs all exist and whose fingerprint matches its
 //! last success is skipped. The fingerprint covers the rendered command, the working folder,
-//! the environment bgflow sets, and each input file's path, size and modification time.
+//! the environment bgflow sets, and each input file's path, size and modification time (the
+//! step's own declared outputs left out), taken as the step starts.
 //!
 //! The executor neither reads nor writes them: the caller passes the known fingerprints in
 //! and stores the new ones (the `fingerprints` table of the run history).
@@ -58,13 +59,54 @@ fn hash(wf: &Workflow, step: &Step) -> String {
     for (k, v) in wf.env.iter().chain(&step.env) {
         field(h, "env", format!("{k}={v}").as_bytes());
     }
+    let own = OwnOutputs::new(&wf.root, &step.spec.outputs);
     for pattern in &step.spec.inputs {
         field(h, "input", pattern.as_bytes());
         for (path, meta) in matching_files_with_meta(&wf.root, pattern) {
-            file(h, &path, meta.as_ref());
+            if !own.contains(&wf.root, &path) {
+                file(h, &path, meta.as_ref());
+            }
         }
     }
     format!("{:x}", std::mem::take(h).finalize())
+}
+
+/// A step's declared outputs, to leave out of its inputs: a step that writes into a folder
+/// it reads would otherwise never be up to date, as its inputs are taken before it runs.
+struct OwnOutputs {
+    files: Vec<PathBuf>,
+    folders: Vec<PathBuf>,
+    globs: Vec<globset::GlobMatcher>,
+}
+
+impl OwnOutputs {
+    fn new(root: &Path, outputs: &[String]) -> Self {
+        let mut own = OwnOutputs {
+            files: Vec::new(),
+            folders: Vec::new(),
+            globs: Vec::new(),
+        };
+        for out in outputs {
+            let norm = normalize(out);
+            if is_glob(&norm) {
+                own.globs.extend(compile_glob(&norm).ok());
+            } else if norm.ends_with('/') {
+                own.folders.push(root.join(norm.trim_end_matches('/')));
+            } else {
+                own.files.push(root.join(&norm));
+            }
+        }
+        own
+    }
+
+    fn contains(&self, root: &Path, path: &Path) -> bool {
+        self.files.iter().any(|f| f == path)
+            || self.folders.iter().any(|d| path.starts_with(d))
+            || (!self.globs.is_empty()
+                && path
+                    .strip_prefix(root)
+                    .is_ok_and(|rel| self.globs.iter().any(|g| g.is_match(rel))))
+    }
 }
 
 /// Whether every declared output exists (`dir/`: a non-empty folder; a glob: one match).
@@ -158,6 +200,35 @@ fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) {
             } else {
                 f(&p);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_outputs_cover_files_folders_and_globs() {
+        let root = Path::new("/w");
+        let outputs = ["data/sum.txt", "./build/", "reports/*.xml"].map(String::from);
+        let own = OwnOutputs::new(root, &outputs);
+        for inside in [
+            "/w/data/sum.txt",
+            "/w/build/a.o",
+            "/w/build/sub/b.o",
+            "/w/reports/unit.xml",
+        ] {
+            assert!(own.contains(root, Path::new(inside)), "{inside}");
+        }
+        for outside in [
+            "/w/data/a.txt",
+            "/w/data/sum.txt.bak",
+            "/w/builder/a.o",
+            "/w/reports/sub/unit.xml",
+            "/w/reports/unit.json",
+        ] {
+            assert!(!own.contains(root, Path::new(outside)), "{outside}");
         }
     }
 }

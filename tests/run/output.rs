@@ -521,6 +521,41 @@ outputs = ["out.txt"]
     assert_eq!(flow.read("out.txt"), "edited while copy ran\n");
 }
 
+/// A step's own outputs are not among its inputs, even inside an input folder: a step that
+/// writes its summary into the folder it reads is up to date on the next run, and runs
+/// again when another file of the folder changes.
+#[test]
+fn a_step_whose_output_is_inside_its_input_folder_is_up_to_date_afterwards() {
+    let flow = Flow::new(
+        r#"
+[workflow]
+name = "inside"
+
+[steps.sum]
+run = "ls data > data/summary.txt; echo ran >> runs.txt"
+inputs = ["data/"]
+outputs = ["data/summary.txt"]
+"#,
+    );
+    flow.write("data/a.txt", "a\n");
+    let runs = || flow.read("runs.txt").lines().count();
+
+    flow.run(&[])
+        .expect_code(0)
+        .expect_state("sum", "succeeded");
+    flow.run(&[]).expect_code(0).expect_state("sum", "skipped");
+    flow.run(&[]).expect_code(0).expect_state("sum", "skipped");
+    assert_eq!(runs(), 1);
+
+    flow.write("data/b.txt", "b\n");
+    flow.run(&[])
+        .expect_code(0)
+        .expect_state("sum", "succeeded");
+    assert_eq!(runs(), 2);
+    assert_eq!(flow.read("data/summary.txt"), "a.txt\nb.txt\nsummary.txt\n");
+    flow.run(&[]).expect_code(0).expect_state("sum", "skipped");
+}
+
 // ---------------------------------------------------------------------------------------
 // Hostile values, invalid workflows, the state folder
 // ---------------------------------------------------------------------------------------
