@@ -250,6 +250,9 @@ async fn attempt_once(
             ("BGFLOW_PROGRESS", progress_text.as_str()),
         ])
         .collect();
+    // The inputs as the step finds them: taken before it starts, so that nothing the step
+    // or anyone else changes once it runs can make them look up to date.
+    *fingerprint = fingerprint::at_start(wf, step);
     let (output, copier) = match logpipe::start(log_path.to_path_buf()) {
         Ok(pair) => pair,
         Err(e) => {
@@ -305,9 +308,6 @@ async fn attempt_once(
         attempt,
         pid,
     });
-    // The inputs as the step found them. Taken just after the start, not before it, so the
-    // next process does not wait for it; the step has not yet had time to read its inputs.
-    *fingerprint = fingerprint::at_start(wf, step);
 
     let grace = step.kill_grace().as_std();
     let is_service = step.kind() == crate::manifest::StepKind::Service;
