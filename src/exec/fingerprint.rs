@@ -12,7 +12,7 @@ use std::time::UNIX_EPOCH;
 
 use sha2::{Digest, Sha256};
 
-use crate::plan::artifacts::{compile_glob, glob_prefix, is_glob, normalize};
+use crate::plan::artifacts::{compile_glob, glob_prefix, is_glob, normalize, OutputIndex};
 use crate::validate::{Step, Workflow};
 
 /// The key a step's fingerprint is stored under.
@@ -59,11 +59,11 @@ fn hash(wf: &Workflow, step: &Step) -> String {
     for (k, v) in wf.env.iter().chain(&step.env) {
         field(h, "env", format!("{k}={v}").as_bytes());
     }
-    let own = OwnOutputs::new(&wf.root, &step.spec.outputs);
+    let own = OutputIndex::new([(0, step.spec.outputs.as_slice())]);
     for pattern in &step.spec.inputs {
         field(h, "input", pattern.as_bytes());
         for (path, meta) in matching_files_with_meta(&wf.root, pattern) {
-            if !own.contains(&wf.root, &path) {
+            if !is_own_output(&own, &wf.root, &path) {
                 file(h, &path, meta.as_ref());
             }
         }
@@ -71,42 +71,14 @@ fn hash(wf: &Workflow, step: &Step) -> String {
     format!("{:x}", std::mem::take(h).finalize())
 }
 
-/// A step's declared outputs, to leave out of its inputs: a step that writes into a folder
-/// it reads would otherwise never be up to date, as its inputs are taken before it runs.
-struct OwnOutputs {
-    files: Vec<PathBuf>,
-    folders: Vec<PathBuf>,
-    globs: Vec<globset::GlobMatcher>,
-}
-
-impl OwnOutputs {
-    fn new(root: &Path, outputs: &[String]) -> Self {
-        let mut own = OwnOutputs {
-            files: Vec::new(),
-            folders: Vec::new(),
-            globs: Vec::new(),
-        };
-        for out in outputs {
-            let norm = normalize(out);
-            if is_glob(&norm) {
-                own.globs.extend(compile_glob(&norm).ok());
-            } else if norm.ends_with('/') {
-                own.folders.push(root.join(norm.trim_end_matches('/')));
-            } else {
-                own.files.push(root.join(&norm));
-            }
-        }
-        own
-    }
-
-    fn contains(&self, root: &Path, path: &Path) -> bool {
-        self.files.iter().any(|f| f == path)
-            || self.folders.iter().any(|d| path.starts_with(d))
-            || (!self.globs.is_empty()
-                && path
-                    .strip_prefix(root)
-                    .is_ok_and(|rel| self.globs.iter().any(|g| g.is_match(rel))))
-    }
+/// Whether `path` is one of the outputs `own` indexes (a file, in a folder, or a glob's
+/// match): a step's own outputs are left out of its inputs, or a step that writes into a
+/// folder it reads would never be up to date, its inputs being taken before it runs.
+fn is_own_output(own: &OutputIndex<'_>, root: &Path, path: &Path) -> bool {
+    path.strip_prefix(root)
+        .ok()
+        .and_then(Path::to_str)
+        .is_some_and(|rel| !own.producers(rel).is_empty())
 }
 
 /// Whether every declared output exists (`dir/`: a non-empty folder; a glob: one match).
@@ -212,14 +184,14 @@ mod tests {
     fn own_outputs_cover_files_folders_and_globs() {
         let root = Path::new("/w");
         let outputs = ["data/sum.txt", "./build/", "reports/*.xml"].map(String::from);
-        let own = OwnOutputs::new(root, &outputs);
+        let own = OutputIndex::new([(0, outputs.as_slice())]);
         for inside in [
             "/w/data/sum.txt",
             "/w/build/a.o",
             "/w/build/sub/b.o",
             "/w/reports/unit.xml",
         ] {
-            assert!(own.contains(root, Path::new(inside)), "{inside}");
+            assert!(is_own_output(&own, root, Path::new(inside)), "{inside}");
         }
         for outside in [
             "/w/data/a.txt",
@@ -228,7 +200,7 @@ mod tests {
             "/w/reports/sub/unit.xml",
             "/w/reports/unit.json",
         ] {
-            assert!(!own.contains(root, Path::new(outside)), "{outside}");
+            assert!(!is_own_output(&own, root, Path::new(outside)), "{outside}");
         }
     }
 }
