@@ -436,7 +436,8 @@ pub async fn execute(
                 report.started_at = report.started_at.or(reports[step].started_at);
                 // The step task does not know the pid; `Started` recorded it here.
                 report.pid = report.pid.or(reports[step].pid);
-                if let (StepState::Succeeded, Some(hash)) = (report.state, fingerprint) {
+                // Sent only with a success (`step::run`).
+                if let Some(hash) = fingerprint {
                     let key = fingerprint::key(&wf.name, &wf.steps[step].name);
                     sink.event(&RunEvent::StepFingerprint {
                         step,

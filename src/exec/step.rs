@@ -101,7 +101,9 @@ pub(crate) async fn run(
     for attempt in 1..=attempts {
         report.attempts = attempt;
         let attempt_started = SystemTime::now();
-        fingerprint = None;
+        // The inputs as the attempt finds them: taken before it starts, so that nothing the
+        // step or anyone else changes once it runs can make them look up to date.
+        fingerprint = fingerprint::at_start(&ctx.wf, step);
         let (end, seen, from) = attempt_once(
             &ctx,
             index,
@@ -112,7 +114,6 @@ pub(crate) async fn run(
             &tx,
             &mut stop,
             &mut service_stop,
-            &mut fingerprint,
         )
         .await;
         let (mut state, mut reason, status) = judge(&ctx, index, end, &seen);
@@ -181,7 +182,6 @@ async fn attempt_once(
     tx: &mpsc::UnboundedSender<Msg>,
     stop: &mut watch::Receiver<Stop>,
     service_stop: &mut watch::Receiver<bool>,
-    fingerprint: &mut Option<String>,
 ) -> (End, Seen, u64) {
     let wf = &ctx.wf;
     let step = &wf.steps[index];
@@ -250,9 +250,6 @@ async fn attempt_once(
             ("BGFLOW_PROGRESS", progress_text.as_str()),
         ])
         .collect();
-    // The inputs as the step finds them: taken before it starts, so that nothing the step
-    // or anyone else changes once it runs can make them look up to date.
-    *fingerprint = fingerprint::at_start(wf, step);
     let (output, copier) = match logpipe::start(log_path.to_path_buf()) {
         Ok(pair) => pair,
         Err(e) => {
