@@ -4,6 +4,7 @@
 //! consumers (`report`). Scheduling decisions live in `scheduler` (pure), process groups
 //! and signals in `process`, log following in `tail`, one step's attempts in `step`.
 
+mod direct;
 pub mod fingerprint;
 pub mod junit;
 pub mod logpipe;

@@ -34,26 +34,49 @@ pub struct Spawn<'a> {
 
 /// Starts the process: stdin from /dev/null, stdout and stderr into `output`. `output` is
 /// closed here once the child has its copies, so the reader sees the end when the step's
-/// processes are gone. A string command runs under `sh -c`; an array runs directly.
+/// processes are gone. A string command runs under `sh -c`, unless it is a plain command
+/// (`direct::plain_argv`) whose program starts: then it runs as an array does, directly.
 pub fn spawn(s: Spawn<'_>) -> std::io::Result<Child> {
-    let shell;
-    let argv: Vec<&str> = match s.command {
-        Command::Shell(script) => {
-            shell = ["sh", "-c", script.as_str()];
-            shell.to_vec()
-        }
-        Command::Argv(argv) => argv.iter().map(String::as_str).collect(),
+    // A program started without a shell gets `PWD` as `sh` would give it: its cwd.
+    let pwd = clean_absolute(s.cwd);
+    let mut env_with_pwd;
+    let mut env = s.env;
+    if let Some(pwd) = pwd {
+        env_with_pwd = Vec::with_capacity(s.env.len() + 1);
+        env_with_pwd.extend_from_slice(s.env);
+        env_with_pwd.push(("PWD", pwd));
+        env = &env_with_pwd;
+    }
+    let launch = |argv: &[&str], env: &[(&str, &str)]| {
+        posix::spawn(
+            s.environment,
+            &Launch {
+                argv,
+                cwd: s.cwd,
+                env,
+                stdin: s.stdin,
+                output: s.output.as_fd(),
+            },
+        )
     };
-    let started = posix::spawn(
-        s.environment,
-        &Launch {
-            argv: &argv,
-            cwd: s.cwd,
-            env: s.env,
-            stdin: s.stdin,
-            output: s.output.as_fd(),
-        },
-    )?;
+    let started = match s.command {
+        Command::Shell(script) => {
+            // Any failure to start it directly (not found, not executable, a script
+            // without `#!`) goes to the shell, which reports or handles it as it would.
+            let direct = match (pwd, super::direct::plain_argv(script)) {
+                (Some(_), Some(words)) => launch(&words, env).ok(),
+                _ => None,
+            };
+            match direct {
+                Some(started) => started,
+                None => launch(&["sh", "-c", script.as_str()], s.env)?,
+            }
+        }
+        Command::Argv(argv) => {
+            let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+            launch(&argv, env)?
+        }
+    };
     drop(s.output);
     // A pidfd turns the exit into an event on the runtime; without one (Linux < 5.2) the
     // wait polls.
@@ -64,6 +87,19 @@ pub fn spawn(s: Spawn<'_>) -> std::io::Result<Child> {
         exit,
         status: None,
     })
+}
+
+/// `path` as a `PWD` value: absolute, UTF-8, without `.` or `..` (what `sh` would check and
+/// replace); `None` otherwise.
+fn clean_absolute(path: &Path) -> Option<&str> {
+    use std::path::Component;
+    let text = path.to_str()?;
+    let mut parts = path.components();
+    (parts.next() == Some(Component::RootDir)
+        && parts.all(|c| matches!(c, Component::Normal(_)))
+        && !text.contains("/./")
+        && !text.ends_with("/."))
+    .then_some(text)
 }
 
 /// A started step process. Dropped before it was waited for, it is killed (a safety net

@@ -121,7 +121,9 @@ pub struct StepSpec {
     pub kind: StepKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// Required. A string runs under `sh -c`; an array runs as argv with no shell.
+    /// Required. A string is a shell command, run by `sh -c` (plain words with no shell
+    /// syntax start their program directly, to the same effect); an array runs as argv with
+    /// no shell.
     #[schemars(required, with = "RunSpec")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<RunSpec>,

@@ -185,6 +185,78 @@ run = ["printf", "%s|%s", "$HOME", "a b; touch PWNED"]
     assert!(!flow.exists("PWNED"));
 }
 
+/// A string `run` of plain words (no quoting, expansion, operator or builtin) starts its
+/// program directly, as GNU make does: `sh show.sh` is one shell, whose parent is bgflow,
+/// not a shell under another shell. It sees `PWD` as `sh` would set it: its cwd. A string
+/// with shell syntax still goes through `sh -c`; an array also gets its cwd as `PWD`.
+#[test]
+fn a_plain_string_run_starts_its_program_without_a_shell() {
+    let flow = Flow::new(
+        r#"
+[workflow]
+name = "direct"
+
+[steps.plain]
+run = "sh ../show.sh"
+cwd = "sub"
+
+[steps.shell]
+run = "sh ../show.sh; true"
+cwd = "sub"
+
+[steps.array]
+run = ["sh", "../show.sh"]
+cwd = "sub"
+"#,
+    );
+    flow.write("sub/.keep", "");
+    flow.write(
+        "show.sh",
+        "echo \"parent=$(cat /proc/$PPID/comm)\"\necho \"pwd=$PWD\"\n",
+    );
+    let out = flow.run(&[]);
+    out.expect_code(0);
+    let sub = flow.path().join("sub");
+    assert_eq!(
+        out.log("plain"),
+        format!("parent=bgflow\npwd={}\n", sub.display())
+    );
+    assert_eq!(
+        out.log("shell"),
+        format!("parent=sh\npwd={}\n", sub.display())
+    );
+    assert_eq!(
+        out.log("array"),
+        format!("parent=bgflow\npwd={}\n", sub.display())
+    );
+}
+
+/// A plain string whose program cannot be executed directly goes to `sh -c` after all:
+/// an executable script without a `#!` line is run by the shell, as `sh -c` always did.
+#[test]
+fn a_plain_string_run_that_cannot_be_executed_directly_goes_to_the_shell() {
+    use std::os::unix::fs::PermissionsExt;
+    let flow = Flow::new(
+        r#"
+[workflow]
+name = "fallback"
+
+[steps.script]
+run = "./no-shebang made"
+outputs = ["made"]
+"#,
+    );
+    flow.write("no-shebang", "echo \"run by $0\" > \"$1\"\n");
+    std::fs::set_permissions(
+        flow.path().join("no-shebang"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .expect("chmod");
+    let out = flow.run(&[]);
+    out.expect_code(0).expect_state("script", "succeeded");
+    assert_eq!(flow.read("made"), "run by ./no-shebang\n");
+}
+
 // ---------------------------------------------------------------------------------------
 // Timeouts and signals end the whole process tree (DESIGN.md §5.3).
 // ---------------------------------------------------------------------------------------
