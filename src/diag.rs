@@ -17,8 +17,6 @@ pub struct SourceFile {
     pub path: PathBuf,
     pub display: String,
     pub text: String,
-    /// Padded copies of parts of `text` that a parse on several threads borrows from.
-    pub(crate) scratch: std::sync::OnceLock<Vec<String>>,
 }
 
 impl SourceFile {
@@ -27,7 +25,6 @@ impl SourceFile {
             path: path.to_path_buf(),
             display: path.display().to_string(),
             text,
-            scratch: std::sync::OnceLock::new(),
         }
     }
 
@@ -72,6 +69,18 @@ pub struct Problem {
 }
 
 impl Problem {
+    /// The same problem with every place `by` bytes further on (a problem found in a part
+    /// of a file that starts there).
+    pub fn moved_by(mut self, by: usize) -> Self {
+        if let Some(span) = &mut self.span {
+            *span = span.start + by..span.end + by;
+        }
+        for (span, _) in &mut self.related {
+            *span = span.start + by..span.end + by;
+        }
+        self
+    }
+
     pub fn error(code: &'static str, message: impl Into<String>) -> Self {
         Self {
             severity: Severity::Error,

@@ -18,10 +18,36 @@ use super::types::{
 use super::Duration;
 use crate::diag::{did_you_mean, Problem, SourceFile};
 
-/// The spanned TOML tree of a workflow file.
+/// A workflow file, with its spanned TOML tree parsed only when a problem needs a place.
+///
+/// Reading the manifest keeps no tree: each chunk's tree is dropped once its steps are read
+/// (`split`). A later check that finds a problem asks for the place of a key or value, and
+/// the first such request parses the whole file again. A workflow without problems is
+/// parsed once.
 pub struct Document<'s> {
     pub source: &'s SourceFile,
-    pub root: Spanned<DeTable<'s>>,
+    tree: OnceLock<Spanned<DeTable<'s>>>,
+}
+
+impl<'s> Document<'s> {
+    fn new(source: &'s SourceFile) -> Self {
+        Self {
+            source,
+            tree: OnceLock::new(),
+        }
+    }
+
+    /// The whole file's tree, parsed on first use. A file with a syntax error never gets
+    /// here: checking stops at the syntax error.
+    fn root(&self) -> &Spanned<DeTable<'s>> {
+        self.tree
+            .get_or_init(|| DeTable::parse_recoverable(&self.source.text).0)
+    }
+
+    /// Whether the tree was needed (for tests: a valid workflow should not need it).
+    pub fn parsed_again(&self) -> bool {
+        self.tree.get().is_some()
+    }
 }
 
 /// A manifest as far as it could be read, with the problems met on the way.
@@ -33,6 +59,9 @@ pub struct Loaded<'s> {
     /// The steps in file order.
     pub steps: Vec<LoadedStep>,
     pub problems: Vec<Problem>,
+    /// `[workflow]` has a `name` that is a string (a missing or non-string one is a problem
+    /// already).
+    pub name_written: bool,
 }
 
 /// One `[steps.NAME]` as read.
@@ -46,42 +75,137 @@ pub struct LoadedStep {
 
 /// Parses `source`; never fails: everything wrong ends up in `problems`.
 pub fn load(source: &SourceFile) -> Loaded<'_> {
-    let (root, syntax) = super::split::parse(&source.text, &source.scratch);
-    let mut problems: Vec<Problem> = syntax
-        .into_iter()
-        .map(|e| {
-            Problem::error(
-                "syntax",
-                format!("invalid TOML: {}", e.message().trim_end()),
-            )
-            .at_opt(e.span(), "here")
-        })
-        .collect();
-    let doc = Document { source, root };
-    let mut manifest = Manifest::default();
-    let mut steps = Vec::new();
-    if !problems.is_empty() {
+    let (read, _) = read(&source.text, true);
+    Loaded {
+        doc: Document::new(source),
+        manifest: read.manifest,
+        steps: read.steps,
+        problems: read.problems,
+        name_written: read.name_written,
+    }
+}
+
+/// What reading a text gives (`Loaded` without the document).
+#[derive(Default)]
+pub(super) struct Read {
+    pub manifest: Manifest,
+    pub steps: Vec<LoadedStep>,
+    pub problems: Vec<Problem>,
+    pub name_written: bool,
+}
+
+/// Reads `text`, in chunks when `chunks` allows and the file can be (`split`), else whole.
+/// Also says whether it was read in chunks.
+pub(super) fn read(text: &str, chunks: bool) -> (Read, bool) {
+    let chunked = chunks
+        .then(|| super::split::cuts(text))
+        .flatten()
+        .and_then(|cuts| read_chunks(text, &cuts));
+    match chunked {
+        Some(read) => (read, true),
+        None => (read_whole(text), false),
+    }
+}
+
+fn read_whole(text: &str) -> Read {
+    let (root, syntax) = DeTable::parse_recoverable(text);
+    if !syntax.is_empty() {
         // A broken document's tree is a guess; schema errors on top of it would mislead.
-        return Loaded {
-            doc,
-            manifest,
-            steps,
-            problems,
+        return Read {
+            problems: syntax
+                .into_iter()
+                .map(|e| {
+                    Problem::error(
+                        "syntax",
+                        format!("invalid TOML: {}", e.message().trim_end()),
+                    )
+                    .at_opt(e.span(), "here")
+                })
+                .collect(),
+            ..Read::default()
         };
     }
+    read_root(root.get_ref())
+}
 
-    let root = doc.root.get_ref();
+/// Reads the chunks of `text` cut at `cuts`, spread over every core; `None` where that could
+/// differ from reading the whole file (see `split`).
+fn read_chunks(text: &str, cuts: &[usize]) -> Option<Read> {
+    let mut ranges: Vec<Range<usize>> = cuts.windows(2).map(|w| w[0]..w[1]).collect();
+    let parts = crate::par::map_runs(&mut ranges, 1, |run| {
+        run.iter()
+            .map(|range| read_chunk(text, range.clone()))
+            .collect::<Vec<_>>()
+    });
+    let parts: Vec<Read> = parts.into_iter().flatten().collect::<Option<_>>()?;
+    // A step named in two chunks is a table defined twice: a syntax error of the whole file.
+    let mut names = std::collections::HashSet::new();
+    if !parts
+        .iter()
+        .flat_map(|p| &p.steps)
+        .all(|s| names.insert(s.name.as_str()))
+    {
+        return None;
+    }
+    drop(names);
+    let mut parts = parts.into_iter();
+    let mut whole = parts.next()?;
+    for mut part in parts {
+        whole.steps.append(&mut part.steps);
+        whole.problems.append(&mut part.problems);
+    }
+    Some(whole)
+}
+
+/// One chunk: the first holds the top-level tables, each later one only steps. Problems are
+/// placed in the whole file.
+fn read_chunk(text: &str, range: Range<usize>) -> Option<Read> {
+    let (root, errors) = DeTable::parse_recoverable(&text[range.clone()]);
+    if !errors.is_empty() {
+        return None;
+    }
+    let root = root.get_ref();
+    if range.start == 0 {
+        if let Some((key, value)) = root.get_key_value("steps") {
+            let by_header = super::split::made_by_header(text, key.span().start);
+            if !by_header || value.get_ref().as_table().is_none() {
+                return None;
+            }
+        }
+        return Some(read_root(root));
+    }
+    if root.len() != 1 {
+        return None;
+    }
+    let (steps, problems) = read_steps(root.get("steps")?.get_ref().as_table()?);
+    Some(Read {
+        steps,
+        problems: problems
+            .into_iter()
+            .map(|p| p.moved_by(range.start))
+            .collect(),
+        ..Read::default()
+    })
+}
+
+/// The top-level tables of a file (or of its first chunk) and its steps.
+fn read_root(root: &DeTable<'_>) -> Read {
+    let mut problems = Vec::new();
+    let mut manifest = Manifest::default();
+    let mut steps = Vec::new();
+    let mut name_written = false;
     check_keys(root, keys::<Manifest>(), "top-level table", &mut problems);
 
-    match root.get("workflow") {
-        Some(v) => {
+    match root.get_key_value("workflow") {
+        Some((key, v)) => {
             check_table_keys(v, keys::<WorkflowSection>(), "[workflow]", &mut problems);
             let mut found = Vec::new();
             manifest.workflow = read_collecting(v, &mut found);
-            let no_name = v
-                .get_ref()
-                .as_table()
-                .is_some_and(|t| t.get("name").is_none());
+            let name = v.get_ref().as_table().map(|t| t.get("name"));
+            name_written = name
+                .flatten()
+                .is_some_and(|n| n.get_ref().as_str().is_some());
+            let no_name = name.is_some_and(|n| n.is_none());
             if no_name {
                 // serde's "missing field `name`" would say the same as the problem below, without the hint.
                 found.retain(|p| !p.message.starts_with("missing field `name`"));
@@ -90,7 +214,7 @@ pub fn load(source: &SourceFile) -> Loaded<'_> {
             if no_name {
                 problems.push(
                     Problem::error("missing-key", "[workflow] has no `name`")
-                        .at(header_span(&doc, "workflow"), "this table")
+                        .at(key.span(), "this table")
                         .help("add `name = \"my-workflow\"` (letters, digits, '-' and '_')"),
                 );
             }
@@ -118,27 +242,9 @@ pub fn load(source: &SourceFile) -> Loaded<'_> {
     if let Some(value) = root.get("steps") {
         match value.get_ref().as_table() {
             Some(table) => {
-                // Steps are read on every core; their problems keep the file's order.
-                let mut entries: Vec<_> = table.iter().collect();
-                let runs = crate::par::map_runs(&mut entries, 1000, |run| {
-                    let mut found = Vec::new();
-                    let read: Vec<LoadedStep> = run
-                        .iter()
-                        .map(|(name, value)| {
-                            let before = found.len();
-                            let spec = read_step(name.get_ref(), value, &mut found);
-                            LoadedStep {
-                                name: name.get_ref().to_string(),
-                                spec,
-                                broken: found.len() > before,
-                            }
-                        })
-                        .collect();
-                    (read, found)
-                });
-                let (read, found): (Vec<_>, Vec<_>) = runs.into_iter().unzip();
-                steps = crate::par::concat(read);
-                problems.extend(found.into_iter().flatten());
+                let (read, mut found) = read_steps(table);
+                steps = read;
+                problems.append(&mut found);
             }
             None => problems.push(
                 Problem::error("wrong-type", "`steps` must be a table of steps").at(
@@ -148,12 +254,38 @@ pub fn load(source: &SourceFile) -> Loaded<'_> {
             ),
         }
     }
-    Loaded {
-        doc,
+    Read {
         manifest,
         steps,
         problems,
+        name_written,
     }
+}
+
+/// The steps of a `steps` table, read on every core; their problems keep the file's order.
+fn read_steps(table: &DeTable<'_>) -> (Vec<LoadedStep>, Vec<Problem>) {
+    let mut entries: Vec<_> = table.iter().collect();
+    let runs = crate::par::map_runs(&mut entries, 1000, |run| {
+        let mut found = Vec::new();
+        let read: Vec<LoadedStep> = run
+            .iter()
+            .map(|(name, value)| {
+                let before = found.len();
+                let spec = read_step(name.get_ref(), value, &mut found);
+                LoadedStep {
+                    name: name.get_ref().to_string(),
+                    spec,
+                    broken: found.len() > before,
+                }
+            })
+            .collect();
+        (read, found)
+    });
+    let (read, found): (Vec<_>, Vec<_>) = runs.into_iter().unzip();
+    (
+        crate::par::concat(read),
+        found.into_iter().flatten().collect(),
+    )
 }
 
 /// One `[steps.NAME]` table; its problems go to `problems`.
@@ -464,18 +596,11 @@ fn read_map_of_strings(
     out
 }
 
-fn header_span(doc: &Document<'_>, key: &str) -> Range<usize> {
-    doc.root
-        .get_ref()
-        .get_key_value(key)
-        .map_or(0..0, |(k, _)| k.span())
-}
-
 impl Document<'_> {
     /// The key and value at a path of table keys, e.g. `["steps", "build", "needs"]`.
     pub fn entry(&self, path: &[&str]) -> Option<(Range<usize>, &Spanned<DeValue<'_>>)> {
         let (first, rest) = path.split_first()?;
-        let (mut key, mut value) = self.root.get_ref().get_key_value(*first)?;
+        let (mut key, mut value) = self.root().get_ref().get_key_value(*first)?;
         for part in rest {
             let (k, v) = value.get_ref().as_table()?.get_key_value(*part)?;
             key = k;

@@ -1,13 +1,15 @@
-//! Parsing a large workflow file on several threads.
+//! Reading a large workflow file in chunks.
 //!
-//! TOML is read in one sequential pass, and on a 10,000-step file that pass is the largest
-//! part of `bgflow plan`'s time. A large file is cut into chunks just before `[steps.` header
-//! lines; the chunks are parsed at once, each on its own thread, and their trees joined.
-//! Every chunk after the first is parsed with the text before it blanked to spaces, so each
-//! span in its tree is already a span of the whole file.
+//! TOML is read in one sequential pass that first turns the whole text into a vector of
+//! tokens, then into a tree: on a 10,000-step file (900 KB) the tokens alone took 13.7 MB and
+//! the tree 15 MB, most of `bgflow run`'s peak memory, and the pass was the largest part of
+//! `bgflow plan`'s time. A large file is cut into chunks of about 128 KB just before
+//! `[steps.` header lines. Each chunk is parsed on its own, its steps read into their typed
+//! form, and its tree dropped before the next chunk of that thread is parsed (`load`); the
+//! chunks are spread over every core (one core in `bgflow run`).
 //!
-//! The join must give exactly the tree (and the verdict) of parsing the file whole, or not be
-//! used. Parsing whole is the fallback whenever any of these does not hold:
+//! Reading the chunks must give exactly what reading the whole file gives, or not be used.
+//! The whole file is read instead whenever any of these does not hold:
 //! - every chunk parses without an error (then the cuts lie outside any string or array: a
 //!   chunk cut inside one ends unterminated, which is an error);
 //! - every header line of the later chunks starts with `[steps.` or `[[steps.`, so the only
@@ -17,60 +19,23 @@
 //! - no step name is in two chunks (that is a duplicate table in the whole file).
 //!
 //! Each rule is a sufficient condition only: a line inside a multi-line string that looks like
-//! a header (a shell script's `[ -f x ]`) just means the file is parsed whole.
+//! a header (a shell script's `[ -f x ]`) just means the file is read whole.
 
-use std::sync::OnceLock;
-
-use toml::de::{DeTable, DeValue};
-use toml::Spanned;
-
-/// Below this size a file is parsed whole: threads would not pay for themselves.
-const MIN_SPLIT_BYTES: usize = 256 * 1024;
+/// Below this size a file is read whole.
+pub const MIN_SPLIT_BYTES: usize = 256 * 1024;
 /// Each chunk is at least this large.
 const MIN_CHUNK_BYTES: usize = 128 * 1024;
-const MAX_CHUNKS: usize = 8;
 
-/// Parses `text` like `DeTable::parse_recoverable`, on several threads when it is large.
-/// `scratch` keeps the padded chunk texts alive as long as the tree borrows from them.
-pub fn parse<'s>(
-    text: &'s str,
-    scratch: &'s OnceLock<Vec<String>>,
-) -> (Spanned<DeTable<'s>>, Vec<toml::de::Error>) {
-    let threads = crate::par::threads();
-    let chunks = threads
-        .min(MAX_CHUNKS)
-        .min(text.len() / MIN_CHUNK_BYTES)
-        .max(1);
+/// Where to cut `text`: `0`, the start of a `[steps.` line near each even share, and the
+/// end; `None` when the file is to be read whole (small, or a later header not a step's).
+pub fn cuts(text: &str) -> Option<Vec<usize>> {
+    let chunks = text.len() / MIN_CHUNK_BYTES;
     if text.len() < MIN_SPLIT_BYTES || chunks < 2 {
-        return DeTable::parse_recoverable(text);
+        return None;
     }
     let cuts = cut_points(text, chunks);
     // `[0, len]`: no step header to cut before.
-    if cuts.len() < 3 || !later_headers_are_steps(text, &cuts) {
-        return DeTable::parse_recoverable(text);
-    }
-    let padded = scratch.get_or_init(|| {
-        cuts.windows(2)
-            .skip(1)
-            .map(|w| {
-                let mut s = String::with_capacity(w[1]);
-                s.extend(std::iter::repeat_n(' ', w[0]));
-                s.push_str(&text[w[0]..w[1]]);
-                s
-            })
-            .collect()
-    });
-    if padded.len() != cuts.len() - 2 {
-        // A scratch filled by an earlier call with other cuts (the same text gives the same cuts).
-        return DeTable::parse_recoverable(text);
-    }
-    match parse_chunks(&text[..cuts[1]], padded) {
-        Some(parts) => match join(text, parts) {
-            Some(root) => (root, Vec::new()),
-            None => DeTable::parse_recoverable(text),
-        },
-        None => DeTable::parse_recoverable(text),
-    }
+    (cuts.len() >= 3 && later_headers_are_steps(text, &cuts)).then_some(cuts)
 }
 
 /// Chunk boundaries: `0`, the start of a `[steps.` line near each even share, and the end.
@@ -100,65 +65,8 @@ fn later_headers_are_steps(text: &str, cuts: &[usize]) -> bool {
     })
 }
 
-/// Parses the chunks at once, one per core (`par::map_runs`); `None` when any has an error.
-fn parse_chunks<'s>(first: &'s str, rest: &'s [String]) -> Option<Vec<Spanned<DeTable<'s>>>> {
-    let mut chunks: Vec<&'s str> = std::iter::once(first)
-        .chain(rest.iter().map(String::as_str))
-        .collect();
-    let parsed = crate::par::map_runs(&mut chunks, 1, |run| {
-        run.iter()
-            .map(|chunk| DeTable::parse_recoverable(chunk))
-            .collect::<Vec<_>>()
-    });
-    parsed
-        .into_iter()
-        .flatten()
-        .map(|(root, errors)| errors.is_empty().then_some(root))
-        .collect()
-}
-
-/// Joins the chunk trees under the first one's `steps`; `None` where that could differ from
-/// parsing the whole file (see the module notes).
-fn join<'s>(text: &str, parts: Vec<Spanned<DeTable<'s>>>) -> Option<Spanned<DeTable<'s>>> {
-    let mut parts = parts.into_iter();
-    let first = parts.next()?;
-    // The root's own span is what parsing whole gives it (toml leaves it empty).
-    let root_span = first.span();
-    let mut root = first.into_inner();
-    if let Some((key, value)) = root.get_key_value("steps") {
-        if !made_by_header(text, key.span().start) || value.get_ref().as_table().is_none() {
-            return None;
-        }
-    }
-    for part in parts {
-        let mut part = part.into_inner();
-        if part.len() != 1 {
-            return None;
-        }
-        let (key, value) = part.remove_entry("steps")?;
-        let span = value.span();
-        let DeValue::Table(more) = value.into_inner() else {
-            return None;
-        };
-        match root.get_mut("steps").map(Spanned::get_mut) {
-            Some(DeValue::Table(steps)) => {
-                for (name, step) in more {
-                    if steps.insert(name, step).is_some() {
-                        return None;
-                    }
-                }
-            }
-            Some(_) => return None,
-            None => {
-                root.insert(key, Spanned::new(span, DeValue::Table(more)));
-            }
-        }
-    }
-    Some(Spanned::new(root_span, root))
-}
-
 /// Whether the line holding byte `at` is a table header (its first non-blank character is `[`).
-fn made_by_header(text: &str, at: usize) -> bool {
+pub fn made_by_header(text: &str, at: usize) -> bool {
     let at = at.min(text.len());
     let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
     text[line_start..at].trim_start().starts_with('[')
@@ -167,6 +75,7 @@ fn made_by_header(text: &str, at: usize) -> bool {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use super::super::load::{read, Read};
     use super::*;
 
     /// A workflow of `n` steps, large enough to be split.
@@ -181,37 +90,49 @@ mod tests {
         s
     }
 
-    fn parsed(text: &str) -> (String, usize) {
-        let scratch = OnceLock::new();
-        let (root, errors) = parse(text, &scratch);
-        (format!("{root:?}"), errors.len())
+    /// What a read gives, in a form to compare: the manifest, each step, each problem.
+    fn shown(r: &Read) -> String {
+        let mut out = format!("{:?}\nname written: {}\n", r.manifest, r.name_written);
+        for step in &r.steps {
+            out.push_str(&format!("{} {} {:?}\n", step.name, step.broken, step.spec));
+        }
+        for p in &r.problems {
+            out.push_str(&format!(
+                "{} {} {:?} {} {:?} {:?}\n",
+                p.code, p.message, p.span, p.label, p.help, p.related
+            ));
+        }
+        out
     }
 
-    /// Compares two long renderings, showing only where they part.
-    fn same(got: &str, want: &str) {
-        if let Some(at) = got.bytes().zip(want.bytes()).position(|(a, b)| a != b) {
+    /// Reads `text` in chunks (when it can be) and whole; both must agree. Returns the
+    /// chunked read and whether it was really read in chunks.
+    fn both(text: &str) -> (Read, bool) {
+        let chunked = read(text, true);
+        let whole = read(text, false);
+        let (a, b) = (shown(&chunked.0), shown(&whole.0));
+        if let Some(at) = a.bytes().zip(b.bytes()).position(|(x, y)| x != y) {
             let from = at.saturating_sub(150);
             panic!(
-                "trees differ at byte {at}:\n got: {}\nwant: {}",
-                &got[from..(at + 150).min(got.len())],
-                &want[from..(at + 150).min(want.len())]
+                "reads differ at byte {at}:\nchunks: {}\n whole: {}",
+                &a[from..(at + 150).min(a.len())],
+                &b[from..(at + 150).min(b.len())]
             );
         }
-        assert_eq!(got.len(), want.len(), "one tree is a prefix of the other");
-    }
-
-    fn whole(text: &str) -> (String, usize) {
-        let (root, errors) = DeTable::parse_recoverable(text);
-        (format!("{root:?}"), errors.len())
+        assert_eq!(a.len(), b.len(), "one read is a prefix of the other");
+        assert!(!whole.1, "read(.., false) reads whole");
+        chunked
     }
 
     #[test]
     fn a_large_file_is_cut_before_step_headers() {
         let text = big(6000, "");
         assert!(text.len() > MIN_SPLIT_BYTES);
-        let cuts = cut_points(&text, 2);
-        assert_eq!(cuts.len(), 3, "{cuts:?}");
-        assert!(text[cuts[1]..].starts_with("[steps."));
+        let cuts = cuts(&text).unwrap();
+        assert!(cuts.len() > 3, "{cuts:?}");
+        assert!(cuts[1..cuts.len() - 1]
+            .iter()
+            .all(|&c| text[c..].starts_with("[steps.")));
     }
 
     #[test]
@@ -220,7 +141,7 @@ mod tests {
         let text: String = (0..4000)
             .map(|i| format!("[steps.s{i}]\nrun = \"echo {}\"\n\n", "é".repeat(i % 7 + 1)))
             .collect();
-        for chunks in 2..=MAX_CHUNKS {
+        for chunks in 2..=8 {
             let inside = (1..chunks).any(|k| !text.is_char_boundary(text.len() * k / chunks));
             let cuts = cut_points(&text, chunks);
             assert_eq!(
@@ -235,76 +156,77 @@ mod tests {
     }
 
     #[test]
-    fn the_joined_tree_equals_the_whole_file_tree() {
-        let text = big(6000, "");
-        let scratch = OnceLock::new();
-        let (root, errors) = parse(&text, &scratch);
-        assert!(errors.is_empty());
-        if crate::par::threads() > 1 {
-            assert!(
-                scratch.get().is_some(),
-                "a large file on several cores is split"
-            );
-        }
-        same(&format!("{root:?}"), &whole(&text).0);
-        let steps = root
-            .get_ref()
-            .get("steps")
-            .unwrap()
-            .get_ref()
-            .as_table()
-            .unwrap();
-        assert_eq!(steps.len(), 6000);
-        let names: Vec<&str> = steps.keys().map(|k| k.get_ref().as_ref()).collect();
-        assert_eq!(names[5999], "s5999", "declaration order is kept");
+    fn reading_in_chunks_equals_reading_whole() {
+        let text = big(6000, "[vars]\nx = \"1\"\n\n");
+        let (r, chunked) = both(&text);
+        assert!(chunked, "a large, plain file is read in chunks");
+        assert!(r.problems.is_empty());
+        assert_eq!(r.steps.len(), 6000);
+        assert_eq!(r.steps[5999].name, "s5999", "declaration order is kept");
     }
 
     #[test]
-    fn a_step_defined_twice_across_chunks_is_an_error_as_in_the_whole_file() {
+    fn problems_in_later_chunks_point_into_the_whole_file() {
+        // An unknown key and a value of the wrong type near the end of the file.
+        let text = big(6000, "").replacen(
+            "[steps.s5900]\n",
+            "[steps.s5900]\nbogus = 1\ntimeout = 3\n",
+            1,
+        );
+        let (r, chunked) = both(&text);
+        assert!(chunked);
+        let at = text.find("bogus").unwrap();
+        let unknown = r.problems.iter().find(|p| p.code == "unknown-key").unwrap();
+        assert_eq!(unknown.span, Some(at..at + "bogus".len()));
+        assert!(r.problems.iter().any(|p| p.code == "wrong-type"));
+    }
+
+    #[test]
+    fn a_step_defined_twice_across_chunks_is_read_whole() {
         let mut text = big(6000, "");
         text.push_str("[steps.s1]\nrun = \"again\"\n");
-        let (_, errors) = parsed(&text);
-        assert_eq!(errors, whole(&text).1);
-        assert!(errors > 0, "a table defined twice is a TOML error");
+        let (r, chunked) = both(&text);
+        assert!(!chunked);
+        assert!(r.problems.iter().any(|p| p.code == "syntax"));
     }
 
     #[test]
     fn steps_as_an_inline_table_cannot_be_extended_by_a_later_chunk() {
         let text = big(6000, "steps = { first = { run = \"x\" } }\n");
-        assert_eq!(parsed(&text).1, whole(&text).1);
-        assert!(whole(&text).1 > 0);
+        let (r, chunked) = both(&text);
+        assert!(!chunked);
+        assert!(r.problems.iter().any(|p| p.code == "syntax"));
     }
 
     #[test]
-    fn a_second_steps_header_in_a_later_chunk_is_an_error_as_in_the_whole_file() {
+    fn a_second_steps_header_in_a_later_chunk_is_read_whole() {
         let mut text = big(6000, "");
         text = text.replacen("[steps.s0]", "[steps]\n[steps.s0]", 1);
         text.push_str("[steps]\n");
-        assert_eq!(parsed(&text).1, whole(&text).1);
-        assert!(whole(&text).1 > 0);
+        let (r, chunked) = both(&text);
+        assert!(!chunked);
+        assert!(r.problems.iter().any(|p| p.code == "syntax"));
     }
 
     #[test]
     fn syntax_errors_are_those_of_the_whole_file() {
         let mut text = big(6000, "");
         text.push_str("[steps.bad]\nrun = \"unterminated\n");
-        let (root, errors) = parsed(&text);
-        let (whole_root, whole_errors) = whole(&text);
-        assert_eq!(errors, whole_errors);
-        assert!(errors > 0);
-        same(&root, &whole_root);
+        let (r, chunked) = both(&text);
+        assert!(!chunked);
+        assert!(r.problems.iter().any(|p| p.code == "syntax"));
     }
 
     #[test]
-    fn a_header_like_line_in_a_string_makes_the_file_be_parsed_whole() {
+    fn a_header_like_line_in_a_string_makes_the_file_be_read_whole() {
         let text = big(6000, "").replacen(
             "[steps.s5000]\nrun = \"",
             "[steps.s5000]\nrun = \"\"\"\n[ -f x ] && \"\"\"\nx = \"",
             1,
         );
-        let (root, errors) = parsed(&text);
-        let (whole_root, whole_errors) = whole(&text);
-        assert_eq!(errors, whole_errors);
-        same(&root, &whole_root);
+        assert!(cuts(&text).is_none());
+        let (r, chunked) = both(&text);
+        assert!(!chunked);
+        assert!(r.problems.iter().any(|p| p.code == "unknown-key"));
     }
 }

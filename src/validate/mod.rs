@@ -155,10 +155,7 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
     // The workflow section.
     let wf = &m.workflow;
     // A missing or non-string name was reported by `load`; an empty string was not.
-    let name_written = doc
-        .entry(&["workflow", "name"])
-        .is_some_and(|(_, v)| v.get_ref().as_str().is_some());
-    if name_written && !valid_name(&wf.name) {
+    if loaded.name_written && !valid_name(&wf.name) {
         cx.error_at(
             "invalid-name",
             format!("invalid workflow name `{}`", wf.name),
@@ -300,6 +297,13 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
         steps,
         renderer,
     };
+    // A workflow without problems is parsed once: a place looked up where no problem needs
+    // it parses the whole file again (`Document`), which costs as much as the first parse.
+    // Every debug build of the tests checks this.
+    debug_assert!(
+        !problems.is_empty() || !doc.parsed_again(),
+        "checking a workflow without problems looked up a place in the file"
+    );
     sort_problems(source, &mut problems);
     Checked {
         workflow: Some(workflow),
@@ -412,21 +416,11 @@ impl Cx<'_, '_> {
         step: Option<&StepInfo<'_>>,
         path: &[&str],
     ) -> Option<String> {
-        self.render_at(r, text, mode, step, self.doc.value_span(path))
-    }
-
-    fn render_at(
-        &mut self,
-        r: &Renderer,
-        text: &str,
-        mode: Mode,
-        step: Option<&StepInfo<'_>>,
-        span: Option<Range<usize>>,
-    ) -> Option<String> {
         match r.render(text, mode, step) {
             Ok(out) => Some(out),
             Err(e) => {
-                let place = self.inside(span, text, e.range.clone());
+                // Places are looked up only for a problem (`Document`).
+                let place = self.inside(self.doc.value_span(path), text, e.range.clone());
                 let mut p = Problem::error("template", e.message).at_opt(place, "here");
                 if let Some(h) = e.help {
                     p = p.help(h);
@@ -464,12 +458,14 @@ impl Cx<'_, '_> {
         let owned = name;
         let name = owned.as_str();
         let spec_kind = spec.kind;
-        let key = self.doc.key_span(&["steps", name]);
+        // Places are looked up only for a problem (`Document`).
+        let doc = self.doc;
+        let key = || doc.key_span(&["steps", name]);
         let at = |field: &'static str| vec!["steps", name, field];
         if !valid_name(name) {
             self.push(
                 Problem::error("invalid-name", format!("invalid step name `{name}`"))
-                    .at_opt(key.clone(), "letters, digits, '-' and '_' only")
+                    .at_opt(key(), "letters, digits, '-' and '_' only")
                     .help("rename the step, e.g. `[steps.build-docs]`"),
             );
         }
@@ -483,7 +479,7 @@ impl Cx<'_, '_> {
             None if !broken => {
                 self.push(
                     Problem::error("missing-key", format!("step `{name}` has no `run`"))
-                        .at_opt(key.clone(), "this step")
+                        .at_opt(key(), "this step")
                         .help("add `run = \"...\"` (a shell string) or `run = [\"prog\", \"arg\"]` (argv)"),
                 );
                 Command::Argv(Vec::new())
@@ -569,7 +565,7 @@ impl Cx<'_, '_> {
             }
         }
         let progress = spec.progress.as_ref().and_then(|p| {
-            let re = self.regex(p, self.doc.value_span(&at("progress")))?;
+            let re = self.regex(p, || doc.value_span(&at("progress")))?;
             let names: Vec<&str> = re.capture_names().flatten().collect();
             let useful = names.contains(&"percent")
                 || names.contains(&"message")
@@ -593,7 +589,7 @@ impl Cx<'_, '_> {
             .fail_on
             .iter()
             .enumerate()
-            .filter_map(|(i, p)| self.regex(p, self.doc.item_span(&at("fail_on"), i)))
+            .filter_map(|(i, p)| self.regex(p, || doc.item_span(&at("fail_on"), i)))
             .collect();
         if let Some(junit) = &spec.junit {
             if let Err(e) = compile_glob(junit) {
@@ -647,10 +643,7 @@ impl Cx<'_, '_> {
                     "service-without-ready",
                     format!("service `{name}` has no `ready` probe"),
                 )
-                .at_opt(
-                    key.clone(),
-                    "dependents will start as soon as it is spawned",
-                )
+                .at_opt(key(), "dependents will start as soon as it is spawned")
                 .help("add e.g. `ready = { tcp = \"127.0.0.1:8000\", timeout = \"30s\" }`"),
             );
         }
@@ -669,7 +662,12 @@ impl Cx<'_, '_> {
         }
     }
 
-    fn regex(&mut self, pattern: &str, span: Option<Range<usize>>) -> Option<Regex> {
+    /// Compiles `pattern`; `span` places it, looked up only for a problem.
+    fn regex(
+        &mut self,
+        pattern: &str,
+        span: impl FnOnce() -> Option<Range<usize>>,
+    ) -> Option<Regex> {
         match Regex::new(pattern) {
             Ok(re) => Some(re),
             Err(e) => {
@@ -683,7 +681,7 @@ impl Cx<'_, '_> {
                     .to_owned();
                 self.push(
                     Problem::error("invalid-regex", format!("invalid regex: {last}"))
-                        .at_opt(span, "here"),
+                        .at_opt(span(), "here"),
                 );
                 None
             }
@@ -704,7 +702,8 @@ impl Cx<'_, '_> {
             );
         }
         if let Some(log) = &probe.log {
-            self.regex(log, self.doc.value_span(&["steps", step, key, "log"]));
+            let doc = self.doc;
+            self.regex(log, || doc.value_span(&["steps", step, key, "log"]));
             if key == "health" {
                 self.push(
                     Problem::error(
