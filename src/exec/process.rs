@@ -37,44 +37,21 @@ pub struct Spawn<'a> {
 /// processes are gone. A string command runs under `sh -c`, unless it is a plain command
 /// (`direct::plain_argv`) whose program starts: then it runs as an array does, directly.
 pub fn spawn(s: Spawn<'_>) -> std::io::Result<Child> {
-    // A program started without a shell gets `PWD` as `sh` would give it: its cwd.
-    let pwd = clean_absolute(s.cwd);
-    let mut env_with_pwd;
-    let mut env = s.env;
-    if let Some(pwd) = pwd {
-        env_with_pwd = Vec::with_capacity(s.env.len() + 1);
-        env_with_pwd.extend_from_slice(s.env);
-        env_with_pwd.push(("PWD", pwd));
-        env = &env_with_pwd;
-    }
-    let launch = |argv: &[&str], env: &[(&str, &str)]| {
-        posix::spawn(
-            s.environment,
-            &Launch {
-                argv,
-                cwd: s.cwd,
-                env,
-                stdin: s.stdin,
-                output: s.output.as_fd(),
-            },
-        )
-    };
     let started = match s.command {
         Command::Shell(script) => {
             // Any failure to start it directly (not found, not executable, a script
             // without `#!`) goes to the shell, which reports or handles it as it would.
-            let direct = match (pwd, super::direct::plain_argv(script)) {
-                (Some(_), Some(words)) => launch(&words, env).ok(),
-                _ => None,
-            };
+            let direct = super::direct::plain_argv(script)
+                .zip(clean_absolute(s.cwd))
+                .and_then(|(words, pwd)| launch(&s, &words, Some(pwd)).ok());
             match direct {
                 Some(started) => started,
-                None => launch(&["sh", "-c", script.as_str()], s.env)?,
+                None => launch(&s, &["sh", "-c", script.as_str()], None)?,
             }
         }
         Command::Argv(argv) => {
             let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-            launch(&argv, env)?
+            launch(&s, &argv, clean_absolute(s.cwd))?
         }
     };
     drop(s.output);
@@ -87,6 +64,29 @@ pub fn spawn(s: Spawn<'_>) -> std::io::Result<Child> {
         exit,
         status: None,
     })
+}
+
+/// Starts `argv` with the step's environment and, when given, `PWD`: a program started
+/// without a shell gets it as `sh` would give it, its cwd.
+fn launch(s: &Spawn<'_>, argv: &[&str], pwd: Option<&str>) -> std::io::Result<posix::Started> {
+    let with_pwd;
+    let env = match pwd {
+        Some(pwd) => {
+            with_pwd = [s.env, &[("PWD", pwd)]].concat();
+            &with_pwd
+        }
+        None => s.env,
+    };
+    posix::spawn(
+        s.environment,
+        &Launch {
+            argv,
+            cwd: s.cwd,
+            env,
+            stdin: s.stdin,
+            output: s.output.as_fd(),
+        },
+    )
 }
 
 /// `path` as a `PWD` value: absolute, UTF-8, without `.` or `..` (what `sh` would check and
