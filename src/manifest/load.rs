@@ -44,15 +44,16 @@ impl<'s> Document<'s> {
             .get_or_init(|| DeTable::parse_recoverable(&self.source.text).0)
     }
 
-    /// Whether the tree was needed (for tests: a valid workflow should not need it).
+    /// Whether the tree was needed (`validate::check` asserts that a workflow without
+    /// problems did not need it).
     pub fn parsed_again(&self) -> bool {
         self.tree.get().is_some()
     }
 }
 
 /// A manifest as far as it could be read, with the problems met on the way.
-pub struct Loaded<'s> {
-    pub doc: Document<'s>,
+#[derive(Default)]
+pub struct Loaded {
     /// Best effort: keys that failed to parse are left at their defaults. Its `steps` stay
     /// empty: they are in `steps`.
     pub manifest: Manifest,
@@ -73,30 +74,15 @@ pub struct LoadedStep {
     pub broken: bool,
 }
 
-/// Parses `source`; never fails: everything wrong ends up in `problems`.
-pub fn load(source: &SourceFile) -> Loaded<'_> {
-    let (read, _) = read(&source.text, true);
-    Loaded {
-        doc: Document::new(source),
-        manifest: read.manifest,
-        steps: read.steps,
-        problems: read.problems,
-        name_written: read.name_written,
-    }
-}
-
-/// What reading a text gives (`Loaded` without the document).
-#[derive(Default)]
-pub(super) struct Read {
-    pub manifest: Manifest,
-    pub steps: Vec<LoadedStep>,
-    pub problems: Vec<Problem>,
-    pub name_written: bool,
+/// Reads `source`, with the `Document` that places its problems; never fails: everything
+/// wrong ends up in `problems`.
+pub fn load(source: &SourceFile) -> (Document<'_>, Loaded) {
+    (Document::new(source), read(&source.text, true).0)
 }
 
 /// Reads `text`, in chunks when `chunks` allows and the file can be (`split`), else whole.
 /// Also says whether it was read in chunks.
-pub(super) fn read(text: &str, chunks: bool) -> (Read, bool) {
+pub(super) fn read(text: &str, chunks: bool) -> (Loaded, bool) {
     let chunked = chunks
         .then(|| super::split::cuts(text))
         .flatten()
@@ -107,11 +93,11 @@ pub(super) fn read(text: &str, chunks: bool) -> (Read, bool) {
     }
 }
 
-fn read_whole(text: &str) -> Read {
+fn read_whole(text: &str) -> Loaded {
     let (root, syntax) = DeTable::parse_recoverable(text);
     if !syntax.is_empty() {
         // A broken document's tree is a guess; schema errors on top of it would mislead.
-        return Read {
+        return Loaded {
             problems: syntax
                 .into_iter()
                 .map(|e| {
@@ -122,7 +108,7 @@ fn read_whole(text: &str) -> Read {
                     .at_opt(e.span(), "here")
                 })
                 .collect(),
-            ..Read::default()
+            ..Loaded::default()
         };
     }
     read_root(root.get_ref())
@@ -130,14 +116,14 @@ fn read_whole(text: &str) -> Read {
 
 /// Reads the chunks of `text` cut at `cuts`, spread over every core; `None` where that could
 /// differ from reading the whole file (see `split`).
-fn read_chunks(text: &str, cuts: &[usize]) -> Option<Read> {
+fn read_chunks(text: &str, cuts: &[usize]) -> Option<Loaded> {
     let mut ranges: Vec<Range<usize>> = cuts.windows(2).map(|w| w[0]..w[1]).collect();
     let parts = crate::par::map_runs(&mut ranges, 1, |run| {
         run.iter()
             .map(|range| read_chunk(text, range.clone()))
             .collect::<Vec<_>>()
     });
-    let parts: Vec<Read> = parts.into_iter().flatten().collect::<Option<_>>()?;
+    let parts: Vec<Loaded> = parts.into_iter().flatten().collect::<Option<_>>()?;
     // A step named in two chunks is a table defined twice: a syntax error of the whole file.
     let mut names = std::collections::HashSet::new();
     if !parts
@@ -159,7 +145,7 @@ fn read_chunks(text: &str, cuts: &[usize]) -> Option<Read> {
 
 /// One chunk: the first holds the top-level tables, each later one only steps. Problems are
 /// placed in the whole file.
-fn read_chunk(text: &str, range: Range<usize>) -> Option<Read> {
+fn read_chunk(text: &str, range: Range<usize>) -> Option<Loaded> {
     let (root, errors) = DeTable::parse_recoverable(&text[range.clone()]);
     if !errors.is_empty() {
         return None;
@@ -178,18 +164,18 @@ fn read_chunk(text: &str, range: Range<usize>) -> Option<Read> {
         return None;
     }
     let (steps, problems) = read_steps(root.get("steps")?.get_ref().as_table()?);
-    Some(Read {
+    Some(Loaded {
         steps,
         problems: problems
             .into_iter()
             .map(|p| p.moved_by(range.start))
             .collect(),
-        ..Read::default()
+        ..Loaded::default()
     })
 }
 
 /// The top-level tables of a file (or of its first chunk) and its steps.
-fn read_root(root: &DeTable<'_>) -> Read {
+fn read_root(root: &DeTable<'_>) -> Loaded {
     let mut problems = Vec::new();
     let mut manifest = Manifest::default();
     let mut steps = Vec::new();
@@ -254,7 +240,7 @@ fn read_root(root: &DeTable<'_>) -> Read {
             ),
         }
     }
-    Read {
+    Loaded {
         manifest,
         steps,
         problems,

@@ -75,7 +75,7 @@ pub fn made_by_header(text: &str, at: usize) -> bool {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use super::super::load::{read, Read};
+    use super::super::load::{read, Loaded};
     use super::*;
 
     /// A workflow of `n` steps, large enough to be split.
@@ -91,7 +91,7 @@ mod tests {
     }
 
     /// What a read gives, in a form to compare: the manifest, each step, each problem.
-    fn shown(r: &Read) -> String {
+    fn shown(r: &Loaded) -> String {
         let mut out = format!("{:?}\nname written: {}\n", r.manifest, r.name_written);
         for step in &r.steps {
             out.push_str(&format!("{} {} {:?}\n", step.name, step.broken, step.spec));
@@ -107,7 +107,7 @@ mod tests {
 
     /// Reads `text` in chunks (when it can be) and whole; both must agree. Returns the
     /// chunked read and whether it was really read in chunks.
-    fn both(text: &str) -> (Read, bool) {
+    fn both(text: &str) -> (Loaded, bool) {
         let chunked = read(text, true);
         let whole = read(text, false);
         let (a, b) = (shown(&chunked.0), shown(&whole.0));

@@ -136,7 +136,7 @@ impl Checked {
 
 /// Checks a workflow file's text.
 pub fn check(source: &SourceFile, opts: &Options) -> Checked {
-    let loaded = manifest::load(source);
+    let (doc, loaded) = manifest::load(source);
     let mut problems = loaded.problems;
     if problems.iter().any(|p| p.code == "syntax") {
         return Checked {
@@ -145,7 +145,7 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
             problems,
         };
     }
-    let doc = &loaded.doc;
+    let doc = &doc;
     let m = loaded.manifest;
     let mut cx = Cx {
         doc,
