@@ -20,6 +20,9 @@
 
 /// Builtins and reserved words of dash and bash that are made of plain characters (`[`,
 /// `!`, `{` and the like are not plain anyway). A first word among them goes to the shell.
+/// Wider on purpose than `validate::host`'s list of words `plan` does not look up on
+/// `PATH`: sending a bash-only word such as `declare` to dash costs nothing here, while
+/// `plan` must still report it missing, as dash would.
 const SHELL_ONLY: &[&str] = &[
     ".",
     ":",
