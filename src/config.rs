@@ -131,9 +131,9 @@ pub fn apply(config: &Config, wf: &mut crate::validate::Workflow) {
         wf.timeout = Some(wf.timeout.map_or(cap, |t| t.min(cap)));
     }
     for step in &mut wf.steps {
-        step.spec.kill_grace = step.spec.kill_grace.or(d.kill_grace);
-        step.spec.retries = step.spec.retries.or(d.retries);
-        if let Some(health) = step.spec.health.as_mut() {
+        step.kill_grace = step.kill_grace.or(d.kill_grace);
+        step.retries = step.retries.or(d.retries);
+        if let Some(health) = step.health_mut() {
             health.interval = health
                 .interval
                 .or(Some(config.monitoring.health_check_interval));

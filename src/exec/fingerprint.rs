@@ -23,7 +23,7 @@ pub fn key(workflow: &str, step: &str) -> String {
 /// The fingerprint of a step as it would run now; `None` when it cannot be up to date
 /// (no outputs declared, or an output is missing).
 pub fn compute(wf: &Workflow, step: &Step) -> Option<String> {
-    if step.spec.outputs.is_empty() || !outputs_exist(&wf.root, &step.spec.outputs) {
+    if step.outputs.is_empty() || !outputs_exist(&wf.root, &step.outputs) {
         return None;
     }
     Some(hash(wf, step))
@@ -34,7 +34,7 @@ pub fn compute(wf: &Workflow, step: &Step) -> Option<String> {
 /// which is never up to date. Taken at the start, it holds the inputs the step found: an
 /// input edited while the step runs no longer matches on the next run.
 pub fn at_start(wf: &Workflow, step: &Step) -> Option<String> {
-    (!step.spec.outputs.is_empty()).then(|| hash(wf, step))
+    (!step.outputs.is_empty()).then(|| hash(wf, step))
 }
 
 fn hash(wf: &Workflow, step: &Step) -> String {
@@ -56,11 +56,11 @@ fn hash(wf: &Workflow, step: &Step) -> String {
     let h = &mut Sha256::new();
     field(h, "command", step.command.display().as_bytes());
     field(h, "cwd", step.cwd.as_os_str().as_encoded_bytes());
-    for (k, v) in wf.env.iter().chain(&step.env) {
+    for (k, v) in wf.env.iter().chain(step.env()) {
         field(h, "env", format!("{k}={v}").as_bytes());
     }
-    let own = OutputIndex::new([(0, step.spec.outputs.as_slice())]);
-    for pattern in &step.spec.inputs {
+    let own = OutputIndex::new([(0, &*step.outputs)]);
+    for pattern in &step.inputs {
         field(h, "input", pattern.as_bytes());
         for (path, meta) in matching_files_with_meta(&wf.root, pattern) {
             if !is_own_output(&own, &wf.root, &path) {

@@ -340,7 +340,7 @@ pub async fn execute(
             StepReport::new(
                 &s.name,
                 log_dir.join(format!("{}.log", s.name)),
-                s.spec.allow_failure,
+                s.allow_failure,
             )
         })
         .collect();

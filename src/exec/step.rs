@@ -90,7 +90,7 @@ pub(crate) async fn run(
     let step = &ctx.wf.steps[index];
     let log_path = ctx.log_dir.join(format!("{}.log", step.name));
     let progress_path = ctx.log_dir.join(format!("{}.progress", step.name));
-    let mut report = StepReport::new(&step.name, log_path.clone(), step.spec.allow_failure);
+    let mut report = StepReport::new(&step.name, log_path.clone(), step.allow_failure);
     report.started_at = Some(SystemTime::now());
     let clock = Instant::now();
     let attempts = step.retries() + 1;
@@ -117,7 +117,8 @@ pub(crate) async fn run(
         )
         .await;
         let (mut state, mut reason, status) = judge(&ctx, index, end, &seen);
-        if let (crate::manifest::StepKind::Test, Some(pattern)) = (step.kind(), &step.spec.junit) {
+        if let (crate::manifest::StepKind::Test, Some(pattern)) = (step.kind(), &step.more().junit)
+        {
             let counts = super::junit::read(&ctx.wf.root, pattern, attempt_started);
             let bad = counts.failed + counts.errors;
             if state == StepState::Succeeded && bad > 0 {
@@ -218,7 +219,7 @@ async fn attempt_once(
             .truncate(true)
             .open(progress_path);
     }
-    for out in &step.spec.outputs {
+    for out in &step.outputs {
         let norm = normalize(out);
         if is_glob(&norm) {
             continue;
@@ -240,7 +241,7 @@ async fn attempt_once(
     let attempt_text = attempt.to_string();
     let progress_text = progress_path.display().to_string();
     let env: Vec<(&str, &str)> = step
-        .env
+        .env()
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .chain([
@@ -308,12 +309,13 @@ async fn attempt_once(
 
     let grace = step.kill_grace().as_std();
     let is_service = step.kind() == crate::manifest::StepKind::Service;
-    let ready_probe = step.spec.ready.as_ref().filter(|_| is_service);
-    let health_probe = step.spec.health.as_ref().filter(|_| is_service);
+    let ready_probe = step.more().ready.as_ref().filter(|_| is_service);
+    let health_probe = step.more().health.as_ref().filter(|_| is_service);
     let ready_log = ready_probe
         .and_then(|p| p.log.as_deref())
         .and_then(|re| regex::Regex::new(re).ok());
-    let needs_lines = step.progress.is_some() || !step.fail_on.is_empty() || ready_log.is_some();
+    let needs_lines =
+        step.progress().is_some() || !step.fail_on().is_empty() || ready_log.is_some();
     let mut phase = match (is_service, ready_probe) {
         (false, _) => Phase::Task,
         (true, None) => {
@@ -334,7 +336,7 @@ async fn attempt_once(
     let mut progress_file = Follower::new(progress_path, 0);
     let started = Instant::now();
     let timeout_at = step.timeout().map(|t| started + t.as_std());
-    let stall = step.spec.stall_timeout.map(|d| d.as_std());
+    let stall = step.more().stall_timeout.map(|d| d.as_std());
     let mut last_activity = Instant::now();
     let mut last_size = from;
     let mut last_output_sent = Instant::now() - OUTPUT_EVERY;
@@ -419,12 +421,7 @@ async fn attempt_once(
             Wake::Tick => {
                 let grew = if needs_lines {
                     follower.poll(|line| {
-                        seen.line(
-                            line,
-                            step.progress.as_ref(),
-                            &step.fail_on,
-                            ready_log.as_ref(),
-                        )
+                        seen.line(line, step.progress(), step.fail_on(), ready_log.as_ref())
                     }) > 0
                 } else {
                     let size = fs::metadata(log_path).map_or(last_size, |m| m.len());
@@ -529,8 +526,8 @@ async fn attempt_once(
     // Everything the step printed is in the log before it is read for the last time.
     let _ = copier.finish().await;
     if needs_lines {
-        follower.poll(|line| seen.line(line, step.progress.as_ref(), &step.fail_on, None));
-        follower.finish(|line| seen.line(line, step.progress.as_ref(), &step.fail_on, None));
+        follower.poll(|line| seen.line(line, step.progress(), step.fail_on(), None));
+        follower.finish(|line| seen.line(line, step.progress(), step.fail_on(), None));
     }
     progress_file.poll(|line| {
         if let Some(p) = Progress::from_progress_line(line) {
@@ -599,7 +596,7 @@ fn judge(
             StepState::Stalled,
             Some(format!(
                 "stalled: no output and no progress for {}",
-                step.spec
+                step.more()
                     .stall_timeout
                     .map(|t| t.to_string())
                     .unwrap_or_default()
@@ -616,7 +613,7 @@ fn judge(
             StepState::Failed,
             Some(format!(
                 "service never became ready within {}: {why}",
-                step.spec
+                step.more()
                     .ready
                     .as_ref()
                     .and_then(|r| r.timeout)
@@ -666,7 +663,7 @@ fn judge(
                     Some(status),
                 );
             }
-            for out in &step.spec.outputs {
+            for out in &step.outputs {
                 if let Some(why) = missing_output(&ctx.wf.root, out) {
                     return (StepState::Failed, Some(why), Some(status));
                 }

@@ -312,11 +312,14 @@ fn step_direct(value: &DeValue<'_>) -> Option<StepSpec> {
     fn string(v: &DeValue<'_>) -> Option<String> {
         v.as_str().map(str::to_owned)
     }
+    // Sized exactly: a run keeps these lists for its whole length.
     fn strings(v: &DeValue<'_>) -> Option<Vec<String>> {
-        v.as_array()?
-            .iter()
-            .map(|item| string(item.get_ref()))
-            .collect()
+        let items = v.as_array()?;
+        let mut out = Vec::with_capacity(items.len());
+        for item in items.iter() {
+            out.push(string(item.get_ref())?);
+        }
+        Some(out)
     }
     fn duration(v: &DeValue<'_>) -> Option<Duration> {
         Duration::parse(v.as_str()?).ok()

@@ -57,7 +57,7 @@ fn step_lines(out: &mut String, wf: &Workflow, plan: &Plan, i: usize) {
     if step.retries() > 0 {
         let _ = write!(out, ", retries {}", step.retries());
     }
-    if step.spec.allow_failure {
+    if step.allow_failure {
         out.push_str(", allow_failure");
     }
     out.push_str(")\n");
@@ -75,17 +75,17 @@ fn step_lines(out: &mut String, wf: &Workflow, plan: &Plan, i: usize) {
             c.display().replace('\n', "\n      ")
         ),
     };
-    if step.cwd != wf.root {
+    if *step.cwd != *wf.root {
         let _ = writeln!(out, "    cwd    {}", step.cwd.display());
     }
-    for (k, input) in step.spec.inputs.iter().enumerate() {
+    for (k, input) in step.inputs.iter().enumerate() {
         out.push_str("    in     ");
         out.push_str(input);
         out.push_str(" (");
         input_state(out, wf, plan, i, k);
         out.push_str(")\n");
     }
-    for output in &step.spec.outputs {
+    for output in &step.outputs {
         out.push_str("    out    ");
         out.push_str(output);
         out.push('\n');
@@ -260,7 +260,6 @@ fn plan_json(wf: &Workflow, plan: &Plan) -> PlanJson {
                     cwd: s.cwd.display().to_string(),
                     upstream: plan.upstream[i].iter().map(|&u| name(u)).collect(),
                     inputs: s
-                        .spec
                         .inputs
                         .iter()
                         .enumerate()
@@ -275,11 +274,11 @@ fn plan_json(wf: &Workflow, plan: &Plan) -> PlanJson {
                             }
                         })
                         .collect(),
-                    outputs: s.spec.outputs.clone(),
+                    outputs: s.outputs.to_vec(),
                     timeout: s.timeout().map(|t| t.to_string()),
                     retries: s.retries(),
-                    allow_failure: s.spec.allow_failure,
-                    tags: s.spec.tags.clone(),
+                    allow_failure: s.allow_failure,
+                    tags: s.more().tags.clone(),
                 }
             })
             .collect(),

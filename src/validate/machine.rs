@@ -168,10 +168,10 @@ impl Cx<'_, '_> {
         host: &mut Host,
     ) -> Vec<Option<bool>> {
         let step = &steps[index];
-        let mut input_exists = step.input_exists.clone();
+        let mut input_exists = step.input_exists.to_vec();
         let name = step.name.as_str();
         let producers = &plan.producers[index];
-        for (i, pattern) in step.spec.inputs.iter().enumerate() {
+        for (i, pattern) in step.inputs.iter().enumerate() {
             // An invalid glob was reported already; calling it missing too would mislead.
             let bad_glob = is_glob(pattern) && compile_glob(pattern).is_err();
             if !producers[i].is_empty() || bad_glob {
@@ -187,7 +187,7 @@ impl Cx<'_, '_> {
                 );
             }
         }
-        if step.spec.cwd.is_some() && plan.cwd_producers[index].is_empty() && !step.cwd.is_dir() {
+        if step.more().cwd.is_some() && plan.cwd_producers[index].is_empty() && !step.cwd.is_dir() {
             self.push(
                 Problem::error(
                     "missing-cwd",
@@ -224,7 +224,6 @@ impl Cx<'_, '_> {
                 let want = crate::plan::artifacts::normalized(&program);
                 plan.with_upstream(index).iter().any(|&u| {
                     steps[u]
-                        .spec
                         .outputs
                         .iter()
                         .any(|o| crate::plan::artifacts::normalized(o) == want)
@@ -248,7 +247,7 @@ impl Cx<'_, '_> {
                 );
             }
         }
-        for (i, tool) in step.spec.tools.iter().enumerate() {
+        for (i, tool) in step.more().tools.iter().enumerate() {
             if !host.program_exists(tool, &step.cwd) {
                 self.push(
                     Problem::error(
@@ -263,7 +262,7 @@ impl Cx<'_, '_> {
                 );
             }
         }
-        for (i, out) in step.spec.outputs.iter().enumerate() {
+        for (i, out) in step.outputs.iter().enumerate() {
             if is_glob(out) {
                 continue;
             }

@@ -10,6 +10,7 @@ pub mod template;
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use indexmap::IndexMap;
 use regex::Regex;
@@ -70,40 +71,141 @@ pub struct Workflow {
     pub renderer: Renderer,
 }
 
-/// A checked step.
+/// A checked step. A run holds one per step for its whole length, so what few steps set is
+/// kept apart (`More`) and nothing is held twice: 10,000 steps of one input and one output
+/// take about 0.4 KB each (docs/architecture.md).
 pub struct Step {
     pub name: String,
-    /// The step as written; templates in it are rendered again at run time.
-    pub spec: StepSpec,
+    pub kind: StepKind,
+    pub allow_failure: bool,
+    /// With `[defaults]` of the config applied (`config::apply`).
+    pub retries: Option<u32>,
+    pub kill_grace: Option<Duration>,
+    /// As written.
+    pub inputs: Box<[String]>,
+    /// As written.
+    pub outputs: Box<[String]>,
     /// The command rendered with plan-time placeholders for the run.
     pub command: Command,
-    pub cwd: PathBuf,
+    /// `run` as written when it holds a template, to be rendered again for each run and
+    /// attempt; `None`: `command` is the text as written.
+    run: Option<Box<RunSpec>>,
+    /// Where it runs: steps without `cwd` share the root.
+    pub cwd: Arc<Path>,
+    /// For each input: whether it exists on disk now (`None`: not looked at).
+    pub input_exists: Box<[Option<bool>]>,
+    more: Option<Box<More>>,
+}
+
+/// What a step sets beyond its command, inputs and outputs: few steps set any of it.
+#[derive(Default)]
+pub struct More {
+    pub description: Option<String>,
+    pub needs: Vec<String>,
+    /// `cwd` as written.
+    pub cwd: Option<String>,
     /// The step's own `env`, rendered.
     pub env: Vec<(String, String)>,
+    pub timeout: Option<Duration>,
+    pub retry_delay: Option<Duration>,
+    pub stall_timeout: Option<Duration>,
     pub progress: Option<Regex>,
     pub fail_on: Vec<Regex>,
-    /// For each input: whether it exists on disk now (`None`: not looked at).
-    pub input_exists: Vec<Option<bool>>,
+    pub tools: Vec<String>,
+    pub tags: Vec<String>,
+    pub ready: Option<Box<Probe>>,
+    pub health: Option<Box<Probe>>,
+    pub junit: Option<String>,
+}
+
+static NO_MORE: More = More {
+    description: None,
+    needs: Vec::new(),
+    cwd: None,
+    env: Vec::new(),
+    timeout: None,
+    retry_delay: None,
+    stall_timeout: None,
+    progress: None,
+    fail_on: Vec::new(),
+    tools: Vec::new(),
+    tags: Vec::new(),
+    ready: None,
+    health: None,
+    junit: None,
+};
+
+impl More {
+    fn is_empty(&self) -> bool {
+        let More {
+            description,
+            needs,
+            cwd,
+            env,
+            timeout,
+            retry_delay,
+            stall_timeout,
+            progress,
+            fail_on,
+            tools,
+            tags,
+            ready,
+            health,
+            junit,
+        } = self;
+        description.is_none()
+            && needs.is_empty()
+            && cwd.is_none()
+            && env.is_empty()
+            && timeout.is_none()
+            && retry_delay.is_none()
+            && stall_timeout.is_none()
+            && progress.is_none()
+            && fail_on.is_empty()
+            && tools.is_empty()
+            && tags.is_empty()
+            && ready.is_none()
+            && health.is_none()
+            && junit.is_none()
+    }
 }
 
 pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(10);
 pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(1);
 
 impl Step {
+    /// What the step sets beyond its command, inputs and outputs.
+    pub fn more(&self) -> &More {
+        self.more.as_deref().unwrap_or(&NO_MORE)
+    }
+    /// The health probe, to fill in defaults.
+    pub fn health_mut(&mut self) -> Option<&mut Probe> {
+        self.more.as_mut()?.health.as_deref_mut()
+    }
     pub fn kind(&self) -> StepKind {
-        self.spec.kind
+        self.kind
     }
     pub fn timeout(&self) -> Option<Duration> {
-        self.spec.timeout
+        self.more().timeout
     }
     pub fn kill_grace(&self) -> Duration {
-        self.spec.kill_grace.unwrap_or(DEFAULT_KILL_GRACE)
+        self.kill_grace.unwrap_or(DEFAULT_KILL_GRACE)
     }
     pub fn retries(&self) -> u32 {
-        self.spec.retries.unwrap_or(0)
+        self.retries.unwrap_or(0)
     }
     pub fn retry_delay(&self) -> Duration {
-        self.spec.retry_delay.unwrap_or(DEFAULT_RETRY_DELAY)
+        self.more().retry_delay.unwrap_or(DEFAULT_RETRY_DELAY)
+    }
+    /// The step's own `env`, rendered.
+    pub fn env(&self) -> &[(String, String)] {
+        &self.more().env
+    }
+    pub fn progress(&self) -> Option<&Regex> {
+        self.more().progress.as_ref()
+    }
+    pub fn fail_on(&self) -> &[Regex] {
+        &self.more().fail_on
     }
 }
 
@@ -111,13 +213,16 @@ impl Workflow {
     /// Renders step `index`'s command for a real run and attempt.
     pub fn render_command(&self, index: usize, attempt: u32) -> Result<Command, String> {
         let step = &self.steps[index];
+        let Some(run) = &step.run else {
+            return Ok(step.command.clone());
+        };
         let info = StepInfo {
             name: &step.name,
-            inputs: &step.spec.inputs,
-            outputs: &step.spec.outputs,
+            inputs: &step.inputs,
+            outputs: &step.outputs,
             attempt,
         };
-        render_run(&self.renderer, step.spec.run.as_ref(), &info).map_err(|(e, _)| e.message)
+        render_run(&self.renderer, Some(run), &info).map_err(|(e, _)| e.message)
     }
 }
 
@@ -235,12 +340,13 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
     // Steps, one by one.
     // Each step is checked on its own, so the steps are spread over every core.
     let mut loaded_steps = loaded.steps;
+    let shared_root: Arc<Path> = Arc::from(root.as_path());
     let mut steps = cx.on_every_core(
         &mut loaded_steps,
         || (),
         |cx, (), s| {
             let s = std::mem::take(s);
-            cx.step(s.name, s.spec, &renderer, &root, s.broken)
+            cx.step(s.name, s.spec, &renderer, &shared_root, s.broken)
         },
     );
     drop(loaded_steps);
@@ -250,11 +356,11 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
         .iter()
         .map(|step| StepNode {
             name: &step.name,
-            needs: &step.spec.needs,
-            inputs: &step.spec.inputs,
-            outputs: &step.spec.outputs,
+            needs: &step.more().needs,
+            inputs: &step.inputs,
+            outputs: &step.outputs,
             cwd: step
-                .spec
+                .more()
                 .cwd
                 .as_deref()
                 .map(|c| c.trim_end_matches('/'))
@@ -279,7 +385,7 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
             cx.step_on_host(&steps, i, &plan, &root, host)
         });
         for (step, e) in steps.iter_mut().zip(exists) {
-            step.input_exists = e;
+            step.input_exists = e.into_boxed_slice();
         }
     }
 
@@ -450,7 +556,7 @@ impl Cx<'_, '_> {
         name: String,
         mut spec: StepSpec,
         r: &Renderer,
-        root: &Path,
+        root: &Arc<Path>,
         broken: bool,
     ) -> Step {
         // Probes are rendered apart, then put back (the step info below borrows `spec`).
@@ -532,9 +638,9 @@ impl Cx<'_, '_> {
             None => String::new(),
         };
         let cwd = if cwd_rel.is_empty() {
-            root.to_path_buf()
+            Arc::clone(root)
         } else {
-            root.join(&cwd_rel)
+            Arc::from(root.join(&cwd_rel))
         };
         let mut env = Vec::new();
         for (k, v) in &spec.env {
@@ -647,18 +753,42 @@ impl Cx<'_, '_> {
                 .help("add e.g. `ready = { tcp = \"127.0.0.1:8000\", timeout = \"30s\" }`"),
             );
         }
-        let input_exists = vec![None; spec.inputs.len()];
-        spec.ready = ready;
-        spec.health = health;
-        Step {
-            name: owned,
-            spec,
-            command,
-            cwd,
+        let run = spec
+            .run
+            .filter(|run| match run {
+                RunSpec::Shell(s) => template::is_template(s),
+                RunSpec::Argv(argv) => argv.iter().any(|a| template::is_template(a)),
+            })
+            .map(Box::new);
+        let more = More {
+            description: spec.description,
+            needs: spec.needs,
+            cwd: spec.cwd,
             env,
+            timeout: spec.timeout,
+            retry_delay: spec.retry_delay,
+            stall_timeout: spec.stall_timeout,
             progress,
             fail_on,
-            input_exists,
+            tools: spec.tools,
+            tags: spec.tags,
+            ready,
+            health,
+            junit: spec.junit,
+        };
+        Step {
+            name: owned,
+            kind: spec.kind,
+            allow_failure: spec.allow_failure,
+            retries: spec.retries,
+            kill_grace: spec.kill_grace,
+            input_exists: vec![None; spec.inputs.len()].into_boxed_slice(),
+            inputs: spec.inputs.into_boxed_slice(),
+            outputs: spec.outputs.into_boxed_slice(),
+            command,
+            run,
+            cwd,
+            more: (!more.is_empty()).then(|| Box::new(more)),
         }
     }
 

@@ -68,6 +68,11 @@ pub struct StepInfo<'a> {
     pub attempt: u32,
 }
 
+/// Whether `text` holds anything the renderer acts on; text that does not renders as itself.
+pub fn is_template(text: &str) -> bool {
+    text.contains("{{") || text.contains("{%") || text.contains("{#")
+}
+
 impl Renderer {
     /// `env`: the caller's environment; `None` renders every `env.X` as a placeholder
     /// (`--offline`, where the caller's environment is not the one the workflow will see).
@@ -112,7 +117,7 @@ impl Renderer {
         mode: Mode,
         step: Option<&StepInfo<'_>>,
     ) -> Result<String, TemplateError> {
-        if !source.contains("{{") && !source.contains("{%") && !source.contains("{#") {
+        if !is_template(source) {
             return Ok(source.to_owned());
         }
         let env = match mode {

@@ -502,7 +502,36 @@ retry_delay = "100ms"
     assert_eq!(out.step("eventually")["attempts"], 2);
 }
 
-/// A process that leaves the step's process group (setsid) but keeps its output open does
+/// A `run` with a template is rendered again for the run and for each attempt (the checked
+/// step keeps the template only then), while a `run` without one runs as written.
+#[test]
+fn a_templated_run_is_rendered_for_the_run_and_each_attempt() {
+    let flow = Flow::new(
+        r#"
+[workflow]
+name = "rendered"
+
+[steps.templated]
+run = 'echo "id={{ run.id }} attempt={{ step.attempt }}"; [ "$BGFLOW_ATTEMPT" -ge 2 ]'
+retries = 1
+retry_delay = "10ms"
+
+[steps.plain]
+run = ["echo", "{ {not a template} }"]
+"#,
+    );
+    let out = flow.run(&[]);
+    out.expect_code(0);
+    let id = out.summary()["run_id"].as_str().expect("run_id").to_owned();
+    let log = out.log("templated");
+    assert!(
+        log.contains(&format!("id={id} attempt=1")) && log.contains(&format!("id={id} attempt=2")),
+        "each attempt renders its own number and the run's id: {log}"
+    );
+    assert!(!log.contains("<run-id>"), "no plan-time placeholder: {log}");
+    assert_eq!(out.log("plain").trim(), "{ {not a template} }");
+}
+
 /// not keep the step from ending: what it printed before the step ended is in the log.
 #[test]
 fn an_escaped_process_holding_the_output_does_not_hold_the_step() {
