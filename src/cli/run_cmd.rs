@@ -221,12 +221,7 @@ fn new_run(
         .into_iter()
         .map(|i| {
             let s = &p.wf.steps[i];
-            (
-                i,
-                s.name.clone(),
-                s.kind().as_str(),
-                log_dir.join(format!("{}.log", s.name)),
-            )
+            (i, s.name.clone(), s.kind().as_str())
         })
         .collect();
     Ok(NewRun {
@@ -282,7 +277,8 @@ fn execute(
         .or(wf.max_parallel)
         .map(|n| n as usize)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let names: Vec<String> = wf.steps.iter().map(|s| s.name.clone()).collect();
+    // One list of the names, shared by every consumer of the run's events.
+    let names: Arc<[String]> = wf.steps.iter().map(|s| s.name.clone()).collect();
     let total = selected_steps(&plan, &only).len();
     let hooks = render_hooks(&wf);
     let root = wf.root.clone();
@@ -297,7 +293,7 @@ fn execute(
         fingerprints: store.fingerprints().unwrap_or_default(),
         keep,
     };
-    let mut store_sink = StoreSink::new(store, &run_id, names.clone());
+    let mut store_sink = StoreSink::new(store, &run_id, Arc::clone(&names));
     if let Some(record) = record {
         store_sink.record(record);
     }
@@ -309,9 +305,9 @@ fn execute(
     let view: Option<Box<dyn Sink + Send>> = display.map(|choice| {
         let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
         if live::use_bars(choice, io::stderr().is_terminal(), ci) && !quiet {
-            Box::new(Bars::new(names.clone(), total)) as Box<dyn Sink + Send>
+            Box::new(Bars::new(Arc::clone(&names), total)) as Box<dyn Sink + Send>
         } else {
-            Box::new(Plain::new(names.clone(), quiet))
+            Box::new(Plain::new(Arc::clone(&names), quiet))
         }
     });
     let runtime = match tokio::runtime::Builder::new_current_thread()

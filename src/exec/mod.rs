@@ -126,11 +126,12 @@ pub struct StepReport {
     pub duration_ms: Option<u64>,
     pub allow_failure: bool,
     pub log: PathBuf,
-    pub progress: Option<Progress>,
+    /// Boxed, as `tests`: a run holds a report per step, and few have either.
+    pub progress: Option<Box<Progress>>,
     /// The last lines of output (failures only).
     pub last_lines: Vec<String>,
     /// `kind = "test"` with `junit`: what the reports say.
-    pub tests: Option<junit::TestCounts>,
+    pub tests: Option<Box<junit::TestCounts>>,
 }
 
 impl StepReport {
@@ -483,7 +484,7 @@ pub async fn execute(
                     }
                     Msg::Progress { step, progress } => {
                         sink.event(&RunEvent::StepProgress { step, progress: &progress });
-                        reports[step].progress = Some(progress);
+                        reports[step].progress = Some(Box::new(progress));
                     }
                     Msg::Ready { step } => {
                         sched.service_ready(step);

@@ -130,11 +130,11 @@ pub(crate) async fn run(
                     .unwrap_or_default();
                 reason = Some(format!("JUnit reports {bad} failing test(s){first}"));
             }
-            report.tests = Some(counts);
+            report.tests = Some(Box::new(counts));
         }
         report.state = state;
         report.reason = reason;
-        report.progress = seen.progress.clone();
+        report.progress = seen.progress.clone().map(Box::new);
         report.exit_code = status.and_then(|s| s.code());
         report.signal = status.and_then(|s| s.signal()).map(signal_name);
         if state == StepState::Succeeded {

@@ -175,6 +175,8 @@ impl<'a> OutputIndex<'a> {
         }
         found.sort_by_key(|r| (r.step, r.index));
         found.dedup();
+        // Kept by the plan for the whole run, one list per input.
+        found.shrink_to_fit();
         found
     }
 }

@@ -165,6 +165,7 @@ pub fn build(steps: &[StepNode<'_>]) -> (Plan, Vec<GraphIssue>) {
     for list in upstream.iter_mut().chain(downstream.iter_mut()) {
         list.sort_unstable();
         list.dedup();
+        list.shrink_to_fit();
     }
     // Kahn's algorithm: a step's wave is one more than the latest of its upstream steps'.
     // Steps it never reaches lie on or behind a cycle.

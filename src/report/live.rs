@@ -1,6 +1,7 @@
 //! Live run display: progress bars on a terminal, plain timestamped lines elsewhere.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -31,7 +32,7 @@ const PLAIN_PROGRESS_EVERY: Duration = Duration::from_secs(3);
 
 /// Plain lines: `HH:MM:SS event`, for logs and CI.
 pub struct Plain {
-    names: Vec<String>,
+    names: Arc<[String]>,
     last_progress: HashMap<usize, Instant>,
     quiet: bool,
     out: Lines,
@@ -80,7 +81,7 @@ impl Lines {
 }
 
 impl Plain {
-    pub fn new(names: Vec<String>, quiet: bool) -> Self {
+    pub fn new(names: Arc<[String]>, quiet: bool) -> Self {
         Self {
             names,
             last_progress: HashMap::new(),
@@ -183,14 +184,14 @@ impl Sink for Plain {
 
 /// Progress bars: an overall bar and one line per running step.
 pub struct Bars {
-    names: Vec<String>,
+    names: Arc<[String]>,
     multi: MultiProgress,
     overall: ProgressBar,
     steps: HashMap<usize, ProgressBar>,
 }
 
 impl Bars {
-    pub fn new(names: Vec<String>, total: usize) -> Self {
+    pub fn new(names: Arc<[String]>, total: usize) -> Self {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
         let overall = multi.add(ProgressBar::new(total as u64));
         overall.set_style(

@@ -6,6 +6,7 @@
 
 pub mod sink;
 
+use std::fmt::Write as _;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -153,14 +154,12 @@ fn insert_run(tx: &rusqlite::Connection, run: &NewRun, now: i64) -> rusqlite::Re
     let mut stmt = tx.prepare_cached(
         "INSERT INTO steps (run_id, idx, name, kind, state, log_path) VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
     )?;
-    for (idx, name, kind, log) in &run.steps {
-        stmt.execute(params![
-            run.id,
-            *idx as i64,
-            name,
-            kind,
-            log.display().to_string()
-        ])?;
+    let log_dir = run.log_dir.display().to_string();
+    let mut log = String::new();
+    for (idx, name, kind) in &run.steps {
+        log.clear();
+        let _ = write!(log, "{log_dir}/{name}.log");
+        stmt.execute(params![run.id, *idx as i64, name, kind, log])?;
     }
     cached(
         tx,
@@ -276,8 +275,8 @@ pub struct NewRun {
     /// How to run it again (`resume`, and the detached supervisor): JSON.
     pub spec: serde_json::Value,
     pub meta: serde_json::Value,
-    /// (index, name, kind, log path) of each selected step.
-    pub steps: Vec<(usize, String, &'static str, PathBuf)>,
+    /// (index, name, kind) of each selected step; its log is `log_dir/<name>.log`.
+    pub steps: Vec<(usize, String, &'static str)>,
 }
 
 /// One write, applied in batches by `Store::apply`.

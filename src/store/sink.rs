@@ -10,7 +10,7 @@
 //! queued up while it was busy go in one transaction). `store()` and `Drop` wait for every
 //! batch sent so far to be written and take the connection back.
 
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -60,7 +60,7 @@ fn write_batches(mut store: Store, rx: mpsc::Receiver<Vec<Write>>) -> (Store, Op
 pub struct StoreSink {
     writer: Writer,
     run: String,
-    names: Vec<String>,
+    names: Arc<[String]>,
     pending: Vec<Write>,
     last_flush: Instant,
     last_beat: Instant,
@@ -72,7 +72,7 @@ pub struct StoreSink {
 }
 
 impl StoreSink {
-    pub fn new(store: Store, run: &str, names: Vec<String>) -> Self {
+    pub fn new(store: Store, run: &str, names: Arc<[String]>) -> Self {
         let (tx, rx) = mpsc::channel::<Vec<Write>>();
         // The connection goes to the thread only once it runs, so a thread that cannot
         // start leaves it here.
@@ -220,7 +220,7 @@ impl StoreSink {
             signal: &report.signal,
             duration_ms: report.duration_ms,
             log: &report.log,
-            tests: &report.tests,
+            tests: report.tests.as_deref(),
             version: 1,
         };
         let data = serde_json::to_string(&data).unwrap_or_else(|_| "{}".to_owned());
@@ -238,7 +238,7 @@ struct StepFinishedData<'a> {
     signal: &'a Option<String>,
     duration_ms: Option<u64>,
     log: &'a std::path::Path,
-    tests: &'a Option<TestCounts>,
+    tests: Option<&'a TestCounts>,
     version: u32,
 }
 

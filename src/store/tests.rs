@@ -11,7 +11,7 @@ fn new_run(id: &str, dir: &Path, spec: &serde_json::Value) -> NewRun {
         log_dir: dir.to_path_buf(),
         spec: spec.clone(),
         meta: spec.clone(),
-        steps: vec![(0, "a".to_owned(), "task", dir.join("a.log"))],
+        steps: vec![(0, "a".to_owned(), "task")],
     }
 }
 
@@ -117,7 +117,7 @@ fn a_run_recorded_through_the_writer_comes_before_its_later_writes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path()).expect("open");
     let spec = serde_json::json!({});
-    let mut sink = sink::StoreSink::new(store, "new00001", vec!["a".to_owned()]);
+    let mut sink = sink::StoreSink::new(store, "new00001", vec!["a".to_owned()].into());
     sink.record(new_run("new00001", dir.path(), &spec));
     // Through the writer too, in the record's batch or a later one. Applied before the
     // record, its update would find no row and the run would stay `pending`.
