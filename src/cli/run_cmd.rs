@@ -86,6 +86,8 @@ struct Prepared {
     plan: Plan,
     only: Vec<usize>,
     keep: Vec<(usize, String)>,
+    /// Every step's name, by index: one list shared by every consumer of the run.
+    names: Arc<[String]>,
 }
 
 /// Validates as `plan` does; on problems prints them and returns the exit code.
@@ -123,7 +125,7 @@ fn prepare(source: SourceFile, spec: &Spec, g: Globals<'_>) -> Result<Prepared, 
             RenderOptions { color },
         ));
     }
-    let (Some(mut wf), Some(plan)) = (checked.workflow, checked.plan) else {
+    let (Some(mut wf), Some(mut plan)) = (checked.workflow, checked.plan) else {
         report::stderr(&format!(
             "error: {} is not valid; nothing ran\n",
             source.display
@@ -138,6 +140,9 @@ fn prepare(source: SourceFile, spec: &Spec, g: Globals<'_>) -> Result<Prepared, 
         ));
         return Err(exit::INVALID);
     }
+    // The run holds these to its end; what only the checks needed goes now.
+    plan.keep_only_the_order();
+    wf.forget_what_the_checks_found();
     let mut only = Vec::new();
     for name in &spec.only {
         match wf.steps.iter().position(|s| &s.name == name) {
@@ -162,12 +167,14 @@ fn prepare(source: SourceFile, spec: &Spec, g: Globals<'_>) -> Result<Prepared, 
         })
         .collect();
     crate::config::apply(&config, &mut wf);
+    let names = wf.steps.iter().map(|s| s.name.clone()).collect();
     Ok(Prepared {
         config,
         wf,
         plan,
         only,
         keep,
+        names,
     })
 }
 
@@ -219,10 +226,7 @@ fn new_run(
 ) -> Result<NewRun, String> {
     let steps = selected_steps(&p.plan, &p.only)
         .into_iter()
-        .map(|i| {
-            let s = &p.wf.steps[i];
-            (i, s.name.clone(), s.kind().as_str())
-        })
+        .map(|i| (i, p.wf.steps[i].kind().as_str()))
         .collect();
     Ok(NewRun {
         id: run_id.to_owned(),
@@ -239,6 +243,7 @@ fn new_run(
         spec: serde_json::to_value(spec).map_err(|e| e.to_string())?,
         meta: meta.clone(),
         steps,
+        names: Arc::clone(&p.names),
     })
 }
 
@@ -266,6 +271,7 @@ fn execute(
         plan,
         only,
         keep,
+        names,
     } = p;
     let log_dir = state_dir.join("runs").join(&run_id);
     wf.renderer.set_run(&RunInfo {
@@ -277,8 +283,6 @@ fn execute(
         .or(wf.max_parallel)
         .map(|n| n as usize)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    // One list of the names, shared by every consumer of the run's events.
-    let names: Arc<[String]> = wf.steps.iter().map(|s| s.name.clone()).collect();
     let total = selected_steps(&plan, &only).len();
     let hooks = render_hooks(&wf);
     let root = wf.root.clone();
@@ -361,7 +365,7 @@ fn execute(
             }
             // `-q`: the summary only when something went wrong.
             if display.is_some() && !(quiet && report.exit_code() == exit::SUCCESS) {
-                report::stderr(&summary::text(&report));
+                summary::print(&report);
             }
         },
     );

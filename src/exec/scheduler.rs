@@ -38,9 +38,10 @@ pub struct Decision {
     pub stop_running: bool,
 }
 
-pub struct Scheduler {
+pub struct Scheduler<'p> {
     slots: Vec<Slot>,
-    downstream: Vec<Vec<usize>>,
+    /// The plan's, borrowed: a run of 10,000 steps need not hold two copies.
+    downstream: &'p [Vec<usize>],
     /// Ready steps by their position in the plan order.
     ready: BTreeSet<(usize, usize)>,
     position: Vec<usize>,
@@ -52,11 +53,11 @@ pub struct Scheduler {
     serving: BTreeSet<usize>,
 }
 
-impl Scheduler {
+impl<'p> Scheduler<'p> {
     /// `upstream`/`downstream`: direct edges; `order`: the plan order; `selected`: steps to run.
     pub fn new(
         upstream: &[Vec<usize>],
-        downstream: &[Vec<usize>],
+        downstream: &'p [Vec<usize>],
         order: &[usize],
         selected: &[bool],
         fail_fast: bool,
@@ -84,7 +85,7 @@ impl Scheduler {
         }
         Self {
             slots,
-            downstream: downstream.to_vec(),
+            downstream,
             ready,
             position,
             fail_fast,
@@ -238,12 +239,13 @@ mod tests {
     use super::*;
 
     /// a -> b -> d, a -> c; e alone.
-    fn diamond(fail_fast: bool, jobs: usize) -> Scheduler {
+    fn diamond(fail_fast: bool, jobs: usize) -> Scheduler<'static> {
         let upstream = vec![vec![], vec![0], vec![0], vec![1], vec![]];
-        let downstream = vec![vec![1, 2], vec![3], vec![], vec![], vec![]];
+        // The scheduler borrows the plan's lists; a test's may live as long as the test.
+        let downstream = Vec::leak(vec![vec![1, 2], vec![3], vec![], vec![], vec![]]);
         Scheduler::new(
             &upstream,
-            &downstream,
+            downstream,
             &[0, 4, 1, 2, 3],
             &[true; 5],
             fail_fast,

@@ -103,6 +103,16 @@ impl Plan {
         selected
     }
 
+    /// Keeps only what running the steps needs (`order`, `upstream`, `downstream`) and frees
+    /// the rest: the edges with their origins and each input's producers are for the checks
+    /// and for showing the plan, and at 10,000 steps they take 2.8 MB.
+    pub fn keep_only_the_order(&mut self) {
+        self.waves = Vec::new();
+        self.edges = Vec::new();
+        self.producers = Vec::new();
+        self.cwd_producers = Vec::new();
+    }
+
     /// `step` and everything upstream of it, transitively.
     pub fn with_upstream(&self, step: usize) -> Vec<usize> {
         let mut seen = vec![false; self.upstream.len()];

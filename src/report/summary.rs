@@ -7,8 +7,26 @@ use std::path::Path;
 use crate::exec::{RunReport, StepState};
 use crate::report::live::{human_ms, mark};
 
-pub fn text(report: &RunReport) -> String {
-    let mut out = String::new();
+/// Prints the summary to stderr as it is made: at 10,000 steps the table alone is 0.7 MB,
+/// which a run need not hold.
+pub fn print(report: &RunReport) {
+    let mut err = Adapter(std::io::BufWriter::new(std::io::stderr().lock()));
+    write(report, &mut err);
+    let _ = std::io::Write::flush(&mut err.0);
+}
+
+/// `fmt::Write` into an `io::Write`; an error (a closed stderr) is dropped like the rest of
+/// bgflow's output to people (`report::stderr`).
+struct Adapter<W>(W);
+
+impl<W: std::io::Write> Write for Adapter<W> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let _ = self.0.write_all(s.as_bytes());
+        Ok(())
+    }
+}
+
+fn write(report: &RunReport, out: &mut impl Write) {
     let width = report
         .steps
         .iter()
@@ -123,7 +141,6 @@ pub fn text(report: &RunReport) -> String {
             .unwrap_or_default(),
         report.log_dir.display()
     );
-    out
 }
 
 /// Writes `summary.json` into the run's log folder.

@@ -156,10 +156,11 @@ fn insert_run(tx: &rusqlite::Connection, run: &NewRun, now: i64) -> rusqlite::Re
     )?;
     let log_dir = run.log_dir.display().to_string();
     let mut log = String::new();
-    for (idx, name, kind) in &run.steps {
+    for &(idx, kind) in &run.steps {
+        let name = &run.names[idx];
         log.clear();
         let _ = write!(log, "{log_dir}/{name}.log");
-        stmt.execute(params![run.id, *idx as i64, name, kind, log])?;
+        stmt.execute(params![run.id, idx as i64, name, kind, log])?;
     }
     cached(
         tx,
@@ -275,8 +276,10 @@ pub struct NewRun {
     /// How to run it again (`resume`, and the detached supervisor): JSON.
     pub spec: serde_json::Value,
     pub meta: serde_json::Value,
-    /// (index, name, kind) of each selected step; its log is `log_dir/<name>.log`.
-    pub steps: Vec<(usize, String, &'static str)>,
+    /// (index, kind) of each selected step; its log is `log_dir/<name>.log`.
+    pub steps: Vec<(usize, &'static str)>,
+    /// Every step's name, by index (shared with the run's other consumers).
+    pub names: std::sync::Arc<[String]>,
 }
 
 /// One write, applied in batches by `Store::apply`.

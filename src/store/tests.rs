@@ -11,7 +11,8 @@ fn new_run(id: &str, dir: &Path, spec: &serde_json::Value) -> NewRun {
         log_dir: dir.to_path_buf(),
         spec: spec.clone(),
         meta: spec.clone(),
-        steps: vec![(0, "a".to_owned(), "task")],
+        steps: vec![(0, "task")],
+        names: vec!["a".to_owned()].into(),
     }
 }
 

@@ -210,6 +210,13 @@ impl Step {
 }
 
 impl Workflow {
+    /// Frees what only the checks and the shown plan use (whether each input exists now).
+    pub fn forget_what_the_checks_found(&mut self) {
+        for step in &mut self.steps {
+            step.input_exists = Box::default();
+        }
+    }
+
     /// Renders step `index`'s command for a real run and attempt.
     pub fn render_command(&self, index: usize, attempt: u32) -> Result<Command, String> {
         let step = &self.steps[index];
