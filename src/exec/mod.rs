@@ -15,7 +15,7 @@ mod spawn;
 pub mod step;
 pub mod tail;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -108,8 +108,9 @@ impl RunState {
     }
 }
 
-/// What happened to one step.
-#[derive(Debug, Clone, Serialize)]
+/// What happened to one step. A run holds one per step to its end, so the log's path is
+/// not kept here: it is `log_in(log_dir)`, and `summary.json` writes it (`RunReport`).
+#[derive(Debug, Clone)]
 pub struct StepReport {
     pub name: String,
     pub state: StepState,
@@ -119,13 +120,10 @@ pub struct StepReport {
     pub exit_code: Option<i32>,
     pub signal: Option<String>,
     pub pid: Option<u32>,
-    #[serde(serialize_with = "ser_time")]
     pub started_at: Option<SystemTime>,
-    #[serde(serialize_with = "ser_time")]
     pub finished_at: Option<SystemTime>,
     pub duration_ms: Option<u64>,
     pub allow_failure: bool,
-    pub log: PathBuf,
     /// Boxed, as `tests`: a run holds a report per step, and few have either.
     pub progress: Option<Box<Progress>>,
     /// The last lines of output (failures only).
@@ -135,7 +133,7 @@ pub struct StepReport {
 }
 
 impl StepReport {
-    pub fn new(name: &str, log: PathBuf, allow_failure: bool) -> Self {
+    pub fn new(name: &str, allow_failure: bool) -> Self {
         Self {
             name: name.to_owned(),
             state: StepState::Pending,
@@ -148,16 +146,59 @@ impl StepReport {
             finished_at: None,
             duration_ms: None,
             allow_failure,
-            log,
             progress: None,
             last_lines: Vec::new(),
             tests: None,
         }
     }
+
+    /// The step's log file in the run's log folder (made with its first byte of output).
+    pub fn log_in(&self, log_dir: &Path) -> PathBuf {
+        log_dir.join(format!("{}.log", self.name))
+    }
+}
+
+/// A step of `summary.json`: the report's fields in their order, with the log's path.
+struct StepJson<'a> {
+    report: &'a StepReport,
+    log_dir: &'a Path,
+}
+
+impl Serialize for StepJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let r = self.report;
+        let mut out = s.serialize_struct("StepReport", 15)?;
+        out.serialize_field("name", &r.name)?;
+        out.serialize_field("state", &r.state)?;
+        out.serialize_field("reason", &r.reason)?;
+        out.serialize_field("attempts", &r.attempts)?;
+        out.serialize_field("exit_code", &r.exit_code)?;
+        out.serialize_field("signal", &r.signal)?;
+        out.serialize_field("pid", &r.pid)?;
+        out.serialize_field("started_at", &Time(r.started_at))?;
+        out.serialize_field("finished_at", &Time(r.finished_at))?;
+        out.serialize_field("duration_ms", &r.duration_ms)?;
+        out.serialize_field("allow_failure", &r.allow_failure)?;
+        out.serialize_field("log", &r.log_in(self.log_dir))?;
+        out.serialize_field("progress", &r.progress)?;
+        out.serialize_field("last_lines", &r.last_lines)?;
+        out.serialize_field("tests", &r.tests)?;
+        out.end()
+    }
+}
+
+/// A time as `summary.json` writes it (`ser_time`).
+struct Time(Option<SystemTime>);
+
+impl Serialize for Time {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ser_time(&self.0, s)
+    }
 }
 
 /// What happened to the run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct RunReport {
     pub version: u32,
     pub run_id: String,
@@ -166,15 +207,43 @@ pub struct RunReport {
     pub state: RunState,
     /// Why the run ended early, if it did.
     pub reason: Option<String>,
-    #[serde(serialize_with = "ser_time")]
     pub started_at: Option<SystemTime>,
-    #[serde(serialize_with = "ser_time")]
     pub finished_at: Option<SystemTime>,
     pub duration_ms: u64,
     pub log_dir: PathBuf,
     /// The signal that stopped bgflow, if one did.
     pub signal: Option<i32>,
     pub steps: Vec<StepReport>,
+}
+
+/// `summary.json` (docs/json-output.md): each step with its log's path.
+impl Serialize for RunReport {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        struct Steps<'a>(&'a RunReport);
+        impl Serialize for Steps<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq(self.0.steps.iter().map(|report| StepJson {
+                    report,
+                    log_dir: &self.0.log_dir,
+                }))
+            }
+        }
+        let mut out = s.serialize_struct("RunReport", 12)?;
+        out.serialize_field("version", &self.version)?;
+        out.serialize_field("run_id", &self.run_id)?;
+        out.serialize_field("workflow", &self.workflow)?;
+        out.serialize_field("file", &self.file)?;
+        out.serialize_field("state", &self.state)?;
+        out.serialize_field("reason", &self.reason)?;
+        out.serialize_field("started_at", &Time(self.started_at))?;
+        out.serialize_field("finished_at", &Time(self.finished_at))?;
+        out.serialize_field("duration_ms", &self.duration_ms)?;
+        out.serialize_field("log_dir", &self.log_dir)?;
+        out.serialize_field("signal", &self.signal)?;
+        out.serialize_field("steps", &Steps(self))?;
+        out.end()
+    }
 }
 
 impl RunReport {
@@ -337,13 +406,7 @@ pub async fn execute(
     let mut reports: Vec<StepReport> = wf
         .steps
         .iter()
-        .map(|s| {
-            StepReport::new(
-                &s.name,
-                log_dir.join(format!("{}.log", s.name)),
-                s.allow_failure,
-            )
-        })
+        .map(|s| StepReport::new(&s.name, s.allow_failure))
         .collect();
     sink.event(&RunEvent::RunStarted {
         run_id: &opts.run_id,

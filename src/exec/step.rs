@@ -90,7 +90,7 @@ pub(crate) async fn run(
     let step = &ctx.wf.steps[index];
     let log_path = ctx.log_dir.join(format!("{}.log", step.name));
     let progress_path = ctx.log_dir.join(format!("{}.progress", step.name));
-    let mut report = StepReport::new(&step.name, log_path.clone(), step.allow_failure);
+    let mut report = StepReport::new(&step.name, step.allow_failure);
     report.started_at = Some(SystemTime::now());
     let clock = Instant::now();
     let attempts = step.retries() + 1;

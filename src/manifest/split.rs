@@ -93,7 +93,7 @@ mod tests {
     /// What a read gives, in a form to compare: the manifest, each step, each problem.
     fn shown(r: &Loaded) -> String {
         let mut out = format!("{:?}\nname written: {}\n", r.manifest, r.name_written);
-        for step in &r.steps {
+        for step in r.all_steps() {
             out.push_str(&format!("{} {} {:?}\n", step.name, step.broken, step.spec));
         }
         for p in &r.problems {
@@ -161,8 +161,12 @@ mod tests {
         let (r, chunked) = both(&text);
         assert!(chunked, "a large, plain file is read in chunks");
         assert!(r.problems.is_empty());
-        assert_eq!(r.steps.len(), 6000);
-        assert_eq!(r.steps[5999].name, "s5999", "declaration order is kept");
+        assert_eq!(r.all_steps().count(), 6000);
+        assert_eq!(
+            r.all_steps().nth(5999).map(|s| s.name.as_str()),
+            Some("s5999"),
+            "declaration order is kept"
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub fn event_json(report: &RunReport) -> serde_json::Value {
         .steps
         .iter()
         .filter(|s| s.state.is_failure())
-        .map(|s| json!({ "step": s.name, "state": s.state, "reason": s.reason, "log": s.log, "allow_failure": s.allow_failure }))
+        .map(|s| json!({ "step": s.name, "state": s.state, "reason": s.reason, "log": s.log_in(&report.log_dir), "allow_failure": s.allow_failure }))
         .collect();
     json!({
         "version": 1,

@@ -80,8 +80,9 @@ fn write(report: &RunReport, out: &mut impl Write) {
             s.state.as_str(),
             s.reason.as_deref().unwrap_or("failed")
         );
-        if s.log.exists() {
-            let _ = writeln!(out, "  log: {}", s.log.display());
+        let log = s.log_in(&report.log_dir);
+        if log.exists() {
+            let _ = writeln!(out, "  log: {}", log.display());
         } else {
             let _ = writeln!(out, "  log: none (the step printed nothing)");
         }

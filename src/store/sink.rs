@@ -61,6 +61,8 @@ pub struct StoreSink {
     writer: Writer,
     run: String,
     names: Arc<[String]>,
+    /// The run's log folder, from `RunStarted`: each step's log is in it (`log_in`).
+    log_dir: std::path::PathBuf,
     pending: Vec<Write>,
     last_flush: Instant,
     last_beat: Instant,
@@ -91,6 +93,7 @@ impl StoreSink {
             writer,
             run: run.to_owned(),
             names,
+            log_dir: std::path::PathBuf::new(),
             pending: Vec::new(),
             last_flush: Instant::now(),
             last_beat: Instant::now(),
@@ -219,7 +222,7 @@ impl StoreSink {
             exit_code: report.exit_code,
             signal: &report.signal,
             duration_ms: report.duration_ms,
-            log: &report.log,
+            log: &report.log_in(&self.log_dir),
             tests: report.tests.as_deref(),
             version: 1,
         };
@@ -246,7 +249,8 @@ impl Sink for StoreSink {
     fn event(&mut self, event: &RunEvent<'_>) {
         let mut urgent = true;
         match event {
-            RunEvent::RunStarted { steps, .. } => {
+            RunEvent::RunStarted { steps, log_dir, .. } => {
+                self.log_dir = log_dir.to_path_buf();
                 let pid = std::process::id();
                 self.pending.push(Write::RunStarted {
                     run: self.run.clone(),

@@ -249,6 +249,7 @@ impl Checked {
 /// Checks a workflow file's text.
 pub fn check(source: &SourceFile, opts: &Options) -> Checked {
     let (doc, loaded) = manifest::load(source);
+    let step_count = loaded.all_steps().count();
     let mut problems = loaded.problems;
     if problems.iter().any(|p| p.code == "syntax") {
         return Checked {
@@ -303,7 +304,7 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
         .problems
         .iter()
         .any(|p| p.code == "unknown-key" && p.message.contains("top-level"));
-    if loaded.steps.is_empty() && !misspelled_steps {
+    if step_count == 0 && !misspelled_steps {
         cx.problems.push(
             Problem::error("empty-workflow", "the workflow has no steps")
                 .at_opt(doc.key_span(&["workflow"]), "in this workflow")
@@ -346,17 +347,19 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
 
     // Steps, one by one.
     // Each step is checked on its own, so the steps are spread over every core.
-    let mut loaded_steps = loaded.steps;
     let shared_root: Arc<Path> = Arc::from(root.as_path());
-    let mut steps = cx.on_every_core(
-        &mut loaded_steps,
-        || (),
-        |cx, (), s| {
-            let s = std::mem::take(s);
-            cx.step(s.name, s.spec, &renderer, &shared_root, s.broken)
-        },
-    );
-    drop(loaded_steps);
+    let mut steps = Vec::with_capacity(step_count);
+    // Chunk by chunk, each freed once its steps are checked (`Loaded::steps`).
+    for mut chunk in loaded.steps {
+        steps.extend(cx.on_every_core(
+            &mut chunk,
+            || (),
+            |cx, (), s| {
+                let s = std::mem::take(s);
+                cx.step(s.name, s.spec, &renderer, &shared_root, s.broken)
+            },
+        ));
+    }
 
     // The graph.
     let nodes: Vec<StepNode<'_>> = steps
