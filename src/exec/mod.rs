@@ -152,10 +152,16 @@ impl StepReport {
         }
     }
 
-    /// The step's log file in the run's log folder (made with its first byte of output).
+    /// The step's log file in the run's log folder (`log_file`).
     pub fn log_in(&self, log_dir: &Path) -> PathBuf {
-        log_dir.join(format!("{}.log", self.name))
+        log_file(log_dir, &self.name)
     }
+}
+
+/// Where step `name` of a run writes its output: `<log_dir>/<name>.log`, made with its first
+/// byte. The one place that says so; the history records the same path.
+pub fn log_file(log_dir: &Path, name: &str) -> PathBuf {
+    log_dir.join(format!("{name}.log"))
 }
 
 /// A step of `summary.json`: the report's fields in their order, with the log's path.
@@ -188,12 +194,15 @@ impl Serialize for StepJson<'_> {
     }
 }
 
-/// A time as `summary.json` writes it (`ser_time`).
+/// A time as `summary.json` writes it: RFC 3339 in UTC, or null.
 struct Time(Option<SystemTime>);
 
 impl Serialize for Time {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        ser_time(&self.0, s)
+        match self.0.map(jiff::Timestamp::try_from) {
+            Some(Ok(ts)) => s.collect_str(&ts),
+            _ => s.serialize_none(),
+        }
     }
 }
 
@@ -254,16 +263,6 @@ impl RunReport {
             (None, RunState::Succeeded) => crate::exit::SUCCESS,
             _ => crate::exit::RUN_FAILED,
         }
-    }
-}
-
-fn ser_time<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
-    match t {
-        Some(t) => match jiff::Timestamp::try_from(*t) {
-            Ok(ts) => s.collect_str(&ts),
-            Err(_) => s.serialize_none(),
-        },
-        None => s.serialize_none(),
     }
 }
 

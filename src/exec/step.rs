@@ -88,7 +88,7 @@ pub(crate) async fn run(
     mut stop: watch::Receiver<Stop>,
 ) {
     let step = &ctx.wf.steps[index];
-    let log_path = ctx.log_dir.join(format!("{}.log", step.name));
+    let log_path = super::log_file(&ctx.log_dir, &step.name);
     let progress_path = ctx.log_dir.join(format!("{}.progress", step.name));
     let mut report = StepReport::new(&step.name, step.allow_failure);
     report.started_at = Some(SystemTime::now());

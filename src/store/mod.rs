@@ -6,7 +6,6 @@
 
 pub mod sink;
 
-use std::fmt::Write as _;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -154,13 +153,16 @@ fn insert_run(tx: &rusqlite::Connection, run: &NewRun, now: i64) -> rusqlite::Re
     let mut stmt = tx.prepare_cached(
         "INSERT INTO steps (run_id, idx, name, kind, state, log_path) VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
     )?;
-    let log_dir = run.log_dir.display().to_string();
-    let mut log = String::new();
     for &(idx, kind) in &run.steps {
         let name = &run.names[idx];
-        log.clear();
-        let _ = write!(log, "{log_dir}/{name}.log");
-        stmt.execute(params![run.id, idx as i64, name, kind, log])?;
+        let log = crate::exec::log_file(&run.log_dir, name);
+        stmt.execute(params![
+            run.id,
+            idx as i64,
+            name,
+            kind,
+            log.display().to_string()
+        ])?;
     }
     cached(
         tx,
