@@ -174,7 +174,8 @@ pub fn build(steps: &[StepNode<'_>]) -> (Plan, Vec<GraphIssue>) {
     let mut issues = crate::par::concat(issues);
     let producers = crate::par::concat(producers);
     let cwd_producers = crate::par::concat(cwd_producers);
-    // Grown by doubling; a run of 10,000 steps keeps them until its checks end.
+    // Past the reserve (more than one producer for an input) the list grew by doubling;
+    // a run of 10,000 steps keeps it until its checks end.
     edges.shrink_to_fit();
     let mut upstream = vec![Vec::new(); steps.len()];
     let mut downstream = vec![Vec::new(); steps.len()];
