@@ -20,6 +20,20 @@ pub struct Config {
     pub retention: Retention,
     pub state: State,
     pub limits: Limits,
+    /// How a step's processes are kept together (guarantee 8): `auto` (a cgroup v2 leaf
+    /// where bgflow may create one, else a process group with bgflow as subreaper),
+    /// `cgroup` (refuse to run without one) or `process-group`.
+    pub containment: Containment,
+}
+
+/// The containment mechanism asked for (`containment` in bgflow.toml).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Containment {
+    #[default]
+    Auto,
+    Cgroup,
+    ProcessGroup,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]

@@ -274,11 +274,18 @@ pub enum RunEvent<'a> {
         workflow: &'a str,
         steps: usize,
         log_dir: &'a std::path::Path,
+        /// The containment mechanism in use: `cgroup` or `process-group`.
+        containment: &'static str,
+        /// The run's cgroup folder (every step attempt is a leaf under it), with `cgroup`.
+        cgroup: Option<&'a std::path::Path>,
     },
     StepStarted {
         step: usize,
         attempt: u32,
         pid: u32,
+        /// The process's start time (clock ticks after boot, /proc/PID/stat field 22):
+        /// with the pid, it names the process even after the number is recycled.
+        start_time: Option<u64>,
     },
     StepProgress {
         step: usize,
@@ -332,6 +339,11 @@ pub enum RunEvent<'a> {
 /// A consumer of run events.
 pub trait Sink {
     fn event(&mut self, event: &RunEvent<'_>);
+    /// Why this consumer can no longer do its job (the run history cannot be written), if
+    /// so: the run then ends its steps and fails with this reason (guarantee 13).
+    fn broken(&self) -> Option<String> {
+        None
+    }
 }
 
 /// What running step tasks ask of the run loop.
@@ -412,6 +424,8 @@ pub async fn execute(
         workflow: &wf.name,
         steps: selected.iter().filter(|&&s| s).count(),
         log_dir: &log_dir,
+        containment: "process-group",
+        cgroup: None,
     });
 
     let keep: std::collections::HashMap<usize, &str> =
@@ -542,7 +556,7 @@ pub async fn execute(
                         r.attempts = attempt;
                         r.pid = Some(pid);
                         r.started_at.get_or_insert_with(SystemTime::now);
-                        sink.event(&RunEvent::StepStarted { step, attempt, pid });
+                        sink.event(&RunEvent::StepStarted { step, attempt, pid, start_time: None });
                     }
                     Msg::Progress { step, progress } => {
                         sink.event(&RunEvent::StepProgress { step, progress: &progress });

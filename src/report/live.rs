@@ -108,11 +108,14 @@ impl Sink for Plain {
                 workflow,
                 steps,
                 log_dir,
+                ..
             } => out.say(format_args!(
                 "run {run_id}: workflow {workflow}, {steps} step(s), logs in {}",
                 log_dir.display()
             )),
-            RunEvent::StepStarted { step, attempt, pid } => {
+            RunEvent::StepStarted {
+                step, attempt, pid, ..
+            } => {
                 // Empty (no allocation) on a first attempt.
                 let again = if *attempt > 1 {
                     format!(" (attempt {attempt})")

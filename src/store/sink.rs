@@ -271,7 +271,9 @@ impl Sink for StoreSink {
                     });
                 }
             }
-            RunEvent::StepStarted { step, attempt, pid } => {
+            RunEvent::StepStarted {
+                step, attempt, pid, ..
+            } => {
                 self.pending.push(Write::StepStarted {
                     run: self.run.clone(),
                     idx: *step,

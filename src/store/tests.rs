@@ -129,6 +129,8 @@ fn a_run_recorded_through_the_writer_comes_before_its_later_writes() {
             workflow: "wf",
             steps: 1,
             log_dir: dir.path(),
+            containment: "process-group",
+            cgroup: None,
         },
     );
     let store = sink.store().expect("writer");
