@@ -284,6 +284,7 @@ pub fn run(cli: Cli) -> u8 {
         config: cli.config.as_deref(),
         color,
         quiet: cli.quiet,
+        verbose: cli.verbose,
     };
     let result = match cli.command {
         Commands::Plan(args) => plan_cmd::plan(&args, color, cli.config.as_deref()),

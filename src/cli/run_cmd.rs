@@ -77,6 +77,8 @@ pub struct Globals<'a> {
     pub config: Option<&'a Path>,
     pub color: bool,
     pub quiet: bool,
+    /// `-v`: say how the steps are contained.
+    pub verbose: bool,
 }
 
 /// A validated workflow ready to run.
@@ -264,6 +266,7 @@ fn execute(
     spec: &Spec,
     display: Option<ProgressChoice>,
     quiet: bool,
+    verbose: bool,
 ) -> u8 {
     let Prepared {
         config,
@@ -284,6 +287,23 @@ fn execute(
         .map(|n| n as usize)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let total = selected_steps(&plan, &only).len();
+    let contain = match exec::contain::Containment::choose(config.containment, &run_id) {
+        Ok(c) => Arc::new(c),
+        Err(why) => {
+            report::stderr(&format!("error: {why}; nothing ran\n  help: set containment = \"auto\" or \"process-group\" in bgflow.toml\n"));
+            if record.is_none() {
+                // A detached run's record exists: it fails with the reason.
+                let mut store = store;
+                let _ = store.apply(&[crate::store::Write::RunFinished {
+                    run: run_id,
+                    state: "failed".into(),
+                    reason: Some(why),
+                    exit_code: i64::from(exit::INVALID),
+                }]);
+            }
+            return exit::INVALID;
+        }
+    };
     let hooks = render_hooks(&wf);
     let root = wf.root.clone();
     let run_opts = RunOptions {
@@ -296,6 +316,7 @@ fn execute(
         heartbeat: HEARTBEAT,
         fingerprints: store.fingerprints().unwrap_or_default(),
         keep,
+        contain,
     };
     let mut store_sink = StoreSink::new(store, &run_id, Arc::clone(&names));
     if let Some(record) = record {
@@ -309,9 +330,13 @@ fn execute(
     let view: Option<Box<dyn Sink + Send>> = display.map(|choice| {
         let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
         if live::use_bars(choice, io::stderr().is_terminal(), ci) && !quiet {
-            Box::new(Bars::new(Arc::clone(&names), total)) as Box<dyn Sink + Send>
+            let mut bars = Bars::new(Arc::clone(&names), total);
+            bars.verbose = verbose;
+            Box::new(bars) as Box<dyn Sink + Send>
         } else {
-            Box::new(Plain::new(Arc::clone(&names), quiet))
+            let mut plain = Plain::new(Arc::clone(&names), quiet);
+            plain.verbose = verbose;
+            Box::new(plain)
         }
     });
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -591,6 +616,7 @@ fn launch(
             &spec,
             Some(progress),
             quiet,
+            g.verbose,
         ));
     }
     if let Err(e) = store.create_run(&record) {
@@ -733,6 +759,7 @@ pub fn supervise(run_id: &str, g: Globals<'_>) -> u8 {
         &spec,
         None,
         true,
+        false,
     )
 }
 

@@ -4,6 +4,7 @@
 //! consumers (`report`). Scheduling decisions live in `scheduler` (pure), process groups
 //! and signals in `process`, log following in `tail`, one step's attempts in `step`.
 
+pub mod contain;
 mod direct;
 pub mod fingerprint;
 pub mod junit;
@@ -49,6 +50,8 @@ pub struct RunOptions {
     pub fingerprints: std::collections::HashMap<String, String>,
     /// Steps to keep from an earlier run (`resume`): done without running, with this reason.
     pub keep: Vec<(usize, String)>,
+    /// How each step attempt's processes are kept together (guarantee 8).
+    pub contain: Arc<contain::Containment>,
 }
 
 /// A step's final (or current) state, as stored and shown.
@@ -128,6 +131,8 @@ pub struct StepReport {
     pub progress: Option<Box<Progress>>,
     /// The last lines of output (failures only).
     pub last_lines: Vec<String>,
+    /// What went wrong without failing the step: processes that outlived it.
+    pub warnings: Vec<String>,
     /// `kind = "test"` with `junit`: what the reports say.
     pub tests: Option<Box<junit::TestCounts>>,
 }
@@ -148,6 +153,7 @@ impl StepReport {
             allow_failure,
             progress: None,
             last_lines: Vec::new(),
+            warnings: Vec::new(),
             tests: None,
         }
     }
@@ -174,7 +180,7 @@ impl Serialize for StepJson<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
         let r = self.report;
-        let mut out = s.serialize_struct("StepReport", 15)?;
+        let mut out = s.serialize_struct("StepReport", 16)?;
         out.serialize_field("name", &r.name)?;
         out.serialize_field("state", &r.state)?;
         out.serialize_field("reason", &r.reason)?;
@@ -190,6 +196,7 @@ impl Serialize for StepJson<'_> {
         out.serialize_field("progress", &r.progress)?;
         out.serialize_field("last_lines", &r.last_lines)?;
         out.serialize_field("tests", &r.tests)?;
+        out.serialize_field("warnings", &r.warnings)?;
         out.end()
     }
 }
@@ -334,6 +341,11 @@ pub enum RunEvent<'a> {
     ServiceReady {
         step: usize,
     },
+    /// Something went wrong that does not fail the step (processes outlived it).
+    StepWarning {
+        step: usize,
+        message: &'a str,
+    },
 }
 
 /// A consumer of run events.
@@ -353,10 +365,16 @@ pub(crate) enum Msg {
         step: usize,
         attempt: u32,
         pid: u32,
+        start_time: Option<u64>,
     },
     Progress {
         step: usize,
         progress: Progress,
+    },
+    /// Something went wrong that does not fail the step.
+    Warning {
+        step: usize,
+        text: String,
     },
     Output {
         step: usize,
@@ -424,8 +442,8 @@ pub async fn execute(
         workflow: &wf.name,
         steps: selected.iter().filter(|&&s| s).count(),
         log_dir: &log_dir,
-        containment: "process-group",
-        cgroup: None,
+        containment: opts.contain.mechanism().as_str(),
+        cgroup: opts.contain.cgroup(),
     });
 
     let keep: std::collections::HashMap<usize, &str> =
@@ -445,6 +463,7 @@ pub async fn execute(
         stdin: std::fs::File::open("/dev/null")
             .ok()
             .map(std::os::fd::OwnedFd::from),
+        contain: Arc::clone(&opts.contain),
     });
 
     let mut signals = Signals::new();
@@ -550,13 +569,13 @@ pub async fn execute(
             msg = rx.recv() => {
                 let Some(msg) = msg else { break };
                 match msg {
-                    Msg::Started { step, attempt, pid } => {
+                    Msg::Started { step, attempt, pid, start_time } => {
                         let r = &mut reports[step];
                         r.state = StepState::Running;
                         r.attempts = attempt;
                         r.pid = Some(pid);
                         r.started_at.get_or_insert_with(SystemTime::now);
-                        sink.event(&RunEvent::StepStarted { step, attempt, pid, start_time: None });
+                        sink.event(&RunEvent::StepStarted { step, attempt, pid, start_time });
                     }
                     Msg::Progress { step, progress } => {
                         sink.event(&RunEvent::StepProgress { step, progress: &progress });
@@ -566,6 +585,7 @@ pub async fn execute(
                         sched.service_ready(step);
                         sink.event(&RunEvent::ServiceReady { step });
                     }
+                    Msg::Warning { step, text } => sink.event(&RunEvent::StepWarning { step, message: &text }),
                     Msg::Output { step, line } => sink.event(&RunEvent::StepOutput { step, line: &line }),
                     Msg::Retrying { step, next_attempt, delay, reason } => {
                         sink.event(&RunEvent::StepRetrying { step, next_attempt, delay, reason: &reason });
@@ -602,7 +622,17 @@ pub async fn execute(
                 sched.stop();
                 let _ = stop_tx.send(Stop::Graceful(Signal::SIGTERM));
             }
-            _ = heartbeat.tick() => sink.event(&RunEvent::Heartbeat),
+            _ = heartbeat.tick() => {
+                sink.event(&RunEvent::Heartbeat);
+                // A run whose history cannot be written would go on unseen: it ends.
+                if !sched.is_stopping() {
+                    if let Some(why) = sink.broken() {
+                        stop_reason = Some(why);
+                        sched.stop();
+                        let _ = stop_tx.send(Stop::Graceful(Signal::SIGTERM));
+                    }
+                }
+            }
             Some(joined) = tasks.join_next() => {
                 if let Err(e) = joined {
                     // A step task panicked: its step can no longer be followed.
@@ -612,6 +642,7 @@ pub async fn execute(
         }
     }
     while tasks.join_next().await.is_some() {}
+    ctx.contain.reap_orphans();
 
     // Steps that never ran.
     for (s, r) in reports.iter_mut().enumerate() {

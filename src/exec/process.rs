@@ -30,6 +30,8 @@ pub struct Spawn<'a> {
     pub stdin: std::os::fd::BorrowedFd<'a>,
     /// Where stdout and stderr go (the write end of the log pipe).
     pub output: OwnedFd,
+    /// The attempt's cgroup (`cgroup.procs`), when it has one.
+    pub cgroup_procs: Option<std::os::fd::BorrowedFd<'a>>,
 }
 
 /// Starts the process: stdin from /dev/null, stdout and stderr into `output`. `output` is
@@ -85,6 +87,7 @@ fn launch(s: &Spawn<'_>, argv: &[&str], pwd: Option<&str>) -> std::io::Result<po
             env,
             stdin: s.stdin,
             output: s.output.as_fd(),
+            cgroup_procs: s.cgroup_procs,
         },
     )
 }
@@ -199,35 +202,11 @@ pub fn proc_stat(pid: u32) -> Option<(char, u32)> {
     Some((state, pgrp))
 }
 
-/// Ends the group of a running child: `first` now, SIGKILL after `grace` if the leader has
-/// not exited, and SIGKILL to stragglers of the group either way. Returns the exit status.
-pub async fn terminate(
-    child: &mut Child,
-    pgid: u32,
-    first: Signal,
-    grace: Duration,
-) -> Option<std::process::ExitStatus> {
-    signal_group(pgid, first);
-    let status = match tokio::time::timeout(grace, child.wait()).await {
-        Ok(status) => status.ok(),
-        Err(_) => {
-            signal_group(pgid, Signal::SIGKILL);
-            child.wait().await.ok()
-        }
-    };
-    reap_group(pgid, grace).await;
-    status
-}
-
-/// After the leader exited: give the rest of its group `grace` to go, then SIGKILL it.
-pub async fn reap_group(pgid: u32, grace: Duration) {
-    if !group_alive(pgid) {
-        return;
-    }
-    signal_group(pgid, Signal::SIGTERM);
-    let deadline = tokio::time::Instant::now() + grace;
-    while group_alive(pgid) && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    signal_group(pgid, Signal::SIGKILL);
+/// The start time of a process (clock ticks after boot), from /proc/PID/stat field 22: with
+/// the pid, it names one process even once the number is recycled.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    // Fields after the command: state(3) ... starttime(22) => index 19 in `rest`.
+    rest.split(' ').nth(19)?.parse().ok()
 }

@@ -45,11 +45,12 @@ pub struct Environment {
 }
 
 /// Variables bgflow sets for each step; an inherited value is never passed on.
-const PER_STEP: [&str; 4] = [
+const PER_STEP: [&str; 5] = [
     "BGFLOW_RUN_ID",
     "BGFLOW_STEP",
     "BGFLOW_ATTEMPT",
     "BGFLOW_PROGRESS",
+    "BGFLOW_STEP_TOKEN",
 ];
 
 impl Environment {
@@ -211,6 +212,9 @@ pub struct Launch<'a> {
     pub stdin: BorrowedFd<'a>,
     /// Both stdout and stderr.
     pub output: BorrowedFd<'a>,
+    /// A cgroup's `cgroup.procs`, open for writing: the child moves itself into that
+    /// cgroup before `execve`, so nothing it starts is ever outside it.
+    pub cgroup_procs: Option<BorrowedFd<'a>>,
 }
 
 /// A started process.
@@ -245,6 +249,7 @@ pub fn spawn(envs: &Environment, l: &Launch<'_>) -> io::Result<Started> {
         cwd: cwd.as_ptr(),
         stdin: l.stdin.as_raw_fd(),
         output: l.output.as_raw_fd(),
+        cgroup_procs: l.cgroup_procs.map_or(-1, |fd| fd.as_raw_fd()),
         reset: envs.reset.as_ptr(),
         reset_len: envs.reset.len(),
         err: 0,
@@ -319,6 +324,8 @@ struct ChildArgs {
     cwd: *const libc::c_char,
     stdin: libc::c_int,
     output: libc::c_int,
+    /// `cgroup.procs` of the step's cgroup, or -1.
+    cgroup_procs: libc::c_int,
     reset: *const libc::c_int,
     reset_len: usize,
     /// The errno of the call that failed before `execve` (0: none failed).
@@ -341,7 +348,9 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         }
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
+        // "0" written to `cgroup.procs` moves the writer, this child, into that cgroup.
         let ready = libc::setpgid(0, 0) == 0
+            && (a.cgroup_procs < 0 || libc::write(a.cgroup_procs, b"0".as_ptr().cast(), 1) == 1)
             && onto(a.stdin, 0)
             && onto(a.output, 1)
             && onto(a.output, 2)
@@ -435,6 +444,39 @@ pub fn exit_event(started: Started) -> Option<tokio::io::unix::AsyncFd<OwnedFd>>
         .ok()
 }
 
+/// A pidfd for `pid` (Linux 5.3+): it names that one process for as long as it is open,
+/// even once the number is given to another process.
+pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
+    // SAFETY: a plain system call; a non-negative result is a new descriptor we own.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = i32::try_from(fd).ok().filter(|fd| *fd >= 0);
+    match fd {
+        // SAFETY: `fd` was just returned by the kernel and is owned by nobody else.
+        Some(fd) => Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
+        None => Err(io::Error::last_os_error()),
+    }
+}
+
+/// Sends `signal` to the process a pidfd names (never to a later owner of its number).
+pub fn pidfd_signal(fd: BorrowedFd<'_>, signal: libc::c_int) -> io::Result<()> {
+    // SAFETY: a plain system call on a descriptor we hold; no siginfo is passed.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -526,6 +568,7 @@ mod tests {
                     env: &[],
                     stdin: null.as_fd(),
                     output: null.as_fd(),
+                    cgroup_procs: None,
                 },
             )
         };

@@ -32,6 +32,8 @@ pub(crate) struct Ctx {
     pub environment: super::spawn::Environment,
     /// /dev/null, every step's standard input.
     pub stdin: Option<std::os::fd::OwnedFd>,
+    /// How each attempt's processes are kept together and ended.
+    pub contain: Arc<super::contain::Containment>,
 }
 
 const TICK: Duration = Duration::from_millis(100);
@@ -114,6 +116,7 @@ pub(crate) async fn run(
             &tx,
             &mut stop,
             &mut service_stop,
+            &mut report.warnings,
         )
         .await;
         let (mut state, mut reason, status) = judge(&ctx, index, end, &seen);
@@ -183,6 +186,7 @@ async fn attempt_once(
     tx: &mpsc::UnboundedSender<Msg>,
     stop: &mut watch::Receiver<Stop>,
     service_stop: &mut watch::Receiver<bool>,
+    warnings: &mut Vec<String>,
 ) -> (End, Seen, u64) {
     let wf = &ctx.wf;
     let step = &wf.steps[index];
@@ -238,6 +242,16 @@ async fn attempt_once(
             }
         }
     }
+    let mut unit = match ctx.contain.unit(index, attempt) {
+        Ok(u) => u,
+        Err(e) => {
+            return (
+                End::NotStarted(format!("cannot make the step's containment unit: {e}")),
+                seen,
+                from,
+            )
+        }
+    };
     let attempt_text = attempt.to_string();
     let progress_text = progress_path.display().to_string();
     let env: Vec<(&str, &str)> = step
@@ -249,6 +263,7 @@ async fn attempt_once(
             ("BGFLOW_STEP", step.name.as_str()),
             ("BGFLOW_ATTEMPT", attempt_text.as_str()),
             ("BGFLOW_PROGRESS", progress_text.as_str()),
+            (super::contain::TOKEN_VAR, unit.token.as_str()),
         ])
         .collect();
     let (output, copier) = match logpipe::start(log_path.to_path_buf()) {
@@ -269,6 +284,7 @@ async fn attempt_once(
             environment: &ctx.environment,
             stdin: stdin.as_fd(),
             output,
+            cgroup_procs: unit.cgroup_procs(),
         }),
         None => Err(std::io::Error::new(
             std::io::ErrorKind::NotFound,
@@ -301,10 +317,12 @@ async fn attempt_once(
         }
     };
     let pid = child.id();
+    unit.started(pid);
     let _ = tx.send(Msg::Started {
         step: index,
         attempt,
         pid,
+        start_time: process::start_time(pid),
     });
 
     let grace = step.kill_grace().as_std();
@@ -359,7 +377,7 @@ async fn attempt_once(
             Wake::Exited(Ok(status)) => break End::Exited(status),
             Wake::ServiceDone => {
                 let status =
-                    terminate_escalating(&mut child, pid, Signal::SIGTERM, grace, stop).await;
+                    terminate_escalating(&mut child, &unit, Signal::SIGTERM, grace, stop).await;
                 break End::ServiceStopped(status);
             }
             Wake::Probe(result) => {
@@ -383,9 +401,14 @@ async fn attempt_once(
                         *last_error = e;
                         if Instant::now() >= *deadline {
                             let why = std::mem::take(last_error);
-                            let status =
-                                terminate_escalating(&mut child, pid, Signal::SIGTERM, grace, stop)
-                                    .await;
+                            let status = terminate_escalating(
+                                &mut child,
+                                &unit,
+                                Signal::SIGTERM,
+                                grace,
+                                stop,
+                            )
+                            .await;
                             break End::Unready(why, status);
                         }
                     }
@@ -395,9 +418,14 @@ async fn attempt_once(
                         let limit = health_probe.and_then(|h| h.failures).unwrap_or(3);
                         if *fails >= limit {
                             let why = format!("{fails} health checks failed in a row: {e}");
-                            let status =
-                                terminate_escalating(&mut child, pid, Signal::SIGTERM, grace, stop)
-                                    .await;
+                            let status = terminate_escalating(
+                                &mut child,
+                                &unit,
+                                Signal::SIGTERM,
+                                grace,
+                                stop,
+                            )
+                            .await;
                             break End::Unhealthy(why, status);
                         }
                     }
@@ -407,7 +435,7 @@ async fn attempt_once(
             Wake::Exited(Err(e)) => break End::NotStarted(format!("lost the process: {e}")),
             Wake::Timeout => {
                 let status =
-                    terminate_escalating(&mut child, pid, Signal::SIGTERM, grace, stop).await;
+                    terminate_escalating(&mut child, &unit, Signal::SIGTERM, grace, stop).await;
                 break End::TimedOut(status);
             }
             Wake::Stop => {
@@ -415,7 +443,7 @@ async fn attempt_once(
                     Stop::Graceful(sig) => sig,
                     _ => Signal::SIGKILL,
                 };
-                let status = terminate_escalating(&mut child, pid, first, grace, stop).await;
+                let status = terminate_escalating(&mut child, &unit, first, grace, stop).await;
                 break End::Cancelled(status);
             }
             Wake::Tick => {
@@ -470,9 +498,14 @@ async fn attempt_once(
                             } else {
                                 std::mem::take(last_error)
                             };
-                            let status =
-                                terminate_escalating(&mut child, pid, Signal::SIGTERM, grace, stop)
-                                    .await;
+                            let status = terminate_escalating(
+                                &mut child,
+                                &unit,
+                                Signal::SIGTERM,
+                                grace,
+                                stop,
+                            )
+                            .await;
                             break End::Unready(why, status);
                         } else if probing.is_none()
                             && Instant::now() >= *next
@@ -513,7 +546,7 @@ async fn attempt_once(
                 if let Some(limit) = stall {
                     if last_activity.elapsed() >= limit {
                         let status =
-                            terminate_escalating(&mut child, pid, Signal::SIGTERM, grace, stop)
+                            terminate_escalating(&mut child, &unit, Signal::SIGTERM, grace, stop)
                                 .await;
                         break End::Stalled(status);
                     }
@@ -521,8 +554,17 @@ async fn attempt_once(
             }
         }
     };
-    // Processes the leader left behind in its group do not outlive the step.
-    process::reap_group(pid, grace).await;
+    // Nothing the step started outlives it, whatever it did to its session or group.
+    let left = unit.end(grace).await;
+    if !left.is_empty() {
+        let text = super::contain::describe(&step.name, &left);
+        let _ = tx.send(Msg::Warning {
+            step: index,
+            text: text.clone(),
+        });
+        warnings.push(text);
+    }
+    drop(unit);
     // Everything the step printed is in the log before it is read for the last time.
     let _ = copier.finish().await;
     if needs_lines {
@@ -546,28 +588,31 @@ async fn attempt_once(
     (end, seen, from)
 }
 
-/// Like `process::terminate`, but a `Stop::Kill` during the grace kills at once.
+/// Ends the attempt's unit: `first` to every process of it, SIGKILL to all after `grace`
+/// if the leader has not exited; a `Stop::Kill` meanwhile kills at once. What is left once
+/// the leader has exited is ended by `Unit::end`.
 async fn terminate_escalating(
     child: &mut process::Child,
-    pgid: u32,
+    unit: &super::contain::Unit,
     first: Signal,
     grace: Duration,
     stop: &mut watch::Receiver<Stop>,
 ) -> Option<std::process::ExitStatus> {
     if *stop.borrow() == Stop::Kill {
-        return process::terminate(child, pgid, Signal::SIGKILL, Duration::ZERO).await;
+        unit.signal(Signal::SIGKILL);
+        return child.wait().await.ok();
     }
-    process::signal_group(pgid, first);
+    unit.signal(first);
     let status = tokio::select! {
         s = tokio::time::timeout(grace, child.wait()) => match s {
             Ok(s) => s.ok(),
             Err(_) => {
-                process::signal_group(pgid, Signal::SIGKILL);
+                unit.signal(Signal::SIGKILL);
                 child.wait().await.ok()
             }
         },
         () = wait_stop(stop, |s| *s == Stop::Kill) => {
-            process::signal_group(pgid, Signal::SIGKILL);
+            unit.signal(Signal::SIGKILL);
             child.wait().await.ok()
         }
     };

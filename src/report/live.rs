@@ -35,6 +35,8 @@ pub struct Plain {
     names: Arc<[String]>,
     last_progress: HashMap<usize, Instant>,
     quiet: bool,
+    /// `-v`: also the containment mechanism.
+    pub verbose: bool,
     out: Lines,
 }
 
@@ -86,6 +88,7 @@ impl Plain {
             names,
             last_progress: HashMap::new(),
             quiet,
+            verbose: false,
             out: Lines::default(),
         }
     }
@@ -100,6 +103,7 @@ impl Sink for Plain {
             names,
             last_progress,
             out,
+            verbose,
             ..
         } = self;
         match event {
@@ -108,11 +112,18 @@ impl Sink for Plain {
                 workflow,
                 steps,
                 log_dir,
-                ..
-            } => out.say(format_args!(
-                "run {run_id}: workflow {workflow}, {steps} step(s), logs in {}",
-                log_dir.display()
-            )),
+                containment,
+                cgroup,
+            } => {
+                out.say(format_args!(
+                    "run {run_id}: workflow {workflow}, {steps} step(s), logs in {}",
+                    log_dir.display()
+                ));
+                if *verbose {
+                    out.say(format_args!("{}", containment_line(containment, *cgroup)));
+                }
+            }
+            RunEvent::StepWarning { message, .. } => out.say(format_args!("warning: {message}")),
             RunEvent::StepStarted {
                 step, attempt, pid, ..
             } => {
@@ -191,6 +202,16 @@ pub struct Bars {
     multi: MultiProgress,
     overall: ProgressBar,
     steps: HashMap<usize, ProgressBar>,
+    /// `-v`: also the containment mechanism.
+    pub verbose: bool,
+}
+
+/// `-v`'s line about how the steps are contained.
+fn containment_line(containment: &str, cgroup: Option<&std::path::Path>) -> String {
+    match cgroup {
+        Some(dir) => format!("containment: {containment} ({})", dir.display()),
+        None => format!("containment: {containment}"),
+    }
 }
 
 impl Bars {
@@ -211,6 +232,7 @@ impl Bars {
             multi,
             overall,
             steps: HashMap::new(),
+            verbose: false,
         }
     }
 }
@@ -219,9 +241,19 @@ impl Sink for Bars {
     fn event(&mut self, event: &RunEvent<'_>) {
         match event {
             RunEvent::RunStarted {
-                run_id, workflow, ..
+                run_id,
+                workflow,
+                containment,
+                cgroup,
+                ..
             } => {
                 self.overall.set_prefix(format!("{workflow} {run_id}"));
+                if self.verbose {
+                    let _ = self.multi.println(containment_line(containment, *cgroup));
+                }
+            }
+            RunEvent::StepWarning { message, .. } => {
+                let _ = self.multi.println(format!("warning: {message}"));
             }
             RunEvent::StepStarted { step, attempt, .. } => {
                 let bar = self.steps.entry(*step).or_insert_with(|| {

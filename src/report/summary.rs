@@ -112,6 +112,9 @@ fn write(report: &RunReport, out: &mut impl Write) {
         for w in s.tests.iter().flat_map(|t| &t.warnings) {
             let _ = writeln!(out, "warning: {}: {w}", s.name);
         }
+        for w in &s.warnings {
+            let _ = writeln!(out, "warning: {w}");
+        }
     }
     let skipped: Vec<String> = report
         .steps

@@ -334,6 +334,9 @@ impl Sink for StoreSink {
             RunEvent::ServiceReady { step } => {
                 self.event("service_ready", Some(*step), json!({}));
             }
+            RunEvent::StepWarning { step, message } => {
+                self.event("step_warning", Some(*step), json!({ "message": message }));
+            }
             RunEvent::Stopping { signal, second } => {
                 self.event(
                     "run_stopping",

@@ -1,0 +1,659 @@
+//! Containment (guarantee 8, DESIGN.md §7): each step attempt runs in a unit that its
+//! processes cannot leave by `setsid`, `setpgid`, a double fork or job control, and every
+//! ending of the step ends the whole unit.
+//!
+//! Two mechanisms, chosen once per run (`containment` in bgflow.toml; `auto` by default):
+//! - `cgroup`: a cgroup v2 folder per run, `bgflow-<run id>` beside bgflow's own cgroup
+//!   (writable as root, or in a delegated subtree on a systemd desktop), and a leaf in it per
+//!   attempt. The child moves itself into its leaf before `execve`, so nothing it starts is
+//!   ever outside it; `cgroup.kill` ends the leaf and anything nested in it at once.
+//! - `process-group`: the step's process group, bgflow as child subreaper (an orphan of a
+//!   step becomes bgflow's child, not init's), and `BGFLOW_STEP_TOKEN=<run>.<step>.<attempt>`
+//!   in every step process's environment, by which a process that left the group is found
+//!   in /proc. A process that empties its own environment and leaves its group is out of
+//!   reach here; the cgroup is not.
+//!
+//! Recycled numbers: a step's leader is bgflow's own child and is signalled only until it
+//! is reaped; its group is signalled while the step is being ended, milliseconds after the
+//! leader's exit, far less than the pid space takes to wrap. Anything found later (`stop`
+//! of a lost run) is signalled through a pidfd opened and then checked (its token), so a
+//! number given to another process in between is never signalled.
+
+use std::fs;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::unistd::Pid;
+
+use super::process::proc_stat;
+use super::spawn;
+use crate::config::Containment as Asked;
+
+/// The environment variable that marks every process of a step attempt.
+pub const TOKEN_VAR: &str = "BGFLOW_STEP_TOKEN";
+
+/// How a run keeps its steps' processes together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mechanism {
+    Cgroup,
+    ProcessGroup,
+}
+
+impl Mechanism {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cgroup => "cgroup",
+            Self::ProcessGroup => "process-group",
+        }
+    }
+}
+
+/// A run's containment: the mechanism, and with `cgroup` the run's folder.
+#[derive(Debug)]
+pub struct Containment {
+    mechanism: Mechanism,
+    run_id: String,
+    dir: Option<PathBuf>,
+}
+
+impl Containment {
+    /// The mechanism `asked` for, for run `run_id`: `auto` takes a cgroup where one can be
+    /// made and the process group otherwise; `cgroup` is an error where none can be made.
+    pub fn choose(asked: Asked, run_id: &str) -> Result<Self, String> {
+        let cgroup = || {
+            run_cgroup(run_id).map(|dir| Self {
+                mechanism: Mechanism::Cgroup,
+                run_id: run_id.to_owned(),
+                dir: Some(dir),
+            })
+        };
+        match asked {
+            Asked::Cgroup => cgroup().map_err(|e| {
+                format!("containment = \"cgroup\", but no cgroup can be made for the run: {e}")
+            }),
+            Asked::Auto => Ok(cgroup().unwrap_or_else(|_| Self::process_group(run_id))),
+            Asked::ProcessGroup => Ok(Self::process_group(run_id)),
+        }
+    }
+
+    fn process_group(run_id: &str) -> Self {
+        // Orphans of a step become this process's children, where they can be found and
+        // reaped, instead of init's.
+        let _ = nix::sys::prctl::set_child_subreaper(true);
+        Self {
+            mechanism: Mechanism::ProcessGroup,
+            run_id: run_id.to_owned(),
+            dir: None,
+        }
+    }
+
+    pub fn mechanism(&self) -> Mechanism {
+        self.mechanism
+    }
+
+    /// The run's cgroup folder, with `cgroup`.
+    pub fn cgroup(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    /// A unit for one attempt of step `step` (its index).
+    pub fn unit(&self, step: usize, attempt: u32) -> io::Result<Unit> {
+        let token = format!("{}.{step}.{attempt}", self.run_id);
+        let (leaf, procs) = match &self.dir {
+            Some(dir) => {
+                let leaf = dir.join(format!("step-{step}.{attempt}"));
+                match fs::create_dir(&leaf) {
+                    Ok(()) => {}
+                    // A leaf left by an earlier attempt of the same number cannot be: one
+                    // attempt at a time. Reuse it if it is there.
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(e),
+                }
+                let procs = fs::OpenOptions::new()
+                    .write(true)
+                    .open(leaf.join("cgroup.procs"))?;
+                (Some(leaf), Some(OwnedFd::from(procs)))
+            }
+            None => (None, None),
+        };
+        Ok(Unit {
+            token,
+            leaf,
+            procs,
+            pgid: 0,
+            signalled: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// With `process-group`: reaps orphans of steps that ended on their own and were
+    /// left as zombies of this process. Only once no step runs: a step's own leader is
+    /// reaped by its supervision, never here.
+    pub fn reap_orphans(&self) {
+        if self.mechanism != Mechanism::ProcessGroup {
+            return;
+        }
+        use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+        while let Ok(status) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            if status == WaitStatus::StillAlive {
+                break;
+            }
+        }
+    }
+}
+
+impl Drop for Containment {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.dir {
+            remove_tree(dir);
+        }
+    }
+}
+
+/// One step attempt's unit.
+#[derive(Debug)]
+pub struct Unit {
+    /// `BGFLOW_STEP_TOKEN` of the attempt.
+    pub token: String,
+    leaf: Option<PathBuf>,
+    procs: Option<OwnedFd>,
+    /// The leader's pid, which is its group's id; 0 before it started.
+    pgid: u32,
+    /// Whether the unit was told to end (a timeout, a stop): its processes are then given
+    /// a moment to go before what is left is counted.
+    signalled: std::sync::atomic::AtomicBool,
+}
+
+/// A process that was still there when its step ended.
+#[derive(Debug, Clone)]
+pub struct Leftover {
+    pub pid: u32,
+    pub command: String,
+}
+
+impl Unit {
+    /// The leaf's `cgroup.procs`, for the child to move itself in.
+    pub fn cgroup_procs(&self) -> Option<BorrowedFd<'_>> {
+        self.procs.as_ref().map(AsFd::as_fd)
+    }
+
+    /// The leader started with this pid (and group).
+    pub fn started(&mut self, pid: u32) {
+        self.pgid = pid;
+        // The fd is only for the child; the leaf's files are opened by path from here on.
+        self.procs = None;
+    }
+
+    /// Every live process of the unit.
+    pub fn members(&self) -> Vec<u32> {
+        match &self.leaf {
+            Some(leaf) => cgroup_members(leaf),
+            None => scan_proc(|pid, pgid| {
+                (self.pgid != 0 && pgid == self.pgid) || has_token(pid, &self.token, false)
+            }),
+        }
+    }
+
+    /// Sends `signal` to every process of the unit.
+    pub fn signal(&self, signal: Signal) {
+        if self.pgid == 0 {
+            return;
+        }
+        self.signalled
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        if signal == Signal::SIGKILL && self.kill_cgroup() {
+            return;
+        }
+        if let Ok(raw) = i32::try_from(self.pgid) {
+            let _ = killpg(Pid::from_raw(raw), signal);
+        }
+        for pid in self.members() {
+            if let Ok(raw) = i32::try_from(pid) {
+                let _ = kill(Pid::from_raw(raw), signal);
+            }
+        }
+    }
+
+    /// `cgroup.kill` of the leaf: every process in it and below it, at once.
+    fn kill_cgroup(&self) -> bool {
+        self.leaf
+            .as_ref()
+            .is_some_and(|leaf| fs::write(leaf.join("cgroup.kill"), "1").is_ok())
+    }
+
+    /// Whether anything of the unit may still be alive, cheaply: the leaf's `populated`;
+    /// or the group, and any child of this process (orphans come here as subreaper)
+    /// that carries the token.
+    fn maybe_alive(&self) -> bool {
+        match &self.leaf {
+            Some(leaf) => populated(leaf),
+            None => {
+                let group = i32::try_from(self.pgid)
+                    .is_ok_and(|g| killpg(Pid::from_raw(g), None) != Err(nix::errno::Errno::ESRCH));
+                group
+                    || own_children()
+                        .into_iter()
+                        .any(|pid| has_token(pid, &self.token, false))
+            }
+        }
+    }
+
+    /// After the leader exited and was reaped: ends what is left of the unit (`signal`,
+    /// `grace`, then SIGKILL) and returns what it was. Empty in the common case, found
+    /// without a scan of /proc.
+    pub async fn end(&self, grace: Duration) -> Vec<Leftover> {
+        if self.pgid == 0 || !self.maybe_alive() {
+            return Vec::new();
+        }
+        if self.signalled.load(std::sync::atomic::Ordering::Relaxed) {
+            // Processes that got the step's signal may still be on their way out.
+            let settle = tokio::time::Instant::now() + grace.min(Duration::from_millis(500));
+            while !self.members().is_empty() && tokio::time::Instant::now() < settle {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        let left: Vec<Leftover> = self
+            .members()
+            .into_iter()
+            .map(|pid| Leftover {
+                pid,
+                command: command_line(pid),
+            })
+            .collect();
+        if left.is_empty() {
+            return left;
+        }
+        self.signal(Signal::SIGTERM);
+        let deadline = tokio::time::Instant::now() + grace;
+        while !self.members().is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.signal(Signal::SIGKILL);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !self.members().is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if self.leaf.is_none() {
+            // They were this process's children once their parents were gone.
+            for l in &left {
+                reap(l.pid);
+            }
+        }
+        left
+    }
+}
+
+impl Drop for Unit {
+    fn drop(&mut self) {
+        if let Some(leaf) = &self.leaf {
+            if fs::remove_dir(leaf).is_err() && populated(leaf) {
+                // Never leave a process behind: the run's sweep removes the leaf later.
+                self.kill_cgroup();
+            }
+        }
+    }
+}
+
+/// What `stop` found and did for a run whose supervisor is gone.
+#[derive(Debug, Default)]
+pub struct Swept {
+    /// Processes signalled, with their command lines.
+    pub ended: Vec<Leftover>,
+    /// Processes still alive after the last SIGKILL (should be none).
+    pub survivors: Vec<u32>,
+}
+
+/// Ends every process of run `run_id` that its supervisor left behind: everything in the
+/// run's cgroup (`recorded`, or found by its name) and every process carrying one of the
+/// run's tokens. `grace`: between SIGTERM and SIGKILL (zero: SIGKILL at once).
+pub fn sweep_run(run_id: &str, recorded: Option<&Path>, grace: Duration) -> Swept {
+    let prefix = format!("{run_id}.");
+    let dir = recorded
+        .filter(|d| d.file_name() == Some(std::ffi::OsStr::new(&format!("bgflow-{run_id}"))))
+        .filter(|d| d.is_dir())
+        .map(Path::to_path_buf)
+        .or_else(|| find_run_cgroup(run_id));
+    // Each process is held by a pidfd opened before its token is checked again, so a
+    // number recycled meanwhile is never signalled.
+    let find = || -> Vec<(u32, OwnedFd)> {
+        let mut pids = dir.as_deref().map(cgroup_members).unwrap_or_default();
+        pids.extend(scan_proc(|pid, _| has_token(pid, &prefix, true)));
+        pids.sort_unstable();
+        pids.dedup();
+        pids.into_iter()
+            .filter_map(|pid| {
+                let fd = spawn::pidfd_open(pid).ok()?;
+                let ours = has_token(pid, &prefix, true)
+                    || dir.as_deref().is_some_and(|d| in_cgroup(pid, d));
+                ours.then_some((pid, fd))
+            })
+            .collect()
+    };
+    let mut swept = Swept::default();
+    let first = find();
+    swept.ended = first
+        .iter()
+        .map(|(pid, _)| Leftover {
+            pid: *pid,
+            command: command_line(*pid),
+        })
+        .collect();
+    if !grace.is_zero() {
+        for (_, fd) in &first {
+            let _ = spawn::pidfd_signal(fd.as_fd(), libc::SIGTERM);
+        }
+        let deadline = Instant::now() + grace;
+        while !find().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    if let Some(d) = &dir {
+        let _ = fs::write(d.join("cgroup.kill"), "1");
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = find();
+        for (_, fd) in &left {
+            let _ = spawn::pidfd_signal(fd.as_fd(), libc::SIGKILL);
+        }
+        if left.is_empty() || Instant::now() >= deadline {
+            swept.survivors = left.iter().map(|(p, _)| *p).collect();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if let Some(d) = &dir {
+        remove_tree(d);
+    }
+    swept
+}
+
+/// A short description of processes that outlived their step, for a warning.
+pub fn describe(step: &str, left: &[Leftover]) -> String {
+    const SHOWN: usize = 5;
+    let what: Vec<String> = left
+        .iter()
+        .take(SHOWN)
+        .map(|l| format!("{} (pid {})", l.command, l.pid))
+        .collect();
+    let more = if left.len() > SHOWN {
+        format!(", and {} more", left.len() - SHOWN)
+    } else {
+        String::new()
+    };
+    let n = left.len();
+    format!(
+        "{n} process{} of step `{step}` outlived it and {} stopped: {}{more}",
+        if n == 1 { "" } else { "es" },
+        if n == 1 { "was" } else { "were" },
+        what.join(", ")
+    )
+}
+
+/// The run's cgroup folder, made beside bgflow's own cgroup; it must offer `cgroup.kill`
+/// (Linux 5.14+) and this process must be able to move processes into it.
+fn run_cgroup(run_id: &str) -> io::Result<PathBuf> {
+    let mount = cgroup2_mount().ok_or_else(|| {
+        io::Error::new(io::ErrorKind::NotFound, "no cgroup2 file system is mounted")
+    })?;
+    let own = own_cgroup().ok_or_else(|| {
+        io::Error::new(io::ErrorKind::NotFound, "this process is in no cgroup v2")
+    })?;
+    let base = mount.join(own.trim_start_matches('/'));
+    let dir = base.join(format!("bgflow-{run_id}"));
+    fs::create_dir(&dir)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
+    let usable = dir.join("cgroup.kill").exists()
+        && nix::unistd::access(&dir.join("cgroup.procs"), nix::unistd::AccessFlags::W_OK).is_ok()
+        && nix::unistd::access(&base.join("cgroup.procs"), nix::unistd::AccessFlags::W_OK).is_ok();
+    if !usable {
+        let _ = fs::remove_dir(&dir);
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!(
+                "{}: no cgroup.kill (Linux 5.14+) or no right to move processes",
+                dir.display()
+            ),
+        ));
+    }
+    Ok(dir)
+}
+
+/// Where the cgroup v2 file system is mounted, from /proc/self/mountinfo.
+fn cgroup2_mount() -> Option<PathBuf> {
+    let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        if right.split(' ').next()? != "cgroup2" {
+            return None;
+        }
+        left.split(' ')
+            .nth(4)
+            .map(|m| PathBuf::from(unescape_mount(m)))
+    })
+}
+
+/// mountinfo writes space, tab, newline and backslash as octal escapes.
+fn unescape_mount(s: &str) -> String {
+    s.replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
+}
+
+/// This process's cgroup v2 path (`0::/path` in /proc/self/cgroup).
+fn own_cgroup() -> Option<String> {
+    let text = fs::read_to_string("/proc/self/cgroup").ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(str::to_owned)
+}
+
+/// A run's cgroup folder found by its name, for a run whose record lacks it.
+fn find_run_cgroup(run_id: &str) -> Option<PathBuf> {
+    let name = format!("bgflow-{run_id}");
+    let mut level = vec![cgroup2_mount()?];
+    for _ in 0..8 {
+        let mut next = Vec::new();
+        for dir in level {
+            for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    if e.file_name() == name.as_str() {
+                        return Some(e.path());
+                    }
+                    next.push(e.path());
+                }
+            }
+        }
+        if next.is_empty() {
+            break;
+        }
+        level = next;
+    }
+    None
+}
+
+/// `populated 1` in the folder's `cgroup.events`: a process in it or below it.
+fn populated(dir: &Path) -> bool {
+    fs::read_to_string(dir.join("cgroup.events"))
+        .map(|t| t.lines().any(|l| l == "populated 1"))
+        .unwrap_or(false)
+}
+
+/// Live processes in a cgroup folder and the folders below it.
+fn cgroup_members(dir: &Path) -> Vec<u32> {
+    let mut pids = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        if let Ok(text) = fs::read_to_string(d.join("cgroup.procs")) {
+            pids.extend(
+                text.lines()
+                    .filter_map(|l| l.trim().parse::<u32>().ok())
+                    .filter(|&p| alive(p)),
+            );
+        }
+        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                dirs.push(e.path());
+            }
+        }
+    }
+    pids
+}
+
+/// Whether `pid` is in the cgroup folder `dir` or below it.
+fn in_cgroup(pid: u32, dir: &Path) -> bool {
+    let (Some(mount), Ok(text)) = (
+        cgroup2_mount(),
+        fs::read_to_string(format!("/proc/{pid}/cgroup")),
+    ) else {
+        return false;
+    };
+    text.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .is_some_and(|path| mount.join(path.trim_start_matches('/')).starts_with(dir))
+}
+
+/// Removes a cgroup folder and the folders below it, deepest first, ending what is in
+/// them.
+fn remove_tree(dir: &Path) {
+    let mut all = vec![dir.to_path_buf()];
+    let mut i = 0;
+    while i < all.len() {
+        for e in fs::read_dir(&all[i]).into_iter().flatten().flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                all.push(e.path());
+            }
+        }
+        i += 1;
+    }
+    if populated(dir) {
+        let _ = fs::write(dir.join("cgroup.kill"), "1");
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while populated(dir) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    for d in all.iter().rev() {
+        let _ = fs::remove_dir(d);
+    }
+}
+
+/// Not a zombie, and there.
+fn alive(pid: u32) -> bool {
+    proc_stat(pid).is_some_and(|(state, _)| state != 'Z' && state != 'X')
+}
+
+/// Live processes for which `pick(pid, pgid)` holds, from a scan of /proc.
+fn scan_proc(pick: impl Fn(u32, u32) -> bool) -> Vec<u32> {
+    let me = std::process::id();
+    fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != me)
+        .filter(|&pid| {
+            proc_stat(pid)
+                .is_some_and(|(state, pgid)| state != 'Z' && state != 'X' && pick(pid, pgid))
+        })
+        .collect()
+}
+
+/// Whether the process's environment holds `BGFLOW_STEP_TOKEN=<token>` (or, with
+/// `prefix`, a token starting with `token`).
+fn has_token(pid: u32, token: &str, prefix: bool) -> bool {
+    let Ok(env) = fs::read(format!("/proc/{pid}/environ")) else {
+        return false;
+    };
+    let key = TOKEN_VAR.as_bytes();
+    env.split(|b| *b == 0).any(|entry| {
+        entry.len() > key.len() && entry.starts_with(key) && entry[key.len()] == b'=' && {
+            let value = &entry[key.len() + 1..];
+            if prefix {
+                value.starts_with(token.as_bytes())
+            } else {
+                value == token.as_bytes()
+            }
+        }
+    })
+}
+
+/// This process's children (of every thread: an orphan goes to any of them).
+fn own_children() -> Vec<u32> {
+    let mut pids = Vec::new();
+    for task in fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if let Ok(text) = fs::read_to_string(task.path().join("children")) {
+            pids.extend(
+                text.split_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok()),
+            );
+        }
+    }
+    pids
+}
+
+/// Reaps `pid` if it is this process's exited child.
+fn reap(pid: u32) {
+    use nix::sys::wait::{waitpid, WaitPidFlag};
+    if let Ok(raw) = i32::try_from(pid) {
+        let _ = waitpid(Pid::from_raw(raw), Some(WaitPidFlag::WNOHANG));
+    }
+}
+
+/// The command line of a process, for people: at most 80 characters.
+fn command_line(pid: u32) -> String {
+    let raw = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let text = String::from_utf8_lossy(&raw)
+        .trim_end_matches('\0')
+        .replace('\0', " ");
+    let text = if text.is_empty() {
+        fs::read_to_string(format!("/proc/{pid}/comm"))
+            .map(|c| format!("[{}]", c.trim()))
+            .unwrap_or_else(|_| "?".to_owned())
+    } else {
+        text
+    };
+    if text.chars().count() > 80 {
+        text.chars().take(79).collect::<String>() + "…"
+    } else {
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describe_counts_and_lists_at_most_five() {
+        let one = [Leftover {
+            pid: 7,
+            command: "sleep 600".into(),
+        }];
+        assert_eq!(
+            describe("serve", &one),
+            "1 process of step `serve` outlived it and was stopped: sleep 600 (pid 7)"
+        );
+        let many: Vec<Leftover> = (1..=7)
+            .map(|pid| Leftover {
+                pid,
+                command: "x".into(),
+            })
+            .collect();
+        let text = describe("s", &many);
+        assert!(text.starts_with("7 processes of step `s` outlived it and were stopped"));
+        assert!(text.ends_with(", and 2 more"), "{text}");
+    }
+
+    #[test]
+    fn mountinfo_escapes_are_undone() {
+        assert_eq!(unescape_mount("/a\\040b\\134c"), "/a b\\c");
+    }
+}
