@@ -498,18 +498,15 @@ fn confirm(question: &str) -> bool {
 }
 
 pub fn stop(args: &StopArgs, state_dir: Option<&Path>) -> io::Result<u8> {
+    use crate::exec::contain;
     let mut store = tri!(open(state_dir));
     let id = tri!(resolve(&store, &args.run));
     let (run, steps) =
         tri!(or_code(store.run_with_steps(&id))).ok_or_else(|| io::Error::other("run vanished"))?;
-    // Process groups recorded for steps that may still have processes.
-    let groups: Vec<u32> = steps
-        .iter()
-        .filter(|s| matches!(s.state.as_str(), "running" | "lost"))
-        .filter_map(|s| s.pgid.and_then(|g| u32::try_from(g).ok()))
-        .filter(|&g| process::group_alive(g))
-        .collect();
-    if !run.is_active() && groups.is_empty() {
+    let cgroup: Option<&Path> = None;
+    // Every process of the run: in its cgroup, or carrying one of its step tokens.
+    let left = contain::run_processes(&id, cgroup);
+    if !run.is_active() && left.is_empty() {
         report::stderr(&format!("run {id} is not running ({})\n", run.state));
         return Ok(exit::SUCCESS);
     }
@@ -522,9 +519,9 @@ pub fn stop(args: &StopArgs, state_dir: Option<&Path>) -> io::Result<u8> {
         }
         let how = if args.force { "kill" } else { "stop" };
         if !confirm(&format!(
-            "{how} run {id} ({}, {} step(s) running)?",
+            "{how} run {id} ({}, {} process(es))?",
             run.workflow,
-            groups.len().max(1)
+            left.len().max(1)
         )) {
             report::stderr("not stopped\n");
             return Ok(exit::SUCCESS);
@@ -535,9 +532,27 @@ pub fn stop(args: &StopArgs, state_dir: Option<&Path>) -> io::Result<u8> {
         "stop_requested",
         serde_json::json!({"version": 1, "force": args.force}),
     );
+    // A number recorded for a step that now names another process is never signalled.
+    for s in &steps {
+        let Some(pid) = s.pid.and_then(|p| u32::try_from(p).ok()) else {
+            continue;
+        };
+        if matches!(s.state.as_str(), "running" | "lost")
+            && process::proc_stat(pid).is_some_and(|(st, _)| st != 'Z' && st != 'X')
+            && !contain::is_run_process(pid, &id, cgroup)
+        {
+            report::stderr(&format!(
+                "note: pid {pid}, recorded for step `{}`, is now another process ({}); left alone\n",
+                s.name,
+                contain::command_line(pid)
+            ));
+        }
+    }
     let supervisor = run
         .supervisor_pid
         .filter(|&p| run.is_active() && crate::store::supervisor_alive(p, run.supervisor_start));
+    let wait = Duration::from_secs(if args.force { 5 } else { 60 });
+    let mut still_supervised = false;
     if let Some(pid) = supervisor.and_then(|p| i32::try_from(p).ok()) {
         let target = nix::unistd::Pid::from_raw(pid);
         let _ = nix::sys::signal::kill(target, Signal::SIGTERM);
@@ -546,24 +561,50 @@ pub fn stop(args: &StopArgs, state_dir: Option<&Path>) -> io::Result<u8> {
             std::thread::sleep(Duration::from_millis(100));
             let _ = nix::sys::signal::kill(target, Signal::SIGTERM);
         }
-        let deadline = Instant::now() + Duration::from_secs(if args.force { 5 } else { 60 });
+        let deadline = Instant::now() + wait;
+        still_supervised = true;
         while Instant::now() < deadline {
             match store.run(&id) {
                 Ok(Some(r)) if r.is_active() => std::thread::sleep(Duration::from_millis(100)),
-                _ => break,
+                _ => {
+                    still_supervised = false;
+                    break;
+                }
             }
+        }
+        if still_supervised && args.force {
+            // A supervisor that does not answer (frozen, deadlocked) is killed, and what
+            // it supervised is ended below.
+            let _ = nix::sys::signal::kill(target, Signal::SIGKILL);
+            still_supervised = false;
         }
     }
+    if still_supervised {
+        report::stderr(&format!(
+            "error: run {id} is still active after {}: its supervisor did not end it\n  help: bgflow stop {id} --force kills the supervisor and every process of the run\n",
+            crate::manifest::Duration(wait)
+        ));
+        return Ok(exit::RUN_FAILED);
+    }
     // What a lost supervisor left behind, or what still stands after it went.
-    for g in groups.iter().copied().filter(|&g| process::group_alive(g)) {
-        if !args.force {
-            process::signal_group(g, Signal::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while process::group_alive(g) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        process::signal_group(g, Signal::SIGKILL);
+    let grace = if args.force {
+        Duration::ZERO
+    } else {
+        Duration::from_secs(10)
+    };
+    let swept = contain::sweep_run(&id, cgroup, grace);
+    if !swept.ended.is_empty() {
+        let what: Vec<String> = swept
+            .ended
+            .iter()
+            .take(5)
+            .map(|l| format!("{} (pid {})", l.command, l.pid))
+            .collect();
+        report::stderr(&format!(
+            "ended {} process(es) of run {id} that its supervisor left: {}\n",
+            swept.ended.len(),
+            what.join(", ")
+        ));
     }
     let _ = store.reconcile_lost();
     let state = store
@@ -571,6 +612,14 @@ pub fn stop(args: &StopArgs, state_dir: Option<&Path>) -> io::Result<u8> {
         .ok()
         .flatten()
         .map_or_else(|| "unknown".to_owned(), |r| r.state);
+    if !swept.survivors.is_empty() {
+        report::stderr(&format!(
+            "error: run {id}: {} process(es) survived SIGKILL: {:?}\n",
+            swept.survivors.len(),
+            swept.survivors
+        ));
+        return Ok(exit::INTERNAL);
+    }
     report::stderr(&format!("run {id}: {state}\n"));
     Ok(exit::SUCCESS)
 }

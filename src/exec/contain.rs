@@ -305,16 +305,42 @@ pub struct Swept {
     pub survivors: Vec<u32>,
 }
 
+/// The run's cgroup folder: `recorded` when it is that run's, else found by its name.
+fn run_dir(run_id: &str, recorded: Option<&Path>) -> Option<PathBuf> {
+    recorded
+        .filter(|d| d.file_name() == Some(std::ffi::OsStr::new(&format!("bgflow-{run_id}"))))
+        .filter(|d| d.is_dir())
+        .map(Path::to_path_buf)
+        .or_else(|| find_run_cgroup(run_id))
+}
+
+/// Live processes of run `run_id`: in its cgroup, or carrying one of its tokens.
+pub fn run_processes(run_id: &str, recorded: Option<&Path>) -> Vec<u32> {
+    let prefix = format!("{run_id}.");
+    let mut pids = run_dir(run_id, recorded)
+        .as_deref()
+        .map(cgroup_members)
+        .unwrap_or_default();
+    pids.extend(scan_proc(|pid, _| has_token(pid, &prefix, true)));
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
+
+/// Whether `pid` is a live process of run `run_id` (it carries one of the run's tokens, or
+/// is in the run's cgroup).
+pub fn is_run_process(pid: u32, run_id: &str, recorded: Option<&Path>) -> bool {
+    alive(pid)
+        && (has_token(pid, &format!("{run_id}."), true)
+            || run_dir(run_id, recorded).is_some_and(|d| in_cgroup(pid, &d)))
+}
+
 /// Ends every process of run `run_id` that its supervisor left behind: everything in the
 /// run's cgroup (`recorded`, or found by its name) and every process carrying one of the
 /// run's tokens. `grace`: between SIGTERM and SIGKILL (zero: SIGKILL at once).
 pub fn sweep_run(run_id: &str, recorded: Option<&Path>, grace: Duration) -> Swept {
     let prefix = format!("{run_id}.");
-    let dir = recorded
-        .filter(|d| d.file_name() == Some(std::ffi::OsStr::new(&format!("bgflow-{run_id}"))))
-        .filter(|d| d.is_dir())
-        .map(Path::to_path_buf)
-        .or_else(|| find_run_cgroup(run_id));
+    let dir = run_dir(run_id, recorded);
     // Each process is held by a pidfd opened before its token is checked again, so a
     // number recycled meanwhile is never signalled.
     let find = || -> Vec<(u32, OwnedFd)> {
@@ -608,7 +634,7 @@ fn reap(pid: u32) {
 }
 
 /// The command line of a process, for people: at most 80 characters.
-fn command_line(pid: u32) -> String {
+pub fn command_line(pid: u32) -> String {
     let raw = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     let text = String::from_utf8_lossy(&raw)
         .trim_end_matches('\0')

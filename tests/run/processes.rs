@@ -532,9 +532,12 @@ run = ["echo", "{ {not a template} }"]
     assert_eq!(out.log("plain").trim(), "{ {not a template} }");
 }
 
-/// not keep the step from ending: what it printed before the step ended is in the log.
+/// A process that leaves the step's group (`setsid`) and keeps its output open does not
+/// keep the step from ending, and does not outlive it (guarantee 8): it is stopped when the
+/// step's command exits, and the step says so in a warning. What it printed before the step
+/// ended is in the log.
 #[test]
-fn an_escaped_process_holding_the_output_does_not_hold_the_step() {
+fn an_escaped_process_holding_the_output_is_stopped_with_the_step_and_reported() {
     let flow = Flow::new(
         r#"
 [workflow]
@@ -556,8 +559,14 @@ run = "echo before; setsid sh -c 'touch escaped; exec sleep 377' & while [ ! -e 
     }
     out.expect_code(0).expect_state("leave", "succeeded");
     assert!(
-        !escaped.is_empty(),
-        "the sleep escaped the group and was still running"
+        escaped.is_empty(),
+        "the escaped sleep outlived its step: {escaped:?}"
+    );
+    let warnings = out.step("leave")["warnings"].to_string();
+    assert!(
+        warnings.contains("1 process of step `leave` outlived it and was stopped")
+            && warnings.contains("sleep 377"),
+        "{warnings}"
     );
     assert!(
         took < Duration::from_secs(20),
