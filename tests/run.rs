@@ -22,6 +22,8 @@ use serde_json::Value;
 
 #[path = "common/mod.rs"]
 mod common;
+#[path = "run/containment.rs"]
+mod containment;
 #[path = "run/output.rs"]
 mod output;
 #[path = "run/processes.rs"]

@@ -506,6 +506,22 @@ pub fn stop(args: &StopArgs, state_dir: Option<&Path>) -> io::Result<u8> {
     let cgroup: Option<&Path> = None;
     // Every process of the run: in its cgroup, or carrying one of its step tokens.
     let left = contain::run_processes(&id, cgroup);
+    // A number recorded for a step that now names another process is never signalled.
+    for s in &steps {
+        let Some(pid) = s.pid.and_then(|p| u32::try_from(p).ok()) else {
+            continue;
+        };
+        if matches!(s.state.as_str(), "running" | "lost")
+            && process::proc_stat(pid).is_some_and(|(st, _)| st != 'Z' && st != 'X')
+            && !contain::is_run_process(pid, &id, cgroup)
+        {
+            report::stderr(&format!(
+                "note: pid {pid}, recorded for step `{}`, is now another process ({}); left alone\n",
+                s.name,
+                contain::command_line(pid)
+            ));
+        }
+    }
     if !run.is_active() && left.is_empty() {
         report::stderr(&format!("run {id} is not running ({})\n", run.state));
         return Ok(exit::SUCCESS);
@@ -532,22 +548,6 @@ pub fn stop(args: &StopArgs, state_dir: Option<&Path>) -> io::Result<u8> {
         "stop_requested",
         serde_json::json!({"version": 1, "force": args.force}),
     );
-    // A number recorded for a step that now names another process is never signalled.
-    for s in &steps {
-        let Some(pid) = s.pid.and_then(|p| u32::try_from(p).ok()) else {
-            continue;
-        };
-        if matches!(s.state.as_str(), "running" | "lost")
-            && process::proc_stat(pid).is_some_and(|(st, _)| st != 'Z' && st != 'X')
-            && !contain::is_run_process(pid, &id, cgroup)
-        {
-            report::stderr(&format!(
-                "note: pid {pid}, recorded for step `{}`, is now another process ({}); left alone\n",
-                s.name,
-                contain::command_line(pid)
-            ));
-        }
-    }
     let supervisor = run
         .supervisor_pid
         .filter(|&p| run.is_active() && crate::store::supervisor_alive(p, run.supervisor_start));

@@ -1,0 +1,405 @@
+//! Guarantee 8 (issue 18): nothing a step starts outlives it, whatever it does to its session
+//! or group, under both containment mechanisms: a cgroup v2 leaf per attempt, and the
+//! process group with bgflow as subreaper and a step token.
+//!
+//! Every test's step starts the three escapes users met (`escapes`): `setsid`, a classic
+//! daemon's fork-setsid-fork, and a job under `set -m`, waits until all three run, then
+//! does what the trigger needs. Each test gives its sleeps numbers no other test uses, so
+//! the scan of /proc finds only its own processes.
+
+use super::*;
+
+/// A config that forces the mechanism (`cgroup` or `process-group`), in the flow's folder.
+fn config(flow: &Flow, mechanism: &str) -> String {
+    flow.write("contain.toml", &format!("containment = \"{mechanism}\"\n"));
+    flow.path().join("contain.toml").display().to_string()
+}
+
+/// Shell that starts three processes that leave the step's process group: `sleep {tag}1`
+/// by `setsid`, `sleep {tag}2` as a daemon (fork, `setsid`, fork, the middle one exits),
+/// `sleep {tag}3` as a job of a shell with job control; then waits until all three run.
+fn escapes(tag: u32) -> String {
+    format!(
+        r#"setsid sh -c 'touch e1; exec sleep {tag}1' & ( setsid sh -c 'sh -c "touch e2; exec sleep {tag}2" &' & ) ; bash -c 'set -m; sh -c "touch e3; exec sleep {tag}3" & exit 0'; sh wait.sh e1; sh wait.sh e2; sh wait.sh e3"#
+    )
+}
+
+fn needles(tag: u32) -> Vec<String> {
+    (1..=3)
+        .map(|k| format!("sleep {tag}{k}"))
+        .chain([format!("sleep {tag}9")])
+        .collect()
+}
+
+/// Waits until the three escapes run.
+fn wait_escaped(flow: &Flow, tag: u32) {
+    wait_until(SOON, "the step to start its escapes", || {
+        flow.exists("spawned")
+    });
+    for n in needles(tag).iter().take(3) {
+        wait_until(SOON, &format!("`{n}` to run"), || {
+            !live_processes(n).is_empty()
+        });
+    }
+}
+
+/// Waits (with a deadline) until no process of the test is alive (a zombie counts as gone).
+#[track_caller]
+fn assert_all_gone(tag: u32, what: &str) {
+    let deadline = Instant::now() + SOON;
+    loop {
+        let left: Vec<(String, Vec<u32>)> = needles(tag)
+            .into_iter()
+            .map(|n| {
+                let pids = live_processes(&n);
+                (n, pids)
+            })
+            .filter(|(_, p)| !p.is_empty())
+            .collect();
+        if left.is_empty() {
+            return;
+        }
+        if Instant::now() > deadline {
+            for (_, pids) in &left {
+                for pid in pids {
+                    let _ = kill(
+                        Pid::from_raw(i32::try_from(*pid).expect("pid")),
+                        Signal::SIGKILL,
+                    );
+                }
+            }
+            panic!("{what}: processes survived: {left:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A workflow of one step `leave` that escapes and then runs `then`.
+fn one_step(tag: u32, then: &str, extra: &str) -> Flow {
+    Flow::new(&format!(
+        "[workflow]\nname = \"contain\"\n\n[steps.leave]\nrun = '''{}; touch spawned; {then}'''\n{extra}\n",
+        escapes(tag)
+    ))
+}
+
+/// `bgflow run -d`: the run id.
+fn detach(flow: &Flow, conf: &str) -> String {
+    let out = Command::new(BIN)
+        .args(["--color", "never", "run", "bgflow.toml", "-d"])
+        .current_dir(flow.path())
+        .env("BGFLOW_CONFIG", conf)
+        .env_remove("BGFLOW_STATE_DIR")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run -d");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn bgflow(flow: &Flow, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(flow.path())
+        .env_remove("BGFLOW_STATE_DIR")
+        .env_remove("BGFLOW_CONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("bgflow")
+}
+
+fn status_json(flow: &Flow, id: &str) -> Value {
+    let out = bgflow(flow, &["status", id, "--json"]);
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "status --json: {e}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn normal_exit(mechanism: &str, tag: u32) {
+    let flow = one_step(tag, "echo done", "");
+    let conf = config(&flow, mechanism);
+    let out = flow
+        .start_env(&["-v"], &[("BGFLOW_CONFIG", &conf)])
+        .finish();
+    out.expect_code(0).expect_state("leave", "succeeded");
+    assert_all_gone(tag, "after the step's command exited");
+    assert!(
+        out.stderr.contains(&format!("containment: {mechanism}")),
+        "-v names the mechanism: {}",
+        out.stderr
+    );
+    let warning = "3 processes of step `leave` outlived it and were stopped";
+    assert!(
+        out.stderr.contains(&format!("warning: {warning}")),
+        "a live warning and one in the summary: {}",
+        out.stderr
+    );
+    let warnings = out.step("leave")["warnings"].to_string();
+    for k in 1..=3 {
+        assert!(warnings.contains(&format!("{tag}{k}")), "{warnings}");
+    }
+    assert!(warnings.contains(warning), "summary.json: {warnings}");
+}
+
+fn timeout(mechanism: &str, tag: u32) {
+    let flow = one_step(
+        tag,
+        &format!("sleep {tag}9"),
+        "timeout = \"1s\"\nkill_grace = \"1s\"",
+    );
+    let conf = config(&flow, mechanism);
+    let out = flow.start_env(&[], &[("BGFLOW_CONFIG", &conf)]).finish();
+    out.expect_code(1).expect_state("leave", "timed_out");
+    assert_all_gone(tag, "after the timeout");
+}
+
+fn stop(mechanism: &str, tag: u32, force: bool) {
+    let flow = one_step(tag, &format!("sleep {tag}9"), "");
+    let conf = config(&flow, mechanism);
+    let id = detach(&flow, &conf);
+    wait_escaped(&flow, tag);
+    let mut args = vec!["stop", id.as_str(), "--yes"];
+    if force {
+        args.push("--force");
+    }
+    let out = bgflow(&flow, &args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_all_gone(tag, "after stop");
+    let status = status_json(&flow, &id);
+    assert_eq!(status["run"]["state"], "cancelled", "{status:#}");
+}
+
+fn signal(mechanism: &str, tag: u32, sig: Signal) {
+    let flow = one_step(tag, &format!("sleep {tag}9"), "");
+    let conf = config(&flow, mechanism);
+    let running = flow.start_env(&[], &[("BGFLOW_CONFIG", &conf)]);
+    wait_escaped(&flow, tag);
+    running.signal(sig);
+    let out = running.finish();
+    out.expect_code(128 + sig as i32)
+        .expect_state("leave", "cancelled");
+    assert_all_gone(tag, &format!("after {sig}"));
+}
+
+fn fail_fast(mechanism: &str, tag: u32) {
+    let flow = Flow::new(&format!(
+        "[workflow]\nname = \"contain\"\n\n[steps.leave]\nrun = '''{}; touch spawned; sleep {tag}9'''\n\n[steps.fail]\nrun = \"sh wait.sh spawned; exit 3\"\n",
+        escapes(tag)
+    ));
+    let conf = config(&flow, mechanism);
+    let out = flow.start_env(&[], &[("BGFLOW_CONFIG", &conf)]).finish();
+    out.expect_code(1)
+        .expect_state("fail", "failed")
+        .expect_state("leave", "cancelled");
+    assert_all_gone(tag, "after fail-fast");
+}
+
+fn service_end(mechanism: &str, tag: u32) {
+    let flow = Flow::new(&format!(
+        "[workflow]\nname = \"contain\"\n\n[steps.svc]\nkind = \"service\"\nrun = '''{}; touch spawned; echo up; exec sleep {tag}9'''\nready = {{ log = \"up\" }}\n\n[steps.client]\nneeds = [\"svc\"]\nrun = \"true\"\n",
+        escapes(tag)
+    ));
+    let conf = config(&flow, mechanism);
+    let out = flow.start_env(&[], &[("BGFLOW_CONFIG", &conf)]).finish();
+    out.expect_code(0).expect_state("client", "succeeded");
+    assert_all_gone(tag, "after the service was stopped");
+}
+
+/// `kill -9` of the run's supervisor (`detached`) or of a foreground `bgflow run`: the run
+/// is `lost`, and `stop` ends every process of it, the escapes too.
+fn killed_supervisor(mechanism: &str, tag: u32, detached: bool) {
+    let flow = one_step(tag, &format!("sleep {tag}9"), "");
+    let conf = config(&flow, mechanism);
+    let (id, _foreground) = if detached {
+        let id = detach(&flow, &conf);
+        wait_escaped(&flow, tag);
+        let sup = status_json(&flow, &id)["run"]["supervisor_pid"]
+            .as_i64()
+            .expect("a supervisor pid");
+        kill(
+            Pid::from_raw(i32::try_from(sup).expect("pid")),
+            Signal::SIGKILL,
+        )
+        .expect("kill -9");
+        (id, None)
+    } else {
+        let running = flow.start_env(&[], &[("BGFLOW_CONFIG", &conf)]);
+        wait_escaped(&flow, tag);
+        let dir = running.log_dir();
+        let id = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("run id")
+            .to_owned();
+        running.signal(Signal::SIGKILL);
+        (id, Some(running))
+    };
+    wait_until(SOON, "the run to show lost", || {
+        status_json(&flow, &id)["run"]["state"] == "lost"
+    });
+    assert!(
+        !live_processes(&format!("sleep {tag}9")).is_empty(),
+        "the step outlived its supervisor until `stop`"
+    );
+    let out = bgflow(&flow, &["stop", &id, "--yes"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("that its supervisor left"), "{stderr}");
+    assert_all_gone(tag, "after stop of the lost run");
+}
+
+/// Both mechanisms for each trigger: `name` becomes `name_cgroup` and `name_process_group`.
+macro_rules! both {
+    ($name:ident, $tag:expr, |$m:ident, $t:ident| $body:expr) => {
+        mod $name {
+            use super::*;
+            #[test]
+            fn cgroup() {
+                let ($m, $t) = ("cgroup", $tag);
+                $body
+            }
+            #[test]
+            fn process_group() {
+                let ($m, $t) = ("process-group", $tag + 1);
+                $body
+            }
+        }
+    };
+}
+
+both!(
+    escapes_end_when_the_command_exits_with_a_warning,
+    501,
+    |m, t| normal_exit(m, t)
+);
+both!(escapes_end_at_the_timeout, 503, |m, t| timeout(m, t));
+both!(escapes_end_at_stop, 505, |m, t| stop(m, t, false));
+both!(escapes_end_at_stop_force, 507, |m, t| stop(m, t, true));
+both!(escapes_end_at_ctrl_c, 509, |m, t| signal(
+    m,
+    t,
+    Signal::SIGINT
+));
+both!(escapes_end_at_sigterm, 511, |m, t| signal(
+    m,
+    t,
+    Signal::SIGTERM
+));
+both!(escapes_end_at_sighup, 513, |m, t| signal(
+    m,
+    t,
+    Signal::SIGHUP
+));
+both!(escapes_end_at_fail_fast, 515, |m, t| fail_fast(m, t));
+both!(escapes_end_with_their_service, 517, |m, t| service_end(
+    m, t
+));
+both!(stop_ends_a_killed_supervisors_steps, 519, |m, t| {
+    killed_supervisor(m, t, true)
+});
+both!(stop_ends_a_killed_foreground_runs_steps, 521, |m, t| {
+    killed_supervisor(m, t, false)
+});
+
+/// `containment = "cgroup"` where none can be made is refused before anything runs; here
+/// one can, so `auto` takes the cgroup, and `status --json` of a detached run says so.
+#[test]
+fn auto_takes_the_cgroup_here_and_status_shows_the_mechanism() {
+    let flow = one_step(523, "sleep 5239", "");
+    let conf = config(&flow, "auto");
+    let id = detach(&flow, &conf);
+    wait_escaped(&flow, 523);
+    let status = status_json(&flow, &id);
+    assert_eq!(status["run"]["containment"], "cgroup", "{status:#}");
+    let cgroup = status["run"]["cgroup"]
+        .as_str()
+        .expect("the run's cgroup")
+        .to_owned();
+    assert!(cgroup.ends_with(&format!("bgflow-{id}")), "{cgroup}");
+    assert!(Path::new(&cgroup).is_dir());
+    let out = bgflow(&flow, &["stop", &id, "--yes"]);
+    assert!(out.status.success());
+    assert_all_gone(523, "after stop");
+    wait_until(SOON, "the run's cgroup to be removed", || {
+        !Path::new(&cgroup).exists()
+    });
+}
+
+/// A recorded pid that a new process has taken is never signalled: `stop` of a lost run
+/// leaves it alone and says so. The number is handed to the new process by writing
+/// /proc/sys/kernel/ns_last_pid (as root), retried if another process takes it first.
+#[test]
+fn stop_leaves_a_recycled_pid_alone_and_says_so() {
+    let flow = Flow::new(
+        "[workflow]\nname = \"recycle\"\n\n[steps.long]\nrun = \"touch spawned; exec sleep 5259\"\n",
+    );
+    let conf = config(&flow, "process-group");
+    let id = detach(&flow, &conf);
+    wait_until(SOON, "the step to start", || flow.exists("spawned"));
+    let mut pid = None;
+    wait_until(SOON, "the step's pid in the history", || {
+        let s = status_json(&flow, &id);
+        pid = s["steps"][0]["pid"].as_i64();
+        pid.is_some()
+    });
+    let pid = i32::try_from(pid.expect("pid")).expect("pid fits");
+    let run = status_json(&flow, &id)["run"].clone();
+    let sup = run["supervisor_pid"].as_i64().expect("supervisor pid");
+    kill(
+        Pid::from_raw(i32::try_from(sup).expect("pid")),
+        Signal::SIGKILL,
+    )
+    .expect("kill -9 supervisor");
+    kill(Pid::from_raw(pid), Signal::SIGKILL).expect("kill -9 step");
+    wait_until(SOON, "the step's process to go", || {
+        common::proc_state(pid.unsigned_abs()).is_none_or(|s| s == 'Z' || s == 'X')
+    });
+    // The zombie (its parent, the supervisor, is gone) is reaped by init; then the number
+    // is free.
+    wait_until(SOON, "the step's pid to be free", || {
+        common::proc_state(pid.unsigned_abs()).is_none()
+    });
+    // A new process, a group leader like a step, takes the number.
+    let mut taker = None;
+    for _ in 0..200 {
+        std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string())
+            .expect("write ns_last_pid (the tests run as root)");
+        let mut child = Command::new("sleep");
+        std::os::unix::process::CommandExt::process_group(&mut child, 0);
+        let child = child.arg("5258").spawn().expect("sleep");
+        if i32::try_from(child.id()).ok() == Some(pid) {
+            taker = Some(child);
+            break;
+        }
+        let mut child = child;
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let mut taker = taker.expect("a new process took the recycled pid");
+    let out = bgflow(&flow, &["stop", &id, "--yes"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let alive = still_running(pid.unsigned_abs(), "sleep 5258");
+    let _ = taker.kill();
+    let _ = taker.wait();
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        alive,
+        "stop signalled the process that took the recycled pid: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "pid {pid}, recorded for step `long`, is now another process"
+        )) && stderr.contains("left alone"),
+        "{stderr}"
+    );
+}
