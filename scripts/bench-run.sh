@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Measures `bgflow run`: (a) scheduling overhead on layered DAGs of `touch` steps, beside
-# `ninja -j2` on an equivalent build.ninja, with bgflow's peak RSS as the step count grows.
+# `ninja -j2` on an equivalent build.ninja and `make -j2` on an equivalent Makefile, with
+# bgflow's peak RSS as the step count grows. bgflow is timed against make twice: with the
+# containment it picks here (`auto`: a cgroup v2 leaf per step where one can be made) and
+# with `containment = "process-group"` (issue 18: containment must not cost the hot path).
 # A step is `run = "touch out/L_S"`, which bgflow starts without a shell (plain words,
 # docs/manifest.md); the "via sh" column times the same DAG written as
 # `run = ["sh", "-c", "touch out/L_S"]`, the very processes ninja starts, so that it shows
@@ -21,8 +24,8 @@
 #   TMPDIR         where the workflows run (default /tmp); TMPDIR=/dev/shm measures the
 #                  tools without the file system's noise (see docs/architecture.md)
 #
-# Needs: ninja, /usr/bin/time, python3. On Debian:
-#   apt-get update && apt-get install -y ninja-build time
+# Needs: ninja, make, /usr/bin/time, python3. On Debian:
+#   apt-get update && apt-get install -y ninja-build make time
 # Speed is measured here, never asserted in the test suite (STYLE.md).
 set -euo pipefail
 
@@ -43,6 +46,7 @@ bench_name=bench-run
 # shellcheck source=scripts/bench-lib.sh
 source "$repo/scripts/bench-lib.sh"
 need ninja ninja-build
+need make make
 need python3 python3
 need_gnu_time
 
@@ -103,6 +107,7 @@ echo "bench-run: $(nproc) CPUs; binary $bin ($("$bin" --version)); $runs runs pe
 
 # ---- (a) layered DAGs of touch steps ------------------------------------------------------
 dag_rows=()
+make_rows=()
 rss_by_size=()
 exec_by_size=()
 over=0
@@ -118,6 +123,8 @@ d, layers, width = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 toml = ['[workflow]', 'name = "bench-run"', '']
 via_sh = []
 ninja = ['rule touch', '  command = touch $out', '']
+make = []
+outs = []
 for l in range(layers):
     for s in range(width):
         out = f"out/{l}_{s}"
@@ -127,8 +134,11 @@ for l in range(layers):
             a, b = f"out/{l-1}_{s}", f"out/{l-1}_{(s + 1) % width}"
             toml.append(f'inputs = ["{a}", "{b}"]')
             ninja.append(f"build {out}: touch {a} {b}")
+            make.append(f"{out}: {a} {b}\n\ttouch {out}")
         else:
             ninja.append(f"build {out}: touch")
+            make.append(f"{out}:\n\ttouch {out}")
+        outs.append(out)
         toml.append(f'outputs = ["{out}"]')
         toml.append("")
 for line in toml:
@@ -138,6 +148,7 @@ for line in toml:
 open(f"{d}/bench.toml", "w").write("\n".join(toml))
 open(f"{d}/bench-sh.toml", "w").write("\n".join(via_sh))
 open(f"{d}/build.ninja", "w").write("\n".join(ninja) + "\n")
+open(f"{d}/Makefile", "w").write("all: " + " ".join(outs) + "\n.PHONY: all\n" + "\n".join(make) + "\n")
 PY
   # Fail loudly if bgflow refuses the workflow: timing a refusal would measure the wrong thing.
   if ! (cd "$dir" && "$bin" -q run -j2 --progress never --force bench.toml >/dev/null 2>"$work/check.err"); then
@@ -151,10 +162,24 @@ PY
   bg_cmd="'$bin' run -j2 --progress never bench.toml"
   nj_prepare="rm -rf out .ninja_log .ninja_deps"
   nj_cmd="ninja -j2 -f build.ninja"
+  # make does not make the output folder (ninja and bgflow do).
+  mk_prepare="rm -rf out && mkdir out"
+  mk_cmd="make -j2 -s -f Makefile all"
+  printf 'containment = "process-group"\n' >"$dir/pg.toml"
+  bg_pg_cmd="'$bin' --config pg.toml run -j2 --progress never bench.toml"
+  mechanism=$(cd "$dir" && rm -rf out .bgflow && "$bin" -v run -j2 --progress never bench.toml 2>&1 >/dev/null | sed -n 's/.*containment: \([a-z-]*\).*/\1/p' | head -n1)
   echo "bench-run: (a) $steps steps: bgflow and ninja, $runs rounds" >&2
   read -r bg_mean bg_sd nj_mean nj_sd ratio ratio_lo ratio_hi < <(paired "$dir" "$bg_prepare" "$bg_cmd" "$nj_prepare" "$nj_cmd")
   echo "bench-run: (a) $steps steps via sh -c: bgflow and ninja, $runs rounds" >&2
   read -r _ _ _ _ sh_ratio sh_lo sh_hi < <(paired "$dir" "$bg_prepare" "'$bin' run -j2 --progress never bench-sh.toml" "$nj_prepare" "$nj_cmd")
+  echo "bench-run: (a) $steps steps: bgflow ($mechanism) and make, $runs rounds" >&2
+  read -r _ _ mk_mean mk_sd mk_ratio mk_lo mk_hi < <(paired "$dir" "$bg_prepare" "$bg_cmd" "$mk_prepare" "$mk_cmd")
+  echo "bench-run: (a) $steps steps: bgflow (process-group) and make, $runs rounds" >&2
+  read -r pg_mean pg_sd _ _ pg_ratio pg_lo pg_hi < <(paired "$dir" "$bg_prepare" "$bg_pg_cmd" "$mk_prepare" "$mk_cmd")
+  mk_verdict=$(python3 -c "print('ok' if $mk_ratio <= $dag_ratio_max and $pg_ratio <= $dag_ratio_max else 'OVER')")
+  [[ $mk_verdict == ok ]] || over=1
+  make_rows+=("$(printf '%6s  %13s  %13s  %-13s  %18s  %18s   %s' \
+    "$steps" "$mk_mean±$mk_sd" "$pg_mean±$pg_sd" "$mechanism" "${mk_ratio}x ($mk_lo–$mk_hi)" "${pg_ratio}x ($pg_lo–$pg_hi)" "$mk_verdict")")
   bg_rss=$(peak_rss_mb "$dir" "$bg_prepare" "$bg_cmd")
   nj_rss=$(peak_rss_mb "$dir" "$nj_prepare" "$nj_cmd")
   # What validation and planning alone hold: the rest of `run`'s peak is the executor's.
@@ -210,6 +235,11 @@ echo "via sh: the same ratio with every step written as [\"sh\", \"-c\", \"touch
 echo "run MB: bgflow run's peak RSS (median of $rss_runs runs); plan MB: \`bgflow plan\` alone on the same file; exec MB: the difference."
 echo "bgflow run peak RSS growth, largest/smallest size: ${growth}x   target ≤ ${rss_growth_max}x: $growth_verdict"
 echo "executor's own memory (run − plan) at most ${exec_max} MB   target ≤ ${exec_rss_max_mb} MB at every size: $exec_verdict"
+echo
+echo "(a') the same DAGs beside make -j2: bgflow as it contains steps here (auto), and with containment = \"process-group\""
+printf '%6s  %13s  %13s  %-13s  %18s  %18s   %s\n' \
+  "steps" "make s" "bgflow pg s" "auto is" "auto/make (CI)" "pg/make (CI)" "target (both ≤ ${dag_ratio_max})"
+printf '%s\n' "${make_rows[@]}"
 echo
 echo "(b) one step printing $big (log: $log_bytes bytes)"
 printf '%-28s %14s %12s\n' "case" "wall s" "peak RSS MB"
