@@ -403,3 +403,54 @@ fn stop_leaves_a_recycled_pid_alone_and_says_so() {
         "{stderr}"
     );
 }
+
+/// bgflow started where no cgroup v2 is mounted (a private mount namespace without it).
+const NO_CGROUP: [&str; 7] = [
+    "unshare",
+    "-m",
+    "--propagation",
+    "private",
+    "sh",
+    "-c",
+    "umount -l /sys/fs/cgroup/unified 2>/dev/null; umount -l /sys/fs/cgroup 2>/dev/null; exec \"$0\" \"$@\"",
+];
+
+/// Where no cgroup can be made, `auto` falls back to the process group, and it still
+/// contains every escape.
+#[test]
+fn auto_falls_back_to_the_process_group_without_a_cgroup() {
+    let flow = one_step(527, "echo done", "");
+    let conf = config(&flow, "auto");
+    let out = flow
+        .start_via(&NO_CGROUP, &["-v"], &[("BGFLOW_CONFIG", &conf)])
+        .finish();
+    out.expect_code(0).expect_state("leave", "succeeded");
+    assert!(
+        out.stderr.contains("containment: process-group"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.step("leave")["warnings"]
+        .to_string()
+        .contains("3 processes"));
+    assert_all_gone(527, "after the step's command exited");
+}
+
+/// `containment = "cgroup"` where none can be made: refused before anything runs (exit 3),
+/// saying why.
+#[test]
+fn a_forced_cgroup_that_cannot_be_made_refuses_the_run() {
+    let flow = Flow::new("[workflow]\nname = \"forced\"\n\n[steps.s]\nrun = \"touch ran\"\n");
+    let conf = config(&flow, "cgroup");
+    let out = flow
+        .start_via(&NO_CGROUP, &[], &[("BGFLOW_CONFIG", &conf)])
+        .finish();
+    out.expect_code(3);
+    assert!(
+        out.stderr
+            .contains("containment = \"cgroup\", but no cgroup can be made for the run"),
+        "{}",
+        out.stderr
+    );
+    assert!(!flow.exists("ran"), "nothing ran");
+}
