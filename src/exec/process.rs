@@ -1,8 +1,8 @@
-//! Starting a step's process in its own process group, and ending the whole group.
+//! Starting a step's process as the leader of a new process group, and waiting for it.
 //!
-//! Every step runs as the leader of a new process group (nextest's model), so a signal to
-//! `-pgid` reaches every process the step started, however deep. Ending is always: a
-//! signal (SIGTERM, or the caller's), then `kill_grace`, then SIGKILL to the group.
+//! Every step runs as the leader of a new process group (nextest's model), in its
+//! attempt's containment unit (`contain`), which is what is signalled to end it: a signal
+//! (SIGTERM, or the caller's), then `kill_grace`, then SIGKILL to the whole unit.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::ExitStatus;
 use std::time::Duration;
 
-use nix::sys::signal::{kill, killpg, Signal};
+use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use tokio::io::unix::AsyncFd;
@@ -159,35 +159,6 @@ impl Drop for Child {
             let _ = self.try_wait();
         }
     }
-}
-
-/// Sends `signal` to every process of the group; a group already gone is not an error.
-pub fn signal_group(pgid: u32, signal: Signal) {
-    if let Ok(raw) = i32::try_from(pgid) {
-        let _ = killpg(Pid::from_raw(raw), signal);
-    }
-}
-
-/// Whether any process of the group is still alive (zombies count as gone).
-pub fn group_alive(pgid: u32) -> bool {
-    // Fast path: no process at all in the group (not even a zombie) is the common case
-    // after a step ends, and needs no scan of /proc.
-    let Ok(raw) = i32::try_from(pgid) else {
-        return false;
-    };
-    if killpg(Pid::from_raw(raw), None) == Err(nix::errno::Errno::ESRCH) {
-        return false;
-    }
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return false;
-    };
-    entries.flatten().any(|e| {
-        let name = e.file_name();
-        let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            return false;
-        };
-        proc_stat(pid).is_some_and(|(state, group)| group == pgid && state != 'Z' && state != 'X')
-    })
 }
 
 /// State letter and process group of a pid, from /proc/PID/stat.
