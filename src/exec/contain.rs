@@ -232,10 +232,13 @@ impl Unit {
             None => {
                 let group = i32::try_from(self.pgid)
                     .is_ok_and(|g| killpg(Pid::from_raw(g), None) != Err(nix::errno::Errno::ESRCH));
+                // Without the children lists (CONFIG_PROC_CHILDREN), /proc is scanned.
                 group
-                    || own_children()
-                        .into_iter()
-                        .any(|pid| has_token(pid, &self.token, false))
+                    || own_children().is_none_or(|children| {
+                        children
+                            .into_iter()
+                            .any(|pid| has_token(pid, &self.token, false))
+                    })
             }
         }
     }
@@ -607,22 +610,18 @@ fn has_token(pid: u32, token: &str, prefix: bool) -> bool {
     })
 }
 
-/// This process's children (of every thread: an orphan goes to any of them).
-fn own_children() -> Vec<u32> {
+/// This process's children (of every thread: an orphan goes to any of them); `None` where
+/// the kernel keeps no such list.
+fn own_children() -> Option<Vec<u32>> {
     let mut pids = Vec::new();
-    for task in fs::read_dir("/proc/self/task")
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        if let Ok(text) = fs::read_to_string(task.path().join("children")) {
-            pids.extend(
-                text.split_whitespace()
-                    .filter_map(|p| p.parse::<u32>().ok()),
-            );
-        }
+    for task in fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let text = fs::read_to_string(task.path().join("children")).ok()?;
+        pids.extend(
+            text.split_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok()),
+        );
     }
-    pids
+    Some(pids)
 }
 
 /// Reaps `pid` if it is this process's exited child.

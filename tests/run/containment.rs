@@ -135,9 +135,18 @@ fn normal_exit(mechanism: &str, tag: u32) {
         out.stderr
     );
     let warning = "3 processes of step `leave` outlived it and were stopped";
-    assert!(
-        out.stderr.contains(&format!("warning: {warning}")),
+    // Once live (after the time of day) and once in the summary below the table.
+    assert_eq!(
+        out.stderr.matches(&format!("warning: {warning}")).count(),
+        2,
         "a live warning and one in the summary: {}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .lines()
+            .any(|l| l.starts_with(&format!("warning: {warning}"))),
+        "{}",
         out.stderr
     );
     let warnings = out.step("leave")["warnings"].to_string();
