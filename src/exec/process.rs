@@ -30,8 +30,8 @@ pub struct Spawn<'a> {
     pub stdin: std::os::fd::BorrowedFd<'a>,
     /// Where stdout and stderr go (the write end of the log pipe).
     pub output: OwnedFd,
-    /// The attempt's cgroup (`cgroup.procs`), when it has one.
-    pub cgroup_procs: Option<std::os::fd::BorrowedFd<'a>>,
+    /// The attempt's cgroup (its folder and `cgroup.procs`), when it has one.
+    pub cgroup: Option<(std::os::fd::BorrowedFd<'a>, std::os::fd::BorrowedFd<'a>)>,
 }
 
 /// Starts the process: stdin from /dev/null, stdout and stderr into `output`. `output` is
@@ -87,7 +87,7 @@ fn launch(s: &Spawn<'_>, argv: &[&str], pwd: Option<&str>) -> std::io::Result<po
             env,
             stdin: s.stdin,
             output: s.output.as_fd(),
-            cgroup_procs: s.cgroup_procs,
+            cgroup: s.cgroup,
         },
     )
 }

@@ -284,7 +284,7 @@ async fn attempt_once(
             environment: &ctx.environment,
             stdin: stdin.as_fd(),
             output,
-            cgroup_procs: unit.cgroup_procs(),
+            cgroup: unit.cgroup(),
         }),
         None => Err(std::io::Error::new(
             std::io::ErrorKind::NotFound,
@@ -593,7 +593,7 @@ async fn attempt_once(
 /// the leader has exited is ended by `Unit::end`.
 async fn terminate_escalating(
     child: &mut process::Child,
-    unit: &super::contain::Unit,
+    unit: &super::contain::Unit<'_>,
     first: Signal,
     grace: Duration,
     stop: &mut watch::Receiver<Stop>,

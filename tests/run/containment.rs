@@ -82,8 +82,21 @@ fn one_step(tag: u32, then: &str, extra: &str) -> Flow {
     ))
 }
 
-/// `bgflow run -d`: the run id.
-fn detach(flow: &Flow, conf: &str) -> String {
+/// A detached run, stopped (`--force`) when dropped: a test that fails half-way leaves
+/// nothing running.
+struct Detached<'a> {
+    flow: &'a Flow,
+    id: String,
+}
+
+impl Drop for Detached<'_> {
+    fn drop(&mut self) {
+        let _ = bgflow(self.flow, &["stop", &self.id, "--yes", "--force"]);
+    }
+}
+
+/// `bgflow run -d`: the run, stopped when dropped.
+fn detach<'a>(flow: &'a Flow, conf: &str) -> Detached<'a> {
     let out = Command::new(BIN)
         .args(["--color", "never", "run", "bgflow.toml", "-d"])
         .current_dir(flow.path())
@@ -97,7 +110,10 @@ fn detach(flow: &Flow, conf: &str) -> String {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    Detached {
+        flow,
+        id: String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+    }
 }
 
 fn bgflow(flow: &Flow, args: &[&str]) -> std::process::Output {
@@ -171,7 +187,8 @@ fn timeout(mechanism: &str, tag: u32) {
 fn stop(mechanism: &str, tag: u32, force: bool) {
     let flow = one_step(tag, &format!("sleep {tag}9"), "");
     let conf = config(&flow, mechanism);
-    let id = detach(&flow, &conf);
+    let run = detach(&flow, &conf);
+    let id = run.id.clone();
     wait_escaped(&flow, tag);
     let mut args = vec!["stop", id.as_str(), "--yes"];
     if force {
@@ -229,8 +246,9 @@ fn service_end(mechanism: &str, tag: u32) {
 fn killed_supervisor(mechanism: &str, tag: u32, detached: bool) {
     let flow = one_step(tag, &format!("sleep {tag}9"), "");
     let conf = config(&flow, mechanism);
-    let (id, _foreground) = if detached {
-        let id = detach(&flow, &conf);
+    let (id, _guard, _foreground) = if detached {
+        let run = detach(&flow, &conf);
+        let id = run.id.clone();
         wait_escaped(&flow, tag);
         let sup = status_json(&flow, &id)["run"]["supervisor_pid"]
             .as_i64()
@@ -240,7 +258,7 @@ fn killed_supervisor(mechanism: &str, tag: u32, detached: bool) {
             Signal::SIGKILL,
         )
         .expect("kill -9");
-        (id, None)
+        (id, Some(run), None)
     } else {
         let running = flow.start_env(&[], &[("BGFLOW_CONFIG", &conf)]);
         wait_escaped(&flow, tag);
@@ -251,7 +269,7 @@ fn killed_supervisor(mechanism: &str, tag: u32, detached: bool) {
             .expect("run id")
             .to_owned();
         running.signal(Signal::SIGKILL);
-        (id, Some(running))
+        (id, None, Some(running))
     };
     wait_until(SOON, "the run to show lost", || {
         status_json(&flow, &id)["run"]["state"] == "lost"
@@ -326,7 +344,8 @@ both!(stop_ends_a_killed_foreground_runs_steps, 521, |m, t| {
 fn auto_takes_the_cgroup_here_and_status_shows_the_mechanism() {
     let flow = one_step(523, "sleep 5239", "");
     let conf = config(&flow, "auto");
-    let id = detach(&flow, &conf);
+    let run = detach(&flow, &conf);
+    let id = run.id.clone();
     wait_escaped(&flow, 523);
     let status = status_json(&flow, &id);
     assert_eq!(status["run"]["containment"], "cgroup", "{status:#}");
@@ -353,7 +372,8 @@ fn stop_leaves_a_recycled_pid_alone_and_says_so() {
         "[workflow]\nname = \"recycle\"\n\n[steps.long]\nrun = \"touch spawned; exec sleep 5259\"\n",
     );
     let conf = config(&flow, "process-group");
-    let id = detach(&flow, &conf);
+    let run = detach(&flow, &conf);
+    let id = run.id.clone();
     wait_until(SOON, "the step to start", || flow.exists("spawned"));
     let mut pid = None;
     wait_until(SOON, "the step's pid in the history", || {
