@@ -169,8 +169,17 @@ pub fn list(args: &ListArgs, state_dir: Option<&Path>) -> io::Result<u8> {
         Some(s) => vec![s],
     };
     let runs = tri!(or_code(store.runs(&states, args.limit)));
+    let orphans = store.orphans(ORPHAN_MIN_AGE).unwrap_or_default();
+    if !orphans.is_empty() {
+        report::stderr(&format!(
+            "warning: {} run folder(s) in {} are not in the history: {}; `bgflow cleanup --orphans` removes them\n",
+            orphans.len(),
+            store.state_dir().join("runs").display(),
+            orphans.join(", ")
+        ));
+    }
     if args.json {
-        let doc = serde_json::json!({ "version": 1, "runs": runs });
+        let doc = serde_json::json!({ "version": 1, "runs": runs, "orphans": orphans });
         report::stdout(&(serde_json::to_string_pretty(&doc).map_err(io::Error::other)? + "\n"))?;
     } else if runs.is_empty() {
         report::stderr("no runs\n");
@@ -236,7 +245,9 @@ fn status_text(run: &RunRow, steps: &[StepRow]) -> String {
 pub fn status(args: &StatusArgs, state_dir: Option<&Path>) -> io::Result<u8> {
     let store = tri!(open(state_dir));
     let Some(prefix) = &args.run else {
-        let runs = tri!(or_code(store.runs(&["pending", "running"], 1000)));
+        let runs = tri!(or_code(
+            store.runs(&["pending", "running", "unresponsive"], 1000)
+        ));
         if args.json {
             let doc = serde_json::json!({ "version": 1, "runs": runs });
             report::stdout(
@@ -535,6 +546,10 @@ pub fn stop(args: &StopArgs, state_dir: Option<&Path>) -> io::Result<u8> {
         "stop_requested",
         serde_json::json!({"version": 1, "force": args.force}),
     );
+    let wait = args.timeout.map_or_else(
+        || Duration::from_secs(if args.force { 5 } else { 60 }),
+        |t| t.as_std(),
+    );
     let supervisor = run
         .supervisor_pid
         .filter(|&p| run.is_active() && crate::store::supervisor_alive(p, run.supervisor_start));
@@ -546,11 +561,24 @@ pub fn stop(args: &StopArgs, state_dir: Option<&Path>) -> io::Result<u8> {
             std::thread::sleep(Duration::from_millis(100));
             let _ = nix::sys::signal::kill(target, Signal::SIGTERM);
         }
-        let deadline = Instant::now() + Duration::from_secs(if args.force { 5 } else { 60 });
+        let deadline = Instant::now() + wait;
         while Instant::now() < deadline {
             match store.run(&id) {
                 Ok(Some(r)) if r.is_active() => std::thread::sleep(Duration::from_millis(100)),
                 _ => break,
+            }
+        }
+        // Still active at the deadline: say so and fail (guarantee 13), leaving its steps
+        // to the supervisor that may still come back.
+        if let Ok(Some(r)) = store.run(&id) {
+            if r.is_active() {
+                let why = r.reason.map(|r| format!(": {r}")).unwrap_or_default();
+                report::stderr(&format!(
+                    "error: run {id} is still {} after {}{why}\n  help: the stop request stands; check again with bgflow status {id}, or kill it: bgflow stop {id} --force --yes\n",
+                    r.state,
+                    human_ms(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)),
+                ));
+                return Ok(exit::RUN_FAILED);
             }
         }
     }
@@ -576,7 +604,7 @@ pub fn stop(args: &StopArgs, state_dir: Option<&Path>) -> io::Result<u8> {
 }
 
 pub fn events(args: &EventsArgs, state_dir: Option<&Path>) -> io::Result<u8> {
-    let store = tri!(open(state_dir));
+    let mut store = tri!(open(state_dir));
     let run = match &args.run {
         Some(p) => Some(tri!(resolve(&store, p))),
         None => None,
@@ -616,6 +644,8 @@ pub fn events(args: &EventsArgs, state_dir: Option<&Path>) -> io::Result<u8> {
         if !args.follow {
             return Ok(exit::SUCCESS);
         }
+        // Records `run_lost`, `run_unresponsive`, `run_responsive` as readers see them.
+        let _ = store.reconcile_lost();
         if let Some(id) = &run {
             let active = store.run(id).ok().flatten().is_some_and(|r| r.is_active());
             if !active
@@ -633,6 +663,9 @@ pub fn events(args: &EventsArgs, state_dir: Option<&Path>) -> io::Result<u8> {
 
 pub fn cleanup(args: &CleanupArgs, state_dir: Option<&Path>) -> io::Result<u8> {
     let mut store = tri!(open(state_dir));
+    if args.orphans {
+        return cleanup_orphans(&store, args.dry_run);
+    }
     let states: Vec<&str> = match args.status.as_str() {
         "all" => vec!["succeeded", "failed", "cancelled", "lost"],
         s => vec![s],
@@ -663,6 +696,46 @@ pub fn cleanup(args: &CleanupArgs, state_dir: Option<&Path>) -> io::Result<u8> {
         }
     ));
     Ok(exit::SUCCESS)
+}
+
+/// A folder in runs/ younger than this may belong to a foreground run whose row is not
+/// written yet: never reported nor removed as an orphan.
+const ORPHAN_MIN_AGE: Duration = Duration::from_secs(60);
+
+/// `cleanup --orphans`: removes the folders of runs/ that the history does not know.
+fn cleanup_orphans(store: &Store, dry_run: bool) -> io::Result<u8> {
+    let orphans = tri!(or_code(store.orphans(ORPHAN_MIN_AGE)));
+    let runs = store.state_dir().join("runs");
+    let mut text = String::new();
+    let mut failed = false;
+    for name in &orphans {
+        if dry_run {
+            text.push_str(&format!("would remove {}\n", runs.join(name).display()));
+        } else if let Err(e) = std::fs::remove_dir_all(runs.join(name)) {
+            report::stderr(&format!(
+                "error: cannot remove {}: {e}\n",
+                runs.join(name).display()
+            ));
+            failed = true;
+        } else {
+            text.push_str(&format!("removed {}\n", runs.join(name).display()));
+        }
+    }
+    report::stdout(&text)?;
+    report::stderr(&format!(
+        "{} orphaned run folder(s) {}\n",
+        orphans.len(),
+        if dry_run {
+            "would be removed"
+        } else {
+            "removed"
+        }
+    ));
+    Ok(if failed {
+        exit::INTERNAL
+    } else {
+        exit::SUCCESS
+    })
 }
 
 /// Removes the records and log folders of finished runs in `states` older than `age`;
