@@ -550,36 +550,30 @@ pub fn stop(args: &StopArgs, state_dir: Option<&Path>) -> io::Result<u8> {
         || Duration::from_secs(if args.force { 5 } else { 60 }),
         |t| t.as_std(),
     );
-    let supervisor = run
-        .supervisor_pid
-        .filter(|&p| run.is_active() && crate::store::supervisor_alive(p, run.supervisor_start));
-    if let Some(pid) = supervisor.and_then(|p| i32::try_from(p).ok()) {
-        let target = nix::unistd::Pid::from_raw(pid);
-        let _ = nix::sys::signal::kill(target, Signal::SIGTERM);
-        if args.force {
-            // A second signal tells the supervisor to kill at once.
-            std::thread::sleep(Duration::from_millis(100));
-            let _ = nix::sys::signal::kill(target, Signal::SIGTERM);
-        }
+    if run.is_active() {
         let deadline = Instant::now() + wait;
-        while Instant::now() < deadline {
-            match store.run(&id) {
-                Ok(Some(r)) if r.is_active() => std::thread::sleep(Duration::from_millis(100)),
-                _ => break,
+        // A detached run may not have its supervisor yet: it is signalled once it has.
+        let mut signalled = false;
+        loop {
+            let Ok(Some(now)) = store.run(&id) else { break };
+            if !now.is_active() {
+                break;
             }
-        }
-        // Still active at the deadline: say so and fail (guarantee 13), leaving its steps
-        // to the supervisor that may still come back.
-        if let Ok(Some(r)) = store.run(&id) {
-            if r.is_active() {
-                let why = r.reason.map(|r| format!(": {r}")).unwrap_or_default();
+            if !signalled {
+                signalled = signal_supervisor(&now, args.force);
+            }
+            if Instant::now() >= deadline {
+                // Still active at the deadline: say so and fail (guarantee 13), leaving its
+                // steps to the supervisor that may still come back.
+                let why = now.reason.map(|r| format!(": {r}")).unwrap_or_default();
                 report::stderr(&format!(
                     "error: run {id} is still {} after {}{why}\n  help: the stop request stands; check again with bgflow status {id}, or kill it: bgflow stop {id} --force --yes\n",
-                    r.state,
+                    now.state,
                     human_ms(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)),
                 ));
                 return Ok(exit::RUN_FAILED);
             }
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
     // What a lost supervisor left behind, or what still stands after it went.
@@ -601,6 +595,31 @@ pub fn stop(args: &StopArgs, state_dir: Option<&Path>) -> io::Result<u8> {
         .map_or_else(|| "unknown".to_owned(), |r| r.state);
     report::stderr(&format!("run {id}: {state}\n"));
     Ok(exit::SUCCESS)
+}
+
+/// SIGTERM to the run's supervisor (twice with `force`: kill at once), only once its pid
+/// and start time are recorded and still name it; whether it was sent.
+fn signal_supervisor(run: &RunRow, force: bool) -> bool {
+    let Some(pid) = run
+        .supervisor_pid
+        .filter(|&p| crate::store::supervisor_alive(p, run.supervisor_start))
+        .and_then(|p| i32::try_from(p).ok())
+    else {
+        return false;
+    };
+    // A foreground run records its pid at admission, before it handles signals: wait for
+    // its `RunStarted` (state `running`).
+    if run.state == "pending" {
+        return false;
+    }
+    let target = nix::unistd::Pid::from_raw(pid);
+    let _ = nix::sys::signal::kill(target, Signal::SIGTERM);
+    if force {
+        // A second signal tells the supervisor to kill at once.
+        std::thread::sleep(Duration::from_millis(100));
+        let _ = nix::sys::signal::kill(target, Signal::SIGTERM);
+    }
+    true
 }
 
 pub fn events(args: &EventsArgs, state_dir: Option<&Path>) -> io::Result<u8> {

@@ -298,6 +298,7 @@ impl Store {
     pub fn open(state_dir: &Path) -> Result<Self> {
         ensure_private_dir(state_dir)?;
         let path = state_dir.join("bgflow.db");
+        check_header(&path)?;
         let conn = Connection::open(&path).map_err(|source| StoreError::Open {
             path: path.clone(),
             source,
@@ -712,6 +713,29 @@ impl Store {
             step: None,
             data: data.to_string(),
         }])
+    }
+}
+
+/// Refuses a `bgflow.db` that does not start as an SQLite database does: SQLite itself may
+/// read page 1 from the WAL and never look at the file's header.
+fn check_header(path: &Path) -> Result<()> {
+    use std::io::Read;
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return Ok(());
+    };
+    let mut head = [0u8; 16];
+    match f.read(&mut head) {
+        // Empty: a new history.
+        Ok(0) => Ok(()),
+        Ok(16) if &head == b"SQLite format 3\0" => Ok(()),
+        Ok(_) => Err(StoreError::Damaged {
+            path: path.to_path_buf(),
+            what: "file is not a database".to_owned(),
+        }),
+        Err(source) => Err(StoreError::Folder {
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }
 
