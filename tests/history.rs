@@ -178,7 +178,11 @@ impl Home {
     fn wait_done(&self, id: &str) -> Value {
         wait_until(&format!("run {id} to end"), RUN_DEADLINE, || {
             let s = self.status(id);
-            (!matches!(s["run"]["state"].as_str(), Some("pending" | "running"))).then_some(s)
+            (!matches!(
+                s["run"]["state"].as_str(),
+                Some("pending" | "running" | "unresponsive")
+            ))
+            .then_some(s)
         })
     }
 

@@ -18,8 +18,13 @@ pub const MIN_FREE_BYTES: u64 = 8 * 1024 * 1024;
 /// `MIN_FREE_BYTES` free; says what is wrong otherwise (exit 4, nothing ran).
 pub fn check_state_dir(state_dir: &Path) -> Result<(), u8> {
     let fail = |what: String| {
+        let help = if what.starts_with("has ") {
+            "free some space on its device, or pass --state-dir DIR"
+        } else {
+            "make it writable, or pass --state-dir DIR (a folder bgflow can write)"
+        };
         report::stderr(&format!(
-            "error: the state folder {} {what}; nothing ran\n  help: free some space or pass --state-dir DIR (a folder bgflow can write)\n",
+            "error: the state folder {} {what}; nothing ran\n  help: {help}\n",
             state_dir.display()
         ));
         exit::INTERNAL

@@ -133,7 +133,7 @@ fn run_progress(run: &RunRow, steps: Option<&[StepRow]>) -> String {
 
 fn list_table(runs: &[RunRow]) -> String {
     let mut out = format!(
-        "{:<10} {:<20} {:<10} {:>9} {:<10} {:>9}\n",
+        "{:<10} {:<20} {:<12} {:>9} {:<10} {:>9}\n",
         "ID", "WORKFLOW", "STATE", "PROGRESS", "STARTED", "DURATION"
     );
     for r in runs {
@@ -142,7 +142,7 @@ fn list_table(runs: &[RunRow]) -> String {
             .or(Some(r.created_at))
             .map_or_else(String::new, ago);
         out.push_str(&format!(
-            "{:<10} {:<20} {:<10} {:>9} {:<10} {:>9}\n",
+            "{:<10} {:<20} {:<12} {:>9} {:<10} {:>9}\n",
             r.id,
             truncate(&r.workflow, 20),
             r.state,

@@ -11,6 +11,9 @@ use std::time::Duration;
 
 use rusqlite::params;
 
+use rusqlite::OptionalExtension;
+
+use super::schema::{run_row, RUN_COLUMNS};
 use super::{cached, now_ms, Result, RunRow, StepRow, Store};
 
 /// What a heartbeat may lag behind its interval before the run counts as unresponsive: the
@@ -175,7 +178,18 @@ impl Store {
         let _ = self.conn.busy_timeout(Duration::from_millis(500));
         let out = self.write(|tx| {
             let mut ids = Vec::new();
-            for (r, l) in &judged {
+            for (seen, _) in &judged {
+                // Judged again on the row as it is now, inside the write lock: the run may
+                // have ended, or beaten, since it was read.
+                let Some(r) = tx
+                    .prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"))?
+                    .query_row(params![seen.id], run_row)
+                    .optional()?
+                    .filter(|r| matches!(r.state.as_str(), "pending" | "running"))
+                else {
+                    continue;
+                };
+                let (r, l) = (&r, judge(&r, now_ms()));
                 match l {
                     Liveness::Gone => {
                         if mark_lost(tx, r, &lost_reason(r, &dir), now)? {
@@ -215,7 +229,6 @@ impl Store {
 
 /// The type of the run's latest `run_unresponsive` / `run_responsive` event.
 fn last_mark(conn: &rusqlite::Connection, run: &str) -> rusqlite::Result<Option<String>> {
-    use rusqlite::OptionalExtension;
     conn.prepare_cached(
         "SELECT type FROM events WHERE run_id = ?1 AND type IN ('run_unresponsive', 'run_responsive')
          ORDER BY id DESC LIMIT 1",

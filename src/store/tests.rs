@@ -306,3 +306,51 @@ fn a_damaged_history_is_refused_not_read_as_empty() {
     assert!(matches!(err, StoreError::Damaged { .. }), "{err}");
     assert!(err.to_string().contains("not a database"), "{err}");
 }
+
+#[test]
+fn a_failed_history_write_breaks_the_sink_at_once() {
+    use crate::exec::{RunEvent, Sink};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let spec = serde_json::json!({});
+    let mut sink = sink::StoreSink::new(store, "brk00001", vec!["a".to_owned()].into());
+    sink.record(new_run("brk00001", dir.path(), &spec));
+    assert_eq!(sink.broken(), None);
+    // Another connection takes the table away: every later write of the run fails.
+    Connection::open(dir.path().join("bgflow.db"))
+        .and_then(|c| c.execute_batch("PRAGMA foreign_keys = OFF; DROP TABLE steps;"))
+        .expect("drop the steps");
+    sink.event(&RunEvent::StepStarted {
+        step: 0,
+        attempt: 1,
+        pid: 1,
+        start_time: None,
+    });
+    sink.event(&RunEvent::Heartbeat);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let why = loop {
+        if let Some(why) = sink.broken() {
+            break why;
+        }
+        assert!(std::time::Instant::now() < deadline, "never broken");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    assert!(why.starts_with("cannot write the run history: "), "{why}");
+    assert!(why.contains("steps"), "{why}");
+}
+
+#[test]
+fn a_full_device_is_named_as_such() {
+    let full = StoreError::Sql {
+        path: "x".into(),
+        source: rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            None,
+        ),
+    };
+    assert!(full.is_full());
+    assert_eq!(
+        sink::history_failure(&full, Path::new("/")),
+        "cannot write the run history: no space left on the device"
+    );
+}
