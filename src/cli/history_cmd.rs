@@ -41,6 +41,9 @@ pub fn open(state_dir: Option<&Path>) -> Result<Store, u8> {
     };
     match Store::open_existing(&dir) {
         Ok(Some(mut s)) => {
+            if let Some(w) = s.new_history_warning() {
+                report::stderr(&w);
+            }
             let _ = s.reconcile_lost();
             Ok(s)
         }

@@ -526,10 +526,14 @@ impl Sink for Tee<'_> {
 }
 
 fn open_store(state_dir: &Path) -> Result<Store, u8> {
-    Store::open(state_dir).map_err(|e| {
+    let store = Store::open(state_dir).map_err(|e| {
         report::stderr(&format!("error: {e}\n"));
         exit::INTERNAL
-    })
+    })?;
+    if let Some(w) = store.new_history_warning() {
+        report::stderr(&w);
+    }
+    Ok(store)
 }
 
 pub fn run(args: &RunArgs, g: Globals<'_>) -> io::Result<u8> {

@@ -183,6 +183,9 @@ pub fn to_ms(t: SystemTime) -> i64 {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// Run folders already in `runs/` when this open created the history's schema: the
+    /// history was lost or replaced, and they are not in it (`new_history_warning`).
+    pub created_over: usize,
 }
 
 /// A new run and its steps, as first recorded: `pending`, nothing started.
@@ -304,7 +307,11 @@ impl Store {
             source,
         })?;
         let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
-        let mut store = Self { conn, path };
+        let mut store = Self {
+            conn,
+            path,
+            created_over: 0,
+        };
         store.setup()?;
         Ok(store)
     }
@@ -358,6 +365,12 @@ impl Store {
             let current: i64 = tx
                 .query_row("PRAGMA user_version", [], |r| r.get(0))
                 .unwrap_or(version);
+            if current == 0 {
+                let runs = self.path.parent().map(|d| d.join("runs"));
+                self.created_over = runs
+                    .and_then(|r| std::fs::read_dir(r).ok())
+                    .map_or(0, |d| d.flatten().filter(|e| e.path().is_dir()).count());
+            }
             for (i, m) in MIGRATIONS
                 .iter()
                 .enumerate()
@@ -647,6 +660,18 @@ impl Store {
         self.conn
             .query_row("PRAGMA wal_checkpoint(FULL)", [], |_| Ok(()))
             .map_err(|e| self.sql(e))
+    }
+
+    /// A warning when this open made a new history beside run folders it does not know.
+    pub fn new_history_warning(&self) -> Option<String> {
+        (self.created_over > 0).then(|| {
+            format!(
+                "warning: {} was a new, empty run history, but {} holds {} run folder(s) it does not know: the history was lost or replaced; `bgflow list` names them and `bgflow cleanup --orphans` removes them\n",
+                self.path.display(),
+                self.state_dir().join("runs").display(),
+                self.created_over
+            )
+        })
     }
 
     /// Folders in `runs/` that no run of the history names, older than `min_age` (a

@@ -133,3 +133,35 @@ fn run_folders_unknown_to_the_history_are_reported_and_removable() {
     let out = home.bgflow(&["list"]).expect(0);
     assert!(!out.stderr.contains("warning"), "{}", out.stderr);
 }
+
+#[test]
+fn a_new_history_beside_old_run_folders_says_so() {
+    let home = Home::new();
+    let ids = two_runs(&home);
+    // The history is lost; an empty file stands in its place.
+    for f in ["bgflow.db", "bgflow.db-wal", "bgflow.db-shm"] {
+        let _ = std::fs::remove_file(home.state().join(f));
+    }
+    std::fs::write(home.state().join("bgflow.db"), "").expect("an empty bgflow.db");
+    let out = home.bgflow(&["list", "--json"]).expect(0);
+    assert!(
+        out.stderr.contains("was a new, empty run history")
+            && out.stderr.contains("2 run folder(s)"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.json()["runs"], serde_json::json!([]));
+    // Once old enough, they are orphans like any other.
+    for id in &ids {
+        let status = Command::new("touch")
+            .args(["-d", "2 hours ago"])
+            .arg(home.state().join("runs").join(id))
+            .status()
+            .expect("touch");
+        assert!(status.success());
+    }
+    let mut orphans: Vec<String> = ids.clone();
+    orphans.sort();
+    let json = home.bgflow(&["list", "--json"]).expect(0).json();
+    assert_eq!(json["orphans"], serde_json::json!(orphans), "{json}");
+}
