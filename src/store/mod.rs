@@ -653,13 +653,28 @@ impl Store {
         rows
     }
 
-    /// Copies the WAL's commits into `bgflow.db` (waiting for readers on the busy timeout),
-    /// so losing `bgflow.db-wal` later loses nothing written so far. Called once a run's
-    /// last write is done.
-    pub fn checkpoint(&self) -> Result<()> {
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(FULL)", [], |_| Ok(()))
-            .map_err(|e| self.sql(e))
+    /// Copies the WAL's commits into `bgflow.db`, so losing `bgflow.db-wal` later loses
+    /// nothing written so far. Called once a run's last write is done. PASSIVE, retried for
+    /// up to half a second while a reader still holds an older snapshot: a FULL checkpoint
+    /// would hold every other run's writers back while it waits for the readers. Whether
+    /// the whole WAL is now in `bgflow.db`.
+    pub fn checkpoint(&self) -> Result<bool> {
+        let deadline = std::time::Instant::now() + Duration::from_millis(500);
+        loop {
+            let (busy, log, done): (i64, i64, i64) = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .map_err(|e| self.sql(e))?;
+            if busy == 0 && done >= log {
+                return Ok(true);
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// A warning when this open made a new history beside run folders it does not know.
