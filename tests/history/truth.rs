@@ -187,7 +187,49 @@ fn a_history_that_cannot_be_written_is_never_shown_running() {
     );
     let list = home.bgflow(&["list", "--json"]).expect(0).json();
     assert_ne!(list["runs"][0]["state"], "running", "{list}");
+
+    // Its supervisor dies while nothing can be written: shown lost on read, with the reason.
+    let pid = s["run"]["supervisor_pid"].as_i64().expect("supervisor_pid");
+    signal(pid, Signal::SIGKILL);
+    let s = wait_until("the run to be shown lost", SOON, || {
+        let s = home.status(&id);
+        (s["run"]["state"] == "lost").then_some(s)
+    });
+    let reason = s["run"]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains(&format!("the supervisor (pid {pid}) is gone"))
+            && reason.contains("device is full"),
+        "{s}"
+    );
+    // Its start may be one of the writes that were lost: then it does not claim either way.
+    let step = step_of(&s, "fill");
+    let recorded = step["state"] == "lost";
+    assert!(
+        recorded
+            || (step["state"] == "cancelled"
+                && step["reason"] == "not recorded as started before its supervisor went"),
+        "{s}"
+    );
+    let list = home.bgflow(&["list", "--json"]).expect(0).json();
+    assert_eq!(list["runs"][0]["state"], "lost", "{list}");
+    let text = home.bgflow(&["status", &id]).expect(0).stdout;
+    assert!(
+        text.contains("lost") && text.contains("no space left"),
+        "{text}"
+    );
+
+    // Room again: still lost (now written), and `stop` ends what it left behind.
     std::fs::remove_file(home.state().join("fill")).expect("rm fill");
+    assert_eq!(home.status(&id)["run"]["state"], "lost");
+    home.bgflow(&["stop", &id, "--yes"]).expect(0);
+    if !recorded {
+        // The history never learned the step's process group: nothing can find it there.
+        for pid in processes(&["sleep", "320"]) {
+            signal(i64::from(pid), Signal::SIGKILL);
+        }
+    }
+    wait_gone(&["sleep", "320"]);
+    assert_eq!(home.status(&id)["run"]["state"], "lost");
 }
 
 /// Needs the executor to end a run whose sink is broken (`Sink::broken`, the exec side).
