@@ -274,7 +274,7 @@ fn mark_lost(tx: &rusqlite::Connection, r: &RunRow, why: &str, now: i64) -> rusq
 /// The start time of a process (clock ticks after boot), from /proc/PID/stat field 22.
 pub fn process_start_time(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
     // Fields after the command: state(3) ... starttime(22) => index 19 in `rest`.
     rest.split(' ').nth(19)?.parse().ok()
 }
