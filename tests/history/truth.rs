@@ -64,6 +64,21 @@ fn a_frozen_supervisor_is_unresponsive_and_stop_fails_at_its_deadline() {
     assert!(text.contains("unresponsive"), "{text}");
     let active = home.bgflow(&["status", "--json"]).expect(0).json();
     assert_eq!(active["runs"][0]["state"], "unresponsive", "{active}");
+    // `--status` filters on the state shown.
+    let ids_in = |state: &str| -> Vec<String> {
+        let l = home
+            .bgflow(&["list", "--status", state, "--json"])
+            .expect(0)
+            .json();
+        l["runs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["id"].as_str().map(str::to_owned))
+            .collect()
+    };
+    assert_eq!(ids_in("unresponsive"), std::slice::from_ref(&id));
+    assert!(ids_in("running").is_empty());
 
     signal(pid, Signal::SIGCONT);
     wait_until("the run to be shown running again", SOON, || {
