@@ -27,6 +27,12 @@ mod commands;
 mod config;
 #[path = "history/lifecycle.rs"]
 mod lifecycle;
+#[path = "history/lock.rs"]
+mod lock;
+#[path = "history/truth.rs"]
+mod truth;
+#[path = "history/wal.rs"]
+mod wal;
 
 #[path = "common/mod.rs"]
 mod common;
@@ -172,7 +178,11 @@ impl Home {
     fn wait_done(&self, id: &str) -> Value {
         wait_until(&format!("run {id} to end"), RUN_DEADLINE, || {
             let s = self.status(id);
-            (!matches!(s["run"]["state"].as_str(), Some("pending" | "running"))).then_some(s)
+            (!matches!(
+                s["run"]["state"].as_str(),
+                Some("pending" | "running" | "unresponsive")
+            ))
+            .then_some(s)
         })
     }
 
@@ -207,17 +217,30 @@ impl Home {
 impl Drop for Home {
     fn drop(&mut self) {
         // A failed test must not leave a supervisor (or its steps) running.
-        if !self.state().join("bgflow.db").exists() {
-            return;
-        }
-        let active = output(self.cmd(&["status", "--json"]));
-        let Ok(doc) = serde_json::from_str::<Value>(&active.stdout) else {
-            return;
-        };
-        for run in doc["runs"].as_array().into_iter().flatten() {
-            if let Some(id) = run["id"].as_str() {
-                let _ = output(self.cmd(&["stop", id, "--force", "--yes"]));
-            }
+        stop_active(&self.state());
+    }
+}
+
+/// Force-stops every active run of the history in `state`.
+fn stop_active(state: &Path) {
+    if !state.join("bgflow.db").exists() {
+        return;
+    }
+    let cmd = |args: &[&str]| {
+        let mut c = Command::new(BIN);
+        c.arg("--state-dir")
+            .arg(state)
+            .args(args)
+            .stdin(Stdio::null());
+        output(c)
+    };
+    let active = cmd(&["status", "--json"]);
+    let Ok(doc) = serde_json::from_str::<Value>(&active.stdout) else {
+        return;
+    };
+    for run in doc["runs"].as_array().into_iter().flatten() {
+        if let Some(id) = run["id"].as_str() {
+            let _ = cmd(&["stop", id, "--force", "--yes"]);
         }
     }
 }
@@ -407,4 +430,53 @@ fn event_types(jsonl: &str, run: &str) -> Vec<String> {
 
 fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// A tmpfs of `size` (e.g. "8m") mounted on a new folder `dir` (as root), unmounted when
+/// dropped, also when the test fails: lazily if something still has a file open there.
+struct Tmpfs {
+    dir: PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(dir: &Path, options: &str) -> Self {
+        std::fs::create_dir_all(dir).expect("mkdir the mount point");
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(dir)
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "mount -t tmpfs -o {options} {}",
+            dir.display()
+        );
+        Self {
+            dir: dir.to_path_buf(),
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // Nothing of a run may hold the mount when it goes.
+        stop_active(&self.dir);
+        let ok = Command::new("umount")
+            .arg(&self.dir)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+        }
+    }
+}
+
+/// Sends `signal` to `pid`.
+fn signal(pid: i64, signal: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(pid).expect("pid")),
+        signal,
+    )
+    .unwrap_or_else(|e| panic!("kill -{signal} {pid}: {e}"));
 }

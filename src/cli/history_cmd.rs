@@ -41,6 +41,9 @@ pub fn open(state_dir: Option<&Path>) -> Result<Store, u8> {
     };
     match Store::open_existing(&dir) {
         Ok(Some(mut s)) => {
+            if let Some(w) = s.new_history_warning() {
+                report::stderr(&w);
+            }
             let _ = s.reconcile_lost();
             Ok(s)
         }
@@ -133,7 +136,7 @@ fn run_progress(run: &RunRow, steps: Option<&[StepRow]>) -> String {
 
 fn list_table(runs: &[RunRow]) -> String {
     let mut out = format!(
-        "{:<10} {:<20} {:<10} {:>9} {:<10} {:>9}\n",
+        "{:<10} {:<20} {:<12} {:>9} {:<10} {:>9}\n",
         "ID", "WORKFLOW", "STATE", "PROGRESS", "STARTED", "DURATION"
     );
     for r in runs {
@@ -142,7 +145,7 @@ fn list_table(runs: &[RunRow]) -> String {
             .or(Some(r.created_at))
             .map_or_else(String::new, ago);
         out.push_str(&format!(
-            "{:<10} {:<20} {:<10} {:>9} {:<10} {:>9}\n",
+            "{:<10} {:<20} {:<12} {:>9} {:<10} {:>9}\n",
             r.id,
             truncate(&r.workflow, 20),
             r.state,
@@ -169,8 +172,17 @@ pub fn list(args: &ListArgs, state_dir: Option<&Path>) -> io::Result<u8> {
         Some(s) => vec![s],
     };
     let runs = tri!(or_code(store.runs(&states, args.limit)));
+    let orphans = store.orphans(ORPHAN_MIN_AGE).unwrap_or_default();
+    if !orphans.is_empty() {
+        report::stderr(&format!(
+            "warning: {} run folder(s) in {} are not in the history: {}; `bgflow cleanup --orphans` removes them\n",
+            orphans.len(),
+            store.state_dir().join("runs").display(),
+            orphans.join(", ")
+        ));
+    }
     if args.json {
-        let doc = serde_json::json!({ "version": 1, "runs": runs });
+        let doc = serde_json::json!({ "version": 1, "runs": runs, "orphans": orphans });
         report::stdout(&(serde_json::to_string_pretty(&doc).map_err(io::Error::other)? + "\n"))?;
     } else if runs.is_empty() {
         report::stderr("no runs\n");
@@ -236,7 +248,9 @@ fn status_text(run: &RunRow, steps: &[StepRow]) -> String {
 pub fn status(args: &StatusArgs, state_dir: Option<&Path>) -> io::Result<u8> {
     let store = tri!(open(state_dir));
     let Some(prefix) = &args.run else {
-        let runs = tri!(or_code(store.runs(&["pending", "running"], 1000)));
+        let runs = tri!(or_code(
+            store.runs(&["pending", "running", "unresponsive"], 1000)
+        ));
         if args.json {
             let doc = serde_json::json!({ "version": 1, "runs": runs });
             report::stdout(
@@ -503,7 +517,7 @@ pub fn stop(args: &StopArgs, state_dir: Option<&Path>) -> io::Result<u8> {
     let id = tri!(resolve(&store, &args.run));
     let (run, steps) =
         tri!(or_code(store.run_with_steps(&id))).ok_or_else(|| io::Error::other("run vanished"))?;
-    let cgroup: Option<&Path> = None;
+    let cgroup: Option<&Path> = run.cgroup.as_deref().map(Path::new);
     // Every process of the run: in its cgroup, or carrying one of its step tokens.
     let left = contain::run_processes(&id, cgroup);
     // A number recorded for a step that now names another process is never signalled.
@@ -511,9 +525,17 @@ pub fn stop(args: &StopArgs, state_dir: Option<&Path>) -> io::Result<u8> {
         let Some(pid) = s.pid.and_then(|p| u32::try_from(p).ok()) else {
             continue;
         };
+        // The same process: its recorded start time, or (recorded by an older bgflow)
+        // the run's token or cgroup.
+        let same = match s.pid_start {
+            Some(start) => {
+                process::start_time(pid).and_then(|t| i64::try_from(t).ok()) == Some(start)
+            }
+            None => contain::is_run_process(pid, &id, cgroup),
+        };
         if matches!(s.state.as_str(), "running" | "lost")
             && process::proc_stat(pid).is_some_and(|(st, _)| st != 'Z' && st != 'X')
-            && !contain::is_run_process(pid, &id, cgroup)
+            && !same
         {
             report::stderr(&format!(
                 "note: pid {pid}, recorded for step `{}`, is now another process ({}); left alone\n",
@@ -548,43 +570,41 @@ pub fn stop(args: &StopArgs, state_dir: Option<&Path>) -> io::Result<u8> {
         "stop_requested",
         serde_json::json!({"version": 1, "force": args.force}),
     );
-    let supervisor = run
-        .supervisor_pid
-        .filter(|&p| run.is_active() && crate::store::supervisor_alive(p, run.supervisor_start));
-    let wait = Duration::from_secs(if args.force { 5 } else { 60 });
-    let mut still_supervised = false;
-    if let Some(pid) = supervisor.and_then(|p| i32::try_from(p).ok()) {
-        let target = nix::unistd::Pid::from_raw(pid);
-        let _ = nix::sys::signal::kill(target, Signal::SIGTERM);
-        if args.force {
-            // A second signal tells the supervisor to kill at once.
-            std::thread::sleep(Duration::from_millis(100));
-            let _ = nix::sys::signal::kill(target, Signal::SIGTERM);
-        }
+    let wait = args.timeout.map_or_else(
+        || Duration::from_secs(if args.force { 5 } else { 60 }),
+        |t| t.as_std(),
+    );
+    if run.is_active() {
         let deadline = Instant::now() + wait;
-        still_supervised = true;
-        while Instant::now() < deadline {
-            match store.run(&id) {
-                Ok(Some(r)) if r.is_active() => std::thread::sleep(Duration::from_millis(100)),
-                _ => {
-                    still_supervised = false;
+        // A detached run may not have its supervisor yet: it is signalled once it has.
+        let mut signalled = false;
+        loop {
+            let Ok(Some(now)) = store.run(&id) else { break };
+            if !now.is_active() {
+                break;
+            }
+            if !signalled {
+                signalled = signal_supervisor(&now, args.force);
+            }
+            if Instant::now() >= deadline {
+                if args.force {
+                    // A supervisor that does not answer (frozen, deadlocked) is killed,
+                    // and what it supervised is ended below.
+                    kill_supervisor(&now);
                     break;
                 }
+                // Still active at the deadline: say so and fail (guarantee 13), leaving its
+                // steps to the supervisor that may still come back.
+                let why = now.reason.map(|r| format!(": {r}")).unwrap_or_default();
+                report::stderr(&format!(
+                    "error: run {id} is still {} after {}{why}\n  help: the stop request stands; check again with bgflow status {id}, or kill it and every process of it: bgflow stop {id} --force --yes\n",
+                    now.state,
+                    human_ms(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)),
+                ));
+                return Ok(exit::RUN_FAILED);
             }
+            std::thread::sleep(Duration::from_millis(100));
         }
-        if still_supervised && args.force {
-            // A supervisor that does not answer (frozen, deadlocked) is killed, and what
-            // it supervised is ended below.
-            let _ = nix::sys::signal::kill(target, Signal::SIGKILL);
-            still_supervised = false;
-        }
-    }
-    if still_supervised {
-        report::stderr(&format!(
-            "error: run {id} is still active after {}: its supervisor did not end it\n  help: bgflow stop {id} --force kills the supervisor and every process of the run\n",
-            crate::manifest::Duration(wait)
-        ));
-        return Ok(exit::RUN_FAILED);
     }
     // What a lost supervisor left behind, or what still stands after it went.
     let grace = if args.force {
@@ -624,8 +644,46 @@ pub fn stop(args: &StopArgs, state_dir: Option<&Path>) -> io::Result<u8> {
     Ok(exit::SUCCESS)
 }
 
+/// SIGKILL to the run's supervisor, through a pidfd opened before its start time is checked
+/// again (a recycled number is never hit).
+fn kill_supervisor(run: &RunRow) {
+    let Some(pid) = run.supervisor_pid.and_then(|p| u32::try_from(p).ok()) else {
+        return;
+    };
+    process::signal_checked(
+        pid,
+        || crate::store::supervisor_alive(i64::from(pid), run.supervisor_start),
+        Signal::SIGKILL,
+    );
+}
+
+/// SIGTERM to the run's supervisor (twice with `force`: kill at once), only once its pid
+/// and start time are recorded and still name it; whether it was sent.
+fn signal_supervisor(run: &RunRow, force: bool) -> bool {
+    let Some(pid) = run
+        .supervisor_pid
+        .filter(|&p| crate::store::supervisor_alive(p, run.supervisor_start))
+        .and_then(|p| i32::try_from(p).ok())
+    else {
+        return false;
+    };
+    // A foreground run records its pid at admission, before it handles signals: wait for
+    // its `RunStarted` (state `running`).
+    if run.state == "pending" {
+        return false;
+    }
+    let target = nix::unistd::Pid::from_raw(pid);
+    let _ = nix::sys::signal::kill(target, Signal::SIGTERM);
+    if force {
+        // A second signal tells the supervisor to kill at once.
+        std::thread::sleep(Duration::from_millis(100));
+        let _ = nix::sys::signal::kill(target, Signal::SIGTERM);
+    }
+    true
+}
+
 pub fn events(args: &EventsArgs, state_dir: Option<&Path>) -> io::Result<u8> {
-    let store = tri!(open(state_dir));
+    let mut store = tri!(open(state_dir));
     let run = match &args.run {
         Some(p) => Some(tri!(resolve(&store, p))),
         None => None,
@@ -665,6 +723,8 @@ pub fn events(args: &EventsArgs, state_dir: Option<&Path>) -> io::Result<u8> {
         if !args.follow {
             return Ok(exit::SUCCESS);
         }
+        // Records `run_lost`, `run_unresponsive`, `run_responsive` as readers see them.
+        let _ = store.reconcile_lost();
         if let Some(id) = &run {
             let active = store.run(id).ok().flatten().is_some_and(|r| r.is_active());
             if !active
@@ -682,6 +742,9 @@ pub fn events(args: &EventsArgs, state_dir: Option<&Path>) -> io::Result<u8> {
 
 pub fn cleanup(args: &CleanupArgs, state_dir: Option<&Path>) -> io::Result<u8> {
     let mut store = tri!(open(state_dir));
+    if args.orphans {
+        return cleanup_orphans(&store, args.dry_run);
+    }
     let states: Vec<&str> = match args.status.as_str() {
         "all" => vec!["succeeded", "failed", "cancelled", "lost"],
         s => vec![s],
@@ -712,6 +775,46 @@ pub fn cleanup(args: &CleanupArgs, state_dir: Option<&Path>) -> io::Result<u8> {
         }
     ));
     Ok(exit::SUCCESS)
+}
+
+/// A folder in runs/ younger than this may belong to a foreground run whose row is not
+/// written yet: never reported nor removed as an orphan.
+const ORPHAN_MIN_AGE: Duration = Duration::from_secs(60);
+
+/// `cleanup --orphans`: removes the folders of runs/ that the history does not know.
+fn cleanup_orphans(store: &Store, dry_run: bool) -> io::Result<u8> {
+    let orphans = tri!(or_code(store.orphans(ORPHAN_MIN_AGE)));
+    let runs = store.state_dir().join("runs");
+    let mut text = String::new();
+    let mut failed = false;
+    for name in &orphans {
+        if dry_run {
+            text.push_str(&format!("would remove {}\n", runs.join(name).display()));
+        } else if let Err(e) = std::fs::remove_dir_all(runs.join(name)) {
+            report::stderr(&format!(
+                "error: cannot remove {}: {e}\n",
+                runs.join(name).display()
+            ));
+            failed = true;
+        } else {
+            text.push_str(&format!("removed {}\n", runs.join(name).display()));
+        }
+    }
+    report::stdout(&text)?;
+    report::stderr(&format!(
+        "{} orphaned run folder(s) {}\n",
+        orphans.len(),
+        if dry_run {
+            "would be removed"
+        } else {
+            "removed"
+        }
+    ));
+    Ok(if failed {
+        exit::INTERNAL
+    } else {
+        exit::SUCCESS
+    })
 }
 
 /// Removes the records and log folders of finished runs in `states` older than `age`;

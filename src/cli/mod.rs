@@ -1,8 +1,10 @@
 //! Command-line parsing (clap) and dispatch. Every command returns its exit code.
 
+mod guard;
 pub mod history_cmd;
 mod plan_cmd;
 mod run_cmd;
+mod start_cmd;
 
 use std::path::PathBuf;
 
@@ -121,7 +123,7 @@ pub struct StatusArgs {
 #[derive(Debug, clap::Args)]
 pub struct ListArgs {
     /// Only runs in this state.
-    #[arg(long, value_parser = ["pending", "running", "succeeded", "failed", "cancelled", "lost", "all"])]
+    #[arg(long, value_parser = ["pending", "running", "unresponsive", "succeeded", "failed", "cancelled", "lost", "all"])]
     pub status: Option<String>,
     /// At most this many runs.
     #[arg(long, default_value_t = 20)]
@@ -155,6 +157,10 @@ pub struct StopArgs {
     /// Do not ask for confirmation.
     #[arg(short, long)]
     pub yes: bool,
+    /// How long to wait for the run to end (default 60s, with --force 5s); exit 1 if it is
+    /// still active then.
+    #[arg(long, value_name = "DURATION", value_parser = |s: &str| s.parse::<crate::manifest::Duration>().map_err(|e| e.to_string()))]
+    pub timeout: Option<crate::manifest::Duration>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -167,6 +173,9 @@ pub struct ResumeArgs {
     /// Progress bars (auto: when stderr is a terminal and CI is not set) or plain lines.
     #[arg(long, value_enum, default_value_t = crate::report::live::ProgressChoice::Auto)]
     pub progress: crate::report::live::ProgressChoice,
+    /// Run even while another run of the same workflow root writes the same outputs.
+    #[arg(long)]
+    pub allow_concurrent: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -189,6 +198,10 @@ pub struct CleanupArgs {
     /// Show what would be removed; remove nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Instead: remove the folders in runs/ that the history does not know (older than a
+    /// minute).
+    #[arg(long)]
+    pub orphans: bool,
 }
 
 /// Parses `K=V` metadata.
@@ -246,6 +259,9 @@ pub struct RunArgs {
     /// Progress bars (auto: when stderr is a terminal and CI is not set) or plain lines.
     #[arg(long, value_enum, default_value_t = crate::report::live::ProgressChoice::Auto)]
     pub progress: crate::report::live::ProgressChoice,
+    /// Run even while another run of the same workflow root writes the same outputs.
+    #[arg(long)]
+    pub allow_concurrent: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -289,12 +305,12 @@ pub fn run(cli: Cli) -> u8 {
     let result = match cli.command {
         Commands::Plan(args) => plan_cmd::plan(&args, color, cli.config.as_deref()),
         Commands::Run(args) => run_cmd::run(&args, g),
-        Commands::Start(args) => run_cmd::start(&args, g),
+        Commands::Start(args) => start_cmd::start(&args, g),
         Commands::Status(args) => history_cmd::status(&args, cli.state_dir.as_deref()),
         Commands::List(args) => history_cmd::list(&args, cli.state_dir.as_deref()),
         Commands::Logs(args) => history_cmd::logs(&args, cli.state_dir.as_deref()),
         Commands::Stop(args) => history_cmd::stop(&args, cli.state_dir.as_deref()),
-        Commands::Resume(args) => run_cmd::resume(&args, g),
+        Commands::Resume(args) => start_cmd::resume(&args, g),
         Commands::Events(args) => history_cmd::events(&args, cli.state_dir.as_deref()),
         Commands::Cleanup(args) => history_cmd::cleanup(&args, cli.state_dir.as_deref()),
         Commands::Supervise { run } => Ok(run_cmd::supervise(&run, g)),

@@ -24,7 +24,7 @@ use crate::store::{NewRun, Store};
 use crate::validate::{self, template::RunInfo, Options, Workflow};
 
 use super::plan_cmd::read_source;
-use super::{RunArgs, StartArgs};
+use super::RunArgs;
 
 /// How to run a run: stored with it, so a supervisor or `resume` can do it again.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -45,6 +45,9 @@ pub struct Spec {
     pub keep: Vec<(String, String)>,
     /// `bgflow start`: the command and its settings.
     pub adhoc: Option<Adhoc>,
+    /// `--allow-concurrent`: run even while a run of the same root writes the same outputs.
+    #[serde(default)]
+    pub allow_concurrent: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -198,7 +201,7 @@ fn adhoc_source(a: &Adhoc) -> SourceFile {
     SourceFile::new(&a.cwd.join(format!("{}.bgflow-start.toml", a.name)), text)
 }
 
-fn source_of(spec: &Spec) -> Result<SourceFile, String> {
+pub(super) fn source_of(spec: &Spec) -> Result<SourceFile, String> {
     match (&spec.adhoc, &spec.file) {
         (Some(a), _) => Ok(adhoc_source(a)),
         (None, Some(f)) => read_source(f),
@@ -226,10 +229,19 @@ fn new_run(
     detached: bool,
     meta: &serde_json::Value,
 ) -> Result<NewRun, String> {
-    let steps = selected_steps(&p.plan, &p.only)
-        .into_iter()
-        .map(|i| (i, p.wf.steps[i].kind().as_str()))
+    let selected = selected_steps(&p.plan, &p.only);
+    let steps = selected
+        .iter()
+        .map(|&i| (i, p.wf.steps[i].kind().as_str()))
         .collect();
+    // The lock: what the selected steps declare they write (`bgflow start` takes none).
+    let mut outputs: Vec<String> = selected
+        .iter()
+        .flat_map(|&i| p.wf.steps[i].outputs.iter())
+        .map(|o| crate::store::admit::normalize_output(&p.wf.root, o))
+        .collect();
+    outputs.sort();
+    outputs.dedup();
     Ok(NewRun {
         id: run_id.to_owned(),
         workflow: p.wf.name.clone(),
@@ -246,7 +258,15 @@ fn new_run(
         meta: meta.clone(),
         steps,
         names: Arc::clone(&p.names),
+        outputs: (spec.adhoc.is_none() && !outputs.is_empty()).then_some(outputs),
+        heartbeat_ms: i64::try_from(beat_every(&p.config).as_millis()).unwrap_or(i64::MAX),
     })
+}
+
+/// How often the supervisor writes its heartbeat: `monitoring.heartbeat`, at least the run
+/// loop's tick.
+fn beat_every(config: &crate::config::Config) -> Duration {
+    config.monitoring.heartbeat.as_std().max(HEARTBEAT)
 }
 
 fn selected_steps(plan: &Plan, only: &[usize]) -> Vec<usize> {
@@ -322,11 +342,7 @@ fn execute(
     if let Some(record) = record {
         store_sink.record(record);
     }
-    store_sink.beat_every = config
-        .monitoring
-        .heartbeat
-        .as_std()
-        .max(Duration::from_millis(250));
+    store_sink.beat_every = beat_every(&config);
     let view: Option<Box<dyn Sink + Send>> = display.map(|choice| {
         let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
         if live::use_bars(choice, io::stderr().is_terminal(), ci) && !quiet {
@@ -381,8 +397,11 @@ fn execute(
         "bgflow-summary",
         || summary::write_json(&report),
         || {
-            // Waits for the history writer: `error` is complete after this.
-            let _ = store_sink.store();
+            // Waits for the history writer: `error` is complete after this. Then the WAL
+            // goes into bgflow.db, so losing the WAL later loses nothing of this run.
+            if let Some(store) = store_sink.store() {
+                let _ = store.checkpoint();
+            }
             if let Some(e) = store_sink.error.take() {
                 report::stderr(&format!(
                     "warning: the run history could not be fully written: {e}\n"
@@ -525,13 +544,21 @@ impl Sink for Tee<'_> {
             s.event(event);
         }
     }
+
+    fn broken(&self) -> Option<String> {
+        self.first.broken()
+    }
 }
 
 fn open_store(state_dir: &Path) -> Result<Store, u8> {
-    Store::open(state_dir).map_err(|e| {
+    let store = Store::open(state_dir).map_err(|e| {
         report::stderr(&format!("error: {e}\n"));
         exit::INTERNAL
-    })
+    })?;
+    if let Some(w) = store.new_history_warning() {
+        report::stderr(&w);
+    }
+    Ok(store)
 }
 
 pub fn run(args: &RunArgs, g: Globals<'_>) -> io::Result<u8> {
@@ -545,6 +572,7 @@ pub fn run(args: &RunArgs, g: Globals<'_>) -> io::Result<u8> {
         jobs: args.jobs,
         keep: Vec::new(),
         adhoc: None,
+        allow_concurrent: args.allow_concurrent,
     };
     let source = match read_source(&args.file) {
         Ok(s) => s,
@@ -563,7 +591,7 @@ pub fn run(args: &RunArgs, g: Globals<'_>) -> io::Result<u8> {
     )
 }
 
-fn launch(
+pub(super) fn launch(
     source: SourceFile,
     spec: Spec,
     g: Globals<'_>,
@@ -577,25 +605,13 @@ fn launch(
         Err(code) => return Ok(code),
     };
     let state_dir = state_dir_for(&prepared, g.state_dir);
+    if let Err(code) = super::guard::check_state_dir(&state_dir) {
+        return Ok(code);
+    }
     let mut store = match open_store(&state_dir) {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
-    let limit = prepared.config.limits.max_concurrent_runs;
-    if limit > 0 {
-        let _ = store.reconcile_lost();
-        let active = store
-            .runs(&["pending", "running"], limit as usize + 1)
-            .map_or(0, |r| r.len());
-        if active >= limit as usize {
-            report::stderr(&format!(
-                "error: {active} run(s) are active in {} and limits.max_concurrent_runs is {limit}; nothing ran
-",
-                state_dir.display()
-            ));
-            return Ok(exit::INVALID);
-        }
-    }
     let run_id = new_run_id();
     let log_dir = state_dir.join("runs").join(&run_id);
     let record = match new_run(&prepared, &run_id, &log_dir, &spec, detach, meta) {
@@ -605,8 +621,20 @@ fn launch(
             return Ok(exit::INTERNAL);
         }
     };
+    // Checked and taken in one transaction: the limit and the lock per tree.
+    let me = std::process::id();
+    let admission = crate::store::admit::Admission {
+        limit: prepared.config.limits.max_concurrent_runs,
+        check_lock: !spec.allow_concurrent && spec.adhoc.is_none(),
+        supervisor: (!detach).then(|| (me, crate::store::process_start_time(me))),
+        with_steps: detach,
+    };
+    if let Err(code) = super::guard::admit(&mut store, &record, admission, &state_dir) {
+        return Ok(code);
+    }
     if !detach {
-        // The history thread writes the record while the first steps start.
+        // The run's row is in; the history thread writes its steps' rows while the first
+        // steps start.
         return Ok(execute(
             prepared,
             store,
@@ -618,10 +646,6 @@ fn launch(
             quiet,
             g.verbose,
         ));
-    }
-    if let Err(e) = store.create_run(&record) {
-        report::stderr(&format!("error: cannot record the run: {e}\n"));
-        return Ok(exit::INTERNAL);
     }
     if let Err(e) = crate::store::ensure_private_dir(&log_dir) {
         report::stderr(&format!("error: {e}\n"));
@@ -652,6 +676,7 @@ fn launch(
                 reason: Some(format!("the supervisor could not start: {e}")),
                 exit_code: i64::from(exit::INTERNAL),
             }]);
+            let _ = store.checkpoint();
             report::stderr(&format!(
                 "error: cannot start the background supervisor: {e}\n"
             ));
@@ -726,6 +751,7 @@ pub fn supervise(run_id: &str, g: Globals<'_>) -> u8 {
             reason: Some(why),
             exit_code: i64::from(exit::INVALID),
         }]);
+        let _ = store.checkpoint();
         exit::INVALID
     };
     let spec: Spec = match serde_json::from_str(&row.spec) {
@@ -761,143 +787,4 @@ pub fn supervise(run_id: &str, g: Globals<'_>) -> u8 {
         true,
         false,
     )
-}
-
-pub fn start(args: &StartArgs, g: Globals<'_>) -> io::Result<u8> {
-    let state_dir = g.state_dir;
-    let cwd = std::env::current_dir()?;
-    let name = args.name.clone().unwrap_or_else(|| {
-        let prog = Path::new(&args.command[0]).file_name().map_or_else(
-            || "command".to_owned(),
-            |n| n.to_string_lossy().into_owned(),
-        );
-        let clean: String = prog
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .collect();
-        if clean.is_empty() {
-            "command".to_owned()
-        } else {
-            clean
-        }
-    });
-    if !validate::valid_name(&name) {
-        report::stderr(&format!(
-            "error: --name {name}: letters, digits, '-' and '_' only\n"
-        ));
-        return Ok(exit::USAGE);
-    }
-    let state_dir = state_dir
-        .map(Path::to_path_buf)
-        .or_else(|| super::history_cmd::find_state_dir(&cwd))
-        .unwrap_or_else(|| cwd.join(".bgflow"));
-    let spec = Spec {
-        adhoc: Some(Adhoc {
-            name,
-            kind: args.kind.clone(),
-            timeout: args.timeout.map(|t| t.to_string()),
-            argv: args.command.clone(),
-            cwd,
-        }),
-        ..Spec::default()
-    };
-    let source = match source_of(&spec) {
-        Ok(s) => s,
-        Err(e) => {
-            report::stderr(&format!("error: {e}\n"));
-            return Ok(exit::USAGE);
-        }
-    };
-    let meta = serde_json::Value::Object(
-        args.meta
-            .iter()
-            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-            .collect(),
-    );
-    let g = Globals {
-        state_dir: Some(&state_dir),
-        ..g
-    };
-    launch(source, spec, g, true, ProgressChoice::Never, &meta)
-}
-
-/// `bgflow resume RUN`: a new run of the same workflow and options that keeps the steps
-/// that succeeded in RUN and runs the rest.
-pub fn resume(args: &super::ResumeArgs, g: Globals<'_>) -> io::Result<u8> {
-    let state_dir = g.state_dir;
-    let store = match super::history_cmd::open(state_dir) {
-        Ok(s) => s,
-        Err(code) => return Ok(code),
-    };
-    let id = match store.resolve(&args.run) {
-        Ok(id) => id,
-        Err(e) => {
-            report::stderr(&format!("error: {e}\n"));
-            return Ok(exit::USAGE);
-        }
-    };
-    let (row, steps) = match (store.run(&id), store.steps(&id)) {
-        (Ok(Some(r)), Ok(s)) => (r, s),
-        (Err(e), _) | (_, Err(e)) => {
-            report::stderr(&format!("error: {e}\n"));
-            return Ok(exit::INTERNAL);
-        }
-        (Ok(None), _) => return Ok(exit::USAGE),
-    };
-    if row.is_active() {
-        report::stderr(&format!(
-            "error: run {id} is still {}; stop it first or wait for it\n",
-            row.state
-        ));
-        return Ok(exit::USAGE);
-    }
-    let mut spec: Spec = match serde_json::from_str(&row.spec) {
-        Ok(s) => s,
-        Err(e) => {
-            report::stderr(&format!(
-                "error: run {id} cannot be resumed: its spec is unreadable: {e}\n"
-            ));
-            return Ok(exit::INTERNAL);
-        }
-    };
-    spec.keep = steps
-        .iter()
-        .filter(|s| {
-            s.state == "succeeded"
-                || (s.state == "skipped"
-                    && s.reason
-                        .as_deref()
-                        .is_some_and(|r| r == "up to date" || r.starts_with("succeeded in run")))
-        })
-        .map(|s| (s.name.clone(), format!("succeeded in run {id}")))
-        .collect();
-    if spec.keep.len() == steps.len() && !steps.is_empty() {
-        report::stderr(&format!("run {id} succeeded entirely; nothing to resume\n"));
-        return Ok(exit::SUCCESS);
-    }
-    let source = match source_of(&spec) {
-        Ok(s) => s,
-        Err(e) => {
-            report::stderr(&format!("error: {e}\n"));
-            return Ok(exit::USAGE);
-        }
-    };
-    let dir = state_dir.map(Path::to_path_buf).or_else(|| {
-        Path::new(&row.log_dir)
-            .parent()
-            .and_then(Path::parent)
-            .map(Path::to_path_buf)
-    });
-    let meta = serde_json::json!({ "resumed_from": id });
-    let g = Globals {
-        state_dir: dir.as_deref(),
-        ..g
-    };
-    launch(source, spec, g, args.detach, args.progress, &meta)
 }

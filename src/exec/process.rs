@@ -165,7 +165,7 @@ impl Drop for Child {
 pub fn proc_stat(pid: u32) -> Option<(char, u32)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name is in parentheses and may itself hold spaces or parentheses.
-    let rest = &stat[stat.rfind(')')? + 2..];
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
     let mut fields = rest.split(' ');
     let state = fields.next()?.chars().next()?;
     let _ppid = fields.next()?;
@@ -177,7 +177,17 @@ pub fn proc_stat(pid: u32) -> Option<(char, u32)> {
 /// the pid, it names one process even once the number is recycled.
 pub fn start_time(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
     // Fields after the command: state(3) ... starttime(22) => index 19 in `rest`.
     rest.split(' ').nth(19)?.parse().ok()
+}
+
+/// Sends `signal` to process `pid` only if `still_it()` holds once a pidfd names it: a
+/// number recycled between the check and the signal is never hit. Whether it was sent.
+pub fn signal_checked(pid: u32, still_it: impl FnOnce() -> bool, signal: Signal) -> bool {
+    use std::os::fd::AsFd;
+    match super::spawn::pidfd_open(pid) {
+        Ok(fd) => still_it() && super::spawn::pidfd_signal(fd.as_fd(), signal as i32).is_ok(),
+        Err(_) => false,
+    }
 }

@@ -4,15 +4,22 @@
 //! block them (WAL); a busy timeout absorbs the rest, so many supervisors and many `status`
 //! calls can share one file. Migrations are keyed on `PRAGMA user_version`.
 
+pub mod admit;
+pub mod liveness;
+mod schema;
 pub mod sink;
+
+pub use liveness::{process_start_time, supervisor_alive};
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::config::DbConfig;
-use rusqlite::{params, Connection, OptionalExtension, Row};
-use serde::Serialize;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use schema::{run_row, step_row, MIGRATIONS, RUN_COLUMNS, STEP_COLUMNS};
+pub use schema::{EventRow, Lock, RunRow, StepRow};
 
 /// Errors of the store, with the file they concern.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +45,8 @@ pub enum StoreError {
         found: i64,
         known: i64,
     },
+    #[error("the run history {path} is damaged ({what}); move it away to start a new history (the runs/ folders are kept)")]
+    Damaged { path: PathBuf, what: String },
     #[error("no run matches `{0}`")]
     UnknownRun(String),
     #[error("`{prefix}` matches several runs: {}", .candidates.join(", "))]
@@ -49,75 +58,40 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-const MIGRATIONS: &[&str] = &[
-    // 1: the first schema.
-    "CREATE TABLE runs (
-        id TEXT PRIMARY KEY,
-        workflow TEXT NOT NULL,
-        file TEXT,
-        root TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        state TEXT NOT NULL,
-        reason TEXT,
-        detached INTEGER NOT NULL DEFAULT 0,
-        supervisor_pid INTEGER,
-        supervisor_start INTEGER,
-        heartbeat_at INTEGER,
-        created_at INTEGER NOT NULL,
-        started_at INTEGER,
-        finished_at INTEGER,
-        steps_total INTEGER NOT NULL DEFAULT 0,
-        steps_done INTEGER NOT NULL DEFAULT 0,
-        log_dir TEXT NOT NULL,
-        spec TEXT NOT NULL DEFAULT '{}',
-        meta TEXT NOT NULL DEFAULT '{}',
-        exit_code INTEGER
-     );
-     CREATE INDEX runs_created ON runs(created_at DESC);
-     CREATE INDEX runs_state ON runs(state);
-     CREATE TABLE steps (
-        run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-        idx INTEGER NOT NULL,
-        name TEXT NOT NULL,
-        kind TEXT NOT NULL DEFAULT 'task',
-        state TEXT NOT NULL,
-        reason TEXT,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        pid INTEGER,
-        pgid INTEGER,
-        exit_code INTEGER,
-        signal TEXT,
-        started_at INTEGER,
-        finished_at INTEGER,
-        progress_percent REAL,
-        progress_current INTEGER,
-        progress_total INTEGER,
-        progress_message TEXT,
-        last_line TEXT,
-        log_path TEXT NOT NULL,
-        PRIMARY KEY (run_id, idx)
-     );
-     CREATE TABLE events (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-        at INTEGER NOT NULL,
-        type TEXT NOT NULL,
-        step TEXT,
-        data TEXT NOT NULL
-     );
-     CREATE INDEX events_run ON events(run_id, id);
-     CREATE TABLE fingerprints (
-        key TEXT PRIMARY KEY,
-        hash TEXT NOT NULL,
-        recorded_at INTEGER NOT NULL
-     );",
-    // 2: test results of `kind = "test"` steps.
-    "ALTER TABLE steps ADD COLUMN tests_passed INTEGER;
-     ALTER TABLE steps ADD COLUMN tests_failed INTEGER;
-     ALTER TABLE steps ADD COLUMN tests_errors INTEGER;
-     ALTER TABLE steps ADD COLUMN tests_skipped INTEGER;
-     ALTER TABLE steps ADD COLUMN tests_failing TEXT;",
-];
+impl StoreError {
+    /// Whether the error is the device running out of space.
+    pub fn is_full(&self) -> bool {
+        match self {
+            Self::Sql { source, .. } | Self::Open { source, .. } => {
+                source.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
+            }
+            Self::Folder { source, .. } => source.raw_os_error() == Some(libc::ENOSPC),
+            _ => false,
+        }
+    }
+}
+
+/// `Sql`, or `Damaged` when SQLite says the file is not a database or is corrupt.
+fn sql_error(path: &Path, source: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
+    match source.sqlite_error_code() {
+        Some(NotADatabase) => StoreError::Damaged {
+            path: path.to_path_buf(),
+            what: "file is not a database".to_owned(),
+        },
+        Some(DatabaseCorrupt) => StoreError::Damaged {
+            path: path.to_path_buf(),
+            what: "the database disk image is malformed".to_owned(),
+        },
+        _ => StoreError::Sql {
+            path: path.to_path_buf(),
+            source,
+        },
+    }
+}
+
+/// How long a writer waits for another's transaction.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs one statement through the connection's statement cache: a run writes the same few
 /// statements thousands of times, and parsing them again each time was a tenth of the
@@ -130,12 +104,20 @@ fn cached(
     conn.prepare_cached(sql)?.execute(params)
 }
 
-/// The rows of a new run: the run, its steps, and a `run_created` event.
-fn insert_run(tx: &rusqlite::Connection, run: &NewRun, now: i64) -> rusqlite::Result<usize> {
+/// The row of a new run; `supervisor`: this process, for a foreground run. `OR IGNORE`: a
+/// foreground run's row is inserted at admission, and its `RunCreated` write only adds the
+/// steps.
+fn insert_run_row(
+    tx: &rusqlite::Connection,
+    run: &NewRun,
+    now: i64,
+    supervisor: Option<(u32, Option<u64>)>,
+) -> rusqlite::Result<usize> {
     cached(
         tx,
-        "INSERT INTO runs (id, workflow, file, root, kind, state, detached, created_at, steps_total, log_dir, spec, meta)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?8, ?9, ?10, ?11)",
+        "INSERT OR IGNORE INTO runs (id, workflow, file, root, kind, state, detached, created_at, steps_total, log_dir,
+         spec, meta, heartbeat_ms, lock_outputs, supervisor_pid, supervisor_start, heartbeat_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
         params![
             run.id,
             run.workflow,
@@ -148,8 +130,19 @@ fn insert_run(tx: &rusqlite::Connection, run: &NewRun, now: i64) -> rusqlite::Re
             run.log_dir.display().to_string(),
             run.spec.to_string(),
             run.meta.to_string(),
+            run.heartbeat_ms,
+            run.outputs
+                .as_ref()
+                .map(|o| serde_json::Value::from(o.clone()).to_string()),
+            supervisor.map(|(pid, _)| i64::from(pid)),
+            supervisor.and_then(|(_, start)| start).and_then(|s| i64::try_from(s).ok()),
+            supervisor.map(|_| now),
         ],
-    )?;
+    )
+}
+
+/// The steps of a new run, and its `run_created` event.
+fn insert_steps(tx: &rusqlite::Connection, run: &NewRun, now: i64) -> rusqlite::Result<usize> {
     let mut stmt = tx.prepare_cached(
         "INSERT INTO steps (run_id, idx, name, kind, state, log_path) VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
     )?;
@@ -190,79 +183,9 @@ pub fn to_ms(t: SystemTime) -> i64 {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
-}
-
-/// A run as stored.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunRow {
-    pub id: String,
-    pub workflow: String,
-    pub file: Option<String>,
-    pub root: String,
-    pub kind: String,
-    pub state: String,
-    pub reason: Option<String>,
-    pub detached: bool,
-    pub supervisor_pid: Option<i64>,
-    #[serde(skip)]
-    pub supervisor_start: Option<i64>,
-    pub heartbeat_at: Option<i64>,
-    pub created_at: i64,
-    pub started_at: Option<i64>,
-    pub finished_at: Option<i64>,
-    pub steps_total: i64,
-    pub steps_done: i64,
-    pub log_dir: String,
-    #[serde(skip)]
-    pub spec: String,
-    pub meta: serde_json::Value,
-    pub exit_code: Option<i64>,
-}
-
-impl RunRow {
-    pub fn is_active(&self) -> bool {
-        matches!(self.state.as_str(), "pending" | "running")
-    }
-}
-
-/// A step as stored.
-#[derive(Debug, Clone, Serialize)]
-pub struct StepRow {
-    pub idx: i64,
-    pub name: String,
-    pub kind: String,
-    pub state: String,
-    pub reason: Option<String>,
-    pub attempts: i64,
-    pub pid: Option<i64>,
-    pub pgid: Option<i64>,
-    pub exit_code: Option<i64>,
-    pub signal: Option<String>,
-    pub started_at: Option<i64>,
-    pub finished_at: Option<i64>,
-    pub progress_percent: Option<f64>,
-    pub progress_current: Option<i64>,
-    pub progress_total: Option<i64>,
-    pub progress_message: Option<String>,
-    pub last_line: Option<String>,
-    pub log_path: String,
-    pub tests_passed: Option<i64>,
-    pub tests_failed: Option<i64>,
-    pub tests_errors: Option<i64>,
-    pub tests_skipped: Option<i64>,
-    /// `[{"name": ..., "message": ...}]` of the first failing tests.
-    pub tests_failing: Option<serde_json::Value>,
-}
-
-/// An event row.
-#[derive(Debug, Clone, Serialize)]
-pub struct EventRow {
-    pub id: i64,
-    pub run_id: String,
-    pub at: i64,
-    pub r#type: String,
-    pub step: Option<String>,
-    pub data: serde_json::Value,
+    /// Run folders already in `runs/` when this open created the history's schema: the
+    /// history was lost or replaced, and they are not in it (`new_history_warning`).
+    pub created_over: usize,
 }
 
 /// A new run and its steps, as first recorded: `pending`, nothing started.
@@ -282,6 +205,11 @@ pub struct NewRun {
     pub steps: Vec<(usize, &'static str)>,
     /// Every step's name, by index (shared with the run's other consumers).
     pub names: std::sync::Arc<[String]>,
+    /// The outputs its selected steps declare, normalized (`admit::normalize_output`):
+    /// its lock. `None`: it takes no lock.
+    pub outputs: Option<Vec<String>>,
+    /// `monitoring.heartbeat`, in ms.
+    pub heartbeat_ms: i64,
 }
 
 /// One write, applied in batches by `Store::apply`.
@@ -294,6 +222,9 @@ pub enum Write {
         run: String,
         pid: u32,
         start: Option<u64>,
+        heartbeat_ms: i64,
+        containment: &'static str,
+        cgroup: Option<String>,
     },
     Heartbeat {
         run: String,
@@ -303,6 +234,7 @@ pub enum Write {
         idx: usize,
         attempt: u32,
         pid: u32,
+        pid_start: Option<u64>,
         at: i64,
     },
     StepProgress {
@@ -357,6 +289,8 @@ pub struct StepFinish {
     pub finished_at: Option<i64>,
     /// The process of the last attempt, when its `StepStarted` row was folded into this one.
     pub pid: Option<u32>,
+    /// The start time of `pid`, with it.
+    pub pid_start: Option<u64>,
     pub counts_done: bool,
     /// (passed, failed, errors, skipped, failing tests as JSON).
     pub tests: Option<(u64, u64, u64, u64, serde_json::Value)>,
@@ -367,12 +301,17 @@ impl Store {
     pub fn open(state_dir: &Path) -> Result<Self> {
         ensure_private_dir(state_dir)?;
         let path = state_dir.join("bgflow.db");
+        check_header(&path)?;
         let conn = Connection::open(&path).map_err(|source| StoreError::Open {
             path: path.clone(),
             source,
         })?;
         let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
-        let mut store = Self { conn, path };
+        let mut store = Self {
+            conn,
+            path,
+            created_over: 0,
+        };
         store.setup()?;
         Ok(store)
     }
@@ -386,15 +325,12 @@ impl Store {
     }
 
     fn sql(&self, source: rusqlite::Error) -> StoreError {
-        StoreError::Sql {
-            path: self.path.clone(),
-            source,
-        }
+        sql_error(&self.path, source)
     }
 
     fn setup(&mut self) -> Result<()> {
         self.conn
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| self.sql(e))?;
         self.conn
             .execute_batch(
@@ -424,33 +360,27 @@ impl Store {
             let tx = self
                 .conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(|e| StoreError::Sql {
-                    path: self.path.clone(),
-                    source: e,
-                })?;
+                .map_err(|e| sql_error(&self.path, e))?;
             // Read again inside the lock: another process may have migrated meanwhile.
             let current: i64 = tx
                 .query_row("PRAGMA user_version", [], |r| r.get(0))
                 .unwrap_or(version);
+            if current == 0 {
+                let runs = self.path.parent().map(|d| d.join("runs"));
+                self.created_over = runs
+                    .and_then(|r| std::fs::read_dir(r).ok())
+                    .map_or(0, |d| d.flatten().filter(|e| e.path().is_dir()).count());
+            }
             for (i, m) in MIGRATIONS
                 .iter()
                 .enumerate()
                 .skip(usize::try_from(current).unwrap_or(0))
             {
-                tx.execute_batch(m).map_err(|e| StoreError::Sql {
-                    path: self.path.clone(),
-                    source: e,
-                })?;
+                tx.execute_batch(m).map_err(|e| sql_error(&self.path, e))?;
                 tx.pragma_update(None, "user_version", i as i64 + 1)
-                    .map_err(|e| StoreError::Sql {
-                        path: self.path.clone(),
-                        source: e,
-                    })?;
+                    .map_err(|e| sql_error(&self.path, e))?;
             }
-            tx.commit().map_err(|e| StoreError::Sql {
-                path: self.path.clone(),
-                source: e,
-            })?;
+            tx.commit().map_err(|e| sql_error(&self.path, e))?;
         }
         Ok(())
     }
@@ -462,10 +392,7 @@ impl Store {
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
     ) -> Result<T> {
         let path = self.path.clone();
-        let sql = |source| StoreError::Sql {
-            path: path.clone(),
-            source,
-        };
+        let sql = |source| sql_error(&path, source);
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -476,7 +403,11 @@ impl Store {
     }
 
     pub fn create_run(&mut self, run: &NewRun) -> Result<()> {
-        self.write(|tx| insert_run(tx, run, now_ms()).map(drop))
+        let now = now_ms();
+        self.write(|tx| {
+            insert_run_row(tx, run, now, None)?;
+            insert_steps(tx, run, now).map(drop)
+        })
     }
 
     /// Applies writes in one transaction.
@@ -490,17 +421,18 @@ impl Store {
         let mut done: Vec<(&String, i64)> = Vec::new();
         for w in writes {
             match w {
-                Write::RunCreated(new) => insert_run(tx, new, now),
-                Write::RunStarted { run, pid, start } => cached(tx,
+                Write::RunCreated(new) => insert_run_row(tx, new, now, None).and_then(|_| insert_steps(tx, new, now)),
+                Write::RunStarted { run, pid, start, heartbeat_ms, containment, cgroup } => cached(tx,
                     "UPDATE runs SET state = 'running', started_at = COALESCE(started_at, ?2), supervisor_pid = ?3,
-                     supervisor_start = ?4, heartbeat_at = ?2 WHERE id = ?1",
-                    params![run, now, *pid as i64, start.map(|s| s as i64)],
+                     supervisor_start = ?4, heartbeat_at = ?2, heartbeat_ms = ?5, containment = ?6, cgroup = ?7
+                     WHERE id = ?1",
+                    params![run, now, *pid as i64, start.map(|s| s as i64), heartbeat_ms, containment, cgroup],
                 ),
                 Write::Heartbeat { run } => cached(tx, "UPDATE runs SET heartbeat_at = ?2 WHERE id = ?1", params![run, now]),
-                Write::StepStarted { run, idx, attempt, pid, at } => cached(tx,
-                    "UPDATE steps SET state = 'running', attempts = ?3, pid = ?4, pgid = ?4,
+                Write::StepStarted { run, idx, attempt, pid, pid_start, at } => cached(tx,
+                    "UPDATE steps SET state = 'running', attempts = ?3, pid = ?4, pgid = ?4, pid_start = ?6,
                      started_at = COALESCE(started_at, ?5), finished_at = NULL WHERE run_id = ?1 AND idx = ?2",
-                    params![run, *idx as i64, attempt, *pid as i64, at],
+                    params![run, *idx as i64, attempt, *pid as i64, at, pid_start.and_then(|s| i64::try_from(s).ok())],
                 ),
                 Write::StepProgress { run, idx, percent, current, total, message } => cached(tx,
                     "UPDATE steps SET progress_percent = ?3, progress_current = ?4, progress_total = ?5, progress_message = ?6
@@ -526,7 +458,8 @@ impl Store {
                     cached(tx,
                         "UPDATE steps SET state = ?3, reason = ?4, attempts = ?5, exit_code = ?6, signal = ?7,
                          started_at = COALESCE(?8, started_at), finished_at = ?9,
-                         pid = COALESCE(?10, pid), pgid = COALESCE(?10, pgid) WHERE run_id = ?1 AND idx = ?2",
+                         pid = COALESCE(?10, pid), pgid = COALESCE(?10, pgid), pid_start = COALESCE(?11, pid_start)
+                         WHERE run_id = ?1 AND idx = ?2",
                         params![
                             run,
                             *idx as i64,
@@ -537,7 +470,8 @@ impl Store {
                             row.signal,
                             row.started_at,
                             row.finished_at.unwrap_or(now),
-                            row.pid.map(i64::from)
+                            row.pid.map(i64::from),
+                            row.pid_start.and_then(|s| i64::try_from(s).ok())
                         ],
                     )
                     .and_then(|_| match &row.tests {
@@ -594,7 +528,17 @@ impl Store {
         }
     }
 
+    /// A run as shown (`liveness::show`: `unresponsive` or `lost` computed on read).
     pub fn run(&self, id: &str) -> Result<Option<RunRow>> {
+        let mut row = self.run_stored(id)?;
+        if let Some(r) = row.as_mut() {
+            liveness::show(r, self.state_dir(), now_ms());
+        }
+        Ok(row)
+    }
+
+    /// A run as stored.
+    pub fn run_stored(&self, id: &str) -> Result<Option<RunRow>> {
         self.conn
             .query_row(
                 &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
@@ -612,13 +556,38 @@ impl Store {
         let Some(run) = self.run(id)? else {
             return Ok(None);
         };
-        let steps = self.steps(id)?;
+        let mut steps = self.steps(id)?;
         tx.commit().map_err(|e| self.sql(e))?;
+        liveness::show_steps(&run, &mut steps);
         Ok(Some((run, steps)))
     }
 
-    /// Runs, newest first. `states`: only these (empty: all).
+    /// Runs as shown (`liveness::show`), newest first. `states`: only runs shown in these
+    /// (empty: all).
     pub fn runs(&self, states: &[&str], limit: usize) -> Result<Vec<RunRow>> {
+        let now = now_ms();
+        let dir = self.state_dir().to_path_buf();
+        if states.is_empty() {
+            let mut rows = self.runs_stored(&[], limit)?;
+            for r in &mut rows {
+                liveness::show(r, &dir, now);
+            }
+            return Ok(rows);
+        }
+        // A run stored active may be shown in any of these states.
+        let mut stored: Vec<&str> = states.to_vec();
+        stored.extend(["pending", "running"]);
+        let mut rows = self.runs_stored(&stored, limit.saturating_add(1000))?;
+        for r in &mut rows {
+            liveness::show(r, &dir, now);
+        }
+        rows.retain(|r| states.contains(&r.state.as_str()));
+        rows.truncate(limit);
+        Ok(rows)
+    }
+
+    /// Runs as stored, newest first. `states`: only these (empty: all).
+    pub fn runs_stored(&self, states: &[&str], limit: usize) -> Result<Vec<RunRow>> {
         let filter = if states.is_empty() {
             String::new()
         } else {
@@ -638,7 +607,7 @@ impl Store {
             ))
             .map_err(|e| self.sql(e))?;
         let rows = stmt
-            .query_map(params![limit as i64], run_row)
+            .query_map(params![i64::try_from(limit).unwrap_or(i64::MAX)], run_row)
             .and_then(|rows| rows.collect())
             .map_err(|e| self.sql(e));
         rows
@@ -684,62 +653,74 @@ impl Store {
         rows
     }
 
-    /// Marks as `lost` every active run whose supervisor is gone (checked by pid and by the
-    /// process's start time, against pid reuse), with its unfinished steps. Returns their ids.
-    pub fn reconcile_lost(&mut self) -> Result<Vec<String>> {
-        let active = self.runs(&["pending", "running"], 10_000)?;
-        let now = now_ms();
-        let lost: Vec<&RunRow> = active
-            .iter()
-            .filter(|r| match (r.supervisor_pid, r.supervisor_start) {
-                (Some(pid), start) => !supervisor_alive(pid, start),
-                // Created but never started: lost once its creator had ample time to start it.
-                (None, _) => now - r.created_at > 30_000,
+    /// Copies the WAL's commits into `bgflow.db`, so losing `bgflow.db-wal` later loses
+    /// nothing written so far. Called once a run's last write is done. PASSIVE, retried for
+    /// up to half a second while a reader still holds an older snapshot: a FULL checkpoint
+    /// would hold every other run's writers back while it waits for the readers. Whether
+    /// the whole WAL is now in `bgflow.db`.
+    pub fn checkpoint(&self) -> Result<bool> {
+        let deadline = std::time::Instant::now() + Duration::from_millis(500);
+        loop {
+            let (busy, log, done): (i64, i64, i64) = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .map_err(|e| self.sql(e))?;
+            if busy == 0 && done >= log {
+                return Ok(true);
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// A warning when this open made a new history beside run folders it does not know.
+    pub fn new_history_warning(&self) -> Option<String> {
+        (self.created_over > 0).then(|| {
+            format!(
+                "warning: {} was a new, empty run history, but {} holds {} run folder(s) it does not know: the history was lost or replaced; `bgflow list` names them and `bgflow cleanup --orphans` removes them\n",
+                self.path.display(),
+                self.state_dir().join("runs").display(),
+                self.created_over
+            )
+        })
+    }
+
+    /// Folders in `runs/` that no run of the history names, older than `min_age` (a
+    /// foreground run's folder can appear just before its row): their names, sorted.
+    pub fn orphans(&self, min_age: Duration) -> Result<Vec<String>> {
+        let dir = self.state_dir().join("runs");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Ok(Vec::new());
+        };
+        let known: std::collections::HashSet<String> = self
+            .conn
+            .prepare("SELECT id FROM runs")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .map_err(|e| self.sql(e))?;
+        let now = SystemTime::now();
+        let mut out: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                // Known names first: a history of 10,000 runs has 10,000 folders to skip.
+                if known.contains(&name) || !e.file_type().is_ok_and(|t| t.is_dir()) {
+                    return None;
+                }
+                let old = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|m| now.duration_since(m).ok())
+                    .is_some_and(|age| age >= min_age);
+                old.then_some(name)
             })
             .collect();
-        if lost.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.write(|tx| {
-        let mut ids = Vec::new();
-        for r in lost {
-            let changed = tx
-                .execute(
-                    "UPDATE runs SET state = 'lost', finished_at = ?2,
-                     reason = 'the supervisor (pid ' || COALESCE(supervisor_pid, '?') || ') is gone'
-                     WHERE id = ?1 AND state IN ('pending', 'running')",
-                    params![r.id, now],
-                )
-                ?;
-            if changed == 0 {
-                continue;
-            }
-            cached(tx,
-                "UPDATE steps SET state = 'lost', reason = 'its supervisor is gone', finished_at = ?2
-                 WHERE run_id = ?1 AND state = 'running'",
-                params![r.id, now],
-            )
-            ?;
-            cached(tx,
-                "UPDATE steps SET state = 'cancelled', reason = 'not started: its supervisor is gone'
-                 WHERE run_id = ?1 AND state = 'pending'",
-                params![r.id],
-            )
-            ?;
-            cached(tx,
-                "INSERT INTO events (run_id, at, type, data) VALUES (?1, ?2, 'run_lost', ?3)",
-                params![
-                    r.id,
-                    now,
-                    serde_json::json!({"version": 1, "supervisor_pid": r.supervisor_pid})
-                        .to_string()
-                ],
-            )
-            ?;
-            ids.push(r.id.clone());
-        }
-            Ok(ids)
-        })
+        out.sort();
+        Ok(out)
     }
 
     /// Deletes a finished run's rows (steps and events go with it).
@@ -778,67 +759,27 @@ impl Store {
     }
 }
 
-const RUN_COLUMNS: &str = "id, workflow, file, root, kind, state, reason, detached, supervisor_pid, supervisor_start,
-    heartbeat_at, created_at, started_at, finished_at, steps_total, steps_done, log_dir, spec, meta, exit_code";
-
-fn run_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
-    let meta: String = r.get(18)?;
-    Ok(RunRow {
-        id: r.get(0)?,
-        workflow: r.get(1)?,
-        file: r.get(2)?,
-        root: r.get(3)?,
-        kind: r.get(4)?,
-        state: r.get(5)?,
-        reason: r.get(6)?,
-        detached: r.get(7)?,
-        supervisor_pid: r.get(8)?,
-        supervisor_start: r.get(9)?,
-        heartbeat_at: r.get(10)?,
-        created_at: r.get(11)?,
-        started_at: r.get(12)?,
-        finished_at: r.get(13)?,
-        steps_total: r.get(14)?,
-        steps_done: r.get(15)?,
-        log_dir: r.get(16)?,
-        spec: r.get(17)?,
-        meta: serde_json::from_str(&meta).unwrap_or(serde_json::Value::Null),
-        exit_code: r.get(19)?,
-    })
-}
-
-const STEP_COLUMNS: &str = "idx, name, kind, state, reason, attempts, pid, pgid, exit_code, signal, started_at, finished_at,
-    progress_percent, progress_current, progress_total, progress_message, last_line, log_path,
-    tests_passed, tests_failed, tests_errors, tests_skipped, tests_failing";
-
-fn step_row(r: &Row<'_>) -> rusqlite::Result<StepRow> {
-    Ok(StepRow {
-        idx: r.get(0)?,
-        name: r.get(1)?,
-        kind: r.get(2)?,
-        state: r.get(3)?,
-        reason: r.get(4)?,
-        attempts: r.get(5)?,
-        pid: r.get(6)?,
-        pgid: r.get(7)?,
-        exit_code: r.get(8)?,
-        signal: r.get(9)?,
-        started_at: r.get(10)?,
-        finished_at: r.get(11)?,
-        progress_percent: r.get(12)?,
-        progress_current: r.get(13)?,
-        progress_total: r.get(14)?,
-        progress_message: r.get(15)?,
-        last_line: r.get(16)?,
-        log_path: r.get(17)?,
-        tests_passed: r.get(18)?,
-        tests_failed: r.get(19)?,
-        tests_errors: r.get(20)?,
-        tests_skipped: r.get(21)?,
-        tests_failing: r
-            .get::<_, Option<String>>(22)?
-            .and_then(|t| serde_json::from_str(&t).ok()),
-    })
+/// Refuses a `bgflow.db` that does not start as an SQLite database does: SQLite itself may
+/// read page 1 from the WAL and never look at the file's header.
+fn check_header(path: &Path) -> Result<()> {
+    use std::io::Read;
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return Ok(());
+    };
+    let mut head = [0u8; 16];
+    match f.read(&mut head) {
+        // Empty: a new history.
+        Ok(0) => Ok(()),
+        Ok(16) if &head == b"SQLite format 3\0" => Ok(()),
+        Ok(_) => Err(StoreError::Damaged {
+            path: path.to_path_buf(),
+            what: "file is not a database".to_owned(),
+        }),
+        Err(source) => Err(StoreError::Folder {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
 }
 
 /// Creates `dir` with mode 0700 (an existing folder is left as it is).
@@ -852,31 +793,6 @@ pub fn ensure_private_dir(dir: &Path) -> Result<()> {
             path: dir.to_path_buf(),
             source,
         })
-}
-
-/// The start time of a process (clock ticks after boot), from /proc/PID/stat field 22.
-pub fn process_start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    // Fields after the command: state(3) ... starttime(22) => index 19 in `rest`.
-    rest.split(' ').nth(19)?.parse().ok()
-}
-
-/// Whether the supervisor recorded as (`pid`, `start`) still runs: same pid, same start
-/// time, not a zombie.
-pub fn supervisor_alive(pid: i64, start: Option<i64>) -> bool {
-    let Ok(pid) = u32::try_from(pid) else {
-        return false;
-    };
-    match crate::exec::process::proc_stat(pid) {
-        Some((state, _)) if state != 'Z' && state != 'X' => match start {
-            Some(s) => {
-                process_start_time(pid).is_some_and(|now| i64::try_from(now).ok() == Some(s))
-            }
-            None => true,
-        },
-        _ => false,
-    }
 }
 
 #[cfg(test)]

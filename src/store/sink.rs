@@ -10,14 +10,14 @@
 //! queued up while it was busy go in one transaction). `store()` and `Drop` wait for every
 //! batch sent so far to be written and take the connection back.
 
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::json;
 
-use super::{now_ms, to_ms, NewRun, StepFinish, Store, Write};
+use super::{now_ms, to_ms, NewRun, StepFinish, Store, StoreError, Write};
 use crate::exec::junit::TestCounts;
 use crate::exec::{RunEvent, Sink, StepReport, StepState};
 
@@ -40,10 +40,34 @@ enum Writer {
     Gone,
 }
 
+/// The first write error, shared by the writer thread and the sink: the run loop asks for
+/// it on every heartbeat (`Sink::broken`) and ends the run when it is set.
+type Failure = Arc<Mutex<Option<String>>>;
+
+/// Why the run history cannot be written, for a person: a full device says so.
+pub fn history_failure(e: &StoreError, state_dir: &std::path::Path) -> String {
+    if e.is_full() || super::liveness::device_full(state_dir) {
+        "cannot write the run history: no space left on the device".to_owned()
+    } else {
+        format!("cannot write the run history: {e}")
+    }
+}
+
+fn note_failure(failed: &Failure, e: &StoreError, state_dir: &std::path::Path) {
+    if let Ok(mut f) = failed.lock() {
+        f.get_or_insert_with(|| history_failure(e, state_dir));
+    }
+}
+
 /// The writer thread: applies batches until the sender is dropped, then hands the
-/// connection back with the first error. (`Store::apply` returns errors; it does not panic.
-/// If it did, the join in `store()` sees it and the run reports its history incomplete.)
-fn write_batches(mut store: Store, rx: mpsc::Receiver<Vec<Write>>) -> (Store, Option<String>) {
+/// connection back with the first error, which it also shares in `failed` as soon as it
+/// happens. (`Store::apply` returns errors; it does not panic. If it did, the join in
+/// `store()` sees it and the run reports its history incomplete.)
+fn write_batches(
+    mut store: Store,
+    rx: mpsc::Receiver<Vec<Write>>,
+    failed: &Failure,
+) -> (Store, Option<String>) {
     let mut error = None;
     while let Ok(mut batch) = rx.recv() {
         // Batches that queued up while the last one was written go in one transaction.
@@ -51,6 +75,7 @@ fn write_batches(mut store: Store, rx: mpsc::Receiver<Vec<Write>>) -> (Store, Op
             batch.extend(more);
         }
         if let Err(e) = store.apply(&batch) {
+            note_failure(failed, &e, store.state_dir());
             error.get_or_insert_with(|| e.to_string());
         }
     }
@@ -71,6 +96,8 @@ pub struct StoreSink {
     /// The first write error, reported once at the end (a run is never failed by its
     /// history). Complete once `store()` has been called.
     pub error: Option<String>,
+    /// The first write error as a reason for the run (`Sink::broken`), as soon as it happens.
+    failed: Failure,
 }
 
 impl StoreSink {
@@ -79,9 +106,15 @@ impl StoreSink {
         // The connection goes to the thread only once it runs, so a thread that cannot
         // start leaves it here.
         let (give, take) = mpsc::channel::<Store>();
+        let failed = Failure::default();
+        let shared = Arc::clone(&failed);
         let spawned = std::thread::Builder::new()
             .name("bgflow-history".into())
-            .spawn(move || take.recv().ok().map(|store| write_batches(store, rx)));
+            .spawn(move || {
+                take.recv()
+                    .ok()
+                    .map(|store| write_batches(store, rx, &shared))
+            });
         let writer = match spawned {
             Ok(handle) => match give.send(store) {
                 Ok(()) => Writer::Thread { tx, handle },
@@ -99,6 +132,7 @@ impl StoreSink {
             last_beat: Instant::now(),
             beat_every: DEFAULT_BEAT,
             error: None,
+            failed,
         }
     }
 
@@ -148,10 +182,14 @@ impl StoreSink {
                 if tx.send(std::mem::take(&mut self.pending)).is_err() {
                     // The thread is gone (it panicked) and its connection with it.
                     self.error.get_or_insert_with(|| WRITER_GONE.to_owned());
+                    if let Ok(mut f) = self.failed.lock() {
+                        f.get_or_insert_with(|| WRITER_GONE.to_owned());
+                    }
                 }
             }
             Writer::Here(store) => {
                 if let Err(e) = store.apply(&self.pending) {
+                    note_failure(&self.failed, &e, store.state_dir());
                     self.error.get_or_insert_with(|| e.to_string());
                 }
                 self.pending.clear();
@@ -181,21 +219,21 @@ impl StoreSink {
     /// The `StepStarted` row of `step` still waiting in this batch, taken out so that the
     /// step's final row carries its pid: one write instead of two for a step that started
     /// and ended within one flush (most of a run of short steps).
-    fn take_started(&mut self, step: usize) -> Option<u32> {
+    fn take_started(&mut self, step: usize) -> Option<(u32, Option<u64>)> {
         let from = self.pending.len().saturating_sub(64);
         let at = self.pending[from..]
             .iter()
             .rposition(|w| matches!(w, Write::StepStarted { idx, .. } if *idx == step))?
             + from;
         match self.pending.remove(at) {
-            Write::StepStarted { pid, .. } => Some(pid),
+            Write::StepStarted { pid, pid_start, .. } => Some((pid, pid_start)),
             _ => None,
         }
     }
 
     /// The final state of a step: its row, and a `step_finished` event.
     fn step_finished(&mut self, step: usize, report: &StepReport, counts_done: bool) {
-        let pid = self.take_started(step);
+        let started = self.take_started(step);
         self.pending.push(Write::StepFinished {
             run: self.run.clone(),
             idx: step,
@@ -207,7 +245,8 @@ impl StoreSink {
                 signal: report.signal.clone(),
                 started_at: report.started_at.map(to_ms),
                 finished_at: report.finished_at.map(to_ms),
-                pid,
+                pid: started.map(|(pid, _)| pid),
+                pid_start: started.and_then(|(_, start)| start),
                 counts_done,
                 tests: report
                     .tests
@@ -246,16 +285,31 @@ struct StepFinishedData<'a> {
 }
 
 impl Sink for StoreSink {
+    /// The first write error, as soon as the writer met it: the run ends its steps and fails
+    /// with it (guarantee 13).
+    fn broken(&self) -> Option<String> {
+        self.failure()
+    }
+
     fn event(&mut self, event: &RunEvent<'_>) {
         let mut urgent = true;
         match event {
-            RunEvent::RunStarted { steps, log_dir, .. } => {
+            RunEvent::RunStarted {
+                steps,
+                log_dir,
+                containment,
+                cgroup,
+                ..
+            } => {
                 self.log_dir = log_dir.to_path_buf();
                 let pid = std::process::id();
                 self.pending.push(Write::RunStarted {
                     run: self.run.clone(),
                     pid,
                     start: super::process_start_time(pid),
+                    heartbeat_ms: i64::try_from(self.beat_every.as_millis()).unwrap_or(i64::MAX),
+                    containment,
+                    cgroup: cgroup.map(|c| c.display().to_string()),
                 });
                 self.event(
                     "run_started",
@@ -272,13 +326,17 @@ impl Sink for StoreSink {
                 }
             }
             RunEvent::StepStarted {
-                step, attempt, pid, ..
+                step,
+                attempt,
+                pid,
+                start_time,
             } => {
                 self.pending.push(Write::StepStarted {
                     run: self.run.clone(),
                     idx: *step,
                     attempt: *attempt,
                     pid: *pid,
+                    pid_start: *start_time,
                     at: now_ms(),
                 });
                 let data = format!(r#"{{"attempt":{attempt},"pid":{pid},"version":1}}"#);
@@ -365,6 +423,13 @@ impl Sink for StoreSink {
         {
             self.flush();
         }
+    }
+}
+
+impl StoreSink {
+    /// Why the history cannot be written, once a write failed.
+    pub fn failure(&self) -> Option<String> {
+        self.failed.lock().ok().and_then(|f| f.clone())
     }
 }
 

@@ -13,6 +13,8 @@ fn new_run(id: &str, dir: &Path, spec: &serde_json::Value) -> NewRun {
         meta: spec.clone(),
         steps: vec![(0, "task")],
         names: vec!["a".to_owned()].into(),
+        outputs: None,
+        heartbeat_ms: 2000,
     }
 }
 
@@ -70,22 +72,48 @@ fn a_run_whose_supervisor_is_gone_is_lost() {
                 run: "live0001".into(),
                 pid: me,
                 start: process_start_time(me),
+                heartbeat_ms: 2000,
+                containment: "process-group",
+                cgroup: None,
             },
             // Our own pid with a wrong start time stands for a reused pid.
             Write::RunStarted {
                 run: "dead0001".into(),
                 pid: me,
                 start: Some(1),
+                heartbeat_ms: 2000,
+                containment: "process-group",
+                cgroup: None,
             },
             Write::StepStarted {
                 run: "dead0001".into(),
                 idx: 0,
                 attempt: 1,
                 pid: 1,
+                pid_start: None,
                 at: now_ms(),
             },
         ])
         .expect("apply");
+    // Shown lost on read, before anything is written.
+    let (shown, steps) = store
+        .run_with_steps("dead0001")
+        .expect("query")
+        .expect("row");
+    assert_eq!(shown.state, "lost");
+    assert!(shown
+        .reason
+        .as_deref()
+        .is_some_and(|r| r.contains("is gone")));
+    assert_eq!(steps[0].state, "lost");
+    assert_eq!(
+        store
+            .run_stored("dead0001")
+            .expect("query")
+            .expect("row")
+            .state,
+        "running"
+    );
     assert_eq!(
         store.reconcile_lost().expect("reconcile"),
         vec!["dead0001".to_owned()]
@@ -158,6 +186,7 @@ fn a_run_created_within_a_batch_takes_the_writes_after_it() {
                 idx: 0,
                 attempt: 1,
                 pid: 4242,
+                pid_start: Some(77),
                 at: now_ms(),
             },
         ])
@@ -165,6 +194,163 @@ fn a_run_created_within_a_batch_takes_the_writes_after_it() {
     let steps = store.steps("new00002").expect("steps");
     assert_eq!(steps[0].state, "running");
     assert_eq!(steps[0].pid, Some(4242));
+    assert_eq!(steps[0].pid_start, Some(77));
     let events = store.events(Some("new00002"), 0, 10).expect("events");
     assert_eq!(events[0].r#type, "run_created");
+}
+
+#[test]
+fn a_silent_supervisor_is_unresponsive_until_it_beats_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = Store::open(dir.path()).expect("open");
+    let spec = serde_json::json!({});
+    store
+        .create_run(&new_run("slow0001", dir.path(), &spec))
+        .expect("insert");
+    let me = std::process::id();
+    store
+        .apply(&[Write::RunStarted {
+            run: "slow0001".into(),
+            pid: me,
+            start: process_start_time(me),
+            heartbeat_ms: 100,
+            containment: "process-group",
+            cgroup: None,
+        }])
+        .expect("apply");
+    store
+        .conn
+        .execute(
+            "UPDATE runs SET heartbeat_at = ?1 WHERE id = 'slow0001'",
+            params![now_ms() - 5_000],
+        )
+        .expect("age the heartbeat");
+    let run = store.run("slow0001").expect("query").expect("row");
+    assert_eq!(run.state, "unresponsive");
+    assert!(run.is_active());
+    store.reconcile_lost().expect("reconcile");
+    store
+        .apply(&[Write::Heartbeat {
+            run: "slow0001".into(),
+        }])
+        .expect("beat");
+    assert_eq!(
+        store.run("slow0001").expect("q").expect("row").state,
+        "running"
+    );
+    store.reconcile_lost().expect("reconcile");
+    let types: Vec<String> = store
+        .events(Some("slow0001"), 0, 100)
+        .expect("events")
+        .into_iter()
+        .map(|e| e.r#type)
+        .collect();
+    assert!(
+        types.ends_with(&["run_unresponsive".to_owned(), "run_responsive".to_owned()]),
+        "{types:?}"
+    );
+}
+
+#[test]
+fn admission_takes_the_limit_and_the_lock_in_one_transaction() {
+    use admit::{Admission, Refusal};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = Store::open(dir.path()).expect("open");
+    let spec = serde_json::json!({});
+    let me = std::process::id();
+    let a = Admission {
+        limit: 2,
+        check_lock: true,
+        supervisor: Some((me, process_start_time(me))),
+        with_steps: false,
+    };
+    let mut first = new_run("lock0001", dir.path(), &spec);
+    first.outputs = Some(vec!["build".to_owned()]);
+    assert!(store.admit(&first, a).expect("admit").is_none());
+    let row = store.run("lock0001").expect("q").expect("row");
+    assert_eq!(row.supervisor_pid, Some(i64::from(me)));
+    assert_eq!(row.lock.expect("lock").outputs, ["build"]);
+    let mut second = new_run("lock0002", dir.path(), &spec);
+    second.outputs = Some(vec!["build/x.txt".to_owned()]);
+    match store.admit(&second, a).expect("admit") {
+        Some(Refusal::Conflict { run, outputs }) => {
+            assert_eq!(run.id, "lock0001");
+            assert_eq!(outputs, ["build/x.txt"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        store.run("lock0002").expect("q").is_none(),
+        "nothing written"
+    );
+    second.outputs = Some(vec!["dist".to_owned()]);
+    assert!(store.admit(&second, a).expect("admit").is_none());
+    let third = new_run("lock0003", dir.path(), &spec);
+    assert!(matches!(
+        store.admit(&third, a).expect("admit"),
+        Some(Refusal::Limit { limit: 2, .. })
+    ));
+}
+
+#[test]
+fn a_damaged_history_is_refused_not_read_as_empty() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    drop(Store::open(dir.path()).expect("open"));
+    let _ = std::fs::remove_file(dir.path().join("bgflow.db-wal"));
+    let _ = std::fs::remove_file(dir.path().join("bgflow.db-shm"));
+    let db = dir.path().join("bgflow.db");
+    let mut bytes = std::fs::read(&db).expect("read");
+    bytes[..100].fill(b'x');
+    std::fs::write(&db, bytes).expect("write");
+    let err = Store::open(dir.path()).err().expect("an error");
+    assert!(matches!(err, StoreError::Damaged { .. }), "{err}");
+    assert!(err.to_string().contains("not a database"), "{err}");
+}
+
+#[test]
+fn a_failed_history_write_breaks_the_sink_at_once() {
+    use crate::exec::{RunEvent, Sink};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let spec = serde_json::json!({});
+    let mut sink = sink::StoreSink::new(store, "brk00001", vec!["a".to_owned()].into());
+    sink.record(new_run("brk00001", dir.path(), &spec));
+    assert_eq!(sink.broken(), None);
+    // Another connection takes the table away: every later write of the run fails.
+    Connection::open(dir.path().join("bgflow.db"))
+        .and_then(|c| c.execute_batch("PRAGMA foreign_keys = OFF; DROP TABLE steps;"))
+        .expect("drop the steps");
+    sink.event(&RunEvent::StepStarted {
+        step: 0,
+        attempt: 1,
+        pid: 1,
+        start_time: None,
+    });
+    sink.event(&RunEvent::Heartbeat);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let why = loop {
+        if let Some(why) = sink.broken() {
+            break why;
+        }
+        assert!(std::time::Instant::now() < deadline, "never broken");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    assert!(why.starts_with("cannot write the run history: "), "{why}");
+    assert!(why.contains("steps"), "{why}");
+}
+
+#[test]
+fn a_full_device_is_named_as_such() {
+    let full = StoreError::Sql {
+        path: "x".into(),
+        source: rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            None,
+        ),
+    };
+    assert!(full.is_full());
+    assert_eq!(
+        sink::history_failure(&full, Path::new("/")),
+        "cannot write the run history: no space left on the device"
+    );
 }

@@ -1,0 +1,104 @@
+//! What a new run must pass before any step starts: a writable state folder with room
+//! (`check_state_dir`), and admission by the history (`admit`: `limits.max_concurrent_runs`
+//! and the lock per tree, DESIGN.md §7).
+
+use std::path::Path;
+
+use crate::exit;
+use crate::report;
+use crate::store::admit::{Admission, Refusal};
+use crate::store::{now_ms, NewRun, Store};
+
+/// The least free space the state folder's device must have for a run to start: the
+/// history and the logs of a run need room, and a run that cannot write its history is
+/// ended (guarantee 13). Documented in docs/background-runs.md.
+pub const MIN_FREE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Checks that `state_dir` (and its `runs/` folder) can be written and has at least
+/// `MIN_FREE_BYTES` free; says what is wrong otherwise (exit 4, nothing ran).
+pub fn check_state_dir(state_dir: &Path) -> Result<(), u8> {
+    let fail = |what: String| {
+        let help = if what.starts_with("has ") {
+            "free some space on its device, or pass --state-dir DIR"
+        } else {
+            "make it writable, or pass --state-dir DIR (a folder bgflow can write)"
+        };
+        report::stderr(&format!(
+            "error: the state folder {} {what}; nothing ran\n  help: {help}\n",
+            state_dir.display()
+        ));
+        exit::INTERNAL
+    };
+    let runs = state_dir.join("runs");
+    if let Err(e) = crate::store::ensure_private_dir(&runs) {
+        return Err(fail(format!("cannot be written: {e}")));
+    }
+    for dir in [state_dir, runs.as_path()] {
+        let probe = dir.join(format!(".bgflow-probe-{}", std::process::id()));
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&probe)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"probe"));
+        let _ = std::fs::remove_file(&probe);
+        if let Err(e) = written {
+            return Err(fail(format!("cannot be written ({}: {e})", dir.display())));
+        }
+    }
+    match crate::store::liveness::free_bytes(state_dir) {
+        Some(free) if free < MIN_FREE_BYTES => Err(fail(format!(
+            "has {} free on its device, less than the {} MiB a run needs",
+            human_bytes(free),
+            MIN_FREE_BYTES / (1024 * 1024)
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn human_bytes(n: u64) -> String {
+    if n >= 1024 * 1024 {
+        format!("{:.1} MiB", n as f64 / (1024.0 * 1024.0))
+    } else {
+        format!("{} KiB", n / 1024)
+    }
+}
+
+/// Admits the run in the history (inserting its row), or says why not: exit 3 when it is
+/// refused, 4 when the history cannot be written.
+pub fn admit(store: &mut Store, run: &NewRun, a: Admission, state_dir: &Path) -> Result<(), u8> {
+    match store.admit(run, a) {
+        Ok(None) => Ok(()),
+        Ok(Some(Refusal::Limit { active, limit })) => {
+            let ids: Vec<&str> = active.iter().map(|r| r.id.as_str()).collect();
+            report::stderr(&format!(
+                "error: {} run(s) are active in {} ({}) and limits.max_concurrent_runs is {limit}; nothing ran\n  help: wait for one to end (bgflow status RUN --watch) or stop one (bgflow stop RUN)\n",
+                active.len(),
+                state_dir.display(),
+                ids.join(", ")
+            ));
+            Err(exit::INVALID)
+        }
+        Ok(Some(Refusal::Conflict {
+            run: other,
+            outputs,
+        })) => {
+            let pid = other
+                .supervisor_pid
+                .map_or_else(|| "supervisor starting".to_owned(), |p| format!("pid {p}"));
+            let secs = (now_ms() - other.started_at.unwrap_or(other.created_at)).max(0) / 1000;
+            let sd = crate::validate::template::shell_quote(&state_dir.display().to_string());
+            report::stderr(&format!(
+                "error: run {id} of `{wf}` ({pid}, started {secs}s ago) is active in {root} and writes the same outputs ({outs}); nothing ran\n  help: wait for it: bgflow --state-dir {sd} status {id} --watch; stop it: bgflow --state-dir {sd} stop {id}; or pass --allow-concurrent\n",
+                id = other.id,
+                wf = other.workflow,
+                root = other.root,
+                outs = outputs.join(", "),
+            ));
+            Err(exit::INVALID)
+        }
+        Err(e) => {
+            report::stderr(&format!("error: cannot record the run: {e}\n"));
+            Err(exit::INTERNAL)
+        }
+    }
+}

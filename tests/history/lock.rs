@@ -1,0 +1,126 @@
+//! Guarantee 11, one writer per tree: a second run of a root whose outputs overlap an active
+//! run's is refused (exit 3) unless `--allow-concurrent`; the lock is judged by the holder's
+//! liveness; `limits.max_concurrent_runs` is checked and taken in one transaction.
+
+use super::*;
+
+#[test]
+fn a_second_run_writing_the_same_outputs_is_refused_until_the_first_is_gone() {
+    let home = Home::new();
+    home.write(
+        "lock.toml",
+        "[workflow]\nname = \"lock\"\n\n[steps.make]\nrun = \"sh wait.sh go; mkdir -p build; echo x > build/x.txt\"\noutputs = [\"build/x.txt\"]\n",
+    );
+    home.write(
+        "other.toml",
+        "[workflow]\nname = \"other\"\n\n[steps.make]\nrun = \"echo y > y.txt\"\noutputs = [\"y.txt\"]\n",
+    );
+    // A foreground run holds the lock while its step waits.
+    let first_run = home.spawn(&["run", "lock.toml", "--progress", "never"]);
+    let first = wait_until("the first run to be recorded", SOON, || {
+        let list = home.bgflow(&["list", "--json"]);
+        (list.code == 0)
+            .then(|| list.json()["runs"][0]["id"].as_str().map(str::to_owned))
+            .flatten()
+    });
+    let s = home.wait_step_running(&first, "make");
+    assert_eq!(
+        s["run"]["lock"],
+        serde_json::json!({"root": home.path().to_str().expect("utf-8"), "outputs": ["build/x.txt"]}),
+        "{s}"
+    );
+    assert_eq!(
+        s["run"]["supervisor_pid"].as_i64(),
+        Some(i64::from(first_run.child.id()))
+    );
+
+    for args in [
+        &["run", "lock.toml", "--progress", "never"][..],
+        &["run", "-d", "lock.toml"][..],
+    ] {
+        let out = home.bgflow(args).expect(3);
+        assert_eq!(out.stdout, "", "{args:?}");
+        assert!(
+            out.stderr
+                .contains(&format!("error: run {first} of `lock`"))
+                && out.stderr.contains("build/x.txt")
+                && out.stderr.contains("nothing ran")
+                && out.stderr.contains("--allow-concurrent")
+                && out.stderr.contains(&format!("status {first} --watch")),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    // Another workflow's outputs do not overlap: admitted.
+    let (_, out) = home.run("other.toml");
+    out.expect(0);
+    // --allow-concurrent opts out.
+    let allowed = run_id_of(
+        &home
+            .bgflow(&["run", "-d", "--allow-concurrent", "lock.toml"])
+            .expect(0),
+    );
+    home.bgflow(&["stop", &allowed, "--force", "--yes"])
+        .expect(0);
+
+    // The holder crashes: its lock goes with it, no stale lock.
+    signal(
+        i64::from(first_run.child.id()),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    drop(first_run);
+    let next = run_id_of(&home.bgflow(&["run", "-d", "lock.toml"]).expect(0));
+    assert_eq!(home.status(&first)["run"]["state"], "lost");
+    home.touch("go");
+    let s = home.wait_done(&next);
+    assert_eq!(s["run"]["state"], "succeeded", "{s}");
+    // A finished run holds nothing: the next one is admitted.
+    let (_, out) = home.run("lock.toml");
+    out.expect(0);
+}
+
+#[test]
+fn max_concurrent_runs_admits_exactly_the_limit_of_twenty_at_once() {
+    const TRIALS: usize = 20;
+    const AT_ONCE: usize = 20;
+    let home = Home::new();
+    home.write("bgflow.toml", "[limits]\nmax_concurrent_runs = 3\n");
+    home.write(
+        "nap.toml",
+        "[workflow]\nname = \"nap\"\n\n[steps.nap]\nrun = \"sleep 317\"\n",
+    );
+    for trial in 0..TRIALS {
+        let children: Vec<Child> = (0..AT_ONCE)
+            .map(|_| {
+                home.cmd(&["run", "-d", "nap.toml"])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("spawn run -d")
+            })
+            .collect();
+        let outs: Vec<Out> = children
+            .into_iter()
+            .map(|c| {
+                let o = c.wait_with_output().expect("run -d");
+                Out {
+                    code: o.status.code().unwrap_or(-1),
+                    stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+                    stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+                }
+            })
+            .collect();
+        let admitted: Vec<String> = outs.iter().filter(|o| o.code == 0).map(run_id_of).collect();
+        for o in outs.iter().filter(|o| o.code != 0) {
+            assert!(
+                o.code == 3 && o.stderr.contains("max_concurrent_runs is 3"),
+                "trial {trial}: {o:?}"
+            );
+        }
+        assert_eq!(admitted.len(), 3, "trial {trial}: admitted {admitted:?}");
+        for id in &admitted {
+            home.bgflow(&["stop", id, "--force", "--yes"]).expect(0);
+        }
+    }
+    wait_gone(&["sleep", "317"]);
+}
