@@ -5,6 +5,7 @@ pub mod history_cmd;
 mod plan_cmd;
 mod run_cmd;
 mod start_cmd;
+mod stop_cmd;
 
 use std::path::PathBuf;
 
@@ -309,7 +310,7 @@ pub fn run(cli: Cli) -> u8 {
         Commands::Status(args) => history_cmd::status(&args, cli.state_dir.as_deref()),
         Commands::List(args) => history_cmd::list(&args, cli.state_dir.as_deref()),
         Commands::Logs(args) => history_cmd::logs(&args, cli.state_dir.as_deref()),
-        Commands::Stop(args) => history_cmd::stop(&args, cli.state_dir.as_deref()),
+        Commands::Stop(args) => stop_cmd::stop(&args, cli.state_dir.as_deref()),
         Commands::Resume(args) => start_cmd::resume(&args, g),
         Commands::Events(args) => history_cmd::events(&args, cli.state_dir.as_deref()),
         Commands::Cleanup(args) => history_cmd::cleanup(&args, cli.state_dir.as_deref()),
