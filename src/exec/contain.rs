@@ -66,12 +66,26 @@ pub struct Containment {
     made: std::sync::atomic::AtomicUsize,
 }
 
-/// A leaf cgroup of the run, with its folder and `cgroup.procs` open.
+/// A leaf cgroup of the run, with its folder, `cgroup.procs` and `cgroup.events` open (a
+/// step's end reads `populated` with one `pread`).
 #[derive(Debug)]
 struct Leaf {
     path: PathBuf,
     dir: OwnedFd,
     procs: OwnedFd,
+    events: fs::File,
+}
+
+impl Leaf {
+    /// `populated 1` in the leaf's `cgroup.events`: a process in it or below it.
+    fn populated(&self) -> bool {
+        use std::os::unix::fs::FileExt;
+        let mut buf = [0u8; 128];
+        match self.events.read_at(&mut buf, 0) {
+            Ok(n) => buf[..n].split(|b| *b == b'\n').any(|l| l == b"populated 1"),
+            Err(_) => populated(&self.path),
+        }
+    }
 }
 
 impl Containment {
@@ -149,10 +163,12 @@ impl Containment {
         let procs = fs::OpenOptions::new()
             .write(true)
             .open(path.join("cgroup.procs"))?;
+        let events = fs::File::open(path.join("cgroup.events"))?;
         Ok(Leaf {
             path,
             dir: OwnedFd::from(folder),
             procs: OwnedFd::from(procs),
+            events,
         })
     }
 
@@ -257,8 +273,8 @@ impl Unit<'_> {
     /// or the group, and any child of this process (orphans come here as subreaper)
     /// that carries the token.
     fn maybe_alive(&self) -> bool {
-        match self.leaf() {
-            Some(leaf) => populated(leaf),
+        match &self.leaf {
+            Some(leaf) => leaf.populated(),
             None => {
                 let group = i32::try_from(self.pgid)
                     .is_ok_and(|g| killpg(Pid::from_raw(g), None) != Err(nix::errno::Errno::ESRCH));
@@ -323,7 +339,7 @@ impl Drop for Unit<'_> {
         let Some(leaf) = self.leaf.take() else {
             return;
         };
-        if populated(&leaf.path) {
+        if leaf.populated() {
             // Never leave a process behind; the leaf is not used again (the run's end
             // removes it).
             let _ = fs::write(leaf.path.join("cgroup.kill"), "1");
@@ -644,18 +660,17 @@ fn has_token(pid: u32, token: &str, prefix: bool) -> bool {
     })
 }
 
-/// This process's children (of every thread: an orphan goes to any of them); `None` where
-/// the kernel keeps no such list.
+/// The children of this process's main thread, where the kernel puts a subreaper's
+/// orphans (the first live thread of its group: `find_new_reaper`); `None` where the
+/// kernel keeps no such list (CONFIG_PROC_CHILDREN).
 fn own_children() -> Option<Vec<u32>> {
-    let mut pids = Vec::new();
-    for task in fs::read_dir("/proc/self/task").ok()?.flatten() {
-        let text = fs::read_to_string(task.path().join("children")).ok()?;
-        pids.extend(
-            text.split_whitespace()
-                .filter_map(|p| p.parse::<u32>().ok()),
-        );
-    }
-    Some(pids)
+    let me = std::process::id();
+    let text = fs::read_to_string(format!("/proc/{me}/task/{me}/children")).ok()?;
+    Some(
+        text.split_whitespace()
+            .filter_map(|p| p.parse::<u32>().ok())
+            .collect(),
+    )
 }
 
 /// Reaps `pid` if it is this process's exited child.

@@ -176,10 +176,20 @@ pub fn proc_stat(pid: u32) -> Option<(char, u32)> {
 /// The start time of a process (clock ticks after boot), from /proc/PID/stat field 22: with
 /// the pid, it names one process even once the number is recycled.
 pub fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    use std::io::Read;
+    // One `read` into a buffer: read_to_string would also stat the file and read twice,
+    // and this runs once per step start.
+    let mut buf = [0u8; 1024];
+    let n = std::fs::File::open(format!("/proc/{pid}/stat"))
+        .ok()?
+        .read(&mut buf)
+        .ok()?;
+    let stat = buf.get(..n)?;
+    // The command (in parentheses) may hold any bytes; the fields after it do not.
+    let rest = stat.get(stat.iter().rposition(|b| *b == b')')? + 2..)?;
     // Fields after the command: state(3) ... starttime(22) => index 19 in `rest`.
-    rest.split(' ').nth(19)?.parse().ok()
+    let field = rest.split(|b| *b == b' ').nth(19)?;
+    std::str::from_utf8(field).ok()?.parse().ok()
 }
 
 /// Sends `signal` to process `pid` only if `still_it()` holds once a pidfd names it: a

@@ -116,6 +116,54 @@ fn detach<'a>(flow: &'a Flow, conf: &str) -> Detached<'a> {
     }
 }
 
+/// `bgflow run -d` under a child subreaper (python3) that reaps whatever is orphaned below
+/// it (the supervisor, then its steps), so that a killed process's number is free at once,
+/// not whenever this machine's init reaps it. The reaper ends once nothing is left.
+fn detach_reaped<'a>(flow: &'a Flow, conf: &str) -> (Detached<'a>, Child) {
+    use std::io::Read;
+    const REAPER: &str = "import ctypes, os, subprocess, sys
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+os.write(1, subprocess.run(sys.argv[1:], stdout=subprocess.PIPE).stdout)
+os.close(1)
+while True:
+    try:
+        os.wait()
+    except ChildProcessError:
+        break
+";
+    let mut reaper = Command::new("python3")
+        .args([
+            "-c",
+            REAPER,
+            BIN,
+            "--color",
+            "never",
+            "run",
+            "bgflow.toml",
+            "-d",
+        ])
+        .current_dir(flow.path())
+        .env("BGFLOW_CONFIG", conf)
+        .env_remove("BGFLOW_STATE_DIR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut id = String::new();
+    reaper
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut id)
+        .expect("the run id");
+    assert!(!id.trim().is_empty(), "run -d printed no run id");
+    let run = Detached {
+        flow,
+        id: id.trim().to_owned(),
+    };
+    (run, reaper)
+}
+
 fn bgflow(flow: &Flow, args: &[&str]) -> std::process::Output {
     Command::new(BIN)
         .args(args)
@@ -372,7 +420,7 @@ fn stop_leaves_a_recycled_pid_alone_and_says_so() {
         "[workflow]\nname = \"recycle\"\n\n[steps.long]\nrun = \"touch spawned; exec sleep 5259\"\n",
     );
     let conf = config(&flow, "process-group");
-    let run = detach(&flow, &conf);
+    let (run, mut reaper) = detach_reaped(&flow, &conf);
     let id = run.id.clone();
     wait_until(SOON, "the step to start", || flow.exists("spawned"));
     let mut pid = None;
@@ -393,8 +441,8 @@ fn stop_leaves_a_recycled_pid_alone_and_says_so() {
     wait_until(SOON, "the step's process to go", || {
         common::proc_state(pid.unsigned_abs()).is_none_or(|s| s == 'Z' || s == 'X')
     });
-    // The zombie (its parent, the supervisor, is gone) is reaped by init; then the number
-    // is free.
+    // The zombie (its parent, the supervisor, is gone) is reaped by the reaper; then the
+    // number is free.
     wait_until(SOON, "the step's pid to be free", || {
         common::proc_state(pid.unsigned_abs()).is_none()
     });
@@ -420,6 +468,8 @@ fn stop_leaves_a_recycled_pid_alone_and_says_so() {
     let alive = still_running(pid.unsigned_abs(), "sleep 5258");
     let _ = taker.kill();
     let _ = taker.wait();
+    let _ = reaper.kill();
+    let _ = reaper.wait();
     assert!(out.status.success(), "{stderr}");
     assert!(
         alive,
