@@ -15,6 +15,11 @@ fn a_second_run_writing_the_same_outputs_is_refused_until_the_first_is_gone() {
         "other.toml",
         "[workflow]\nname = \"other\"\n\n[steps.make]\nrun = \"echo y > y.txt\"\noutputs = [\"y.txt\"]\n",
     );
+    // A stopped run of the same workflow, to `resume` while another holds the lock.
+    let stopped = run_id_of(&home.bgflow(&["run", "-d", "lock.toml"]).expect(0));
+    home.bgflow(&["stop", &stopped, "--force", "--yes"])
+        .expect(0);
+    assert_eq!(home.status(&stopped)["run"]["state"], "cancelled");
     // A foreground run holds the lock while its step waits.
     let first_run = home.spawn(&["run", "lock.toml", "--progress", "never"]);
     let first = wait_until("the first run to be recorded", SOON, || {
@@ -22,6 +27,7 @@ fn a_second_run_writing_the_same_outputs_is_refused_until_the_first_is_gone() {
         (list.code == 0)
             .then(|| list.json()["runs"][0]["id"].as_str().map(str::to_owned))
             .flatten()
+            .filter(|id| *id != stopped)
     });
     let s = home.wait_step_running(&first, "make");
     assert_eq!(
@@ -37,6 +43,8 @@ fn a_second_run_writing_the_same_outputs_is_refused_until_the_first_is_gone() {
     for args in [
         &["run", "lock.toml", "--progress", "never"][..],
         &["run", "-d", "lock.toml"][..],
+        &["resume", &stopped, "--progress", "never"][..],
+        &["resume", "-d", &stopped][..],
     ] {
         let out = home.bgflow(args).expect(3);
         assert_eq!(out.stdout, "", "{args:?}");
