@@ -148,6 +148,7 @@ impl Containment {
             pool: self,
             pgid: 0,
             signalled: std::sync::atomic::AtomicBool::new(false),
+            empty: false,
         })
     }
 
@@ -209,6 +210,8 @@ pub struct Unit<'a> {
     /// Whether the unit was told to end (a timeout, a stop): its processes are then given
     /// a moment to go before what is left is counted.
     signalled: std::sync::atomic::AtomicBool,
+    /// `end` found nothing left.
+    empty: bool,
 }
 
 /// A process that was still there when its step ended.
@@ -292,8 +295,10 @@ impl Unit<'_> {
     /// After the leader exited and was reaped: ends what is left of the unit (`signal`,
     /// `grace`, then SIGKILL) and returns what it was. Empty in the common case, found
     /// without a scan of /proc.
-    pub async fn end(&self, grace: Duration) -> Vec<Leftover> {
+    pub async fn end(&mut self, grace: Duration) -> Vec<Leftover> {
         if self.pgid == 0 || !self.maybe_alive() {
+            // An empty unit stays empty: nothing is left in it to start a process.
+            self.empty = true;
             return Vec::new();
         }
         if self.signalled.load(std::sync::atomic::Ordering::Relaxed) {
@@ -339,7 +344,7 @@ impl Drop for Unit<'_> {
         let Some(leaf) = self.leaf.take() else {
             return;
         };
-        if leaf.populated() {
+        if !self.empty && leaf.populated() {
             // Never leave a process behind; the leaf is not used again (the run's end
             // removes it).
             let _ = fs::write(leaf.path.join("cgroup.kill"), "1");
