@@ -1,0 +1,339 @@
+//! Checking one step of the manifest: its name, command, paths, durations, regexes and
+//! probes, into a compact checked `Step` (the rest of `check` is in `mod.rs`).
+
+use super::*;
+
+impl Cx<'_, '_> {
+    pub(super) fn step(
+        &mut self,
+        name: String,
+        mut spec: StepSpec,
+        r: &Renderer,
+        root: &Arc<Path>,
+        broken: bool,
+    ) -> Step {
+        // Probes are rendered apart, then put back (the step info below borrows `spec`).
+        let (mut ready, mut health) = (spec.ready.take(), spec.health.take());
+        let owned = name;
+        let name = owned.as_str();
+        let spec_kind = spec.kind;
+        // Places are looked up only for a problem (`Document`).
+        let doc = self.doc;
+        let key = || doc.key_span(&["steps", name]);
+        let at = |field: &'static str| vec!["steps", name, field];
+        if !valid_name(name) {
+            self.push(
+                Problem::error("invalid-name", format!("invalid step name `{name}`"))
+                    .at_opt(key(), "letters, digits, '-' and '_' only")
+                    .help("rename the step, e.g. `[steps.build-docs]`"),
+            );
+        }
+        let info = StepInfo {
+            name,
+            inputs: &spec.inputs,
+            outputs: &spec.outputs,
+            attempt: 1,
+        };
+        let command = match &spec.run {
+            None if !broken => {
+                self.push(
+                    Problem::error("missing-key", format!("step `{name}` has no `run`"))
+                        .at_opt(key(), "this step")
+                        .help("add `run = \"...\"` (a shell string) or `run = [\"prog\", \"arg\"]` (argv)"),
+                );
+                Command::Argv(Vec::new())
+            }
+            None => Command::Argv(Vec::new()),
+            Some(RunSpec::Argv(argv)) if argv.is_empty() => {
+                self.error_at(
+                    "invalid-value",
+                    "`run` must not be an empty array",
+                    &at("run"),
+                    "empty",
+                );
+                Command::Argv(Vec::new())
+            }
+            Some(RunSpec::Shell(s)) if s.trim().is_empty() => {
+                self.error_at(
+                    "invalid-value",
+                    "`run` must not be empty",
+                    &at("run"),
+                    "empty",
+                );
+                Command::Shell(String::new())
+            }
+            Some(run) => match render_run(r, Some(run), &info) {
+                Ok(c) => c,
+                Err((e, item)) => {
+                    let span = match item {
+                        Some(i) => self.doc.item_span(&at("run"), i),
+                        None => self.doc.value_span(&at("run")),
+                    };
+                    let text = match (run, item) {
+                        (RunSpec::Shell(s), _) => s.as_str(),
+                        (RunSpec::Argv(a), Some(i)) => a[i].as_str(),
+                        (RunSpec::Argv(_), None) => "",
+                    };
+                    let place = self.inside(span, text, e.range.clone());
+                    let mut p = Problem::error("template", e.message).at_opt(place, "here");
+                    if let Some(h) = e.help {
+                        p = p.help(h);
+                    }
+                    self.push(p);
+                    Command::Shell(String::new())
+                }
+            },
+        };
+        let cwd_rel = match &spec.cwd {
+            Some(c) => self
+                .render(r, c, Mode::Plain, Some(&info), &at("cwd"))
+                .unwrap_or_default(),
+            None => String::new(),
+        };
+        let cwd = if cwd_rel.is_empty() {
+            Arc::clone(root)
+        } else {
+            Arc::from(root.join(&cwd_rel))
+        };
+        let mut env = Vec::new();
+        for (k, v) in &spec.env {
+            if let Some(out) =
+                self.render(r, v, Mode::Plain, Some(&info), &["steps", name, "env", k])
+            {
+                env.push((k.clone(), out));
+            }
+        }
+        for (field, list) in [("inputs", &spec.inputs), ("outputs", &spec.outputs)] {
+            for (i, pattern) in list.iter().enumerate() {
+                if pattern.trim().is_empty() {
+                    self.push(
+                        Problem::error("invalid-value", format!("empty path in `{field}`"))
+                            .at_opt(self.doc.item_span(&at(field), i), "empty"),
+                    );
+                } else if is_glob(pattern) {
+                    if let Err(e) = compile_glob(pattern) {
+                        self.push(
+                            Problem::error(
+                                "invalid-glob",
+                                format!("invalid glob `{pattern}`: {}", e.kind()),
+                            )
+                            .at_opt(self.doc.item_span(&at(field), i), "here"),
+                        );
+                    }
+                }
+            }
+        }
+        let progress = spec.progress.as_ref().and_then(|p| {
+            let re = self.regex(p, || doc.value_span(&at("progress")))?;
+            let names: Vec<&str> = re.capture_names().flatten().collect();
+            let useful = names.contains(&"percent")
+                || names.contains(&"message")
+                || (names.contains(&"current") && names.contains(&"total"));
+            if !useful {
+                self.push(
+                    Problem::warning(
+                        "progress-groups",
+                        "the `progress` regex has no named group bgflow reads",
+                    )
+                    .at_opt(
+                        self.doc.value_span(&at("progress")),
+                        "no (?P<percent>…), (?P<current>…)+(?P<total>…) or (?P<message>…)",
+                    )
+                    .help("e.g. progress = '(?P<current>\\d+)/(?P<total>\\d+): (?P<message>.*)'"),
+                );
+            }
+            Some(re)
+        });
+        let fail_on = spec
+            .fail_on
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| self.regex(p, || doc.item_span(&at("fail_on"), i)))
+            .collect();
+        if let Some(junit) = &spec.junit {
+            if let Err(e) = compile_glob(junit) {
+                self.push(
+                    Problem::error(
+                        "invalid-glob",
+                        format!("invalid glob `{junit}`: {}", e.kind()),
+                    )
+                    .at_opt(self.doc.value_span(&at("junit")), "here"),
+                );
+            }
+            if spec.kind != StepKind::Test {
+                self.push(
+                    Problem::warning(
+                        "kind-mismatch",
+                        format!(
+                            "`junit` is read only for `kind = \"test\"`; step `{name}` is a {}",
+                            spec.kind.as_str()
+                        ),
+                    )
+                    .at_opt(self.doc.key_span(&at("junit")), "ignored")
+                    .help("add `kind = \"test\"` to the step"),
+                );
+            }
+        }
+        // Probes are templates too (a port from `vars`); checked as rendered.
+        for (probe_key, probe) in [("ready", &mut ready), ("health", &mut health)] {
+            if let Some(probe) = probe {
+                let mut rendered_ok = true;
+                for (field, value, mode) in [
+                    ("http", &mut probe.http, Mode::Plain),
+                    ("tcp", &mut probe.tcp, Mode::Plain),
+                    ("command", &mut probe.command, Mode::Shell),
+                ] {
+                    if let Some(text) = value.as_mut() {
+                        let path = ["steps", name, probe_key, field];
+                        match self.render(r, text, mode, Some(&info), &path) {
+                            Some(out) => *text = out,
+                            None => rendered_ok = false,
+                        }
+                    }
+                }
+                if rendered_ok {
+                    self.probe(name, probe_key, probe, spec_kind);
+                }
+            }
+        }
+        if spec_kind == StepKind::Service && ready.is_none() {
+            self.push(
+                Problem::warning(
+                    "service-without-ready",
+                    format!("service `{name}` has no `ready` probe"),
+                )
+                .at_opt(key(), "dependents will start as soon as it is spawned")
+                .help("add e.g. `ready = { tcp = \"127.0.0.1:8000\", timeout = \"30s\" }`"),
+            );
+        }
+        let run = spec
+            .run
+            .filter(|run| match run {
+                RunSpec::Shell(s) => template::is_template(s),
+                RunSpec::Argv(argv) => argv.iter().any(|a| template::is_template(a)),
+            })
+            .map(Box::new);
+        let more = More {
+            needs: spec.needs,
+            cwd: spec.cwd,
+            env,
+            timeout: spec.timeout,
+            retry_delay: spec.retry_delay,
+            stall_timeout: spec.stall_timeout,
+            progress,
+            fail_on,
+            tools: spec.tools,
+            tags: spec.tags,
+            ready,
+            health,
+            junit: spec.junit,
+        };
+        Step {
+            name: owned,
+            kind: spec.kind,
+            allow_failure: spec.allow_failure,
+            retries: spec.retries,
+            kill_grace: spec.kill_grace,
+            input_exists: vec![None; spec.inputs.len()].into_boxed_slice(),
+            inputs: spec.inputs.into_boxed_slice(),
+            outputs: spec.outputs.into_boxed_slice(),
+            command,
+            run,
+            cwd,
+            more: (!more.is_empty()).then(|| Box::new(more)),
+        }
+    }
+
+    /// Compiles `pattern`; `span` places it, looked up only for a problem.
+    fn regex(
+        &mut self,
+        pattern: &str,
+        span: impl FnOnce() -> Option<Range<usize>>,
+    ) -> Option<Regex> {
+        match Regex::new(pattern) {
+            Ok(re) => Some(re),
+            Err(e) => {
+                let detail = e.to_string();
+                let last = detail
+                    .lines()
+                    .last()
+                    .unwrap_or("invalid")
+                    .trim()
+                    .trim_start_matches("error: ")
+                    .to_owned();
+                self.push(
+                    Problem::error("invalid-regex", format!("invalid regex: {last}"))
+                        .at_opt(span(), "here"),
+                );
+                None
+            }
+        }
+    }
+
+    fn probe(&mut self, step: &str, key: &str, probe: &Probe, kind: StepKind) {
+        let path = ["steps", step, key];
+        let set = [&probe.http, &probe.tcp, &probe.command, &probe.log]
+            .iter()
+            .filter(|p| p.is_some())
+            .count();
+        if set != 1 {
+            self.push(
+                Problem::error("invalid-probe", format!("`{key}` needs exactly one of `http`, `tcp`, `command`, `log` (found {set})"))
+                    .at_opt(self.doc.value_span(&path), "here")
+                    .help("e.g. `{ tcp = \"127.0.0.1:8000\" }` or `{ http = \"http://127.0.0.1:8000/\" }`"),
+            );
+        }
+        if let Some(log) = &probe.log {
+            let doc = self.doc;
+            self.regex(log, || doc.value_span(&["steps", step, key, "log"]));
+            if key == "health" {
+                self.push(
+                    Problem::error(
+                        "invalid-probe",
+                        "a `health` probe cannot be `log`: output shows readiness, not health",
+                    )
+                    .at_opt(
+                        self.doc.key_span(&["steps", step, key, "log"]),
+                        "only for `ready`",
+                    )
+                    .help("use `http`, `tcp` or `command` for health"),
+                );
+            }
+        }
+        if let Some(url) = &probe.http {
+            if !url.starts_with("http://") {
+                self.push(
+                    Problem::error(
+                        "invalid-probe",
+                        format!("`http` probe `{url}` is not an http:// URL (https is not probed)"),
+                    )
+                    .at_opt(self.doc.value_span(&["steps", step, key, "http"]), "here"),
+                );
+            }
+        }
+        if let Some(addr) = &probe.tcp {
+            if addr
+                .rsplit_once(':')
+                .is_none_or(|(_, port)| port.parse::<u16>().is_err())
+            {
+                self.push(
+                    Problem::error(
+                        "invalid-probe",
+                        format!("`tcp` probe `{addr}` is not HOST:PORT"),
+                    )
+                    .at_opt(self.doc.value_span(&["steps", step, key, "tcp"]), "here"),
+                );
+            }
+        }
+        if kind != StepKind::Service {
+            self.push(
+                Problem::warning(
+                    "kind-mismatch",
+                    format!("`{key}` is used only by `kind = \"service\"` steps"),
+                )
+                .at_opt(self.doc.key_span(&path), "ignored")
+                .help("add `kind = \"service\"` to the step"),
+            );
+        }
+    }
+}
