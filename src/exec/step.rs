@@ -39,6 +39,21 @@ pub(crate) struct Ctx {
 const TICK: Duration = Duration::from_millis(100);
 const OUTPUT_EVERY: Duration = Duration::from_millis(500);
 
+impl End {
+    /// This end with the exit status that ending the step's unit found.
+    fn with_status(self, s: Option<std::process::ExitStatus>) -> Self {
+        match self {
+            Self::TimedOut(_) => Self::TimedOut(s),
+            Self::Stalled(_) => Self::Stalled(s),
+            Self::Cancelled(_) => Self::Cancelled(s),
+            Self::ServiceStopped(_) => Self::ServiceStopped(s),
+            Self::Unready(why, _) => Self::Unready(why, s),
+            Self::Unhealthy(why, _) => Self::Unhealthy(why, s),
+            other @ (Self::Exited(_) | Self::NotStarted(_)) => other,
+        }
+    }
+}
+
 /// What woke the supervision loop.
 enum Wake {
     Exited(std::io::Result<std::process::ExitStatus>),
@@ -364,7 +379,9 @@ async fn attempt_once(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let far = started + Duration::from_secs(86_400 * 365);
 
-    let end = loop {
+    // The loop ends with how the attempt ended, and the signal that starts ending its
+    // unit when bgflow ends it (`terminate_escalating`, after the loop).
+    let (end, ending) = loop {
         let wake = tokio::select! {
             status = child.wait() => Wake::Exited(status),
             _ = ticker.tick() => Wake::Tick,
@@ -374,12 +391,8 @@ async fn attempt_once(
             () = async { if service_stop.wait_for(|s| *s).await.is_err() { std::future::pending::<()>().await } }, if is_service => Wake::ServiceDone,
         };
         match wake {
-            Wake::Exited(Ok(status)) => break End::Exited(status),
-            Wake::ServiceDone => {
-                let status =
-                    terminate_escalating(&mut child, &unit, Signal::SIGTERM, grace, stop).await;
-                break End::ServiceStopped(status);
-            }
+            Wake::Exited(Ok(status)) => break (End::Exited(status), None),
+            Wake::ServiceDone => break (End::ServiceStopped(None), Some(Signal::SIGTERM)),
             Wake::Probe(result) => {
                 probing = None;
                 match (&mut phase, result) {
@@ -401,15 +414,7 @@ async fn attempt_once(
                         *last_error = e;
                         if Instant::now() >= *deadline {
                             let why = std::mem::take(last_error);
-                            let status = terminate_escalating(
-                                &mut child,
-                                &unit,
-                                Signal::SIGTERM,
-                                grace,
-                                stop,
-                            )
-                            .await;
-                            break End::Unready(why, status);
+                            break (End::Unready(why, None), Some(Signal::SIGTERM));
                         }
                     }
                     (Phase::Serving { fails, .. }, Ok(())) => *fails = 0,
@@ -418,33 +423,22 @@ async fn attempt_once(
                         let limit = health_probe.and_then(|h| h.failures).unwrap_or(3);
                         if *fails >= limit {
                             let why = format!("{fails} health checks failed in a row: {e}");
-                            let status = terminate_escalating(
-                                &mut child,
-                                &unit,
-                                Signal::SIGTERM,
-                                grace,
-                                stop,
-                            )
-                            .await;
-                            break End::Unhealthy(why, status);
+                            break (End::Unhealthy(why, None), Some(Signal::SIGTERM));
                         }
                     }
                     (Phase::Task, _) => {}
                 }
             }
-            Wake::Exited(Err(e)) => break End::NotStarted(format!("lost the process: {e}")),
-            Wake::Timeout => {
-                let status =
-                    terminate_escalating(&mut child, &unit, Signal::SIGTERM, grace, stop).await;
-                break End::TimedOut(status);
+            Wake::Exited(Err(e)) => {
+                break (End::NotStarted(format!("lost the process: {e}")), None)
             }
+            Wake::Timeout => break (End::TimedOut(None), Some(Signal::SIGTERM)),
             Wake::Stop => {
                 let first = match *stop.borrow() {
                     Stop::Graceful(sig) => sig,
                     _ => Signal::SIGKILL,
                 };
-                let status = terminate_escalating(&mut child, &unit, first, grace, stop).await;
-                break End::Cancelled(status);
+                break (End::Cancelled(None), Some(first));
             }
             Wake::Tick => {
                 let grew = if needs_lines {
@@ -498,15 +492,7 @@ async fn attempt_once(
                             } else {
                                 std::mem::take(last_error)
                             };
-                            let status = terminate_escalating(
-                                &mut child,
-                                &unit,
-                                Signal::SIGTERM,
-                                grace,
-                                stop,
-                            )
-                            .await;
-                            break End::Unready(why, status);
+                            break (End::Unready(why, None), Some(Signal::SIGTERM));
                         } else if probing.is_none()
                             && Instant::now() >= *next
                             && ready_log.is_none()
@@ -545,14 +531,17 @@ async fn attempt_once(
                 }
                 if let Some(limit) = stall {
                     if last_activity.elapsed() >= limit {
-                        let status =
-                            terminate_escalating(&mut child, &unit, Signal::SIGTERM, grace, stop)
-                                .await;
-                        break End::Stalled(status);
+                        break (End::Stalled(None), Some(Signal::SIGTERM));
                     }
                 }
             }
         }
+    };
+    let end = match ending {
+        Some(first) => {
+            end.with_status(terminate_escalating(&mut child, &unit, first, grace, stop).await)
+        }
+        None => end,
     };
     // Nothing the step started outlives it, whatever it did to its session or group.
     let left = unit.end(grace).await;
