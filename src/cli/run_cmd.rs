@@ -626,7 +626,7 @@ pub(super) fn launch(
     let admission = crate::store::admit::Admission {
         limit: prepared.config.limits.max_concurrent_runs,
         check_lock: !spec.allow_concurrent && spec.adhoc.is_none(),
-        supervisor: (!detach).then(|| (me, crate::store::process_start_time(me))),
+        supervisor: (!detach).then(|| (me, crate::exec::process::start_time(me))),
         with_steps: detach,
     };
     if let Err(code) = super::guard::admit(&mut store, &record, admission, &state_dir) {

@@ -87,26 +87,27 @@ const FULL_NOTE: &str = "the state folder's device is full (no space left for th
 
 /// Why a run whose supervisor is gone is lost.
 pub fn lost_reason(run: &RunRow, state_dir: &Path) -> String {
-    let mut why = match run.supervisor_pid {
+    let why = match run.supervisor_pid {
         Some(pid) => format!("the supervisor (pid {pid}) is gone"),
         None => format!(
             "its supervisor did not start within {} s",
             UNSTARTED_GRACE_MS / 1000
         ),
     };
-    if device_full(state_dir) {
-        why.push_str("; ");
-        why.push_str(FULL_NOTE);
-    }
-    why
+    with_full_note(why, state_dir)
 }
 
 fn unresponsive_reason(run: &RunRow, silent_ms: i64, state_dir: &Path) -> String {
     let secs = Duration::from_millis(u64::try_from(silent_ms).unwrap_or(0)).as_secs_f64();
-    let mut why = format!(
+    let why = format!(
         "the supervisor (pid {}) is alive but has not written its heartbeat for {secs:.1} s",
         run.supervisor_pid.unwrap_or(0)
     );
+    with_full_note(why, state_dir)
+}
+
+/// `why`, with a note when the state folder's device is full (the likely cause).
+fn with_full_note(mut why: String, state_dir: &Path) -> String {
     if device_full(state_dir) {
         why.push_str("; ");
         why.push_str(FULL_NOTE);
@@ -271,11 +272,6 @@ fn mark_lost(tx: &rusqlite::Connection, r: &RunRow, why: &str, now: i64) -> rusq
     Ok(true)
 }
 
-/// The start time of a process (clock ticks after boot), from /proc/PID/stat field 22.
-pub fn process_start_time(pid: u32) -> Option<u64> {
-    crate::exec::process::start_time(pid)
-}
-
 /// Whether the supervisor recorded as (`pid`, `start`) still runs: same pid, same start
 /// time, not a zombie. A stopped (frozen) process counts as alive.
 pub fn supervisor_alive(pid: i64, start: Option<i64>) -> bool {
@@ -287,9 +283,8 @@ pub fn supervisor_alive(pid: i64, start: Option<i64>) -> bool {
     }
     match crate::exec::process::proc_stat(pid) {
         Some((state, _)) if state != 'Z' && state != 'X' => match start {
-            Some(s) => {
-                process_start_time(pid).is_some_and(|now| i64::try_from(now).ok() == Some(s))
-            }
+            Some(s) => crate::exec::process::start_time(pid)
+                .is_some_and(|now| i64::try_from(now).ok() == Some(s)),
             None => true,
         },
         _ => false,

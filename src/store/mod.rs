@@ -9,7 +9,7 @@ pub mod liveness;
 mod schema;
 pub mod sink;
 
-pub use liveness::{process_start_time, supervisor_alive};
+pub use liveness::supervisor_alive;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -306,7 +306,7 @@ impl Sink for StoreSink {
                 self.pending.push(Write::RunStarted {
                     run: self.run.clone(),
                     pid,
-                    start: super::process_start_time(pid),
+                    start: crate::exec::process::start_time(pid),
                     heartbeat_ms: i64::try_from(self.beat_every.as_millis()).unwrap_or(i64::MAX),
                     containment,
                     cgroup: cgroup.map(|c| c.display().to_string()),

@@ -71,7 +71,7 @@ fn a_run_whose_supervisor_is_gone_is_lost() {
             Write::RunStarted {
                 run: "live0001".into(),
                 pid: me,
-                start: process_start_time(me),
+                start: crate::exec::process::start_time(me),
                 heartbeat_ms: 2000,
                 containment: "process-group",
                 cgroup: None,
@@ -212,7 +212,7 @@ fn a_silent_supervisor_is_unresponsive_until_it_beats_again() {
         .apply(&[Write::RunStarted {
             run: "slow0001".into(),
             pid: me,
-            start: process_start_time(me),
+            start: crate::exec::process::start_time(me),
             heartbeat_ms: 100,
             containment: "process-group",
             cgroup: None,
@@ -261,7 +261,7 @@ fn admission_takes_the_limit_and_the_lock_in_one_transaction() {
     let a = Admission {
         limit: 2,
         check_lock: true,
-        supervisor: Some((me, process_start_time(me))),
+        supervisor: Some((me, crate::exec::process::start_time(me))),
         with_steps: false,
     };
     let mut first = new_run("lock0001", dir.path(), &spec);
