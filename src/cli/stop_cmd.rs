@@ -42,7 +42,8 @@ pub fn stop(args: &StopArgs, state_dir: Option<&Path>) -> io::Result<u8> {
         tri!(or_code(store.run_with_steps(&id))).ok_or_else(|| io::Error::other("run vanished"))?;
     let cgroup: Option<&Path> = run.cgroup.as_deref().map(Path::new);
     // Every process of the run: in its cgroup, or carrying one of its step tokens.
-    let left = contain::run_processes(&id, cgroup);
+    let processes = contain::RunProcesses::of(&id, cgroup);
+    let left = processes.list();
     // A number recorded for a step that now names another process is never signalled.
     for s in &steps {
         let Some(pid) = s.pid.and_then(|p| u32::try_from(p).ok()) else {
@@ -54,7 +55,7 @@ pub fn stop(args: &StopArgs, state_dir: Option<&Path>) -> io::Result<u8> {
             Some(start) => {
                 process::start_time(pid).and_then(|t| i64::try_from(t).ok()) == Some(start)
             }
-            None => contain::is_run_process(pid, &id, cgroup),
+            None => processes.owns(pid),
         };
         if matches!(s.state.as_str(), "running" | "lost")
             && process::proc_stat(pid).is_some_and(|(st, _)| st != 'Z' && st != 'X')
@@ -135,7 +136,7 @@ pub fn stop(args: &StopArgs, state_dir: Option<&Path>) -> io::Result<u8> {
     } else {
         Duration::from_secs(10)
     };
-    let swept = contain::sweep_run(&id, cgroup, grace);
+    let swept = processes.sweep(grace);
     if !swept.ended.is_empty() {
         let what: Vec<String> = swept
             .ended

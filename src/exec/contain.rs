@@ -363,95 +363,104 @@ pub struct Swept {
     pub survivors: Vec<u32>,
 }
 
-/// The run's cgroup folder: `recorded` when it is that run's, else found by its name.
-fn run_dir(run_id: &str, recorded: Option<&Path>) -> Option<PathBuf> {
-    recorded
-        .filter(|d| d.file_name() == Some(std::ffi::OsStr::new(&format!("bgflow-{run_id}"))))
-        .filter(|d| d.is_dir())
-        .map(Path::to_path_buf)
-        .or_else(|| find_run_cgroup(run_id))
+/// Every process of one run, seen from outside its supervisor (`stop`): in the run's cgroup
+/// folder (`recorded` when it is that run's, else found by its name), or carrying one of
+/// the run's tokens. The folder is found once.
+pub struct RunProcesses {
+    prefix: String,
+    dir: Option<PathBuf>,
+    mount: Option<PathBuf>,
 }
 
-/// Live processes of run `run_id`: in its cgroup, or carrying one of its tokens.
-pub fn run_processes(run_id: &str, recorded: Option<&Path>) -> Vec<u32> {
-    let prefix = format!("{run_id}.");
-    let mut pids = run_dir(run_id, recorded)
-        .as_deref()
-        .map(cgroup_members)
-        .unwrap_or_default();
-    pids.extend(scan_proc(|pid, _| has_token(pid, &prefix, true)));
-    pids.sort_unstable();
-    pids.dedup();
-    pids
-}
+impl RunProcesses {
+    pub fn of(run_id: &str, recorded: Option<&Path>) -> Self {
+        let name = format!("bgflow-{run_id}");
+        let dir = recorded
+            .filter(|d| d.file_name() == Some(std::ffi::OsStr::new(&name)))
+            .filter(|d| d.is_dir())
+            .map(Path::to_path_buf)
+            .or_else(|| find_run_cgroup(run_id));
+        Self {
+            prefix: format!("{run_id}."),
+            dir,
+            mount: cgroup2_mount(),
+        }
+    }
 
-/// Whether `pid` is a live process of run `run_id` (it carries one of the run's tokens, or
-/// is in the run's cgroup).
-pub fn is_run_process(pid: u32, run_id: &str, recorded: Option<&Path>) -> bool {
-    alive(pid)
-        && (has_token(pid, &format!("{run_id}."), true)
-            || run_dir(run_id, recorded).is_some_and(|d| in_cgroup(pid, &d)))
-}
-
-/// Ends every process of run `run_id` that its supervisor left behind: everything in the
-/// run's cgroup (`recorded`, or found by its name) and every process carrying one of the
-/// run's tokens. `grace`: between SIGTERM and SIGKILL (zero: SIGKILL at once).
-pub fn sweep_run(run_id: &str, recorded: Option<&Path>, grace: Duration) -> Swept {
-    let prefix = format!("{run_id}.");
-    let dir = run_dir(run_id, recorded);
-    // Each process is held by a pidfd opened before its token is checked again, so a
-    // number recycled meanwhile is never signalled.
-    let find = || -> Vec<(u32, OwnedFd)> {
-        let mut pids = dir.as_deref().map(cgroup_members).unwrap_or_default();
-        pids.extend(scan_proc(|pid, _| has_token(pid, &prefix, true)));
+    /// The live processes of the run.
+    pub fn list(&self) -> Vec<u32> {
+        let mut pids = self.dir.as_deref().map(cgroup_members).unwrap_or_default();
+        pids.extend(scan_proc(|pid, _| has_token(pid, &self.prefix, true)));
         pids.sort_unstable();
         pids.dedup();
-        pids.into_iter()
+        pids
+    }
+
+    /// Whether `pid` is a live process of the run.
+    pub fn owns(&self, pid: u32) -> bool {
+        alive(pid)
+            && (has_token(pid, &self.prefix, true)
+                || match (&self.dir, &self.mount) {
+                    (Some(dir), Some(mount)) => in_cgroup(pid, dir, mount),
+                    _ => false,
+                })
+    }
+
+    /// The run's processes, each held by a pidfd opened before it is checked again, so a
+    /// number recycled meanwhile is never signalled.
+    fn held(&self) -> Vec<(u32, OwnedFd)> {
+        self.list()
+            .into_iter()
             .filter_map(|pid| {
                 let fd = spawn::pidfd_open(pid).ok()?;
-                let ours = has_token(pid, &prefix, true)
-                    || dir.as_deref().is_some_and(|d| in_cgroup(pid, d));
-                ours.then_some((pid, fd))
+                self.owns(pid).then_some((pid, fd))
             })
             .collect()
-    };
-    let mut swept = Swept::default();
-    let first = find();
-    swept.ended = first
-        .iter()
-        .map(|(pid, _)| Leftover {
-            pid: *pid,
-            command: command_line(*pid),
-        })
-        .collect();
-    if !grace.is_zero() {
-        for (_, fd) in &first {
-            let _ = spawn::pidfd_signal(fd.as_fd(), libc::SIGTERM);
-        }
-        let deadline = Instant::now() + grace;
-        while !find().is_empty() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
     }
-    if let Some(d) = &dir {
-        let _ = fs::write(d.join("cgroup.kill"), "1");
-    }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let left = find();
-        for (_, fd) in &left {
-            let _ = spawn::pidfd_signal(fd.as_fd(), libc::SIGKILL);
+
+    /// Ends every process of the run that its supervisor left behind. `grace`: between
+    /// SIGTERM and SIGKILL (zero: SIGKILL at once).
+    pub fn sweep(&self, grace: Duration) -> Swept {
+        let find = || self.held();
+        let dir = &self.dir;
+        let mut swept = Swept::default();
+        let first = find();
+        swept.ended = first
+            .iter()
+            .map(|(pid, _)| Leftover {
+                pid: *pid,
+                command: command_line(*pid),
+            })
+            .collect();
+        if !grace.is_zero() {
+            for (_, fd) in &first {
+                let _ = spawn::pidfd_signal(fd.as_fd(), libc::SIGTERM);
+            }
+            let deadline = Instant::now() + grace;
+            while !find().is_empty() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
-        if left.is_empty() || Instant::now() >= deadline {
-            swept.survivors = left.iter().map(|(p, _)| *p).collect();
-            break;
+        if let Some(d) = &dir {
+            let _ = fs::write(d.join("cgroup.kill"), "1");
         }
-        std::thread::sleep(Duration::from_millis(20));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let left = find();
+            for (_, fd) in &left {
+                let _ = spawn::pidfd_signal(fd.as_fd(), libc::SIGKILL);
+            }
+            if left.is_empty() || Instant::now() >= deadline {
+                swept.survivors = left.iter().map(|(p, _)| *p).collect();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if let Some(d) = &dir {
+            remove_tree(d);
+        }
+        swept
     }
-    if let Some(d) = &dir {
-        remove_tree(d);
-    }
-    swept
 }
 
 /// A short description of processes that outlived their step, for a warning.
@@ -588,11 +597,8 @@ fn cgroup_members(dir: &Path) -> Vec<u32> {
 }
 
 /// Whether `pid` is in the cgroup folder `dir` or below it.
-fn in_cgroup(pid: u32, dir: &Path) -> bool {
-    let (Some(mount), Ok(text)) = (
-        cgroup2_mount(),
-        fs::read_to_string(format!("/proc/{pid}/cgroup")),
-    ) else {
+fn in_cgroup(pid: u32, dir: &Path, mount: &Path) -> bool {
+    let Ok(text) = fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
         return false;
     };
     text.lines()
