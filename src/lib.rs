@@ -9,6 +9,7 @@ pub mod config;
 pub mod diag;
 pub mod exec;
 pub mod exit;
+pub mod listeners;
 pub mod manifest;
 pub mod par;
 pub mod plan;

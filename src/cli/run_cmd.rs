@@ -161,7 +161,7 @@ fn prepare(source: SourceFile, spec: &Spec, g: Globals<'_>) -> Result<Prepared, 
             }
         }
     }
-    let keep = spec
+    let keep: Vec<(usize, String)> = spec
         .keep
         .iter()
         .filter_map(|(name, why)| {
@@ -171,6 +171,12 @@ fn prepare(source: SourceFile, spec: &Spec, g: Globals<'_>) -> Result<Prepared, 
                 .map(|i| (i, why.clone()))
         })
         .collect();
+    // Guarantee 10: a service's probe port held by another process is refused up front.
+    let taken = exec::probe::taken_before_run(&wf, &selected_steps(&plan, &only), &keep);
+    if !taken.is_empty() {
+        report::stderr(&exec::probe::refusal(&taken));
+        return Err(exit::INVALID);
+    }
     crate::config::apply(&config, &mut wf);
     let names = wf.steps.iter().map(|s| s.name.clone()).collect();
     Ok(Prepared {

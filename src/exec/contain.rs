@@ -214,6 +214,26 @@ pub struct Unit<'a> {
     empty: bool,
 }
 
+/// Who belongs to a unit, apart from it: its leaf, or its group and token.
+#[derive(Debug, Clone)]
+pub struct Members {
+    leaf: Option<PathBuf>,
+    pgid: u32,
+    token: String,
+}
+
+impl Members {
+    /// Every live process of the unit (as `Unit::members`).
+    pub fn list(&self) -> Vec<u32> {
+        match &self.leaf {
+            Some(leaf) => cgroup_members(leaf),
+            None => scan_proc(|pid, pgid| {
+                (self.pgid != 0 && pgid == self.pgid) || has_token(pid, &self.token, false)
+            }),
+        }
+    }
+}
+
 /// A process that was still there when its step ended.
 #[derive(Debug, Clone)]
 pub struct Leftover {
@@ -234,6 +254,15 @@ impl Unit<'_> {
     /// The leader started with this pid (and group).
     pub fn started(&mut self, pid: u32) {
         self.pgid = pid;
+    }
+
+    /// Who belongs to the unit, as a value a probe can take to another task.
+    pub fn members_handle(&self) -> Members {
+        Members {
+            leaf: self.leaf().map(Path::to_path_buf),
+            pgid: self.pgid,
+            token: self.token.clone(),
+        }
     }
 
     /// Every live process of the unit.

@@ -1,42 +1,196 @@
 //! Readiness and health probes of services: `http` (a 2xx answer), `tcp` (a connection),
 //! `command` (exit 0). The `log` probe is a regex over the service's output, matched by
 //! the log follower in `step`. Each try is bounded; the caller decides when to try again.
+//!
+//! An `http` or `tcp` answer from this machine counts only when the socket that took the
+//! connection is held by a process of the service (guarantee 10, `crate::listeners`): a
+//! server left over on the port, or any other process, fails the try for good
+//! (`Failure::foreign`). A `command` probe is not checked: what it talks to is its own.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::contain::Members;
+use crate::listeners::{self, split_http_url};
 use crate::manifest::Probe;
 
 /// The longest one try of a probe may take.
 pub const TRY_LIMIT: Duration = Duration::from_secs(5);
 
-/// One try of a probe; `Err` is what to show if it never passes.
-pub async fn try_once(probe: &Probe, cwd: &Path, limit: Duration) -> Result<(), String> {
+/// Why a try did not pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub text: String,
+    /// A process that is not the service's answered: trying again would not make the
+    /// service the one answering.
+    pub foreign: bool,
+}
+
+impl Failure {
+    fn again(text: String) -> Self {
+        Self {
+            text,
+            foreign: false,
+        }
+    }
+}
+
+/// The two ends of the probe's connection: (local, peer).
+type Ends = (SocketAddr, SocketAddr);
+
+/// One try of a probe. With `service`, an `http` or `tcp` answer from this machine passes
+/// only when a process of the service holds the listening socket.
+pub async fn try_once(
+    probe: &Probe,
+    cwd: &Path,
+    limit: Duration,
+    service: Option<&Members>,
+) -> Result<(), Failure> {
     let attempt = async {
         if let Some(url) = &probe.http {
-            http_get(url).await
+            http_get(url).await.map(Some)
         } else if let Some(addr) = &probe.tcp {
-            TcpStream::connect(addr.as_str())
+            let stream = TcpStream::connect(addr.as_str())
                 .await
-                .map(|_| ())
-                .map_err(|e| format!("tcp {addr}: {e}"))
+                .map_err(|e| format!("tcp {addr}: {e}"))?;
+            Ok(ends(&stream))
         } else if let Some(cmd) = &probe.command {
-            command(cmd, cwd).await
+            command(cmd, cwd).await.map(|()| None)
         } else {
             // `log` probes are matched from the output, not tried here.
             Err("waiting for a matching log line".to_owned())
         }
     };
-    match tokio::time::timeout(limit, attempt).await {
-        Ok(r) => r,
-        Err(_) => Err(format!(
-            "no answer within {}",
-            crate::manifest::Duration(limit)
-        )),
+    let ends = match tokio::time::timeout(limit, attempt).await {
+        Ok(Ok(ends)) => ends,
+        Ok(Err(e)) => return Err(Failure::again(e)),
+        Err(_) => {
+            return Err(Failure::again(format!(
+                "no answer within {}",
+                crate::manifest::Duration(limit)
+            )))
+        }
+    };
+    let (Some((local, peer)), Some(service)) = (ends, service) else {
+        return Ok(());
+    };
+    let what = match (&probe.http, &probe.tcp) {
+        (Some(url), _) => format!("GET {url}"),
+        (None, Some(addr)) => format!("tcp {addr}"),
+        (None, None) => String::new(),
+    };
+    let service = service.clone();
+    // /proc is read off the runtime: a scan of every process names a foreign holder.
+    tokio::task::spawn_blocking(move || answered_by_service(&what, local, peer, &service))
+        .await
+        .unwrap_or_else(|e| {
+            Err(Failure::again(format!(
+                "could not tell who answered the probe: {e}"
+            )))
+        })
+}
+
+/// For a service: the first of its probes whose port another process already listens on,
+/// said for the step's failure (checked before it starts).
+pub fn port_taken(step: &crate::validate::Step) -> Option<String> {
+    use crate::validate::ports::{has_port_probe, taken_ports};
+    if !has_port_probe(step) {
+        return None;
     }
+    let taken = taken_ports(step, &listeners::all());
+    taken.first().map(|t| {
+        format!(
+            "{} before the service started: that process, not the service, would answer",
+            t.describe()
+        )
+    })
+}
+
+/// `run`'s check before anything starts: for each of the `selected` steps (indices) that
+/// is a service whose probe port another process holds, a line saying so; `kept` steps
+/// (resume) do not run. Empty: nothing is taken.
+pub fn taken_before_run(
+    wf: &crate::validate::Workflow,
+    selected: &[usize],
+    kept: &[(usize, String)],
+) -> Vec<String> {
+    use crate::validate::ports::{has_port_probe, taken_ports};
+    let probed: Vec<&crate::validate::Step> = selected
+        .iter()
+        .filter(|&&i| has_port_probe(&wf.steps[i]) && !kept.iter().any(|(k, _)| *k == i))
+        .map(|&i| &wf.steps[i])
+        .collect();
+    if probed.is_empty() {
+        return Vec::new();
+    }
+    let table = listeners::all();
+    probed
+        .into_iter()
+        .flat_map(|s| {
+            taken_ports(s, &table)
+                .into_iter()
+                .map(move |t| format!("service `{}`: {}", s.name, t.describe()))
+        })
+        .collect()
+}
+
+/// What `run` prints when it refuses for `taken` (from `taken_before_run`).
+pub fn refusal(taken: &[String]) -> String {
+    let mut text: String = taken.iter().map(|t| format!("error: {t}\n")).collect();
+    text.push_str(&format!(
+        "error: {} port{} that a service of the run probes {} taken by another process; \
+         nothing ran\n  help: stop that process, or give the service a free port \
+         (a port from `[vars]` can be changed with `--var`)\n",
+        taken.len(),
+        if taken.len() == 1 { "" } else { "s" },
+        if taken.len() == 1 { "is" } else { "are" },
+    ));
+    text
+}
+
+fn ends(stream: &TcpStream) -> Option<Ends> {
+    Some((stream.local_addr().ok()?, stream.peer_addr().ok()?))
+}
+
+/// `Ok` when the socket that took the connection `local -> peer` is held by a process of
+/// the service, or when the peer is another machine (nothing to look at).
+fn answered_by_service(
+    what: &str,
+    local: SocketAddr,
+    peer: SocketAddr,
+    service: &Members,
+) -> Result<(), Failure> {
+    if !listeners::is_local_connection(local, peer) {
+        return Ok(());
+    }
+    let table = listeners::all();
+    let answering = listeners::answering(&table, peer.ip(), peer.port());
+    if answering.is_empty() {
+        return Err(Failure::again(format!(
+            "{what}: answered, but no socket of this machine listens on {peer} (a port forwarded \
+             elsewhere? a `command` probe can check it)"
+        )));
+    }
+    let inodes: Vec<u64> = answering.iter().map(|l| l.inode).collect();
+    let held = listeners::holders(&inodes, service.list());
+    let others: Vec<&listeners::Listener> = answering
+        .into_iter()
+        .filter(|l| !held.iter().any(|&(_, inode)| inode == l.inode))
+        .collect();
+    if others.is_empty() {
+        return Ok(());
+    }
+    Err(Failure {
+        text: format!(
+            "{what}: answered by {}, which is not a process of the service",
+            listeners::describe(&others)
+        ),
+        foreign: true,
+    })
 }
 
 async fn command(cmd: &str, cwd: &Path) -> Result<(), String> {
@@ -58,35 +212,13 @@ async fn command(cmd: &str, cwd: &Path) -> Result<(), String> {
     }
 }
 
-/// Splits `http://host:port/path` into (host:port, host, path).
-fn parse_http_url(url: &str) -> Result<(String, String, String), String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("`{url}`: only http:// URLs can be probed"))?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    if authority.is_empty() {
-        return Err(format!("`{url}` has no host"));
-    }
-    let addr = if authority
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-    {
-        authority.to_owned()
-    } else {
-        format!("{authority}:80")
-    };
-    Ok((addr, authority.to_owned(), path.to_owned()))
-}
-
-/// A GET whose status line must say 2xx.
-async fn http_get(url: &str) -> Result<(), String> {
-    let (addr, host, path) = parse_http_url(url)?;
+/// A GET whose status line must say 2xx; the connection's ends.
+async fn http_get(url: &str) -> Result<Ends, String> {
+    let (addr, host, path) = split_http_url(url)?;
     let mut stream = TcpStream::connect(&addr)
         .await
         .map_err(|e| format!("GET {url}: {e}"))?;
+    let ends = ends(&stream).ok_or_else(|| format!("GET {url}: the connection has no address"))?;
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: bgflow\r\nConnection: close\r\n\r\n"
     );
@@ -114,7 +246,7 @@ async fn http_get(url: &str) -> Result<(), String> {
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| format!("GET {url}: not an HTTP answer: `{status_line}`"))?;
     if (200..300).contains(&code) {
-        Ok(())
+        Ok(ends)
     } else {
         Err(format!("GET {url}: {status_line}"))
     }
@@ -127,7 +259,7 @@ mod tests {
     #[test]
     fn urls() {
         assert_eq!(
-            parse_http_url("http://127.0.0.1:8000/health").ok(),
+            split_http_url("http://127.0.0.1:8000/health").ok(),
             Some((
                 "127.0.0.1:8000".into(),
                 "127.0.0.1:8000".into(),
@@ -135,10 +267,10 @@ mod tests {
             ))
         );
         assert_eq!(
-            parse_http_url("http://localhost").ok(),
+            split_http_url("http://localhost").ok(),
             Some(("localhost:80".into(), "localhost".into(), "/".into()))
         );
-        assert!(parse_http_url("https://x/").is_err());
+        assert!(split_http_url("https://x/").is_err());
     }
 
     #[tokio::test]
@@ -161,24 +293,27 @@ mod tests {
         };
         let dir = Path::new(".");
         let url = format!("http://127.0.0.1:{port}/");
-        assert_eq!(try_once(&probe(url.clone()), dir, TRY_LIMIT).await, Ok(()));
-        let err = try_once(&probe(url), dir, TRY_LIMIT)
+        assert_eq!(
+            try_once(&probe(url.clone()), dir, TRY_LIMIT, None).await,
+            Ok(())
+        );
+        let err = try_once(&probe(url), dir, TRY_LIMIT, None)
             .await
             .expect_err("503");
-        assert!(err.contains("503"), "{err}");
+        assert!(err.text.contains("503"), "{err:?}");
         server.await.expect("server");
         let closed = Probe {
             tcp: Some(format!("127.0.0.1:{port}")),
             ..Probe::default()
         };
         assert!(
-            try_once(&closed, dir, TRY_LIMIT).await.is_err(),
+            try_once(&closed, dir, TRY_LIMIT, None).await.is_err(),
             "nothing listens any more"
         );
         let ok = Probe {
             command: Some("true".into()),
             ..Probe::default()
         };
-        assert_eq!(try_once(&ok, dir, TRY_LIMIT).await, Ok(()));
+        assert_eq!(try_once(&ok, dir, TRY_LIMIT, None).await, Ok(()));
     }
 }

@@ -49,6 +49,7 @@ impl End {
             Self::ServiceStopped(_) => Self::ServiceStopped(s),
             Self::Unready(why, _) => Self::Unready(why, s),
             Self::Unhealthy(why, _) => Self::Unhealthy(why, s),
+            Self::NotTheService(why, _) => Self::NotTheService(why, s),
             other @ (Self::Exited(_) | Self::NotStarted(_)) => other,
         }
     }
@@ -60,12 +61,13 @@ enum Wake {
     Tick,
     Timeout,
     Stop,
-    Probe(Result<(), String>),
+    Probe(Result<(), probe::Failure>),
     ServiceDone,
 }
 
 /// One probe try in flight.
-type ProbeFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
+type ProbeFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), probe::Failure>> + Send>>;
 
 /// Where a service stands with its probes.
 enum Phase {
@@ -94,6 +96,8 @@ enum End {
     Unready(String, Option<std::process::ExitStatus>),
     /// A service whose health probe failed too often: the probe's last error.
     Unhealthy(String, Option<std::process::ExitStatus>),
+    /// A service whose ready probe another process answered (guarantee 10).
+    NotTheService(String, Option<std::process::ExitStatus>),
 }
 
 /// Runs every attempt of step `index`; the last message it sends is `Finished`.
@@ -257,6 +261,10 @@ async fn attempt_once(
             }
         }
     }
+    // A port another process holds would answer the service's probes (guarantee 10).
+    if let Some(taken) = probe::port_taken(step) {
+        return (End::NotStarted(taken), seen, from);
+    }
     let mut unit = match ctx.contain.unit(index, attempt) {
         Ok(u) => u,
         Err(e) => {
@@ -333,6 +341,7 @@ async fn attempt_once(
     };
     let pid = child.id();
     unit.started(pid);
+    let members = unit.members_handle();
     let _ = tx.send(Msg::Started {
         step: index,
         attempt,
@@ -403,6 +412,9 @@ async fn attempt_once(
                             fails: 0,
                         };
                     }
+                    (Phase::Starting { .. }, Err(e)) if e.foreign => {
+                        break (End::NotTheService(e.text, None), Some(Signal::SIGTERM));
+                    }
                     (
                         Phase::Starting {
                             deadline,
@@ -411,7 +423,7 @@ async fn attempt_once(
                         },
                         Err(e),
                     ) => {
-                        *last_error = e;
+                        *last_error = e.text;
                         if Instant::now() >= *deadline {
                             let why = std::mem::take(last_error);
                             break (End::Unready(why, None), Some(Signal::SIGTERM));
@@ -422,7 +434,7 @@ async fn attempt_once(
                         *fails += 1;
                         let limit = health_probe.and_then(|h| h.failures).unwrap_or(3);
                         if *fails >= limit {
-                            let why = format!("{fails} health checks failed in a row: {e}");
+                            let why = format!("{fails} health checks failed in a row: {}", e.text);
                             break (End::Unhealthy(why, None), Some(Signal::SIGTERM));
                         }
                     }
@@ -502,16 +514,15 @@ async fn attempt_once(
                                 .interval
                                 .map_or(Duration::from_millis(200), |d| d.as_std());
                             *next = Instant::now() + interval;
-                            let cwd = step.cwd.clone();
+                            let (cwd, m) = (step.cwd.clone(), members.clone());
                             let limit = probe::TRY_LIMIT.min(
                                 deadline
                                     .saturating_duration_since(Instant::now())
                                     .max(Duration::from_millis(100)),
                             );
-                            probing =
-                                Some(Box::pin(
-                                    async move { probe::try_once(&p, &cwd, limit).await },
-                                ));
+                            probing = Some(Box::pin(async move {
+                                probe::try_once(&p, &cwd, limit, Some(&m)).await
+                            }));
                         }
                     }
                     Phase::Serving { next, .. } => {
@@ -520,9 +531,10 @@ async fn attempt_once(
                                 let interval =
                                     h.interval.map_or(Duration::from_secs(10), |d| d.as_std());
                                 *next = Instant::now() + interval;
-                                let (p, cwd) = (h.clone(), step.cwd.clone());
+                                let (p, cwd, m) = (h.clone(), step.cwd.clone(), members.clone());
                                 probing = Some(Box::pin(async move {
-                                    probe::try_once(&p, &cwd, probe::TRY_LIMIT.min(interval)).await
+                                    let limit = probe::TRY_LIMIT.min(interval);
+                                    probe::try_once(&p, &cwd, limit, Some(&m)).await
                                 }));
                             }
                         }
@@ -658,6 +670,11 @@ fn judge(
         End::Unhealthy(why, s) => (
             StepState::Failed,
             Some(format!("service unhealthy: {why}")),
+            s,
+        ),
+        End::NotTheService(why, s) => (
+            StepState::Failed,
+            Some(format!("service not ready: {why}")),
             s,
         ),
         End::Exited(status) if step.kind() == crate::manifest::StepKind::Service => {

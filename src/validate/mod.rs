@@ -5,6 +5,7 @@
 
 pub mod host;
 mod machine;
+pub mod ports;
 mod step;
 pub mod template;
 
@@ -394,6 +395,7 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
         for (step, e) in steps.iter_mut().zip(exists) {
             step.input_exists = e.into_boxed_slice();
         }
+        cx.ports(&steps);
     }
 
     let workflow = Workflow {
