@@ -393,4 +393,16 @@ mod tests {
         drop(sock);
         assert!(answering(&all(), "127.0.0.1".parse().expect("ip"), port).is_empty());
     }
+
+    #[test]
+    fn a_socket_whose_process_cannot_be_found_is_named_by_its_uid() {
+        let ghost = Listener {
+            uid: 4321,
+            ..l("127.0.0.1", 1, u64::MAX)
+        };
+        assert_eq!(
+            describe(&[&ghost]),
+            "a process of uid 4321 that bgflow cannot see (its pid is not found)"
+        );
+    }
 }
