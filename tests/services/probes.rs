@@ -402,3 +402,53 @@ run = "touch e2e6-ran"
     assert!(dir.path().join("e2e-ran").exists());
     assert_eq!(dir.path().join("e2e6-ran").exists(), ipv6);
 }
+
+#[test]
+fn someone_elses_server_answering_the_health_probe_fails_the_service() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    // The service's server runs beside its leader; the test kills it once the service is
+    // ready and puts someone else's server on the port: the health checks must not pass.
+    let manifest = format!(
+        r#"[workflow]
+name = "impostor-health"
+
+[steps.api]
+kind = "service"
+run = "python3 -m http.server {port} --bind 127.0.0.1 & echo $! > server.pid; exec sleep 3172"
+ready = {{ tcp = "127.0.0.1:{port}", timeout = "30s", interval = "100ms" }}
+health = {{ tcp = "127.0.0.1:{port}", interval = "1s", failures = 5 }}
+
+[steps.e2e]
+needs = ["api"]
+run = "touch ready-seen; exec sleep 3173"
+"#
+    );
+    std::fs::write(dir.path().join("flow.toml"), &manifest).expect("manifest");
+    let child = spawn_run(dir.path());
+    wait_until("the service to be ready", || {
+        dir.path().join("ready-seen").exists()
+    });
+    let pid: i32 = std::fs::read_to_string(dir.path().join("server.pid"))
+        .expect("server.pid")
+        .trim()
+        .parse()
+        .expect("a pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill the service's server");
+    let foreign = Foreign::start(dir.path(), port);
+    let out = finish(child);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let summary = summary(dir.path()).expect("summary.json");
+    let why = reason(&summary, "api");
+    assert!(
+        why.contains("service unhealthy")
+            && why.contains(&format!("answered by pid {}", foreign.pid()))
+            && why.contains("not a process of the service"),
+        "{why}"
+    );
+    assert!(!process_alive("sleep 3172") && !process_alive("sleep 3173"));
+}
