@@ -10,7 +10,7 @@
 //! one. A connection to `0.0.0.0` or `::` goes to the loopback address.
 //!
 //! Only hosts that name this machine without a lookup are judged before a connection
-//! (an IP literal, `localhost`); after one, an address is this machine's when it is a
+//! (an IP literal of this machine, `localhost`); after one, an address is this machine's when it is a
 //! loopback address or the connection's own source address (the kernel picks the
 //! destination itself as the source of a local connection).
 
@@ -114,7 +114,7 @@ pub fn local_targets(host_port: &str) -> Option<(Vec<IpAddr>, u16)> {
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host);
     if let Ok(ip) = host.parse::<IpAddr>() {
-        return Some((vec![ip], port));
+        return is_this_machine(ip).then(|| (vec![ip], port));
     }
     let name = host.to_ascii_lowercase();
     if name != "localhost" && !name.ends_with(".localhost") {
@@ -129,6 +129,14 @@ pub fn local_targets(host_port: &str) -> Option<(Vec<IpAddr>, u16)> {
     }
     ips.dedup();
     Some((ips, port))
+}
+
+/// Whether `ip` is an address of this machine: loopback, the wildcard, or one a socket
+/// can be bound to (binding a UDP socket sends nothing).
+fn is_this_machine(ip: IpAddr) -> bool {
+    ip.is_loopback()
+        || ip.is_unspecified()
+        || std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
 }
 
 /// Whether a connection from `local` to `peer` stays on this machine.
@@ -365,6 +373,12 @@ mod tests {
             "{ips:?}"
         );
         assert_eq!(local_targets("example.com:80"), None);
+        assert_eq!(
+            local_targets("192.0.2.1:80"),
+            None,
+            "another machine's address"
+        );
+        assert!(local_targets("0.0.0.0:80").is_some());
         assert_eq!(local_targets("127.0.0.1"), None);
         assert_eq!(
             probe_address(Some("http://[::1]/x"), None).as_deref(),
