@@ -101,7 +101,19 @@ fn finish(mut child: Child) -> Output {
     let deadline = Instant::now() + RUN_DEADLINE;
     while child.try_wait().expect("try_wait").is_none() {
         if Instant::now() >= deadline {
+            // SIGTERM first: bgflow then ends its steps, so nothing of the test is left.
+            if let Ok(pid) = i32::try_from(child.id()) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            }
+            let grace = Instant::now() + Duration::from_secs(15);
+            while child.try_wait().ok().flatten().is_none() && Instant::now() < grace {
+                std::thread::sleep(Duration::from_millis(50));
+            }
             let _ = child.kill();
+            let _ = child.wait();
             panic!("bgflow run did not end within {RUN_DEADLINE:?}");
         }
         std::thread::sleep(Duration::from_millis(20));
