@@ -52,6 +52,8 @@ pub struct LineMatcher {
     windowed: bool,
     /// The current line's first `progress` match is taken; later ones are not looked for.
     progress_taken: bool,
+    /// How much of the unfinished line `caught_up` has searched.
+    tentative: usize,
 }
 
 impl LineMatcher {
@@ -76,6 +78,7 @@ impl LineMatcher {
             buf: Vec::new(),
             windowed: false,
             progress_taken: false,
+            tentative: 0,
         })
     }
 
@@ -95,22 +98,27 @@ impl LineMatcher {
     }
 
     /// Searches `hay[span]`; `hay` may hold up to `CONTEXT` bytes of the line either side,
-    /// seen by look-arounds but part of no match. `whole_start`/`whole_end`: `hay` begins
-    /// or ends where the line does.
+    /// seen by look-arounds but part of no match. `whole_start`: `hay` begins where the
+    /// line does. `end`: how `hay` ends.
     fn search(
         &mut self,
         hay: &[u8],
         span: Range<usize>,
         whole_start: bool,
-        whole_end: bool,
+        end: HayEnd,
         seen: &mut Seen,
     ) {
         let input = || Input::new(hay).span(span.clone());
+        // In an unfinished line, a match reaching the end of what has come may grow or
+        // vanish with the next bytes; one with bytes after it stands.
+        let stands = |m_end: usize| end != HayEnd::Unfinished || m_end < hay.len();
         if !self.progress_taken {
             if let (Some(re), Some(caps)) = (&self.progress, self.captures.as_mut()) {
                 re.search_captures(&input(), caps);
-                if caps.is_match() {
-                    self.progress_taken = true;
+                if caps.get_match().is_some_and(|m| stands(m.end())) {
+                    // An unfinished line's progress is shown now and taken again when
+                    // the line ends.
+                    self.progress_taken = end != HayEnd::Unfinished;
                     if let Some(p) = progress_of(caps, hay) {
                         seen.set_progress(p);
                     }
@@ -119,14 +127,20 @@ impl LineMatcher {
         }
         if seen.fail_match.is_none() {
             for (text, re) in &self.fail_on {
-                if let Some(m) = re.find(input()) {
-                    let line = excerpt(hay, m.range(), whole_start, whole_end);
+                if let Some(m) = re.find(input()).filter(|m| stands(m.end())) {
+                    let line = excerpt(hay, m.range(), whole_start, end == HayEnd::Line);
                     seen.fail_match = Some((text.clone(), line));
                     break;
                 }
             }
         }
-        if !seen.log_ready && self.ready.as_ref().is_some_and(|re| re.is_match(input())) {
+        if !seen.log_ready
+            && self
+                .ready
+                .as_ref()
+                .and_then(|re| re.find(input()))
+                .is_some_and(|m| stands(m.end()))
+        {
             seen.log_ready = true;
         }
     }
@@ -137,10 +151,11 @@ impl LineMatcher {
         let buf = std::mem::take(&mut self.buf);
         let start = if self.windowed { CONTEXT } else { 0 };
         let end = buf.len() - CONTEXT;
-        self.search(&buf, start..end, !self.windowed, false, seen);
+        self.search(&buf, start..end, !self.windowed, HayEnd::Context, seen);
         self.buf = buf;
         self.buf.drain(..end - OVERLAP - CONTEXT);
         self.windowed = true;
+        self.tentative = 0;
     }
 
     fn next_line(&mut self) {
@@ -150,7 +165,19 @@ impl LineMatcher {
         }
         self.windowed = false;
         self.progress_taken = false;
+        self.tentative = 0;
     }
+}
+
+/// How the searched bytes end.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum HayEnd {
+    /// Where the line ends.
+    Line,
+    /// With `CONTEXT` bytes of the line after the span.
+    Context,
+    /// Where the bytes come so far end; the line goes on.
+    Unfinished,
 }
 
 /// A `LineMatcher` writing what it finds into a step's `Seen`.
@@ -169,7 +196,7 @@ impl Lines for Matching<'_> {
         }
         // The common case: the whole line in the read buffer, matched where it lies.
         if m.wants(self.seen) {
-            m.search(line, 0..line.len(), true, true, self.seen);
+            m.search(line, 0..line.len(), true, HayEnd::Line, self.seen);
         }
         m.next_line();
     }
@@ -192,7 +219,7 @@ impl Lines for Matching<'_> {
         if m.wants(self.seen) {
             let buf = std::mem::take(&mut m.buf);
             let start = if m.windowed { CONTEXT } else { 0 };
-            m.search(&buf, start..buf.len(), !m.windowed, true, self.seen);
+            m.search(&buf, start..buf.len(), !m.windowed, HayEnd::Line, self.seen);
             m.buf = buf;
         }
         m.next_line();
@@ -200,6 +227,25 @@ impl Lines for Matching<'_> {
 
     fn discard(&mut self) {
         self.matcher.next_line();
+    }
+
+    /// The line so far is searched too, so a progress bar waiting at a frame shows it and
+    /// a match is not held back until the line ends; searched again only once it has grown.
+    fn caught_up(&mut self) {
+        let m = &mut *self.matcher;
+        if m.buf.len() > m.tentative && m.wants(self.seen) {
+            m.tentative = m.buf.len();
+            let buf = std::mem::take(&mut m.buf);
+            let start = if m.windowed { CONTEXT } else { 0 };
+            m.search(
+                &buf,
+                start..buf.len(),
+                !m.windowed,
+                HayEnd::Unfinished,
+                self.seen,
+            );
+            m.buf = buf;
+        }
     }
 }
 
@@ -354,6 +400,38 @@ mod tests {
             seen.fail_match.as_ref().map(|m| m.1.as_str()),
             Some("Traceback (most recent call last):")
         );
+    }
+
+    #[test]
+    fn an_unfinished_line_counts_only_matches_with_bytes_after_them() {
+        let mut m = matcher(
+            Some(r"(?P<current>\d+)/(?P<total>\d+)"),
+            &["FATAL"],
+            Some("ready$"),
+        );
+        let mut seen = Seen::default();
+        let mut lines = m.with(&mut seen);
+        lines.bytes(b"12/4");
+        lines.caught_up();
+        assert!(seen.progress.is_none(), "12/4 may be 12/40");
+        let mut lines = m.with(&mut seen);
+        lines.bytes(b"0 done, ready");
+        lines.caught_up();
+        assert_eq!(seen.progress.as_ref().and_then(|p| p.total), Some(40));
+        assert!(!seen.log_ready, "`ready$` waits for the line to end");
+        let mut lines = m.with(&mut seen);
+        lines.bytes(b" FATAL");
+        lines.caught_up();
+        assert!(
+            seen.fail_match.is_none(),
+            "a match reaching the end waits for the next byte"
+        );
+        let mut lines = m.with(&mut seen);
+        lines.bytes(b"!");
+        lines.caught_up();
+        lines.end();
+        assert!(seen.fail_match.is_some());
+        assert!(!seen.log_ready, "the line ends in `!`");
     }
 
     #[test]

@@ -96,6 +96,9 @@ pub trait Lines {
     fn end(&mut self);
     /// The file was rewritten from its start: forget the unfinished line.
     fn discard(&mut self);
+    /// The reader has caught up with the writer in the middle of a line (a progress bar
+    /// waiting before its next `\r`).
+    fn caught_up(&mut self) {}
 }
 
 /// Follows one file from an offset, line by line, without holding a line. A line ends at
@@ -158,6 +161,9 @@ impl Follower {
             total += n as u64;
             self.offset += n as u64;
             self.split(&buf[..n], lines);
+        }
+        if self.mid_line && total > 0 {
+            lines.caught_up();
         }
         self.file = Some(file);
         total
