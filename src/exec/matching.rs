@@ -11,6 +11,8 @@
 //! longer than `WINDOW` (`^start.*end$` around 300 KiB of text) can be missed. Each window
 //! is searched with a few bytes of the line on either side in view, so `^`, `$` and `\b`
 //! see the real neighbours: `^` never matches at a window's start, nor `$` at its end.
+//! A line still being written is searched as far as it has come when the reader catches
+//! up (a bar waiting at a frame); a match there counts once `CONTEXT` bytes follow it.
 //!
 //! Memory: one line buffer of at most `WINDOW` bytes per followed step, given back when a
 //! long line ends; nothing is buffered once no pattern is left to look for in the line.
@@ -110,8 +112,9 @@ impl LineMatcher {
     ) {
         let input = || Input::new(hay).span(span.clone());
         // In an unfinished line, a match reaching the end of what has come may grow or
-        // vanish with the next bytes; one with bytes after it stands.
-        let stands = |m_end: usize| end != HayEnd::Unfinished || m_end < hay.len();
+        // vanish with the next bytes (and `$` or `\b` there would see a false end); one
+        // with a character's worth of bytes after it stands.
+        let stands = |m_end: usize| end != HayEnd::Unfinished || m_end + CONTEXT <= hay.len();
         if !self.progress_taken {
             if let (Some(re), Some(caps)) = (&self.progress, self.captures.as_mut()) {
                 re.search_captures(&input(), caps);
@@ -424,14 +427,14 @@ mod tests {
         lines.caught_up();
         assert!(
             seen.fail_match.is_none(),
-            "a match reaching the end waits for the next byte"
+            "a match waits for four bytes after it"
         );
         let mut lines = m.with(&mut seen);
-        lines.bytes(b"!");
+        lines.bytes(b"!!!!");
         lines.caught_up();
         lines.end();
         assert!(seen.fail_match.is_some());
-        assert!(!seen.log_ready, "the line ends in `!`");
+        assert!(!seen.log_ready, "the line ends in `!!!!`");
     }
 
     #[test]
