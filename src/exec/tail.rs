@@ -270,34 +270,58 @@ pub(super) fn truncate(line: &str, max: usize) -> String {
 }
 
 /// The last `n` lines of a file after `from` (reading at most its last 64 KiB), each cut
-/// to 1000 bytes.
+/// to about 1000 bytes: a longer line shows its first and last 500 bytes around `…`, and
+/// a line longer than what is read shows as `…` and its last 1000 bytes.
 pub fn last_lines(path: &Path, from: u64, n: usize) -> Vec<String> {
     let Ok(mut file) = File::open(path) else {
         return Vec::new();
     };
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     let start = len.saturating_sub(64 * 1024).max(from);
-    if start >= len || file.seek(SeekFrom::Start(start)).is_err() {
+    // One byte more, when there is one, says whether the first line read is whole.
+    let read_from = if start > from { start - 1 } else { start };
+    if start >= len || file.seek(SeekFrom::Start(read_from)).is_err() {
         return Vec::new();
     }
     let mut buf = Vec::new();
-    if file.take(len - start).read_to_end(&mut buf).is_err() {
+    if file.take(len - read_from).read_to_end(&mut buf).is_err() {
         return Vec::new();
     }
-    let text = String::from_utf8_lossy(&buf);
-    let mut lines: Vec<&str> = text.lines().collect();
-    if start > from && !lines.is_empty() {
-        lines.remove(0); // probably cut in the middle
-    }
+    let (first_cut, bytes) = match buf.split_first() {
+        Some((&before, rest)) if read_from < start => (before != b'\n', rest),
+        _ => (false, &buf[..]),
+    };
+    let text = String::from_utf8_lossy(bytes);
+    let lines: Vec<&str> = text.lines().collect();
     let skip = lines.len().saturating_sub(n);
-    lines[skip..]
+    lines
         .iter()
+        .enumerate()
+        .skip(skip)
         // What a terminal shows of a line redrawn after `\r`: its last frame.
-        .map(|l| {
+        .map(|(i, l)| {
             let l = l.trim_end_matches('\r');
-            truncate(l.rsplit('\r').next().unwrap_or(l), 1000)
+            let shown = l.rsplit('\r').next().unwrap_or(l);
+            if i == 0 && first_cut && shown.len() == l.len() {
+                format!("…{}", end_of(shown, 1000))
+            } else if shown.len() > 1000 {
+                // Both ends of a long line: what it is about, and how it ends.
+                let head = truncate(shown, 500);
+                format!("{head}{}", end_of(shown, 500))
+            } else {
+                shown.to_owned()
+            }
         })
         .collect()
+}
+
+/// The last `max` bytes of a line, or fewer at a character boundary.
+fn end_of(line: &str, max: usize) -> &str {
+    let mut cut = line.len().saturating_sub(max);
+    while !line.is_char_boundary(cut) {
+        cut += 1;
+    }
+    &line[cut..]
 }
 
 /// The last non-empty line of a file after `from`.
@@ -426,6 +450,26 @@ mod tests {
         assert!(last_lines(&path, 0, 5)
             .iter()
             .all(|l| !l.contains("attempt")));
+        // A line longer than what is read: its end, marked as cut.
+        let long = dir.path().join("long");
+        std::fs::write(&long, format!("short\n{}END\n", "é".repeat(50_000))).expect("write");
+        let tail = last_lines(&long, 0, 5);
+        assert_eq!(tail.len(), 1, "{tail:?}");
+        assert!(
+            tail[0].starts_with('…') && tail[0].ends_with("éEND"),
+            "{}",
+            tail[0]
+        );
+        assert!(tail[0].len() <= 1000 + '…'.len_utf8());
+        // A read that starts exactly at a line's start shows the line's start too.
+        let exact = format!("{}\n{}\n", "a".repeat(1000), "b".repeat(64 * 1024 - 1));
+        std::fs::write(&long, exact).expect("write");
+        let tail = last_lines(&long, 0, 5);
+        assert_eq!(tail.len(), 1, "{tail:?}");
+        assert_eq!(tail[0], format!("{}…{}", "b".repeat(500), "b".repeat(500)));
+        let over = format!("{}\n{}\n", "a".repeat(1000), "b".repeat(64 * 1024));
+        std::fs::write(&long, over).expect("write");
+        assert!(last_lines(&long, 0, 5)[0].starts_with("…b"));
         let small = dir.path().join("small");
         std::fs::write(&small, "old\nnew\n").expect("write");
         assert_eq!(last_lines(&small, 4, 5), vec!["new"]);

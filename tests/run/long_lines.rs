@@ -104,6 +104,13 @@ fn fail_on_sees_a_match_at_the_end_of_a_5kb_1mb_and_100mb_line() {
             reason.len() < 1200,
             "{name}: the line is shown cut, not whole"
         );
+        // The failure report's last lines show the end of the long line.
+        let last = out.step(name)["last_lines"].as_array().expect("last_lines");
+        let shown = last.last().and_then(|l| l.as_str()).unwrap_or("");
+        assert!(
+            shown.ends_with("xxxFATAL: disk on fire") && shown.len() < 1100,
+            "{name}: last line {shown:?}"
+        );
     }
     expect_whole_logs(&out);
 }
