@@ -24,6 +24,8 @@ use serde_json::Value;
 mod common;
 #[path = "run/containment.rs"]
 mod containment;
+#[path = "run/long_lines.rs"]
+mod long_lines;
 #[path = "run/output.rs"]
 mod output;
 #[path = "run/processes.rs"]

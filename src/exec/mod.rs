@@ -9,6 +9,7 @@ mod direct;
 pub mod fingerprint;
 pub mod junit;
 pub mod logpipe;
+mod matching;
 pub mod probe;
 pub mod process;
 pub mod scheduler;

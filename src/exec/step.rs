@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::logpipe;
+use super::matching::LineMatcher;
 use super::probe;
 use super::process::{self, Spawn};
 use super::tail::{self, Follower, Progress, Seen};
@@ -265,6 +266,20 @@ async fn attempt_once(
     if let Some(taken) = probe::port_taken(step) {
         return (End::NotStarted(taken), seen, from);
     }
+    let grace = step.kill_grace().as_std();
+    let is_service = step.kind() == crate::manifest::StepKind::Service;
+    let ready_probe = step.more().ready.as_ref().filter(|_| is_service);
+    let health_probe = step.more().health.as_ref().filter(|_| is_service);
+    let ready_log = ready_probe
+        .and_then(|p| p.log.as_deref())
+        .and_then(|re| regex::Regex::new(re).ok());
+    let needs_lines =
+        step.progress().is_some() || !step.fail_on().is_empty() || ready_log.is_some();
+    let mut lines = match LineMatcher::new(step.progress(), step.fail_on(), ready_log.as_ref()) {
+        Ok(m) => m,
+        // `plan` compiled every pattern with the same engine: not expected.
+        Err(e) => return (End::NotStarted(format!("cannot compile {e}")), seen, from),
+    };
     let mut unit = match ctx.contain.unit(index, attempt) {
         Ok(u) => u,
         Err(e) => {
@@ -349,15 +364,6 @@ async fn attempt_once(
         start_time: process::start_time(pid),
     });
 
-    let grace = step.kill_grace().as_std();
-    let is_service = step.kind() == crate::manifest::StepKind::Service;
-    let ready_probe = step.more().ready.as_ref().filter(|_| is_service);
-    let health_probe = step.more().health.as_ref().filter(|_| is_service);
-    let ready_log = ready_probe
-        .and_then(|p| p.log.as_deref())
-        .and_then(|re| regex::Regex::new(re).ok());
-    let needs_lines =
-        step.progress().is_some() || !step.fail_on().is_empty() || ready_log.is_some();
     let mut phase = match (is_service, ready_probe) {
         (false, _) => Phase::Task,
         (true, None) => {
@@ -454,16 +460,14 @@ async fn attempt_once(
             }
             Wake::Tick => {
                 let grew = if needs_lines {
-                    follower.poll(|line| {
-                        seen.line(line, step.progress(), step.fail_on(), ready_log.as_ref())
-                    }) > 0
+                    follower.poll(&mut lines.with(&mut seen)) > 0
                 } else {
                     let size = fs::metadata(log_path).map_or(last_size, |m| m.len());
                     let grew = size != last_size;
                     last_size = size;
                     grew
                 };
-                progress_file.poll(|line| {
+                progress_file.poll_text(|line| {
                     if let Some(p) = Progress::from_progress_line(line) {
                         seen.set_progress(p);
                     }
@@ -569,10 +573,10 @@ async fn attempt_once(
     // Everything the step printed is in the log before it is read for the last time.
     let _ = copier.finish().await;
     if needs_lines {
-        follower.poll(|line| seen.line(line, step.progress(), step.fail_on(), None));
-        follower.finish(|line| seen.line(line, step.progress(), step.fail_on(), None));
+        follower.poll(&mut lines.with(&mut seen));
+        follower.finish(&mut lines.with(&mut seen));
     }
-    progress_file.poll(|line| {
+    progress_file.poll_text(|line| {
         if let Some(p) = Progress::from_progress_line(line) {
             seen.set_progress(p);
         }

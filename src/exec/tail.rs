@@ -8,11 +8,8 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
-use regex::Regex;
 use serde::Serialize;
 
-/// Longest line kept for matching and display; the rest of a longer line is dropped.
-const MAX_LINE: usize = 4096;
 /// Lines kept for the failure report.
 pub const TAIL_LINES: usize = 20;
 
@@ -83,28 +80,44 @@ impl Progress {
             ..Self::default()
         })
     }
-
-    /// Reads the named groups of a `progress` regex match.
-    pub fn from_captures(caps: &regex::Captures<'_>) -> Option<Self> {
-        let get = |n: &str| caps.name(n).map(|m| m.as_str().trim().to_owned());
-        let p = Self {
-            percent: get("percent").and_then(|s| s.trim_end_matches('%').parse().ok()),
-            current: get("current").and_then(|s| s.parse().ok()),
-            total: get("total").and_then(|s| s.parse().ok()),
-            message: get("message").filter(|m| !m.is_empty()),
-        };
-        (p != Self::default()).then_some(p)
-    }
 }
 
-/// Follows one file from an offset, line by line, without holding more than a line.
+/// What a `Follower` hands the lines it reads to, piece by piece: a line of any length
+/// passes through without being held whole.
+pub trait Lines {
+    /// A whole line that came in one read (its end not included).
+    fn line(&mut self, line: &[u8]) {
+        self.bytes(line);
+        self.end();
+    }
+    /// More bytes of the current line (no line end among them).
+    fn bytes(&mut self, bytes: &[u8]);
+    /// The current line ended.
+    fn end(&mut self);
+    /// The file was rewritten from its start: forget the unfinished line.
+    fn discard(&mut self);
+    /// The reader has caught up with the writer in the middle of a line (a progress bar
+    /// waiting before its next `\r`).
+    fn caught_up(&mut self) {}
+}
+
+/// Follows one file from an offset, line by line, without holding a line. A line ends at
+/// `\n`, `\r\n` or a lone `\r` (after which a progress bar draws its next frame).
 pub struct Follower {
     file: Option<File>,
     path: std::path::PathBuf,
     offset: u64,
-    partial: Vec<u8>,
-    partial_overflow: bool,
+    /// Part of the current line was handed on already.
+    mid_line: bool,
+    /// The last byte read was a `\r` ending a line: a `\n` right after it ends no other.
+    after_cr: bool,
+    /// `poll_text`'s unfinished line, at most `MAX_TEXT_LINE` bytes.
+    text: Vec<u8>,
 }
+
+/// Longest line `poll_text` gives (the `BGFLOW_PROGRESS` file's lines are short); the rest
+/// of a longer line is dropped.
+const MAX_TEXT_LINE: usize = 4096;
 
 impl Follower {
     pub fn new(path: &Path, offset: u64) -> Self {
@@ -112,14 +125,15 @@ impl Follower {
             file: None,
             path: path.to_path_buf(),
             offset,
-            partial: Vec::new(),
-            partial_overflow: false,
+            mid_line: false,
+            after_cr: false,
+            text: Vec::new(),
         }
     }
 
-    /// Reads what was appended since the last call; calls `on_line` for each whole line.
-    /// Returns the number of new bytes.
-    pub fn poll(&mut self, mut on_line: impl FnMut(&str)) -> u64 {
+    /// Reads what was appended since the last call and hands it to `lines`. Returns the
+    /// number of new bytes.
+    pub fn poll(&mut self, lines: &mut impl Lines) -> u64 {
         if self.file.is_none() {
             self.file = File::open(&self.path).ok();
         }
@@ -129,7 +143,9 @@ impl Follower {
         // A file rewritten from the start (`echo 45 > $BGFLOW_PROGRESS`) is read again.
         if file.metadata().is_ok_and(|m| m.len() < self.offset) {
             self.offset = 0;
-            self.partial.clear();
+            self.mid_line = false;
+            self.after_cr = false;
+            lines.discard();
         }
         if file.seek(SeekFrom::Start(self.offset)).is_err() {
             self.file = Some(file);
@@ -144,37 +160,80 @@ impl Follower {
             };
             total += n as u64;
             self.offset += n as u64;
-            let mut rest = &buf[..n];
-            while let Some(i) = rest.iter().position(|&b| b == b'\n') {
-                self.push(&rest[..i]);
-                let line = String::from_utf8_lossy(&self.partial);
-                on_line(line.trim_end_matches('\r'));
-                self.partial.clear();
-                self.partial_overflow = false;
-                rest = &rest[i + 1..];
-            }
-            self.push(rest);
+            self.split(&buf[..n], lines);
+        }
+        if self.mid_line && total > 0 {
+            lines.caught_up();
         }
         self.file = Some(file);
         total
     }
 
-    /// The unfinished last line, if any (for display at the end).
-    pub fn finish(&mut self, on_line: impl FnOnce(&str)) {
-        if !self.partial.is_empty() {
-            let line = String::from_utf8_lossy(&self.partial).into_owned();
-            on_line(&line);
-            self.partial.clear();
+    fn split(&mut self, mut rest: &[u8], lines: &mut impl Lines) {
+        if std::mem::take(&mut self.after_cr) && rest.first() == Some(&b'\n') {
+            rest = &rest[1..];
+        }
+        while let Some(i) = memchr::memchr2(b'\n', b'\r', rest) {
+            if std::mem::take(&mut self.mid_line) {
+                lines.bytes(&rest[..i]);
+                lines.end();
+            } else {
+                lines.line(&rest[..i]);
+            }
+            let cr = rest[i] == b'\r';
+            rest = &rest[i + 1..];
+            if cr {
+                match rest.first() {
+                    Some(b'\n') => rest = &rest[1..],
+                    Some(_) => {}
+                    None => self.after_cr = true,
+                }
+            }
+        }
+        if !rest.is_empty() {
+            lines.bytes(rest);
+            self.mid_line = true;
         }
     }
 
-    fn push(&mut self, bytes: &[u8]) {
-        let room = MAX_LINE.saturating_sub(self.partial.len());
-        if bytes.len() > room {
-            self.partial_overflow = true;
+    /// The unfinished last line, if any, ends here (the step has ended).
+    pub fn finish(&mut self, lines: &mut impl Lines) {
+        if std::mem::take(&mut self.mid_line) {
+            lines.end();
         }
-        self.partial
-            .extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+
+    /// As `poll`, giving each whole line as text (cut to `MAX_TEXT_LINE` bytes).
+    pub fn poll_text(&mut self, on_line: impl FnMut(&str)) -> u64 {
+        let mut text = Text {
+            buf: std::mem::take(&mut self.text),
+            on_line,
+        };
+        let n = self.poll(&mut text);
+        self.text = text.buf;
+        n
+    }
+}
+
+/// `poll_text`'s lines.
+struct Text<F> {
+    buf: Vec<u8>,
+    on_line: F,
+}
+
+impl<F: FnMut(&str)> Lines for Text<F> {
+    fn bytes(&mut self, bytes: &[u8]) {
+        let room = MAX_TEXT_LINE.saturating_sub(self.buf.len());
+        self.buf.extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+
+    fn end(&mut self) {
+        (self.on_line)(&String::from_utf8_lossy(&self.buf));
+        self.buf.clear();
+    }
+
+    fn discard(&mut self) {
+        self.buf.clear();
     }
 }
 
@@ -184,37 +243,13 @@ impl Follower {
 pub struct Seen {
     pub progress: Option<Progress>,
     pub progress_changed: bool,
-    /// The first `fail_on` match: (pattern, line).
+    /// The first `fail_on` match: (pattern, the line or an excerpt of it around the match).
     pub fail_match: Option<(String, String)>,
     /// Whether the `ready = { log = ... }` pattern has matched.
     pub log_ready: bool,
 }
 
 impl Seen {
-    pub fn line(
-        &mut self,
-        line: &str,
-        progress: Option<&Regex>,
-        fail_on: &[Regex],
-        ready_log: Option<&Regex>,
-    ) {
-        if let Some(re) = progress {
-            if let Some(p) = re.captures(line).and_then(|c| Progress::from_captures(&c)) {
-                self.set_progress(p);
-            }
-        }
-        if self.fail_match.is_none() {
-            if let Some(re) = fail_on.iter().find(|re| re.is_match(line)) {
-                self.fail_match = Some((re.as_str().to_owned(), truncate(line, 1000)));
-            }
-        }
-        if let Some(re) = ready_log {
-            if re.is_match(line) {
-                self.log_ready = true;
-            }
-        }
-    }
-
     pub fn set_progress(&mut self, p: Progress) {
         if self.progress.as_ref() != Some(&p) {
             self.progress_changed = true;
@@ -223,7 +258,7 @@ impl Seen {
     }
 }
 
-fn truncate(line: &str, max: usize) -> String {
+pub(super) fn truncate(line: &str, max: usize) -> String {
     if line.len() <= max {
         return line.to_owned();
     }
@@ -235,30 +270,58 @@ fn truncate(line: &str, max: usize) -> String {
 }
 
 /// The last `n` lines of a file after `from` (reading at most its last 64 KiB), each cut
-/// to 1000 bytes.
+/// to about 1000 bytes: a longer line shows its first and last 500 bytes around `…`, and
+/// a line longer than what is read shows as `…` and its last 1000 bytes.
 pub fn last_lines(path: &Path, from: u64, n: usize) -> Vec<String> {
     let Ok(mut file) = File::open(path) else {
         return Vec::new();
     };
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     let start = len.saturating_sub(64 * 1024).max(from);
-    if start >= len || file.seek(SeekFrom::Start(start)).is_err() {
+    // One byte more, when there is one, says whether the first line read is whole.
+    let read_from = if start > from { start - 1 } else { start };
+    if start >= len || file.seek(SeekFrom::Start(read_from)).is_err() {
         return Vec::new();
     }
     let mut buf = Vec::new();
-    if file.take(len - start).read_to_end(&mut buf).is_err() {
+    if file.take(len - read_from).read_to_end(&mut buf).is_err() {
         return Vec::new();
     }
-    let text = String::from_utf8_lossy(&buf);
-    let mut lines: Vec<&str> = text.lines().collect();
-    if start > from && !lines.is_empty() {
-        lines.remove(0); // probably cut in the middle
-    }
+    let (first_cut, bytes) = match buf.split_first() {
+        Some((&before, rest)) if read_from < start => (before != b'\n', rest),
+        _ => (false, &buf[..]),
+    };
+    let text = String::from_utf8_lossy(bytes);
+    let lines: Vec<&str> = text.lines().collect();
     let skip = lines.len().saturating_sub(n);
-    lines[skip..]
+    lines
         .iter()
-        .map(|l| truncate(l.trim_end_matches('\r'), 1000))
+        .enumerate()
+        .skip(skip)
+        // What a terminal shows of a line redrawn after `\r`: its last frame.
+        .map(|(i, l)| {
+            let l = l.trim_end_matches('\r');
+            let shown = l.rsplit('\r').next().unwrap_or(l);
+            if i == 0 && first_cut && shown.len() == l.len() {
+                format!("…{}", end_of(shown, 1000))
+            } else if shown.len() > 1000 {
+                // Both ends of a long line: what it is about, and how it ends.
+                let head = truncate(shown, 500);
+                format!("{head}{}", end_of(shown, 500))
+            } else {
+                shown.to_owned()
+            }
+        })
         .collect()
+}
+
+/// The last `max` bytes of a line, or fewer at a character boundary.
+fn end_of(line: &str, max: usize) -> &str {
+    let mut cut = line.len().saturating_sub(max);
+    while !line.is_char_boundary(cut) {
+        cut += 1;
+    }
+    &line[cut..]
 }
 
 /// The last non-empty line of a file after `from`.
@@ -291,59 +354,82 @@ mod tests {
         assert!(Progress::from_progress_line("").is_none());
     }
 
-    #[test]
-    fn progress_regex_groups() {
-        let re = Regex::new(r"(?P<current>\d+)/(?P<total>\d+): (?P<message>.*)").expect("regex");
-        let mut seen = Seen::default();
-        seen.line("3/4: almost", Some(&re), &[], None);
-        let p = seen.progress.clone().expect("progress");
-        assert_eq!(p.describe(), "75% (3/4: almost)");
+    /// Collects what a `Follower` hands on: whole lines, and the pieces of long ones.
+    #[derive(Default)]
+    struct Collect {
+        lines: Vec<String>,
+        current: Vec<u8>,
+        pieces: usize,
+    }
+
+    impl Lines for Collect {
+        fn bytes(&mut self, bytes: &[u8]) {
+            self.pieces += 1;
+            self.current.extend_from_slice(bytes);
+        }
+        fn end(&mut self) {
+            let line = std::mem::take(&mut self.current);
+            self.lines.push(String::from_utf8_lossy(&line).into_owned());
+        }
+        fn discard(&mut self) {
+            self.current.clear();
+        }
     }
 
     #[test]
-    fn follower_reads_lines_in_bounded_memory() {
+    fn follower_hands_on_every_byte_of_a_long_line_in_pieces() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("log");
         let mut f = File::create(&path).expect("create");
         let mut follower = Follower::new(&path, 0);
         f.write_all(b"one\ntw").expect("write");
-        let mut lines = Vec::new();
-        follower.poll(|l| lines.push(l.to_owned()));
-        assert_eq!(lines, vec!["one"]);
+        let mut seen = Collect::default();
+        follower.poll(&mut seen);
+        assert_eq!(seen.lines, vec!["one"]);
         f.write_all(b"o\n").expect("write");
-        f.write_all(&vec![b'x'; 100_000]).expect("write");
+        f.write_all(&vec![b'x'; 300_000]).expect("write");
         f.write_all(b"\nend").expect("write");
-        follower.poll(|l| lines.push(l.to_owned()));
-        assert_eq!(lines.len(), 3);
-        assert_eq!(lines[1], "two");
-        assert_eq!(
-            lines[2].len(),
-            MAX_LINE,
-            "a long line is cut, not held whole"
-        );
-        let mut last = String::new();
-        follower.finish(|l| last = l.to_owned());
-        assert_eq!(last, "end");
+        follower.poll(&mut seen);
+        assert_eq!(seen.lines.len(), 3);
+        assert_eq!(seen.lines[1], "two");
+        assert_eq!(seen.lines[2].len(), 300_000, "every byte of a long line");
+        assert!(seen.pieces >= 5, "a long line comes in pieces, not whole");
+        follower.finish(&mut seen);
+        assert_eq!(seen.lines[3], "end");
     }
 
     #[test]
-    fn fail_on_keeps_the_first_match() {
-        let re = Regex::new("Traceback").expect("regex");
-        let mut seen = Seen::default();
-        for i in 0..50 {
-            seen.line(&format!("line {i}"), None, std::slice::from_ref(&re), None);
-        }
-        seen.line(
-            "Traceback (most recent call last):",
-            None,
-            std::slice::from_ref(&re),
-            None,
-        );
-        seen.line("Traceback again", None, std::slice::from_ref(&re), None);
+    fn a_carriage_return_ends_a_line_and_crlf_ends_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("log");
+        let mut f = File::create(&path).expect("create");
+        let mut follower = Follower::new(&path, 0);
+        let mut seen = Collect::default();
+        f.write_all(b" 10%\r 20%\r 30%\r").expect("write");
+        follower.poll(&mut seen);
+        // The \n after a \r that ended a read still ends no other line.
+        f.write_all(b"\nwin\r\ndos\n\nlast").expect("write");
+        follower.poll(&mut seen);
+        follower.finish(&mut seen);
         assert_eq!(
-            seen.fail_match.as_ref().map(|m| m.1.as_str()),
-            Some("Traceback (most recent call last):")
+            seen.lines,
+            vec![" 10%", " 20%", " 30%", "win", "dos", "", "last"]
         );
+    }
+
+    #[test]
+    fn text_lines_are_cut_and_a_rewritten_file_is_read_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("progress");
+        std::fs::write(&path, format!("5/10 a\n{}\n", "y".repeat(10_000))).expect("write");
+        let mut follower = Follower::new(&path, 0);
+        let mut lines = Vec::new();
+        follower.poll_text(|l| lines.push(l.to_owned()));
+        assert_eq!(lines[0], "5/10 a");
+        assert_eq!(lines[1].len(), MAX_TEXT_LINE);
+        std::fs::write(&path, "45\n").expect("write");
+        follower.poll_text(|l| lines.push(l.to_owned()));
+        assert_eq!(lines[2], "45");
     }
 
     #[test]
@@ -364,6 +450,26 @@ mod tests {
         assert!(last_lines(&path, 0, 5)
             .iter()
             .all(|l| !l.contains("attempt")));
+        // A line longer than what is read: its end, marked as cut.
+        let long = dir.path().join("long");
+        std::fs::write(&long, format!("short\n{}END\n", "é".repeat(50_000))).expect("write");
+        let tail = last_lines(&long, 0, 5);
+        assert_eq!(tail.len(), 1, "{tail:?}");
+        assert!(
+            tail[0].starts_with('…') && tail[0].ends_with("éEND"),
+            "{}",
+            tail[0]
+        );
+        assert!(tail[0].len() <= 1000 + '…'.len_utf8());
+        // A read that starts exactly at a line's start shows the line's start too.
+        let exact = format!("{}\n{}\n", "a".repeat(1000), "b".repeat(64 * 1024 - 1));
+        std::fs::write(&long, exact).expect("write");
+        let tail = last_lines(&long, 0, 5);
+        assert_eq!(tail.len(), 1, "{tail:?}");
+        assert_eq!(tail[0], format!("{}…{}", "b".repeat(500), "b".repeat(500)));
+        let over = format!("{}\n{}\n", "a".repeat(1000), "b".repeat(64 * 1024));
+        std::fs::write(&long, over).expect("write");
+        assert!(last_lines(&long, 0, 5)[0].starts_with("…b"));
         let small = dir.path().join("small");
         std::fs::write(&small, "old\nnew\n").expect("write");
         assert_eq!(last_lines(&small, 4, 5), vec!["new"]);
