@@ -1,15 +1,28 @@
 //! JUnit XML reports of `kind = "test"` steps (pytest `--junitxml`, cargo-nextest, Maven
-//! Surefire): counts and the failing tests. A malformed report is a warning, never a crash.
+//! Surefire): counts and the failing tests.
+//!
+//! Guarantee 10: a report counts only when the attempt wrote it. Before an attempt starts,
+//! the files matching `junit` are listed with their device, inode, size, mtime and ctime
+//! (`Before`); after it, only a file that is new or whose stamp changed is read. Comparing
+//! stamps, not the attempt's start time against the mtime, is what makes this hold on a
+//! filesystem with coarse timestamps (a report written 2 ms before the attempt can carry a
+//! later mtime than the attempt's clock, and one written during it an earlier one). A step
+//! whose attempt wrote no report, or a report that cannot be read, fails: the check it
+//! declared was not performed. Which steps may share a pattern is `plan`'s
+//! (`validate/junit.rs`).
 
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 use serde::Serialize;
 
-/// The failing tests kept for display.
-const MAX_FAILING: usize = 20;
+/// The failing tests kept for display; the rest are counted in `truncated`.
+pub const MAX_FAILING: usize = 20;
+/// The longest message kept per failing test, in bytes.
+const MAX_MESSAGE: usize = 2000;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct TestCounts {
@@ -17,8 +30,10 @@ pub struct TestCounts {
     pub failed: u64,
     pub errors: u64,
     pub skipped: u64,
-    /// The first failing tests: name and message.
+    /// The first failing tests (`MAX_FAILING` at most), failures and errors in report order.
     pub failing: Vec<FailingTest>,
+    /// Failing tests left out of `failing`.
+    pub truncated: u64,
     /// Reports that could not be read, with why.
     pub warnings: Vec<String>,
     /// The report files read.
@@ -27,8 +42,48 @@ pub struct TestCounts {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FailingTest {
+    /// A name to paste into the runner: a pytest node id (`tests/test_x.py::TestA::test_b`)
+    /// when the report's test maps to a `.py` file, else `classname::name`.
     pub name: String,
+    /// `failure` (an assertion failed) or `error` (the test could not run or raised).
+    pub kind: FailKind,
+    /// The report's `type` attribute (`java.lang.AssertionError`), when it has one.
+    #[serde(rename = "type")]
+    pub type_: Option<String>,
+    /// The `message` attribute, else the first line of the element's text; may span lines.
     pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailKind {
+    Failure,
+    Error,
+}
+
+impl FailingTest {
+    /// `FAIL` or `ERROR`, as the summary marks it.
+    pub fn mark(&self) -> &'static str {
+        match self.kind {
+            FailKind::Failure => "FAIL",
+            FailKind::Error => "ERROR",
+        }
+    }
+
+    /// The message with the type in front when the message does not already start with it:
+    /// `java.lang.AssertionError: expected:<1>`.
+    pub fn detail(&self) -> String {
+        match &self.type_ {
+            Some(t) if !t.is_empty() && !self.message.starts_with(t.as_str()) => {
+                if self.message.is_empty() {
+                    t.clone()
+                } else {
+                    format!("{t}: {}", self.message)
+                }
+            }
+            _ => self.message.clone(),
+        }
+    }
 }
 
 impl TestCounts {
@@ -51,13 +106,14 @@ impl TestCounts {
         parts.join(", ")
     }
 
-    /// Adds one report's text.
-    pub fn add_report(&mut self, name: &str, xml: &str) {
+    /// Adds one report's text; `names` turns a test case into the name shown.
+    /// Returns false when the report is not a readable JUnit report (then a warning says why).
+    pub fn add_report(&mut self, name: &str, xml: &str, names: &mut Namer) -> bool {
         let mut reader = Reader::from_str(xml);
-        reader.config_mut().trim_text(true);
-        // The test case being read: (name, its outcome, message).
-        let mut case: Option<(String, Outcome, String)> = None;
+        let mut case: Option<Case> = None;
+        // Inside a <failure> or <error> without a `message`: its text is the message.
         let mut in_failure_text = false;
+        let mut text = String::new();
         let mut seen_case = false;
         loop {
             let event = match reader.read_event() {
@@ -67,45 +123,61 @@ impl TestCounts {
                         "{name}: malformed JUnit XML at byte {}: {e}",
                         reader.error_position()
                     ));
-                    return;
+                    return false;
                 }
             };
             match event {
                 Event::Start(e) if is(&e, b"testcase") => {
                     seen_case = true;
                     if let Some(done) = case.take() {
-                        self.count(done);
+                        self.count(done, names);
                     }
-                    case = Some((case_name(&e), Outcome::Passed, String::new()));
+                    case = Some(Case::new(&e));
                 }
                 Event::Empty(e) if is(&e, b"testcase") => {
                     seen_case = true;
-                    self.count((case_name(&e), Outcome::Passed, String::new()));
+                    self.count(Case::new(&e), names);
                 }
-                Event::Start(e) | Event::Empty(e)
-                    if is(&e, b"failure") || is(&e, b"error") || is(&e, b"skipped") =>
-                {
-                    if let Some((_, outcome, message)) = case.as_mut() {
-                        *outcome = if is(&e, b"failure") {
-                            Outcome::Failed
-                        } else if is(&e, b"error") {
-                            Outcome::Error
-                        } else {
-                            Outcome::Skipped
-                        };
-                        *message = attr(&e, b"message").unwrap_or_default();
-                        in_failure_text = message.is_empty();
+                Event::Start(e) if is_outcome(&e) => {
+                    if let Some(c) = case.as_mut() {
+                        in_failure_text = c.mark(&e);
+                        text.clear();
+                    }
+                }
+                Event::Empty(e) if is_outcome(&e) => {
+                    if let Some(c) = case.as_mut() {
+                        c.mark(&e);
                     }
                 }
                 Event::Text(t) if in_failure_text => {
-                    if let (Some((_, _, message)), Ok(text)) = (case.as_mut(), t.decode()) {
-                        *message = text.lines().next().unwrap_or("").trim().to_owned();
+                    if let Ok(s) = t.xml_content(quick_xml::XmlVersion::Implicit1_0) {
+                        push_capped(&mut text, &s);
                     }
-                    in_failure_text = false;
                 }
-                Event::End(e) if e.local_name().as_ref() == b"testcase" => {
+                Event::CData(t) if in_failure_text => {
+                    if let Ok(s) = t.decode() {
+                        push_capped(&mut text, &s);
+                    }
+                }
+                Event::GeneralRef(r) if in_failure_text => {
+                    if let Ok(name) = r.decode() {
+                        if let Ok(s) = quick_xml::escape::unescape(&format!("&{name};")) {
+                            push_capped(&mut text, &s);
+                        }
+                    }
+                }
+                Event::End(e)
+                    if in_failure_text && (is_end(&e, b"failure") || is_end(&e, b"error")) =>
+                {
+                    in_failure_text = false;
+                    if let Some(c) = case.as_mut() {
+                        c.message = first_line(&text);
+                    }
+                }
+                Event::End(e) if is_end(&e, b"testcase") => {
+                    in_failure_text = false;
                     if let Some(done) = case.take() {
-                        self.count(done);
+                        self.count(done, names);
                     }
                 }
                 Event::Eof => break,
@@ -113,30 +185,91 @@ impl TestCounts {
             }
         }
         if let Some(done) = case.take() {
-            self.count(done);
+            self.count(done, names);
         }
         if !seen_case && !xml.contains("testsuite") {
             self.warnings.push(format!(
                 "{name}: no <testsuite> or <testcase> found; is this a JUnit report?"
             ));
+            return false;
+        }
+        true
+    }
+
+    fn count(&mut self, case: Case, names: &mut Namer) {
+        let kind = match case.outcome {
+            Outcome::Passed => {
+                self.passed += 1;
+                return;
+            }
+            Outcome::Skipped => {
+                self.skipped += 1;
+                return;
+            }
+            Outcome::Failed => {
+                self.failed += 1;
+                FailKind::Failure
+            }
+            Outcome::Error => {
+                self.errors += 1;
+                FailKind::Error
+            }
+        };
+        if self.failing.len() < MAX_FAILING {
+            let mut message = case.message;
+            cap(&mut message);
+            self.failing.push(FailingTest {
+                name: names.name(&case.classname, &case.name, case.file.as_deref()),
+                kind,
+                type_: case.type_,
+                message,
+            });
+        } else {
+            self.truncated += 1;
+        }
+    }
+}
+
+/// One test case as read.
+struct Case {
+    classname: String,
+    name: String,
+    file: Option<String>,
+    outcome: Outcome,
+    type_: Option<String>,
+    message: String,
+}
+
+impl Case {
+    fn new(e: &BytesStart<'_>) -> Self {
+        Self {
+            classname: attr(e, b"classname").unwrap_or_default(),
+            name: attr(e, b"name").unwrap_or_else(|| "?".to_owned()),
+            file: attr(e, b"file").filter(|f| !f.is_empty()),
+            outcome: Outcome::Passed,
+            type_: None,
+            message: String::new(),
         }
     }
 
-    fn count(&mut self, (name, outcome, message): (String, Outcome, String)) {
-        match outcome {
-            Outcome::Passed => self.passed += 1,
-            Outcome::Skipped => self.skipped += 1,
-            Outcome::Failed | Outcome::Error => {
-                if outcome == Outcome::Failed {
-                    self.failed += 1;
-                } else {
-                    self.errors += 1;
-                }
-                if self.failing.len() < MAX_FAILING {
-                    self.failing.push(FailingTest { name, message });
-                }
-            }
+    /// Takes a `<failure>`, `<error>` or `<skipped>`; true when its text is to be read as
+    /// the message (it has no `message` attribute). A test with a failure and an error
+    /// (pytest: it failed, then its teardown raised) counts once, as the first one.
+    fn mark(&mut self, e: &BytesStart<'_>) -> bool {
+        let outcome = if is(e, b"failure") {
+            Outcome::Failed
+        } else if is(e, b"error") {
+            Outcome::Error
+        } else {
+            Outcome::Skipped
+        };
+        if matches!(self.outcome, Outcome::Failed | Outcome::Error) {
+            return false;
         }
+        self.outcome = outcome;
+        self.message = attr(e, b"message").unwrap_or_default();
+        self.type_ = attr(e, b"type").filter(|t| !t.is_empty());
+        self.message.is_empty() && outcome != Outcome::Skipped
     }
 }
 
@@ -152,6 +285,14 @@ fn is(e: &BytesStart<'_>, name: &[u8]) -> bool {
     e.local_name().as_ref() == name
 }
 
+fn is_outcome(e: &BytesStart<'_>) -> bool {
+    is(e, b"failure") || is(e, b"error") || is(e, b"skipped")
+}
+
+fn is_end(e: &quick_xml::events::BytesEnd<'_>, name: &[u8]) -> bool {
+    e.local_name().as_ref() == name
+}
+
 fn attr(e: &BytesStart<'_>, name: &[u8]) -> Option<String> {
     e.attributes()
         .flatten()
@@ -163,42 +304,258 @@ fn attr(e: &BytesStart<'_>, name: &[u8]) -> Option<String> {
         })
 }
 
-fn case_name(e: &BytesStart<'_>) -> String {
-    let name = attr(e, b"name").unwrap_or_else(|| "?".to_owned());
-    match attr(e, b"classname").filter(|c| !c.is_empty()) {
-        Some(class) => format!("{class}::{name}"),
-        None => name,
+/// Appends to a failure's text while it is shorter than `MAX_MESSAGE`: only its first line
+/// is kept, and a traceback can be megabytes.
+fn push_capped(text: &mut String, s: &str) {
+    if text.len() < MAX_MESSAGE {
+        text.push_str(s);
     }
 }
 
-/// Reads every report matching `pattern` (relative to `root`) written at or after `since`.
-pub fn read(root: &Path, pattern: &str, since: SystemTime) -> TestCounts {
+fn first_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// Cuts a message to `MAX_MESSAGE` bytes at a character boundary, marking the cut.
+fn cap(message: &mut String) {
+    let message_trimmed = message.trim_end().len();
+    message.truncate(message_trimmed);
+    if message.len() > MAX_MESSAGE {
+        let mut cut = MAX_MESSAGE;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+        message.push('…');
+    }
+}
+
+/// Names a failing test so that it can be pasted into its runner.
+///
+/// pytest's report gives `classname="tests.test_x.TestA"` and `name="test_b"` (its node id
+/// `tests/test_x.py::TestA::test_b` with `/` turned into `.` and `.py` dropped), and a
+/// `file` attribute only with `junit_family = "xunit1"`. Where the module ends and the
+/// classes begin is not in the report, so the namer asks the filesystem: the longest dotted
+/// prefix of `classname` that is a `.py` file under the step's folder is the module. A
+/// `file` attribute that is such a file and agrees with `classname` is taken as it is. When
+/// no `.py` file matches (cargo-nextest, Surefire, a report from elsewhere), the name is
+/// `classname::name`, as the report has it.
+pub struct Namer {
+    /// The step's folder; `None`: never look at the filesystem.
+    cwd: Option<PathBuf>,
+    /// Classname -> (module file, classes), or nothing when no file matches.
+    modules: HashMap<String, Option<(String, Vec<String>)>>,
+}
+
+impl Namer {
+    pub fn new(cwd: Option<&Path>) -> Self {
+        Self {
+            cwd: cwd.map(Path::to_path_buf),
+            modules: HashMap::new(),
+        }
+    }
+
+    fn name(&mut self, classname: &str, name: &str, file: Option<&str>) -> String {
+        if let Some((module, classes)) = self.module_of(classname, file) {
+            let mut id = module;
+            for part in classes.iter().map(String::as_str).chain([name]) {
+                id.push_str("::");
+                id.push_str(part);
+            }
+            return id;
+        }
+        if classname.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{classname}::{name}")
+        }
+    }
+
+    fn module_of(&mut self, classname: &str, file: Option<&str>) -> Option<(String, Vec<String>)> {
+        let cwd = self.cwd.as_ref()?;
+        if classname.is_empty() {
+            return None;
+        }
+        if let Some(found) = self.modules.get(classname) {
+            return found.clone();
+        }
+        let parts: Vec<&str> = classname.split('.').collect();
+        let from_file = file.filter(|f| f.ends_with(".py")).and_then(|f| {
+            let module = f.trim_end_matches(".py").replace('/', ".");
+            let rest = classname.strip_prefix(&module)?;
+            let classes: Vec<String> = match rest.strip_prefix('.') {
+                Some(r) => r.split('.').map(str::to_owned).collect(),
+                None if rest.is_empty() => Vec::new(),
+                None => return None,
+            };
+            cwd.join(f).is_file().then(|| (f.to_owned(), classes))
+        });
+        let found = from_file.or_else(|| {
+            (1..=parts.len()).rev().find_map(|k| {
+                let file = format!("{}.py", parts[..k].join("/"));
+                cwd.join(&file)
+                    .is_file()
+                    .then(|| (file, parts[k..].iter().map(|s| (*s).to_owned()).collect()))
+            })
+        });
+        self.modules.insert(classname.to_owned(), found.clone());
+        found
+    }
+}
+
+/// One file's identity and last change, to tell whether an attempt wrote it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Stamp {
+    fn of(m: &std::fs::Metadata) -> Self {
+        Self {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        }
+    }
+}
+
+/// The files matching a step's `junit` pattern before an attempt starts.
+#[derive(Debug, Default)]
+pub struct Before(HashMap<PathBuf, Stamp>);
+
+impl Before {
+    pub fn take(root: &Path, pattern: &str) -> Self {
+        Self(
+            super::fingerprint::matching_files_with_meta(root, pattern)
+                .into_iter()
+                .filter_map(|(p, m)| Some((p, Stamp::of(m.as_ref()?))))
+                .collect(),
+        )
+    }
+}
+
+/// What an attempt's reports say, and why its check could not be performed if it could not.
+pub struct Read {
+    pub counts: TestCounts,
+    /// Set when no report was written by the attempt or one could not be read: the step fails.
+    pub not_performed: Option<String>,
+}
+
+/// Reads the reports matching `pattern` (relative to `root`) that the attempt wrote: new
+/// since `before`, or changed. `cwd` is the step's folder, for pytest node ids.
+pub fn read(root: &Path, pattern: &str, before: &Before, cwd: &Path) -> Read {
     let mut counts = TestCounts::default();
-    let fresh: Vec<PathBuf> = super::fingerprint::matching_files_with_meta(root, pattern)
-        .into_iter()
-        .filter(|(_, meta)| {
-            meta.as_ref()
-                .and_then(|m| m.modified().ok())
-                .is_some_and(|t| t + std::time::Duration::from_secs(1) >= since)
-        })
-        .map(|(path, _)| path)
-        .collect();
+    let mut names = Namer::new(Some(cwd));
+    let mut stale = Vec::new();
+    let mut fresh = Vec::new();
+    for (path, meta) in super::fingerprint::matching_files_with_meta(root, pattern) {
+        let Some(meta) = meta else { continue };
+        if before.0.get(&path) == Some(&Stamp::of(&meta)) {
+            stale.push(path);
+        } else {
+            fresh.push(path);
+        }
+    }
+    let shown = |p: &Path| p.strip_prefix(root).unwrap_or(p).display().to_string();
+    let mut not_performed = None;
     if fresh.is_empty() {
-        counts.warnings.push(format!(
-            "no JUnit report matching `{pattern}` was written by this step"
+        let why = match stale.len() {
+            0 => "no file matches it".to_owned(),
+            n => format!(
+                "{n} file(s) match it but were there before the attempt started, unchanged: {}",
+                list(stale.iter().map(|p| shown(p)))
+            ),
+        };
+        not_performed = Some(format!(
+            "no JUnit report matching `{pattern}` was written by this attempt: {why}"
         ));
     }
     for path in fresh {
-        match std::fs::read(&path) {
-            Ok(bytes) => counts.add_report(
-                &path.display().to_string(),
-                &String::from_utf8_lossy(&bytes),
-            ),
-            Err(e) => counts.warnings.push(format!("{}: {e}", path.display())),
+        let ok = match std::fs::read(&path) {
+            Ok(bytes) => {
+                counts.add_report(&shown(&path), &String::from_utf8_lossy(&bytes), &mut names)
+            }
+            Err(e) => {
+                counts.warnings.push(format!("{}: {e}", shown(&path)));
+                false
+            }
+        };
+        if !ok && not_performed.is_none() {
+            not_performed = Some(format!(
+                "JUnit report could not be read: {}",
+                counts.warnings.last().map_or("", String::as_str)
+            ));
         }
         counts.files.push(path);
     }
-    counts
+    Read {
+        counts,
+        not_performed,
+    }
+}
+
+/// What an attempt's reports do to its state: a step that would succeed fails when no
+/// report was written or one could not be read, or when the reports list a failing test.
+/// A step that failed already keeps its own reason, and why no report was read becomes a
+/// warning.
+pub fn judge(read: &mut Read, state: &mut super::StepState, reason: &mut Option<String>) {
+    if *state != super::StepState::Succeeded {
+        if let Some(why) = read.not_performed.take() {
+            if !read
+                .counts
+                .warnings
+                .iter()
+                .any(|w| why.ends_with(w.as_str()))
+            {
+                read.counts.warnings.push(why);
+            }
+        }
+        return;
+    }
+    if let Some(why) = &read.not_performed {
+        *state = super::StepState::Failed;
+        *reason = Some(why.clone());
+        return;
+    }
+    let counts = &read.counts;
+    let bad = counts.failed + counts.errors;
+    if bad > 0 {
+        *state = super::StepState::Failed;
+        let first = counts
+            .failing
+            .first()
+            .map(|t| {
+                let detail = t.detail();
+                let line = detail.lines().next().unwrap_or("");
+                if line.is_empty() {
+                    format!(": {}", t.name)
+                } else {
+                    format!(": {} ({line})", t.name)
+                }
+            })
+            .unwrap_or_default();
+        *reason = Some(format!("JUnit reports {bad} failing test(s){first}"));
+    }
+}
+
+/// At most 5 paths, then "and N more".
+fn list(items: impl Iterator<Item = String>) -> String {
+    let items: Vec<String> = items.collect();
+    let mut out = items.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+    if items.len() > 5 {
+        out.push_str(&format!(" and {} more", items.len() - 5));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -207,42 +564,135 @@ mod tests {
 
     const PYTEST: &str = r#"<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest" errors="0" failures="1" skipped="1" tests="4">
 <testcase classname="tests.test_app" name="test_ok" time="0.001" />
-<testcase classname="tests.test_app" name="test_bad" time="0.002"><failure message="assert 1 == 2">def test_bad():
+<testcase classname="tests.test_app" name="test_bad" time="0.002"><failure message="assert 1 == 2&#10; +  where 1 = f()">def test_bad():
 &gt;  assert 1 == 2</failure></testcase>
 <testcase classname="tests.test_app" name="test_skip"><skipped type="pytest.skip" message="not today" /></testcase>
-<testcase classname="tests.test_app" name="test_err"><error>boom happened
+<testcase classname="tests.test_app" name="test_err"><error>&lt;boom&gt; happened
 more</error></testcase>
 </testsuite></testsuites>"#;
 
-    #[test]
-    fn counts_a_pytest_report() {
+    fn read(xml: &str) -> TestCounts {
         let mut c = TestCounts::default();
-        c.add_report("junit.xml", PYTEST);
+        c.add_report("junit.xml", xml, &mut Namer::new(None));
+        c
+    }
+
+    #[test]
+    fn counts_a_pytest_report_with_errors_apart_from_failures() {
+        let c = read(PYTEST);
         assert_eq!((c.passed, c.failed, c.skipped, c.errors), (1, 1, 1, 1));
         assert_eq!(c.failing[0].name, "tests.test_app::test_bad");
-        assert_eq!(c.failing[0].message, "assert 1 == 2");
-        assert_eq!(c.failing[1].message, "boom happened");
+        assert_eq!(c.failing[0].kind, FailKind::Failure);
+        assert_eq!(c.failing[0].message, "assert 1 == 2\n +  where 1 = f()");
+        assert_eq!(c.failing[1].kind, FailKind::Error);
+        assert_eq!(c.failing[1].mark(), "ERROR");
+        assert_eq!(c.failing[1].message, "<boom> happened");
         assert_eq!(c.describe(), "1 passed, 1 failed, 1 errors, 1 skipped");
         assert!(c.warnings.is_empty());
     }
 
     #[test]
-    fn counts_nextest_and_surefire_shapes() {
+    fn counts_nextest_and_surefire_shapes_with_the_failure_type() {
         let nextest = r#"<testsuites name="nextest-run" tests="2" failures="0"><testsuite name="bgflow" tests="2"><testcase name="a::b" classname="bgflow"></testcase><testcase name="c" classname="bgflow"/></testsuite></testsuites>"#;
-        let mut c = TestCounts::default();
-        c.add_report("n.xml", nextest);
+        let mut c = read(nextest);
         assert_eq!((c.passed, c.failed), (2, 0));
-        let surefire = r#"<testsuite name="com.x.AppTest" tests="1" failures="1"><testcase name="t" classname="com.x.AppTest"><failure message="expected:&lt;1&gt;" type="AssertionError"/></testcase></testsuite>"#;
-        c.add_report("s.xml", surefire);
-        assert_eq!((c.passed, c.failed), (2, 1));
+        let surefire = r#"<testsuite name="com.x.AppTest" tests="1" failures="1"><testcase name="t" classname="com.x.AppTest"><failure message="expected:&lt;1&gt;" type="java.lang.AssertionError"/></testcase><testcase name="u" classname="com.x.AppTest"><failure/></testcase></testsuite>"#;
+        c.add_report("s.xml", surefire, &mut Namer::new(None));
+        assert_eq!((c.passed, c.failed), (2, 2));
         assert_eq!(c.failing[0].message, "expected:<1>");
+        assert_eq!(
+            c.failing[0].type_.as_deref(),
+            Some("java.lang.AssertionError")
+        );
+        assert_eq!(
+            c.failing[0].detail(),
+            "java.lang.AssertionError: expected:<1>"
+        );
+        // A self-closing failure has no text: the next test's text is not its message.
+        assert_eq!(c.failing[1].message, "");
+    }
+
+    #[test]
+    fn failing_tests_past_the_cap_are_counted_as_truncated() {
+        let cases: String = (0..25)
+            .map(|i| {
+                format!(r#"<testcase classname="m" name="t{i}"><failure message="no"/></testcase>"#)
+            })
+            .collect();
+        let c = read(&format!("<testsuite>{cases}</testsuite>"));
+        assert_eq!(c.failed, 25);
+        assert_eq!(c.failing.len(), MAX_FAILING);
+        assert_eq!(c.truncated, 25 - MAX_FAILING as u64);
+    }
+
+    #[test]
+    fn pytest_names_become_node_ids_when_the_module_is_a_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("tests/unit")).expect("mkdir");
+        std::fs::write(dir.path().join("tests/unit/test_x.py"), "").expect("write");
+        std::fs::write(dir.path().join("test_top.py"), "").expect("write");
+        let mut n = Namer::new(Some(dir.path()));
+        assert_eq!(
+            n.name("tests.unit.test_x.TestA.Inner", "test_b[1-2]", None),
+            "tests/unit/test_x.py::TestA::Inner::test_b[1-2]"
+        );
+        assert_eq!(
+            n.name("tests.unit.test_x", "test_c", None),
+            "tests/unit/test_x.py::test_c"
+        );
+        assert_eq!(n.name("test_top", "test_d", None), "test_top.py::test_d");
+        // xunit1's `file` attribute, agreeing with the classname.
+        assert_eq!(
+            n.name(
+                "tests.unit.test_x.TestA",
+                "test_e",
+                Some("tests/unit/test_x.py")
+            ),
+            "tests/unit/test_x.py::TestA::test_e"
+        );
+        // No such file: as the report has it.
+        assert_eq!(n.name("com.x.AppTest", "t", None), "com.x.AppTest::t");
+        assert_eq!(n.name("", "t", None), "t");
     }
 
     #[test]
     fn malformed_reports_are_warnings() {
         let mut c = TestCounts::default();
-        c.add_report("bad.xml", "<testsuite><testcase name='x'></testsuite>");
-        c.add_report("not.xml", "hello");
+        let mut n = Namer::new(None);
+        assert!(!c.add_report(
+            "bad.xml",
+            "<testsuite><testcase name='x'></testsuite>",
+            &mut n
+        ));
+        assert!(!c.add_report("not.xml", "hello", &mut n));
         assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn only_reports_the_attempt_wrote_are_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        std::fs::create_dir(root.join("reports")).expect("mkdir");
+        let ok = r#"<testsuite><testcase classname="m" name="t"/></testsuite>"#;
+        std::fs::write(root.join("reports/old.xml"), ok).expect("write");
+        let before = Before::take(root, "reports/*.xml");
+        let r = super::read(root, "reports/*.xml", &before, root);
+        let why = r.not_performed.expect("a stale report is not read");
+        assert!(why.contains("reports/old.xml"), "{why}");
+        assert_eq!(r.counts.total(), 0);
+        std::fs::write(root.join("reports/new.xml"), ok).expect("write");
+        let r = super::read(root, "reports/*.xml", &before, root);
+        assert_eq!(r.not_performed, None);
+        assert_eq!((r.counts.passed, r.counts.files.len()), (1, 1));
+        let r = super::read(
+            root,
+            "report/*.xml",
+            &Before::take(root, "report/*.xml"),
+            root,
+        );
+        assert!(r
+            .not_performed
+            .expect("nothing matches")
+            .contains("no file matches it"));
     }
 }
