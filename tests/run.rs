@@ -24,6 +24,8 @@ use serde_json::Value;
 mod common;
 #[path = "run/containment.rs"]
 mod containment;
+#[path = "run/junit.rs"]
+mod junit;
 #[path = "run/output.rs"]
 mod output;
 #[path = "run/processes.rs"]

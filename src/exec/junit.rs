@@ -47,7 +47,9 @@ pub struct FailingTest {
     pub name: String,
     /// `failure` (an assertion failed) or `error` (the test could not run or raised).
     pub kind: FailKind,
-    /// The report's `type` attribute (`java.lang.AssertionError`), when it has one.
+    /// The failure's type: the report's `type` attribute (`java.lang.AssertionError`), else
+    /// the exception on the last line of pytest's traceback (`tests/test_x.py:3:
+    /// AssertionError`); null when the report has neither.
     #[serde(rename = "type")]
     pub type_: Option<String>,
     /// The `message` attribute, else the first line of the element's text; may span lines.
@@ -70,11 +72,11 @@ impl FailingTest {
         }
     }
 
-    /// The message with the type in front when the message does not already start with it:
+    /// The message with the type in front when the message does not already name it:
     /// `java.lang.AssertionError: expected:<1>`.
     pub fn detail(&self) -> String {
         match &self.type_ {
-            Some(t) if !t.is_empty() && !self.message.starts_with(t.as_str()) => {
+            Some(t) if !t.is_empty() && !self.message.contains(t.as_str()) => {
                 if self.message.is_empty() {
                     t.clone()
                 } else {
@@ -111,9 +113,9 @@ impl TestCounts {
     pub fn add_report(&mut self, name: &str, xml: &str, names: &mut Namer) -> bool {
         let mut reader = Reader::from_str(xml);
         let mut case: Option<Case> = None;
-        // Inside a <failure> or <error> without a `message`: its text is the message.
+        // Inside a <failure> or <error> lacking a `message` or a `type`: its text has them.
         let mut in_failure_text = false;
-        let mut text = String::new();
+        let mut text = FailureText::default();
         let mut seen_case = false;
         loop {
             let event = match reader.read_event() {
@@ -141,7 +143,7 @@ impl TestCounts {
                 Event::Start(e) if is_outcome(&e) => {
                     if let Some(c) = case.as_mut() {
                         in_failure_text = c.mark(&e);
-                        text.clear();
+                        text = FailureText::default();
                     }
                 }
                 Event::Empty(e) if is_outcome(&e) => {
@@ -151,18 +153,18 @@ impl TestCounts {
                 }
                 Event::Text(t) if in_failure_text => {
                     if let Ok(s) = t.xml_content(quick_xml::XmlVersion::Implicit1_0) {
-                        push_capped(&mut text, &s);
+                        text.push(&s);
                     }
                 }
                 Event::CData(t) if in_failure_text => {
                     if let Ok(s) = t.decode() {
-                        push_capped(&mut text, &s);
+                        text.push(&s);
                     }
                 }
                 Event::GeneralRef(r) if in_failure_text => {
                     if let Ok(name) = r.decode() {
                         if let Ok(s) = quick_xml::escape::unescape(&format!("&{name};")) {
-                            push_capped(&mut text, &s);
+                            text.push(&s);
                         }
                     }
                 }
@@ -171,7 +173,12 @@ impl TestCounts {
                 {
                     in_failure_text = false;
                     if let Some(c) = case.as_mut() {
-                        c.message = first_line(&text);
+                        if c.message.is_empty() {
+                            c.message = first_line(&text.head);
+                        }
+                        if c.type_.is_none() {
+                            c.type_ = pytest_type(&text.tail);
+                        }
                     }
                 }
                 Event::End(e) if is_end(&e, b"testcase") => {
@@ -252,8 +259,8 @@ impl Case {
         }
     }
 
-    /// Takes a `<failure>`, `<error>` or `<skipped>`; true when its text is to be read as
-    /// the message (it has no `message` attribute). A test with a failure and an error
+    /// Takes a `<failure>`, `<error>` or `<skipped>`; true when its text is to be read for
+    /// the message or the type (it has no `message` or `type` attribute). A test with a failure and an error
     /// (pytest: it failed, then its teardown raised) counts once, as the first one.
     fn mark(&mut self, e: &BytesStart<'_>) -> bool {
         let outcome = if is(e, b"failure") {
@@ -269,7 +276,7 @@ impl Case {
         self.outcome = outcome;
         self.message = attr(e, b"message").unwrap_or_default();
         self.type_ = attr(e, b"type").filter(|t| !t.is_empty());
-        self.message.is_empty() && outcome != Outcome::Skipped
+        (self.message.is_empty() || self.type_.is_none()) && outcome != Outcome::Skipped
     }
 }
 
@@ -304,12 +311,49 @@ fn attr(e: &BytesStart<'_>, name: &[u8]) -> Option<String> {
         })
 }
 
-/// Appends to a failure's text while it is shorter than `MAX_MESSAGE`: only its first line
-/// is kept, and a traceback can be megabytes.
-fn push_capped(text: &mut String, s: &str) {
-    if text.len() < MAX_MESSAGE {
-        text.push_str(s);
+/// The text of a `<failure>` or `<error>`: its start while shorter than `MAX_MESSAGE` (for
+/// a message, its first line) and its last bytes (for pytest's type): a traceback can be
+/// megabytes.
+#[derive(Default)]
+struct FailureText {
+    head: String,
+    tail: String,
+}
+
+impl FailureText {
+    fn push(&mut self, s: &str) {
+        if self.head.len() < MAX_MESSAGE {
+            self.head.push_str(s);
+        }
+        self.tail.push_str(s);
+        if self.tail.len() > 2 * TAIL {
+            let mut cut = self.tail.len() - TAIL;
+            while !self.tail.is_char_boundary(cut) {
+                cut += 1;
+            }
+            self.tail.drain(..cut);
+        }
     }
+}
+
+/// The bytes of a failure's text kept for its last line.
+const TAIL: usize = 256;
+
+/// The exception type pytest writes on the last line of a failure's text:
+/// `tests/test_x.py:12: AssertionError`.
+fn pytest_type(tail: &str) -> Option<String> {
+    let last = tail.lines().map(str::trim).rfind(|l| !l.is_empty())?;
+    let (place, ty) = last.rsplit_once(": ")?;
+    let (_, line) = place.rsplit_once(':')?;
+    let is_type = !ty.is_empty()
+        && ty
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_alphabetic() || c == '_')
+        && ty
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '.');
+    (is_type && !line.is_empty() && line.bytes().all(|b| b.is_ascii_digit())).then(|| ty.to_owned())
 }
 
 fn first_line(text: &str) -> String {
@@ -584,6 +628,7 @@ more</error></testcase>
         assert_eq!(c.failing[0].name, "tests.test_app::test_bad");
         assert_eq!(c.failing[0].kind, FailKind::Failure);
         assert_eq!(c.failing[0].message, "assert 1 == 2\n +  where 1 = f()");
+        assert_eq!(c.failing[0].type_, None);
         assert_eq!(c.failing[1].kind, FailKind::Error);
         assert_eq!(c.failing[1].mark(), "ERROR");
         assert_eq!(c.failing[1].message, "<boom> happened");
@@ -610,6 +655,25 @@ more</error></testcase>
         );
         // A self-closing failure has no text: the next test's text is not its message.
         assert_eq!(c.failing[1].message, "");
+    }
+
+    #[test]
+    fn the_type_comes_from_pytest_tracebacks_last_line() {
+        let xml = r#"<testsuite><testcase classname="t" name="a"><failure message="assert 1 == 2">def test_a():
+&gt;   assert 1 == 2
+
+tests/test_x.py:2: AssertionError</failure></testcase><testcase classname="t" name="b"><error message="failed on setup with &quot;RuntimeError: no db&quot;">...
+tests/test_x.py:9: RuntimeError</error></testcase></testsuite>"#;
+        let c = read(xml);
+        assert_eq!(c.failing[0].type_.as_deref(), Some("AssertionError"));
+        assert_eq!(c.failing[0].detail(), "AssertionError: assert 1 == 2");
+        assert_eq!(c.failing[1].type_.as_deref(), Some("RuntimeError"));
+        assert_eq!(
+            c.failing[1].detail(),
+            "failed on setup with \"RuntimeError: no db\""
+        );
+        assert_eq!(pytest_type("x\nnot a type line"), None);
+        assert_eq!(pytest_type("a.py:x: Foo"), None);
     }
 
     #[test]
