@@ -162,7 +162,7 @@ fn write_failing(t: &crate::exec::junit::TestCounts, out: &mut impl Write) {
         };
         let rest: Vec<&str> = lines.collect();
         for line in rest.iter().take(MESSAGE_LINES - 1) {
-            let _ = writeln!(out, "        {line}");
+            let _ = writeln!(out, "{}", format!("        {line}").trim_end());
         }
         if rest.len() >= MESSAGE_LINES {
             let _ = writeln!(
