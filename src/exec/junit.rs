@@ -384,21 +384,31 @@ fn cap(message: &mut String) {
 /// `tests/test_x.py::TestA::test_b` with `/` turned into `.` and `.py` dropped), and a
 /// `file` attribute only with `junit_family = "xunit1"`. Where the module ends and the
 /// classes begin is not in the report, so the namer asks the filesystem: the longest dotted
-/// prefix of `classname` that is a `.py` file under the step's folder is the module. A
+/// prefix of `classname` that is a `.py` file under the step's folder (or under the
+/// workflow's root, and inside the step's folder) is the module. A
 /// `file` attribute that is such a file and agrees with `classname` is taken as it is. When
 /// no `.py` file matches (cargo-nextest, Surefire, a report from elsewhere), the name is
 /// `classname::name`, as the report has it.
 pub struct Namer {
-    /// The step's folder; `None`: never look at the filesystem.
-    cwd: Option<PathBuf>,
+    /// Where pytest's paths may be relative to: the step's folder, then the workflow's
+    /// root (pytest's rootdir when its configuration is there); none: never look.
+    bases: Vec<PathBuf>,
     /// Classname -> (module file, classes), or nothing when no file matches.
     modules: HashMap<String, Option<(String, Vec<String>)>>,
 }
 
 impl Namer {
-    pub fn new(cwd: Option<&Path>) -> Self {
+    /// A namer looking under `cwd` (the step's folder) and then `root`; shown paths are
+    /// relative to `cwd`. `None`: names as the report has them.
+    pub fn new(cwd: Option<&Path>, root: Option<&Path>) -> Self {
+        let mut bases: Vec<PathBuf> = cwd.into_iter().map(Path::to_path_buf).collect();
+        if let (Some(cwd), Some(root)) = (cwd, root) {
+            if root != cwd {
+                bases.push(root.to_path_buf());
+            }
+        }
         Self {
-            cwd: cwd.map(Path::to_path_buf),
+            bases,
             modules: HashMap::new(),
         }
     }
@@ -420,14 +430,37 @@ impl Namer {
     }
 
     fn module_of(&mut self, classname: &str, file: Option<&str>) -> Option<(String, Vec<String>)> {
-        let cwd = self.cwd.as_ref()?;
-        if classname.is_empty() {
+        if self.bases.is_empty() || classname.is_empty() {
             return None;
         }
         if let Some(found) = self.modules.get(classname) {
             return found.clone();
         }
-        let parts: Vec<&str> = classname.split('.').collect();
+        let found = self
+            .bases
+            .iter()
+            .find_map(|base| self.module_under(base, classname, file));
+        self.modules.insert(classname.to_owned(), found.clone());
+        found
+    }
+
+    /// The module of `classname` as a `.py` file under `base`, named relative to the step's
+    /// folder (the first base); `None` when there is none, or it lies outside that folder.
+    fn module_under(
+        &self,
+        base: &Path,
+        classname: &str,
+        file: Option<&str>,
+    ) -> Option<(String, Vec<String>)> {
+        let cwd = self.bases.first()?;
+        let shown = |rel: &str| -> Option<String> {
+            let full = base.join(rel);
+            if !full.is_file() {
+                return None;
+            }
+            let under = full.strip_prefix(cwd).ok()?;
+            under.to_str().map(str::to_owned)
+        };
         let from_file = file.filter(|f| f.ends_with(".py")).and_then(|f| {
             let module = f.trim_end_matches(".py").replace('/', ".");
             let rest = classname.strip_prefix(&module)?;
@@ -436,18 +469,16 @@ impl Namer {
                 None if rest.is_empty() => Vec::new(),
                 None => return None,
             };
-            cwd.join(f).is_file().then(|| (f.to_owned(), classes))
+            Some((shown(f)?, classes))
         });
-        let found = from_file.or_else(|| {
+        from_file.or_else(|| {
+            let parts: Vec<&str> = classname.split('.').collect();
             (1..=parts.len()).rev().find_map(|k| {
                 let file = format!("{}.py", parts[..k].join("/"));
-                cwd.join(&file)
-                    .is_file()
-                    .then(|| (file, parts[k..].iter().map(|s| (*s).to_owned()).collect()))
+                let classes = parts[k..].iter().map(|s| (*s).to_owned()).collect();
+                Some((shown(&file)?, classes))
             })
-        });
-        self.modules.insert(classname.to_owned(), found.clone());
-        found
+        })
     }
 }
 
@@ -499,7 +530,7 @@ pub struct Read {
 /// since `before`, or changed. `cwd` is the step's folder, for pytest node ids.
 pub fn read(root: &Path, pattern: &str, before: &Before, cwd: &Path) -> Read {
     let mut counts = TestCounts::default();
-    let mut names = Namer::new(Some(cwd));
+    let mut names = Namer::new(Some(cwd), Some(root));
     let mut stale = Vec::new();
     let mut fresh = Vec::new();
     for (path, meta) in super::fingerprint::matching_files_with_meta(root, pattern) {
@@ -617,7 +648,7 @@ more</error></testcase>
 
     fn read(xml: &str) -> TestCounts {
         let mut c = TestCounts::default();
-        c.add_report("junit.xml", xml, &mut Namer::new(None));
+        c.add_report("junit.xml", xml, &mut Namer::new(None, None));
         c
     }
 
@@ -642,7 +673,7 @@ more</error></testcase>
         let mut c = read(nextest);
         assert_eq!((c.passed, c.failed), (2, 0));
         let surefire = r#"<testsuite name="com.x.AppTest" tests="1" failures="1"><testcase name="t" classname="com.x.AppTest"><failure message="expected:&lt;1&gt;" type="java.lang.AssertionError"/></testcase><testcase name="u" classname="com.x.AppTest"><failure/></testcase></testsuite>"#;
-        c.add_report("s.xml", surefire, &mut Namer::new(None));
+        c.add_report("s.xml", surefire, &mut Namer::new(None, None));
         assert_eq!((c.passed, c.failed), (2, 2));
         assert_eq!(c.failing[0].message, "expected:<1>");
         assert_eq!(
@@ -695,7 +726,7 @@ tests/test_x.py:9: RuntimeError</error></testcase></testsuite>"#;
         std::fs::create_dir_all(dir.path().join("tests/unit")).expect("mkdir");
         std::fs::write(dir.path().join("tests/unit/test_x.py"), "").expect("write");
         std::fs::write(dir.path().join("test_top.py"), "").expect("write");
-        let mut n = Namer::new(Some(dir.path()));
+        let mut n = Namer::new(Some(dir.path()), None);
         assert_eq!(
             n.name("tests.unit.test_x.TestA.Inner", "test_b[1-2]", None),
             "tests/unit/test_x.py::TestA::Inner::test_b[1-2]"
@@ -717,12 +748,17 @@ tests/test_x.py:9: RuntimeError</error></testcase></testsuite>"#;
         // No such file: as the report has it.
         assert_eq!(n.name("com.x.AppTest", "t", None), "com.x.AppTest::t");
         assert_eq!(n.name("", "t", None), "t");
+        // pytest's rootdir above the step's folder: paths relative to the root, shown
+        // relative to the step's folder; a module outside it keeps the report's name.
+        let mut n = Namer::new(Some(&dir.path().join("tests")), Some(dir.path()));
+        assert_eq!(n.name("tests.unit.test_x", "t", None), "unit/test_x.py::t");
+        assert_eq!(n.name("test_top", "t", None), "test_top::t");
     }
 
     #[test]
     fn malformed_reports_are_warnings() {
         let mut c = TestCounts::default();
-        let mut n = Namer::new(None);
+        let mut n = Namer::new(None, None);
         assert!(!c.add_report(
             "bad.xml",
             "<testsuite><testcase name='x'></testsuite>",
