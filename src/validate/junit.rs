@@ -1,7 +1,7 @@
 //! Guarantee 10, "a report is read only by the step that wrote it": two test steps whose
 //! `junit` patterns can match the same file, and that may run at the same time, are a
 //! `shared-junit` error. At run time a step reads only the reports its attempt wrote
-//! (`exec/junit.rs`), which keeps apart steps that run one after the other; two that run at
+//! (`exec/junit/`), which keeps apart steps that run one after the other; two that run at
 //! once would each read the other's report as its own, so `plan` refuses them.
 //!
 //! Why an error and not a folder of reports per step: the path is in the step's own command
