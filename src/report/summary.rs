@@ -86,7 +86,7 @@ fn write(report: &RunReport, out: &mut impl Write) {
         } else {
             let _ = writeln!(out, "  log: none (the step printed nothing)");
         }
-        if let Some(t) = &s.tests {
+        if let Some(t) = s.tests.as_ref().filter(|t| !t.files.is_empty()) {
             let _ = writeln!(out, "  tests: {}", t.describe());
             write_failing(t, out);
         }

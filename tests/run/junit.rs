@@ -158,6 +158,16 @@ junit = "report/*.xml"
         "{}",
         out.stderr
     );
+    // No report was read: no "0 passed" anywhere, as if tests had run.
+    assert!(!out.stderr.contains("0 passed"), "{}", out.stderr);
+    let status = std::process::Command::new(BIN)
+        .args(["status", out.summary()["run_id"].as_str().expect("run id")])
+        .current_dir(flow.path())
+        .output()
+        .expect("status");
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(status.contains("no JUnit report matching"), "{status}");
+    assert!(!status.contains("tests: "), "{status}");
 }
 
 /// Issue 19, the same bullet: a report left by an earlier run matches the pattern but was
