@@ -203,6 +203,60 @@ junit = "reports/*.xml"
     assert_eq!(tests_of(&out, "tests")["passed"], 0);
 }
 
+/// "Written during the attempt": a retry does not count the report its first attempt left.
+/// `quiet` writes a failing report and exits 1, then writes nothing and exits 0: it fails
+/// for want of a report. `fixed` writes a passing report on its second attempt: only that
+/// one counts.
+#[test]
+fn a_retry_does_not_count_the_report_of_the_attempt_before() {
+    let flow = Flow::new(
+        r#"
+[workflow]
+name = "retry"
+
+[steps.quiet]
+kind = "test"
+retries = 1
+retry_delay = "100ms"
+run = "if [ $BGFLOW_ATTEMPT = 1 ]; then mkdir -p reports && cp bad.xml.in reports/quiet.xml; exit 1; fi"
+junit = "reports/quiet.xml"
+
+[steps.fixed]
+kind = "test"
+retries = 1
+retry_delay = "100ms"
+run = "mkdir -p reports; if [ $BGFLOW_ATTEMPT = 1 ]; then cp bad.xml.in reports/fixed.xml; exit 1; fi; cp good.xml.in reports/fixed.xml"
+junit = "reports/fixed.xml"
+"#,
+    );
+    flow.write("bad.xml.in", &report("tests.test_app", 1, 2));
+    flow.write("good.xml.in", &report("tests.test_app", 3, 0));
+    let out = flow.run(&["--keep-going"]);
+    out.expect_code(1);
+    out.expect_state("quiet", "failed");
+    assert_eq!(out.step("quiet")["attempts"], 2);
+    assert!(
+        out.reason("quiet").starts_with(
+            "no JUnit report matching `reports/quiet.xml` was written by this attempt: 1 file(s)"
+        ),
+        "{}",
+        out.reason("quiet")
+    );
+    assert_eq!(
+        tests_of(&out, "quiet")["failed"],
+        0,
+        "{}",
+        out.step("quiet")
+    );
+    out.expect_state("fixed", "succeeded");
+    let fixed = tests_of(&out, "fixed");
+    assert_eq!(
+        (&fixed["passed"], &fixed["failed"]),
+        (&json(3), &json(0)),
+        "{fixed}"
+    );
+}
+
 /// Issue 19: "a cancelled step that wrote nothing showed another's counts". `e2e` (after
 /// `unit`, same pattern) writes nothing and is cancelled when `bad` fails; it reads no
 /// report. `slow` wrote a report and then timed out: it reads none either.
