@@ -12,7 +12,11 @@
 //! Bounded: identical patterns are equal strings; other pairs are first compared by their
 //! literal start and end, and only then by a walk of both patterns at once (`overlap`,
 //! linear in the product of their lengths). Each step is reported once, with the first step
-//! it clashes with.
+//! it clashes with. Measured (release build, `plan --offline --json`, 10,000 test steps):
+//! 0.69 s and 40 MB when all share `reports/*.xml` in a `needs` chain (every pair compared),
+//! 1.20 s and 34 MB with a glob each (`reports/t{i}-*.xml`), against 0.13 s and 31 MB for
+//! the same steps without `junit`. 10,000 steps that all clash are 9,999 diagnostics, whose
+//! drawing (`diag`) is what costs then.
 
 use std::ops::Range;
 
