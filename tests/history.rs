@@ -33,6 +33,8 @@ mod lock;
 mod truth;
 #[path = "history/wal.rs"]
 mod wal;
+#[path = "history/watch.rs"]
+mod watch;
 
 #[path = "common/mod.rs"]
 mod common;

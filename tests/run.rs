@@ -24,6 +24,8 @@ use serde_json::Value;
 mod common;
 #[path = "run/containment.rs"]
 mod containment;
+#[path = "run/junit.rs"]
+mod junit;
 #[path = "run/long_lines.rs"]
 mod long_lines;
 #[path = "run/output.rs"]

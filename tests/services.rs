@@ -328,8 +328,10 @@ junit = "reports/*.xml"
     );
 }
 
+/// Guarantee 10: a report that cannot be read is a check not performed, so the step fails
+/// (with why), and bgflow does not crash.
 #[test]
-fn a_malformed_junit_report_is_a_warning_not_a_crash() {
+fn a_malformed_junit_report_fails_the_step_and_does_not_crash_bgflow() {
     let dir = tempfile::tempdir().expect("tempdir");
     let manifest = r#"
 [workflow]
@@ -340,9 +342,15 @@ run = "mkdir -p reports && echo '<testsuite><testcase name=\"x\"></testsuite>' >
 junit = "reports/*.xml"
 "#;
     let (out, summary) = run(dir.path(), manifest);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let tests = step(&summary, "tests");
-    assert_eq!(tests["state"], "succeeded");
+    assert_eq!(tests["state"], "failed");
+    let reason = tests["reason"].as_str().unwrap_or("");
+    assert!(
+        reason
+            .starts_with("JUnit report could not be read: reports/junit.xml: malformed JUnit XML"),
+        "{tests}"
+    );
     let warnings = tests["tests"]["warnings"].as_array().expect("warnings");
     assert!(
         warnings

@@ -122,7 +122,13 @@ pub(crate) async fn run(
     let mut fingerprint = None;
     for attempt in 1..=attempts {
         report.attempts = attempt;
-        let attempt_started = SystemTime::now();
+        // The reports there before the attempt: those it leaves unchanged are not its own.
+        let junit = match (step.kind(), &step.more().junit) {
+            (crate::manifest::StepKind::Test, Some(pattern)) => {
+                Some((pattern, super::junit::Before::take(&ctx.wf.root, pattern)))
+            }
+            _ => None,
+        };
         // The inputs as the attempt finds them: taken before it starts, so that nothing the
         // step or anyone else changes once it runs can make them look up to date.
         fingerprint = fingerprint::at_start(&ctx.wf, step);
@@ -139,21 +145,15 @@ pub(crate) async fn run(
             &mut report.warnings,
         )
         .await;
+        // A cancelled, timed-out or stalled attempt, or one that never started, reads no
+        // report: what matches the pattern then is not a result of this attempt.
+        let exited = matches!(end, End::Exited(_));
         let (mut state, mut reason, status) = judge(&ctx, index, end, &seen);
-        if let (crate::manifest::StepKind::Test, Some(pattern)) = (step.kind(), &step.more().junit)
-        {
-            let counts = super::junit::read(&ctx.wf.root, pattern, attempt_started);
-            let bad = counts.failed + counts.errors;
-            if state == StepState::Succeeded && bad > 0 {
-                state = StepState::Failed;
-                let first = counts
-                    .failing
-                    .first()
-                    .map(|t| format!(": {} ({})", t.name, t.message))
-                    .unwrap_or_default();
-                reason = Some(format!("JUnit reports {bad} failing test(s){first}"));
-            }
-            report.tests = Some(Box::new(counts));
+        report.tests = None;
+        if let (Some((pattern, before)), true) = (&junit, exited) {
+            let mut read = super::junit::read(&ctx.wf.root, pattern, before, &step.cwd);
+            super::junit::judge(&mut read, &mut state, &mut reason);
+            report.tests = Some(Box::new(read.counts));
         }
         report.state = state;
         report.reason = reason;

@@ -169,9 +169,11 @@ impl Sink for Plain {
                     .as_ref()
                     .map(|r| format!(" ({r})"))
                     .unwrap_or_default();
+                // No report read: no counts, rather than a "0 passed" that was never run.
                 let tests = report
                     .tests
                     .as_ref()
+                    .filter(|t| !t.files.is_empty())
                     .map(|t| format!("; tests: {}", t.describe()))
                     .unwrap_or_default();
                 out.say(format_args!(

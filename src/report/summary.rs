@@ -86,11 +86,9 @@ fn write(report: &RunReport, out: &mut impl Write) {
         } else {
             let _ = writeln!(out, "  log: none (the step printed nothing)");
         }
-        if let Some(t) = &s.tests {
+        if let Some(t) = s.tests.as_ref().filter(|t| !t.files.is_empty()) {
             let _ = writeln!(out, "  tests: {}", t.describe());
-            for f in &t.failing {
-                let _ = writeln!(out, "    FAIL {}: {}", f.name, f.message);
-            }
+            write_failing(t, out);
         }
         if !s.last_lines.is_empty() {
             let _ = writeln!(out, "  last {} lines:", s.last_lines.len());
@@ -145,6 +143,38 @@ fn write(report: &RunReport, out: &mut impl Write) {
             .unwrap_or_default(),
         report.log_dir.display()
     );
+}
+
+/// The lines of a failing test's message shown in the summary; the rest are counted.
+const MESSAGE_LINES: usize = 10;
+
+/// `FAIL name: message` / `ERROR name: type: message`, a message's further lines indented
+/// under its first, then `… and N more` for the tests the report listed beyond the cap.
+fn write_failing(t: &crate::exec::junit::TestCounts, out: &mut impl Write) {
+    for f in &t.failing {
+        let detail = f.detail();
+        let mut lines = detail.lines();
+        let first = lines.next().unwrap_or("");
+        let _ = if first.is_empty() {
+            writeln!(out, "    {} {}", f.mark(), f.name)
+        } else {
+            writeln!(out, "    {} {}: {first}", f.mark(), f.name)
+        };
+        let rest: Vec<&str> = lines.collect();
+        for line in rest.iter().take(MESSAGE_LINES - 1) {
+            let _ = writeln!(out, "{}", format!("        {line}").trim_end());
+        }
+        if rest.len() >= MESSAGE_LINES {
+            let _ = writeln!(
+                out,
+                "        … {} more line(s)",
+                rest.len() - (MESSAGE_LINES - 1)
+            );
+        }
+    }
+    if t.truncated > 0 {
+        let _ = writeln!(out, "    … and {} more", t.truncated);
+    }
 }
 
 /// Writes `summary.json` into the run's log folder.

@@ -233,7 +233,7 @@ pub struct StepRow {
     pub tests_failed: Option<i64>,
     pub tests_errors: Option<i64>,
     pub tests_skipped: Option<i64>,
-    /// `[{"name": ..., "message": ...}]` of the first failing tests.
+    /// `[{"name", "kind", "type", "message"}]` of the first failing tests (`TestCounts::failing`).
     pub tests_failing: Option<serde_json::Value>,
 }
 

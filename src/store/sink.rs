@@ -248,9 +248,11 @@ impl StoreSink {
                 pid: started.map(|(pid, _)| pid),
                 pid_start: started.and_then(|(_, start)| start),
                 counts_done,
+                // Counts only when a report was read: `status` shows no "0 passed" then.
                 tests: report
                     .tests
                     .as_ref()
+                    .filter(|t| !t.files.is_empty())
                     .map(|t| (t.passed, t.failed, t.errors, t.skipped, json!(t.failing))),
             }),
         });

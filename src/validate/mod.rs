@@ -4,6 +4,7 @@
 //! -> the machine (skipped by `--offline`). Nothing here starts a process.
 
 pub mod host;
+mod junit;
 mod machine;
 pub mod ports;
 mod step;
@@ -382,6 +383,7 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
     }
     drop(nodes);
     drop(names);
+    junit::shared_reports(&mut cx, &steps, &plan);
 
     // The machine.
     if !opts.offline {
