@@ -40,14 +40,24 @@ pub struct Spec {
     #[serde(default)]
     pub force: bool,
     pub jobs: Option<u32>,
-    /// `resume`: steps kept from an earlier run, with the reason shown for them.
+    /// `resume`: the run this one continues. (Specs stored before it had `keep`, a list of
+    /// steps kept without a check; it is ignored.)
     #[serde(default)]
-    pub keep: Vec<(String, String)>,
+    pub resume: Option<ResumeOf>,
     /// `bgflow start`: the command and its settings.
     pub adhoc: Option<Adhoc>,
     /// `--allow-concurrent`: run even while a run of the same root writes the same outputs.
     #[serde(default)]
     pub allow_concurrent: bool,
+}
+
+/// The run `resume` continues, and its steps that succeeded (or were kept or up to date):
+/// those are kept while they are up to date, even under `--force`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResumeOf {
+    pub run: String,
+    #[serde(default)]
+    pub succeeded: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -90,7 +100,7 @@ struct Prepared {
     wf: Workflow,
     plan: Plan,
     only: Vec<usize>,
-    keep: Vec<(usize, String)>,
+    resume: Option<exec::fingerprint::Resume>,
     /// Every step's name, by index: one list shared by every consumer of the run.
     names: Arc<[String]>,
 }
@@ -161,16 +171,14 @@ fn prepare(source: SourceFile, spec: &Spec, g: Globals<'_>) -> Result<Prepared, 
             }
         }
     }
-    let keep = spec
-        .keep
-        .iter()
-        .filter_map(|(name, why)| {
-            wf.steps
-                .iter()
-                .position(|s| &s.name == name)
-                .map(|i| (i, why.clone()))
-        })
-        .collect();
+    let resume = spec.resume.as_ref().map(|r| exec::fingerprint::Resume {
+        from: r.run.clone(),
+        succeeded: r
+            .succeeded
+            .iter()
+            .filter_map(|name| wf.steps.iter().position(|s| &s.name == name))
+            .collect(),
+    });
     crate::config::apply(&config, &mut wf);
     let names = wf.steps.iter().map(|s| s.name.clone()).collect();
     Ok(Prepared {
@@ -178,7 +186,7 @@ fn prepare(source: SourceFile, spec: &Spec, g: Globals<'_>) -> Result<Prepared, 
         wf,
         plan,
         only,
-        keep,
+        resume,
         names,
     })
 }
@@ -293,7 +301,7 @@ fn execute(
         mut wf,
         plan,
         only,
-        keep,
+        resume,
         names,
     } = p;
     let log_dir = state_dir.join("runs").join(&run_id);
@@ -335,7 +343,7 @@ fn execute(
         force: spec.force,
         heartbeat: HEARTBEAT,
         fingerprints: store.fingerprints().unwrap_or_default(),
-        keep,
+        resume,
         contain,
     };
     let mut store_sink = StoreSink::new(store, &run_id, Arc::clone(&names));
@@ -570,7 +578,7 @@ pub fn run(args: &RunArgs, g: Globals<'_>) -> io::Result<u8> {
         keep_going: args.keep_going,
         force: args.force,
         jobs: args.jobs,
-        keep: Vec::new(),
+        resume: None,
         adhoc: None,
         allow_concurrent: args.allow_concurrent,
     };
