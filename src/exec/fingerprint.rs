@@ -94,13 +94,16 @@ pub fn at_start(wf: &Workflow, step: &Step) -> Option<String> {
 /// The second half: each declared output's files with their size and modification time;
 /// `None` when an output is missing (then the step is not up to date).
 pub fn outputs(wf: &Workflow, step: &Step) -> Option<String> {
-    if !outputs_exist(&wf.root, &step.outputs) {
-        return None;
-    }
     let h = &mut Sha256::new();
     for pattern in &step.outputs {
+        let files = matching_files_with_meta(&wf.root, pattern);
+        // A match is there; without one, the output may still be (an empty folder given
+        // without its `/`), as `missing_output` says.
+        if files.is_empty() && missing_output(&wf.root, pattern).is_some() {
+            return None;
+        }
         field(h, "output", pattern.as_bytes());
-        for (path, meta) in matching_files_with_meta(&wf.root, pattern) {
+        for (path, meta) in files {
             file(h, &path, meta.as_ref());
         }
     }
