@@ -311,3 +311,55 @@ fn resume_of_a_forced_run_keeps_what_succeeded_in_it_while_up_to_date() {
     assert_eq!(out.reason("a"), format!("succeeded in run {first}"));
     assert_eq!(a_runs(&flow), 1);
 }
+
+/// `resume -d`: the detached supervisor reads what to keep from the new run's stored spec,
+/// and keeps and reruns as a foreground `resume` does.
+#[test]
+fn a_detached_resume_keeps_and_reruns_as_a_foreground_one() {
+    let flow = Flow::new(COPY_THEN_FAIL);
+    flow.write("in.txt", "same\n");
+    let first = failed_run(&flow);
+
+    flow.write("fixed", "");
+    let out = Command::new(BIN)
+        .args(["resume", "-d", &first])
+        .current_dir(flow.path())
+        .env_remove("BGFLOW_STATE_DIR")
+        .env_remove("BGFLOW_CONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("bgflow resume -d");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let status = || -> Value {
+        let out = Command::new(BIN)
+            .args(["status", &id, "--json"])
+            .current_dir(flow.path())
+            .env_remove("BGFLOW_STATE_DIR")
+            .env_remove("BGFLOW_CONFIG")
+            .stdin(Stdio::null())
+            .output()
+            .expect("bgflow status");
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    };
+    wait_until(RUN_DEADLINE, "the detached resume to end", || {
+        status()["run"]["state"] == "succeeded" || status()["run"]["state"] == "failed"
+    });
+    let s = status();
+    assert_eq!(s["run"]["state"], "succeeded", "{s:#}");
+    let step = |name: &str| {
+        s["steps"]
+            .as_array()
+            .and_then(|steps| steps.iter().find(|x| x["name"] == name))
+            .cloned()
+            .unwrap_or_else(|| panic!("no step {name}: {s:#}"))
+    };
+    assert_eq!(step("a")["state"], "skipped", "{s:#}");
+    assert_eq!(step("a")["reason"], format!("succeeded in run {first}"));
+    assert_eq!(step("b")["state"], "succeeded", "{s:#}");
+    assert_eq!(a_runs(&flow), 1);
+}
