@@ -43,21 +43,12 @@ pub struct Spec {
     /// `resume`: the run this one continues. (Specs stored before it had `keep`, a list of
     /// steps kept without a check; it is ignored.)
     #[serde(default)]
-    pub resume: Option<ResumeOf>,
+    pub resume: Option<super::start_cmd::ResumeOf>,
     /// `bgflow start`: the command and its settings.
     pub adhoc: Option<Adhoc>,
     /// `--allow-concurrent`: run even while a run of the same root writes the same outputs.
     #[serde(default)]
     pub allow_concurrent: bool,
-}
-
-/// The run `resume` continues, and its steps that succeeded (or were kept or up to date):
-/// those are kept while they are up to date, even under `--force`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ResumeOf {
-    pub run: String,
-    #[serde(default)]
-    pub succeeded: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -3,12 +3,23 @@
 use std::io;
 use std::path::Path;
 
+use serde::{Deserialize, Serialize};
+
 use crate::exit;
 use crate::report::{self, live::ProgressChoice};
 use crate::validate;
 
-use super::run_cmd::{launch, source_of, Adhoc, Globals, ResumeOf, Spec};
+use super::run_cmd::{launch, source_of, Adhoc, Globals, Spec};
 use super::StartArgs;
+
+/// The run `resume` continues, and its steps that succeeded (or were kept or up to date):
+/// those are kept while they are up to date, even under `--force`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResumeOf {
+    pub run: String,
+    #[serde(default)]
+    pub succeeded: Vec<String>,
+}
 
 pub fn start(args: &StartArgs, g: Globals<'_>) -> io::Result<u8> {
     let state_dir = g.state_dir;
