@@ -363,3 +363,32 @@ fn a_detached_resume_keeps_and_reruns_as_a_foreground_one() {
     assert_eq!(step("b")["state"], "succeeded", "{s:#}");
     assert_eq!(a_runs(&flow), 1);
 }
+
+/// Guarantee 9 for a plain run: a service that declares an output is never skipped as up to
+/// date (it used to be, on the second run, and the step that needs it met no server).
+#[test]
+fn a_service_with_an_output_is_never_up_to_date() {
+    let flow = Flow::new(
+        r#"
+[workflow]
+name = "service-output"
+
+[steps.srv]
+kind = "service"
+run = "echo \"$BGFLOW_RUN_ID $$\" > srv.txt; echo serving; exec sleep 354"
+outputs = ["srv.txt"]
+ready = { log = "serving", timeout = "20s" }
+
+[steps.e2e]
+needs = ["srv"]
+run = "read run pid < srv.txt; test \"$run\" = \"$BGFLOW_RUN_ID\" && kill -0 \"$pid\""
+"#,
+    );
+    for _ in 0..2 {
+        flow.run(&[])
+            .expect_code(0)
+            .expect_state("srv", "succeeded")
+            .expect_state("e2e", "succeeded");
+    }
+    assert_no_process("sleep 354");
+}
