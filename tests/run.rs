@@ -20,6 +20,8 @@ use nix::unistd::Pid;
 use regex::Regex;
 use serde_json::Value;
 
+#[path = "run/cancelled.rs"]
+mod cancelled;
 #[path = "common/mod.rs"]
 mod common;
 #[path = "run/containment.rs"]
@@ -32,6 +34,8 @@ mod long_lines;
 mod output;
 #[path = "run/processes.rs"]
 mod processes;
+#[path = "run/resume.rs"]
+mod resume;
 #[path = "run/scheduling.rs"]
 mod scheduling;
 use common::{assert_no_process, live_group_members, live_processes, still_running};

@@ -69,7 +69,8 @@ pub enum Commands {
     Logs(LogsArgs),
     /// Stop a run: SIGTERM to its steps, SIGKILL after the grace (--force: at once).
     Stop(StopArgs),
-    /// Run again what did not succeed in RUN, keeping what did (a new run id).
+    /// Run again what did not succeed in RUN, keeping what did while it is up to date (a new
+    /// run id).
     Resume(ResumeArgs),
     /// Print state changes as JSON Lines (docs/json-output.md).
     Events(EventsArgs),

@@ -40,9 +40,10 @@ pub struct Spec {
     #[serde(default)]
     pub force: bool,
     pub jobs: Option<u32>,
-    /// `resume`: steps kept from an earlier run, with the reason shown for them.
+    /// `resume`: the run this one continues. (Specs stored before it had `keep`, a list of
+    /// steps kept without a check; it is ignored.)
     #[serde(default)]
-    pub keep: Vec<(String, String)>,
+    pub resume: Option<super::start_cmd::ResumeOf>,
     /// `bgflow start`: the command and its settings.
     pub adhoc: Option<Adhoc>,
     /// `--allow-concurrent`: run even while a run of the same root writes the same outputs.
@@ -90,7 +91,7 @@ struct Prepared {
     wf: Workflow,
     plan: Plan,
     only: Vec<usize>,
-    keep: Vec<(usize, String)>,
+    resume: Option<exec::fingerprint::Resume>,
     /// Every step's name, by index: one list shared by every consumer of the run.
     names: Arc<[String]>,
 }
@@ -161,18 +162,16 @@ fn prepare(source: SourceFile, spec: &Spec, g: Globals<'_>) -> Result<Prepared, 
             }
         }
     }
-    let keep: Vec<(usize, String)> = spec
-        .keep
-        .iter()
-        .filter_map(|(name, why)| {
-            wf.steps
-                .iter()
-                .position(|s| &s.name == name)
-                .map(|i| (i, why.clone()))
-        })
-        .collect();
+    let resume = spec.resume.as_ref().map(|r| exec::fingerprint::Resume {
+        from: r.run.clone(),
+        succeeded: r
+            .succeeded
+            .iter()
+            .filter_map(|name| wf.steps.iter().position(|s| &s.name == name))
+            .collect(),
+    });
     // Guarantee 10: a service's probe port held by another process is refused up front.
-    let taken = exec::probe::taken_before_run(&wf, &selected_steps(&plan, &only), &keep);
+    let taken = exec::probe::taken_before_run(&wf, &selected_steps(&plan, &only));
     if !taken.is_empty() {
         report::stderr(&exec::probe::refusal(&taken));
         return Err(exit::INVALID);
@@ -184,7 +183,7 @@ fn prepare(source: SourceFile, spec: &Spec, g: Globals<'_>) -> Result<Prepared, 
         wf,
         plan,
         only,
-        keep,
+        resume,
         names,
     })
 }
@@ -299,7 +298,7 @@ fn execute(
         mut wf,
         plan,
         only,
-        keep,
+        resume,
         names,
     } = p;
     let log_dir = state_dir.join("runs").join(&run_id);
@@ -341,7 +340,7 @@ fn execute(
         force: spec.force,
         heartbeat: HEARTBEAT,
         fingerprints: store.fingerprints().unwrap_or_default(),
-        keep,
+        resume,
         contain,
     };
     let mut store_sink = StoreSink::new(store, &run_id, Arc::clone(&names));
@@ -576,7 +575,7 @@ pub fn run(args: &RunArgs, g: Globals<'_>) -> io::Result<u8> {
         keep_going: args.keep_going,
         force: args.force,
         jobs: args.jobs,
-        keep: Vec::new(),
+        resume: None,
         adhoc: None,
         allow_concurrent: args.allow_concurrent,
     };

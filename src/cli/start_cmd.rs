@@ -3,12 +3,23 @@
 use std::io;
 use std::path::Path;
 
+use serde::{Deserialize, Serialize};
+
 use crate::exit;
 use crate::report::{self, live::ProgressChoice};
 use crate::validate;
 
 use super::run_cmd::{launch, source_of, Adhoc, Globals, Spec};
 use super::StartArgs;
+
+/// The run `resume` continues, and its steps that succeeded (or were kept or up to date):
+/// those are kept while they are up to date, even under `--force`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResumeOf {
+    pub run: String,
+    #[serde(default)]
+    pub succeeded: Vec<String>,
+}
 
 pub fn start(args: &StartArgs, g: Globals<'_>) -> io::Result<u8> {
     let state_dir = g.state_dir;
@@ -74,8 +85,10 @@ pub fn start(args: &StartArgs, g: Globals<'_>) -> io::Result<u8> {
     launch(source, spec, g, true, ProgressChoice::Never, &meta)
 }
 
-/// `bgflow resume RUN`: a new run of the same workflow and options that keeps the steps
-/// that succeeded in RUN and runs the rest.
+/// `bgflow resume RUN`: a new run of the same workflow and options that runs what did not
+/// succeed in RUN, and what did but is no longer up to date (guarantee 9): a step is kept
+/// only while its command, environment, inputs and outputs are unchanged since the success
+/// it stands on, and a service is never kept.
 pub fn resume(args: &super::ResumeArgs, g: Globals<'_>) -> io::Result<u8> {
     let state_dir = g.state_dir;
     let store = match super::history_cmd::open(state_dir) {
@@ -114,21 +127,26 @@ pub fn resume(args: &super::ResumeArgs, g: Globals<'_>) -> io::Result<u8> {
         }
     };
     spec.allow_concurrent = args.allow_concurrent;
-    spec.keep = steps
+    // What succeeded in the run, kept by the new run only while it is up to date.
+    let succeeded: Vec<String> = steps
         .iter()
         .filter(|s| {
             s.state == "succeeded"
                 || (s.state == "skipped"
-                    && s.reason
-                        .as_deref()
-                        .is_some_and(|r| r == "up to date" || r.starts_with("succeeded in run")))
+                    && s.reason.as_deref().is_some_and(|r| {
+                        r.starts_with("up to date") || r.starts_with("succeeded in run")
+                    }))
         })
-        .map(|s| (s.name.clone(), format!("succeeded in run {id}")))
+        .map(|s| s.name.clone())
         .collect();
-    if spec.keep.len() == steps.len() && !steps.is_empty() {
+    if succeeded.len() == steps.len() && !steps.is_empty() {
         report::stderr(&format!("run {id} succeeded entirely; nothing to resume\n"));
         return Ok(exit::SUCCESS);
     }
+    spec.resume = Some(ResumeOf {
+        run: id.clone(),
+        succeeded,
+    });
     let source = match source_of(&spec) {
         Ok(s) => s,
         Err(e) => {

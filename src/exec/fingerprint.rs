@@ -1,18 +1,26 @@
-//! Up-to-date checks: a step whose outputs all exist and whose fingerprint matches its
-//! last success is skipped. The fingerprint covers the rendered command, the working folder,
-//! the environment bgflow sets, and each input file's path, size and modification time (the
-//! step's own declared outputs left out), taken as the step starts.
+//! Up-to-date checks (guarantee 9): a step is skipped as up to date, or kept by `resume`,
+//! only when its command, environment, inputs and outputs are unchanged since the success it
+//! stands on. A step's fingerprint has two halves: the rendered command, the working folder,
+//! the environment bgflow sets and each input file's path, size and modification time (the
+//! step's own declared outputs left out), taken as the step starts; and each output file's
+//! path, size and modification time, taken as it succeeds. A step without declared outputs
+//! is never up to date (nothing shows what its run left), and neither is a service (it is
+//! needed running, not done).
 //!
-//! The executor neither reads nor writes them: the caller passes the known fingerprints in
-//! and stores the new ones (the `fingerprints` table of the run history).
+//! The executor neither reads nor writes them: the caller passes the recorded ones in
+//! (`store::Recorded`, with the run whose success recorded them) and stores the new ones
+//! (the `fingerprints` table of the run history).
 
+use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use sha2::{Digest, Sha256};
 
+use crate::manifest::StepKind;
 use crate::plan::artifacts::{compile_glob, glob_prefix, is_glob, normalize, OutputIndex};
+use crate::store::Recorded;
 use crate::validate::{Step, Workflow};
 
 /// The key a step's fingerprint is stored under.
@@ -20,39 +28,106 @@ pub fn key(workflow: &str, step: &str) -> String {
     format!("{workflow}/{step}")
 }
 
-/// The fingerprint of a step as it would run now; `None` when it cannot be up to date
-/// (no outputs declared, or an output is missing).
-pub fn compute(wf: &Workflow, step: &Step) -> Option<String> {
-    if step.outputs.is_empty() || !outputs_exist(&wf.root, &step.outputs) {
-        return None;
-    }
-    Some(hash(wf, step))
+/// What `resume` continues: a step is kept only while it is up to date (guarantee 9).
+#[derive(Debug, Clone, Default)]
+pub struct Resume {
+    /// The run resumed: a kept step whose success that run recorded "succeeded in run X".
+    pub from: String,
+    /// Steps that succeeded (or were kept or up to date) in it: checked for being up to
+    /// date even when the resumed run had `--force`, so `resume` does not redo them.
+    pub succeeded: HashSet<usize>,
 }
 
-/// The fingerprint of an attempt, taken as it starts (its outputs are checked as it ends,
-/// and it is recorded only if the attempt succeeds); `None` for a step without outputs,
-/// which is never up to date. Taken at the start, it holds the inputs the step found: an
-/// input edited while the step runs no longer matches on the next run.
+/// Why step `s` needs no run, or `None` when it runs: it is up to date with `recorded`,
+/// its last success, and `--force` is off or `resume` keeps it.
+pub fn needs_no_run(
+    wf: &Workflow,
+    s: usize,
+    recorded: Option<&Recorded>,
+    force: bool,
+    resume: Option<&Resume>,
+) -> Option<String> {
+    if force && !resume.is_some_and(|r| r.succeeded.contains(&s)) {
+        return None;
+    }
+    // A step without a recorded success cannot be up to date: its outputs are not even
+    // looked at (on a first run, no step is).
+    up_to_date(wf, &wf.steps[s], recorded?, resume.map(|r| r.from.as_str()))
+}
+
+/// Whether a step can ever be up to date: it declares outputs and is not a service.
+fn can_be_up_to_date(step: &Step) -> bool {
+    !step.outputs.is_empty() && step.kind() != StepKind::Service
+}
+
+/// Why step `step` needs no run now, or `None` when it must run: it is up to date only when
+/// `recorded` (its last success) matches both halves of its fingerprint as it is now.
+/// `resumed_from`: the run `resume` continues; a success recorded by that run is shown as
+/// `succeeded in run X`, any other as `up to date since run Y`.
+fn up_to_date(
+    wf: &Workflow,
+    step: &Step,
+    recorded: &Recorded,
+    resumed_from: Option<&str>,
+) -> Option<String> {
+    if !can_be_up_to_date(step) {
+        return None;
+    }
+    // The outputs first: a missing one is found without reading any input.
+    if outputs(wf, step)? != recorded.outputs || hash(wf, step) != recorded.inputs {
+        return None;
+    }
+    Some(match resumed_from {
+        Some(from) if from == recorded.run_id => format!("succeeded in run {from}"),
+        _ => format!("up to date since run {}", recorded.run_id),
+    })
+}
+
+/// The first half of an attempt's fingerprint (command, cwd, env, inputs), taken as it
+/// starts (its outputs are hashed as it succeeds, and both are recorded only then); `None`
+/// for a step that is never up to date. Taken at the start, it holds the inputs the step
+/// found: an input edited while the step runs no longer matches on the next run.
 pub fn at_start(wf: &Workflow, step: &Step) -> Option<String> {
-    (!step.outputs.is_empty()).then(|| hash(wf, step))
+    can_be_up_to_date(step).then(|| hash(wf, step))
+}
+
+/// The second half: each declared output's files with their size and modification time;
+/// `None` when an output is missing (then the step is not up to date).
+pub fn outputs(wf: &Workflow, step: &Step) -> Option<String> {
+    let h = &mut Sha256::new();
+    for pattern in &step.outputs {
+        let files = matching_files_with_meta(&wf.root, pattern);
+        // A match is there; without one, the output may still be (an empty folder given
+        // without its `/`), as `missing_output` says.
+        if files.is_empty() && missing_output(&wf.root, pattern).is_some() {
+            return None;
+        }
+        field(h, "output", pattern.as_bytes());
+        for (path, meta) in files {
+            file(h, &path, meta.as_ref());
+        }
+    }
+    Some(format!("{:x}", std::mem::take(h).finalize()))
+}
+
+fn field(h: &mut Sha256, label: &str, value: &[u8]) {
+    h.update(label.as_bytes());
+    h.update((value.len() as u64).to_le_bytes());
+    h.update(value);
+}
+
+fn file(h: &mut Sha256, path: &Path, meta: Option<&fs::Metadata>) {
+    let size = meta.map_or(0, fs::Metadata::len);
+    let mtime = meta
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    field(h, "file", path.as_os_str().as_encoded_bytes());
+    field(h, "size", &size.to_le_bytes());
+    field(h, "mtime", &mtime.to_le_bytes());
 }
 
 fn hash(wf: &Workflow, step: &Step) -> String {
-    fn field(h: &mut Sha256, label: &str, value: &[u8]) {
-        h.update(label.as_bytes());
-        h.update((value.len() as u64).to_le_bytes());
-        h.update(value);
-    }
-    fn file(h: &mut Sha256, path: &Path, meta: Option<&fs::Metadata>) {
-        let size = meta.map_or(0, fs::Metadata::len);
-        let mtime = meta
-            .and_then(|m| m.modified().ok())
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos());
-        field(h, "file", path.as_os_str().as_encoded_bytes());
-        field(h, "size", &size.to_le_bytes());
-        field(h, "mtime", &mtime.to_le_bytes());
-    }
     let h = &mut Sha256::new();
     field(h, "command", step.command.display().as_bytes());
     field(h, "cwd", step.cwd.as_os_str().as_encoded_bytes());

@@ -48,9 +48,9 @@ pub struct RunOptions {
     pub heartbeat: Duration,
     /// Fingerprints of earlier successes, by `fingerprint::key`; new ones are sent as
     /// `RunEvent::StepFingerprint` for a sink to store.
-    pub fingerprints: std::collections::HashMap<String, String>,
-    /// Steps to keep from an earlier run (`resume`): done without running, with this reason.
-    pub keep: Vec<(usize, String)>,
+    pub fingerprints: std::collections::HashMap<String, crate::store::Recorded>,
+    /// `resume`: the run this one continues.
+    pub resume: Option<fingerprint::Resume>,
     /// How each step attempt's processes are kept together (guarantee 8).
     pub contain: Arc<contain::Containment>,
 }
@@ -310,13 +310,14 @@ pub enum RunEvent<'a> {
         delay: Duration,
         reason: &'a str,
     },
-    /// A step succeeded with this fingerprint (`fingerprint::key`, hash); sent just before
-    /// its `StepFinished`, so a later run can skip it while it stays up to date, even if
-    /// this run never ends normally.
+    /// A step succeeded with this fingerprint (`fingerprint::key`; its inputs as it started,
+    /// its outputs as it ended); sent just before its `StepFinished`, so a later run can skip
+    /// it while it stays up to date, even if this run never ends normally.
     StepFingerprint {
         step: usize,
         key: &'a str,
-        hash: &'a str,
+        inputs: &'a str,
+        outputs: &'a str,
     },
     StepFinished {
         step: usize,
@@ -447,8 +448,6 @@ pub async fn execute(
         cgroup: opts.contain.cgroup(),
     });
 
-    let keep: std::collections::HashMap<usize, &str> =
-        opts.keep.iter().map(|(s, r)| (*s, r.as_str())).collect();
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
     let (stop_tx, stop_rx) = watch::channel(Stop::No);
     let mut tasks = JoinSet::new();
@@ -474,7 +473,7 @@ pub async fn execute(
     let mut stop_reason: Option<String> = None;
     let mut got_signal: Option<i32> = None;
     // Steps whose end is decided but not yet recorded or reported.
-    let mut finished: Vec<(usize, Box<StepReport>, Option<String>)> = Vec::new();
+    let mut finished: Vec<(usize, Box<StepReport>, Option<Taken>)> = Vec::new();
 
     loop {
         // Start what can start; up-to-date steps finish at once and may unlock others.
@@ -485,21 +484,16 @@ pub async fn execute(
                 break;
             }
             for s in ready {
-                let kept = keep.get(&s).map(|r| (*r).to_owned());
-                // A step without a recorded success cannot be up to date: its outputs are
-                // not even looked at (on a first run, no step is).
-                let up_to_date = kept.is_some()
-                    || (!opts.force && {
-                        let key = fingerprint::key(&wf.name, &wf.steps[s].name);
-                        opts.fingerprints.get(&key).is_some_and(|recorded| {
-                            fingerprint::compute(&wf, &wf.steps[s]).as_ref() == Some(recorded)
-                        })
-                    });
-                if up_to_date {
+                let recorded = opts
+                    .fingerprints
+                    .get(&fingerprint::key(&wf.name, &wf.steps[s].name));
+                if let Some(why) =
+                    fingerprint::needs_no_run(&wf, s, recorded, opts.force, opts.resume.as_ref())
+                {
                     sched.mark_up_to_date(s);
                     let r = &mut reports[s];
                     r.state = StepState::Skipped;
-                    r.reason = Some(kept.unwrap_or_else(|| "up to date".to_owned()));
+                    r.reason = Some(why);
                     sink.event(&RunEvent::StepFinished { step: s, report: r });
                 } else {
                     // Only a service is ever told to stop this way; every other step gets
@@ -535,12 +529,13 @@ pub async fn execute(
                 // The step task does not know the pid; `Started` recorded it here.
                 report.pid = report.pid.or(reports[step].pid);
                 // Sent only with a success (`step::run`).
-                if let Some(hash) = fingerprint {
+                if let Some((inputs, outputs)) = fingerprint {
                     let key = fingerprint::key(&wf.name, &wf.steps[step].name);
                     sink.event(&RunEvent::StepFingerprint {
                         step,
                         key: &key,
-                        hash: &hash,
+                        inputs: &inputs,
+                        outputs: &outputs,
                     });
                 }
                 reports[step] = report;
@@ -591,9 +586,16 @@ pub async fn execute(
                     Msg::Retrying { step, next_attempt, delay, reason } => {
                         sink.event(&RunEvent::StepRetrying { step, next_attempt, delay, reason: &reason });
                     }
-                    Msg::Finished { step, report, fingerprint } => {
+                    Msg::Finished { step, mut report, fingerprint } => {
                         // Decide now; record and report after the steps this unlocks have
                         // started (below), so their start does not wait on the bookkeeping.
+                        // The outputs' half of the fingerprint is taken before then: as the
+                        // success left them, before a dependent can touch them.
+                        let fingerprint = fingerprint.and_then(|inputs| Some((inputs, fingerprint::outputs(&wf, &wf.steps[step])?)));
+                        if report.state == StepState::Cancelled {
+                            // Only a stop cancels a running step, and each stop has a reason.
+                            report.reason = cancelled_because(report.reason.take(), stop_reason.as_deref());
+                        }
                         let ok = report.state == StepState::Succeeded || (report.allow_failure && report.state.is_failure());
                         let counts = report.state.is_failure() && !report.allow_failure;
                         let decision = sched.finish(step, ok, counts);
@@ -709,6 +711,21 @@ pub async fn execute(
     sink.event(&RunEvent::RunFinished { report: &report });
     report
 }
+
+/// The reason of a step the run's stop cancelled while it ran: what it was doing, and why
+/// the run stopped (e.g. which step's failure made fail_fast stop the rest).
+fn cancelled_because(reason: Option<String>, stop: Option<&str>) -> Option<String> {
+    let Some(stop) = stop else {
+        return reason;
+    };
+    Some(match reason.as_deref() {
+        None | Some("cancelled") => format!("stopped: {stop}"),
+        Some(r) => format!("{r}: {stop}"),
+    })
+}
+
+/// A success's fingerprint: its inputs as it started, its outputs as it ended.
+type Taken = (String, String);
 
 /// SIGINT, SIGTERM and SIGHUP as one stream.
 struct Signals {

@@ -111,17 +111,13 @@ pub fn port_taken(step: &crate::validate::Step) -> Option<String> {
 }
 
 /// `run`'s check before anything starts: for each of the `selected` steps (indices) that
-/// is a service whose probe port another process holds, a line saying so; `kept` steps
-/// (resume) do not run. Empty: nothing is taken.
-pub fn taken_before_run(
-    wf: &crate::validate::Workflow,
-    selected: &[usize],
-    kept: &[(usize, String)],
-) -> Vec<String> {
+/// is a service whose probe port another process holds, a line saying so (`resume` never
+/// keeps a service, so every selected one counts). Empty: nothing is taken.
+pub fn taken_before_run(wf: &crate::validate::Workflow, selected: &[usize]) -> Vec<String> {
     use crate::validate::ports::{has_port_probe, taken_ports};
     let probed: Vec<&crate::validate::Step> = selected
         .iter()
-        .filter(|&&i| has_port_probe(&wf.steps[i]) && !kept.iter().any(|(k, _)| *k == i))
+        .filter(|&&i| has_port_probe(&wf.steps[i]))
         .map(|&i| &wf.steps[i])
         .collect();
     if probed.is_empty() {

@@ -5,10 +5,12 @@
 //! calls can share one file. Migrations are keyed on `PRAGMA user_version`.
 
 pub mod admit;
+mod fingerprints;
 pub mod liveness;
 mod schema;
 pub mod sink;
 
+pub use fingerprints::Recorded;
 pub use liveness::supervisor_alive;
 
 use std::os::unix::fs::PermissionsExt;
@@ -251,10 +253,12 @@ pub enum Write {
         line: String,
     },
     /// A step's fingerprint after a success (`exec::fingerprint`), for later up-to-date
-    /// checks.
+    /// checks; `run` is the run it succeeded in.
     Fingerprint {
         key: String,
-        hash: String,
+        inputs: String,
+        outputs: String,
+        run: String,
     },
     StepFinished {
         run: String,
@@ -443,10 +447,11 @@ impl Store {
                     "UPDATE steps SET last_line = ?3 WHERE run_id = ?1 AND idx = ?2",
                     params![run, *idx as i64, line],
                 ),
-                Write::Fingerprint { key, hash } => cached(tx,
-                    "INSERT INTO fingerprints (key, hash, recorded_at) VALUES (?1, ?2, ?3)
-                     ON CONFLICT(key) DO UPDATE SET hash = excluded.hash, recorded_at = excluded.recorded_at",
-                    params![key, hash, now],
+                Write::Fingerprint { key, inputs, outputs, run } => cached(tx,
+                    "INSERT INTO fingerprints (key, hash, outputs, run_id, recorded_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT(key) DO UPDATE SET hash = excluded.hash, outputs = excluded.outputs,
+                     run_id = excluded.run_id, recorded_at = excluded.recorded_at",
+                    params![key, inputs, outputs, run, now],
                 ),
                 Write::StepFinished { run, idx, row } => {
                     if row.counts_done {
@@ -732,19 +737,6 @@ impl Store {
             )
             .map(|_| ())
             .map_err(|e| self.sql(e))
-    }
-
-    /// Every stored fingerprint, by key.
-    pub fn fingerprints(&self) -> Result<std::collections::HashMap<String, String>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT key, hash FROM fingerprints")
-            .map_err(|e| self.sql(e))?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .and_then(|rows| rows.collect())
-            .map_err(|e| self.sql(e));
-        rows
     }
 
     /// Records a note on a run (e.g. "stop requested").

@@ -79,6 +79,17 @@ pub(super) const MIGRATIONS: &[&str] = &[
      ALTER TABLE runs ADD COLUMN containment TEXT;
      ALTER TABLE runs ADD COLUMN cgroup TEXT;
      ALTER TABLE steps ADD COLUMN pid_start INTEGER;",
+    // 4: a fingerprint covers the outputs as the step succeeded, and names the run it
+    // succeeded in (guarantee 9). Older fingerprints lack both and can vouch for nothing:
+    // they are dropped, and each step runs once more.
+    "DROP TABLE fingerprints;
+     CREATE TABLE fingerprints (
+        key TEXT PRIMARY KEY,
+        hash TEXT NOT NULL,
+        outputs TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        recorded_at INTEGER NOT NULL
+     );",
 ];
 
 pub(super) const RUN_COLUMNS: &str = "id, workflow, file, root, kind, state, reason, detached, supervisor_pid, supervisor_start,

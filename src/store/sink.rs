@@ -381,10 +381,17 @@ impl Sink for StoreSink {
                 );
             }
             // In the batch of the step's `StepFinished`: written in one transaction with it.
-            RunEvent::StepFingerprint { key, hash, .. } => {
+            RunEvent::StepFingerprint {
+                key,
+                inputs,
+                outputs,
+                ..
+            } => {
                 self.pending.push(Write::Fingerprint {
                     key: (*key).to_owned(),
-                    hash: (*hash).to_owned(),
+                    inputs: (*inputs).to_owned(),
+                    outputs: (*outputs).to_owned(),
+                    run: self.run.clone(),
                 });
                 urgent = false;
             }

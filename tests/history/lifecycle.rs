@@ -597,7 +597,7 @@ fn resume_keeps_what_succeeded_and_runs_the_rest() {
     let home = Home::new();
     home.write(
         "res.toml",
-        "[workflow]\nname = \"res\"\n\n[steps.a]\nrun = \"echo ran >> counter\"\n\n[steps.b]\nneeds = [\"a\"]\nrun = \"test -f ready\"\n\n[steps.c]\nneeds = [\"b\"]\nrun = \"echo c > c.txt\"\n",
+        "[workflow]\nname = \"res\"\n\n[steps.a]\nrun = \"echo ran >> counter\"\noutputs = [\"counter\"]\n\n[steps.b]\nneeds = [\"a\"]\nrun = \"test -f ready\"\n\n[steps.c]\nneeds = [\"b\"]\nrun = \"echo c > c.txt\"\n",
     );
     let (first, out) = home.run("res.toml");
     out.expect(1);

@@ -1,0 +1,83 @@
+//! A step cancelled by a stop says why the run stopped (issue 19).
+
+use super::*;
+
+/// `bgflow ARGS` in the flow's folder, to the end; its stdout.
+fn bgflow_stdout(flow: &Flow, args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .args(args)
+        .current_dir(flow.path())
+        .env_remove("BGFLOW_STATE_DIR")
+        .env_remove("BGFLOW_CONFIG")
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null())
+        .output()
+        .expect("bgflow");
+    assert!(
+        out.status.success(),
+        "bgflow {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Issue 19: "a step cancelled by fail-fast says only cancelled". `slow` is running when
+/// `bad` fails; fail_fast stops it, and it says that `bad`'s failure did, in the live line,
+/// the summary, summary.json and `status` (text and JSON). `later`, which never started,
+/// says so too.
+#[test]
+fn a_step_cancelled_by_fail_fast_names_the_step_whose_failure_cancelled_it() {
+    let flow = Flow::new(
+        r#"
+[workflow]
+name = "fail-fast-reason"
+
+[steps.slow]
+run = "touch slow.started; sh wait.sh never.made"
+
+[steps.bad]
+run = "sh wait.sh slow.started; echo broken; exit 3"
+
+[steps.later]
+needs = ["slow"]
+run = "true"
+"#,
+    );
+    let out = flow.run(&["-j", "2"]);
+    out.expect_code(1)
+        .expect_state("bad", "failed")
+        .expect_state("slow", "cancelled")
+        .expect_state("later", "cancelled");
+    let why = "step `bad` failed; fail_fast stopped the rest";
+    assert_eq!(out.reason("slow"), format!("stopped: {why}"));
+    assert_eq!(out.reason("later"), format!("not started: {why}"));
+    let live = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("finished slow: cancelled"))
+        .unwrap_or_else(|| panic!("no live line for slow: {}", out.stderr));
+    assert!(live.ends_with(&format!("(stopped: {why})")), "{live}");
+    assert!(
+        out.stderr
+            .contains(&format!("slow cancelled: stopped: {why}")),
+        "the summary's `not run` list: {}",
+        out.stderr
+    );
+
+    let id = out.summary()["run_id"].as_str().expect("run id").to_owned();
+    let status: Value =
+        serde_json::from_str(&bgflow_stdout(&flow, &["status", &id, "--json"])).expect("JSON");
+    let slow = status["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|s| s["name"] == "slow")
+        .expect("slow in status");
+    assert_eq!(slow["reason"], format!("stopped: {why}"), "{status:#}");
+    let text = bgflow_stdout(&flow, &["--color", "never", "status", &id]);
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("slow "))
+        .unwrap_or_else(|| panic!("no line for slow: {text}"));
+    assert!(line.contains(&format!("stopped: {why}")), "{text}");
+}
