@@ -2,6 +2,7 @@
 
 mod guard;
 pub mod history_cmd;
+mod man_cmd;
 mod plan_cmd;
 mod run_cmd;
 mod start_cmd;
@@ -80,6 +81,13 @@ pub enum Commands {
     Graph(GraphArgs),
     /// Print the workflow file's JSON Schema (for editors: `#:schema` in Taplo / Even Better TOML).
     Schema,
+    /// Print the manual page bgflow(1); with --dir, write it and one page per command
+    /// (bgflow-run(1), …) into that folder.
+    Man {
+        /// Write every page into this folder instead of printing bgflow.1.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<std::path::PathBuf>,
+    },
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -318,6 +326,7 @@ pub fn run(cli: Cli) -> u8 {
         Commands::Supervise { run } => Ok(run_cmd::supervise(&run, g)),
         Commands::Graph(args) => plan_cmd::graph(&args, color),
         Commands::Schema => report::stdout(&crate::schema::json_schema()).map(|()| exit::SUCCESS),
+        Commands::Man { dir } => man_cmd::man(dir.as_deref()),
         Commands::Completions { shell } => {
             let mut buf = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "bgflow", &mut buf);

@@ -88,6 +88,36 @@ fn checked_in_schema_is_current() {
 }
 
 #[test]
+fn checked_in_man_pages_are_current() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("man");
+    let out = Test::new().args(["man", "--dir", "pages"]).run();
+    let made = out.dir.path().join("pages");
+    let names = |dir: &Path| -> BTreeSet<String> {
+        std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    let regenerate = "regenerate them with `rm -r man && cargo run -- man --dir man`";
+    assert_eq!(names(&made), names(&root), "man/ is stale: {regenerate}");
+    for name in names(&made) {
+        let fresh = std::fs::read_to_string(made.join(&name)).expect("a page");
+        let checked_in = std::fs::read_to_string(root.join(&name)).expect("a page");
+        assert!(fresh == checked_in, "man/{name} is stale: {regenerate}");
+    }
+    // One page per command a user can type, and `bgflow man` alone prints the main one.
+    let run = std::fs::read_to_string(root.join("bgflow-run.1")).expect("bgflow-run.1");
+    assert!(
+        run.contains(".TH bgflow-run 1") && run.contains("detach"),
+        "{run}"
+    );
+    let main = Test::new().args(["man"]).run();
+    let checked_in = std::fs::read_to_string(root.join("bgflow.1")).expect("bgflow.1");
+    assert!(main.stdout == checked_in && main.stdout.contains("resume"));
+}
+
+#[test]
 fn examples_validate_and_broken_examples_do_not() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/workflows");
     let mut examples: Vec<PathBuf> = std::fs::read_dir(&dir)
