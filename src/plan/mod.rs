@@ -13,7 +13,6 @@ use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 
-use crate::diag::did_you_mean;
 use artifacts::{OutputIndex, OutputRef};
 
 /// What the planner needs to know of one step.
@@ -53,7 +52,6 @@ pub enum GraphIssue {
         step: usize,
         index: usize,
         name: String,
-        suggestion: Option<String>,
     },
     SelfNeed {
         step: usize,
@@ -271,7 +269,6 @@ impl Links {
                     step: to,
                     index,
                     name: need.clone(),
-                    suggestion: did_you_mean(need, steps.iter().map(|s| s.name)).map(str::to_owned),
                 }),
             }
         }

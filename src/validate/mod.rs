@@ -23,6 +23,11 @@ use crate::plan::{self, Plan, StepNode};
 use host::Host;
 use template::{Mode, Renderer, RunInfo, StepInfo};
 
+/// How many step names may be compared with unknown names for a "did you mean" (each
+/// comparison costs about 0.1 µs): 10,000 unknown `needs` in a 10,000-step workflow took
+/// seconds when each was compared with every step.
+const SUGGESTION_BUDGET: usize = 2_000_000;
+
 /// How to check.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -220,13 +225,66 @@ impl Workflow {
         let Some(run) = &step.run else {
             return Ok(step.command.clone());
         };
-        let info = StepInfo {
+        let info = self.step_info(index, attempt);
+        render_run(&self.renderer, Some(run), &info).map_err(|(e, _)| e.message)
+    }
+
+    fn step_info(&self, index: usize, attempt: u32) -> StepInfo<'_> {
+        let step = &self.steps[index];
+        StepInfo {
             name: &step.name,
             inputs: &step.inputs,
             outputs: &step.outputs,
             attempt,
+        }
+    }
+}
+
+impl Workflow {
+    /// Step `index`'s command as `plan` shows it: a value of the caller's environment is
+    /// `<env:NAME>` (the step's process alone sees the value).
+    pub fn shown_command(&self, index: usize) -> std::borrow::Cow<'_, Command> {
+        use std::borrow::Cow;
+        let step = &self.steps[index];
+        let Some(run) = step.run.as_deref().filter(|r| mentions_env(r)) else {
+            return Cow::Borrowed(&step.command);
         };
-        render_run(&self.renderer, Some(run), &info).map_err(|(e, _)| e.message)
+        let info = self.step_info(index, 1);
+        let shown = |text: &str, mode| {
+            self.renderer
+                .render_shown(text, mode, Some(&info))
+                .unwrap_or_else(|_| text.to_owned())
+        };
+        Cow::Owned(match run {
+            RunSpec::Shell(s) => Command::Shell(shown(s, Mode::Shell)),
+            RunSpec::Argv(argv) => {
+                Command::Argv(argv.iter().map(|a| shown(a, Mode::Plain)).collect())
+            }
+        })
+    }
+
+    /// Step `index`'s working folder as `plan` shows it (see `shown_command`).
+    pub fn shown_cwd(&self, index: usize) -> PathBuf {
+        let step = &self.steps[index];
+        match step.more().cwd.as_deref() {
+            Some(c) if c.contains("env") && template::is_template(c) => {
+                let info = self.step_info(index, 1);
+                let rel = self
+                    .renderer
+                    .render_shown(c, Mode::Plain, Some(&info))
+                    .unwrap_or_else(|_| c.to_owned());
+                self.root.join(rel)
+            }
+            _ => step.cwd.to_path_buf(),
+        }
+    }
+}
+
+fn mentions_env(run: &RunSpec) -> bool {
+    let uses = |t: &str| t.contains("env") && template::is_template(t);
+    match run {
+        RunSpec::Shell(s) => uses(s),
+        RunSpec::Argv(argv) => argv.iter().any(|a| uses(a)),
     }
 }
 
@@ -376,8 +434,9 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
         .collect();
     let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
     let (plan, issues) = plan::build(&nodes);
+    let mut suggestions = SUGGESTION_BUDGET / names.len().max(1);
     for issue in issues {
-        cx.graph_issue(&names, &issue);
+        cx.graph_issue(&names, &issue, &mut suggestions);
     }
     drop(nodes);
     drop(names);
