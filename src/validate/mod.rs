@@ -5,8 +5,12 @@
 
 pub mod host;
 mod machine;
+mod rendering;
 mod step;
 pub mod template;
+mod values;
+
+use rendering::{cwd_relative, names_the_run};
 
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
@@ -72,6 +76,8 @@ pub struct Workflow {
     pub vars: IndexMap<String, String>,
     /// `[env]`, rendered.
     pub env: Vec<(String, String)>,
+    /// The `[env]` values that name the run, as written (see `More::env_of_run`).
+    env_of_run: Vec<(usize, String)>,
     pub hooks: Hooks,
     pub steps: Vec<Step>,
     pub renderer: Renderer,
@@ -111,6 +117,9 @@ pub struct More {
     pub cwd: Option<String>,
     /// The step's own `env`, rendered.
     pub env: Vec<(String, String)>,
+    /// The `env` values that name the run (`{{ run.id }}`), as written, by their place in
+    /// `env`: rendered again with the real run (`Workflow::set_run`).
+    pub env_of_run: Vec<(usize, String)>,
     pub timeout: Option<Duration>,
     pub retry_delay: Option<Duration>,
     pub stall_timeout: Option<Duration>,
@@ -127,6 +136,7 @@ static NO_MORE: More = More {
     needs: Vec::new(),
     cwd: None,
     env: Vec::new(),
+    env_of_run: Vec::new(),
     timeout: None,
     retry_delay: None,
     stall_timeout: None,
@@ -145,6 +155,7 @@ impl More {
             needs,
             cwd,
             env,
+            env_of_run,
             timeout,
             retry_delay,
             stall_timeout,
@@ -159,6 +170,7 @@ impl More {
         needs.is_empty()
             && cwd.is_none()
             && env.is_empty()
+            && env_of_run.is_empty()
             && timeout.is_none()
             && retry_delay.is_none()
             && stall_timeout.is_none()
@@ -225,66 +237,28 @@ impl Workflow {
         let Some(run) = &step.run else {
             return Ok(step.command.clone());
         };
-        let info = self.step_info(index, attempt);
-        render_run(&self.renderer, Some(run), &info).map_err(|(e, _)| e.message)
-    }
-
-    fn step_info(&self, index: usize, attempt: u32) -> StepInfo<'_> {
-        let step = &self.steps[index];
-        StepInfo {
-            name: &step.name,
-            inputs: &step.inputs,
-            outputs: &step.outputs,
-            attempt,
-        }
-    }
-}
-
-impl Workflow {
-    /// Step `index`'s command as `plan` shows it: a value of the caller's environment is
-    /// `<env:NAME>` (the step's process alone sees the value).
-    pub fn shown_command(&self, index: usize) -> std::borrow::Cow<'_, Command> {
-        use std::borrow::Cow;
-        let step = &self.steps[index];
-        let Some(run) = step.run.as_deref().filter(|r| mentions_env(r)) else {
-            return Cow::Borrowed(&step.command);
-        };
-        let info = self.step_info(index, 1);
-        let shown = |text: &str, mode| {
-            self.renderer
-                .render_shown(text, mode, Some(&info))
-                .unwrap_or_else(|_| text.to_owned())
-        };
-        Cow::Owned(match run {
-            RunSpec::Shell(s) => Command::Shell(shown(s, Mode::Shell)),
-            RunSpec::Argv(argv) => {
-                Command::Argv(argv.iter().map(|a| shown(a, Mode::Plain)).collect())
-            }
+        self.with_step_info(index, attempt, |info| {
+            render_run(&self.renderer, Some(run), info).map_err(|(e, _)| e.message)
         })
     }
 
-    /// Step `index`'s working folder as `plan` shows it (see `shown_command`).
-    pub fn shown_cwd(&self, index: usize) -> PathBuf {
+    /// Calls `f` with what step `index`'s templates see of it: its inputs and outputs
+    /// relative to its working folder.
+    fn with_step_info<R>(
+        &self,
+        index: usize,
+        attempt: u32,
+        f: impl FnOnce(&StepInfo<'_>) -> R,
+    ) -> R {
         let step = &self.steps[index];
-        match step.more().cwd.as_deref() {
-            Some(c) if c.contains("env") && template::is_template(c) => {
-                let info = self.step_info(index, 1);
-                let rel = self
-                    .renderer
-                    .render_shown(c, Mode::Plain, Some(&info))
-                    .unwrap_or_else(|_| c.to_owned());
-                self.root.join(rel)
-            }
-            _ => step.cwd.to_path_buf(),
-        }
-    }
-}
-
-fn mentions_env(run: &RunSpec) -> bool {
-    let uses = |t: &str| t.contains("env") && template::is_template(t);
-    match run {
-        RunSpec::Shell(s) => uses(s),
-        RunSpec::Argv(argv) => argv.iter().any(|a| uses(a)),
+        let relative =
+            [&step.inputs, &step.outputs].map(|p| cwd_relative(&self.root, &step.cwd, p));
+        f(&StepInfo {
+            name: &step.name,
+            inputs: relative[0].as_deref().unwrap_or(&step.inputs),
+            outputs: relative[1].as_deref().unwrap_or(&step.outputs),
+            attempt,
+        })
     }
 }
 
@@ -339,6 +313,11 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
             "zero",
         );
     }
+    cx.not_zero(
+        wf.timeout,
+        &["workflow", "timeout"],
+        "a run with no time fails at once; leave `timeout` out for no limit",
+    );
     let file_dir = source
         .path
         .parent()
@@ -370,6 +349,9 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
     // Variables: [vars] then --var.
     let mut vars = m.vars.clone();
     for (k, v) in &opts.vars {
+        if !vars.contains_key(k) && !mentions_var(&source.text, k) {
+            cx.unknown_var(k, &m.vars);
+        }
         vars.insert(k.clone(), v.clone());
     }
     let caller_env: Option<BTreeMap<String, String>> =
@@ -386,8 +368,16 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
     );
 
     let mut env = Vec::new();
+    let mut env_of_run = Vec::new();
     for (k, v) in &m.env {
+        cx.env_name(k, &["env", k]);
         if let Some(out) = cx.render(&renderer, v, Mode::Plain, None, &["env", k]) {
+            if names_the_run(v) {
+                env_of_run.push((env.len(), v.clone()));
+            }
+            cx.no_nul(&out, &format!("environment variable `{k}`"), || {
+                doc.value_span(&["env", k])
+            });
             env.push((k.clone(), out));
         }
     }
@@ -396,7 +386,11 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
         ("on_failure", &m.hooks.on_failure),
     ] {
         if let Some(cmd) = cmd {
-            cx.render(&renderer, cmd, Mode::Shell, None, &["hooks", event]);
+            if let Some(out) = cx.render(&renderer, cmd, Mode::Shell, None, &["hooks", event]) {
+                cx.no_nul(&out, &format!("`{event}`"), || {
+                    doc.value_span(&["hooks", event])
+                });
+            }
         }
     }
 
@@ -465,6 +459,7 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
         fail_fast: wf.fail_fast.unwrap_or(true),
         vars,
         env,
+        env_of_run,
         hooks: m.hooks.clone(),
         steps,
         renderer,
@@ -494,6 +489,21 @@ fn sort_problems(_source: &SourceFile, problems: &mut Vec<Problem>) {
     });
     let mut seen = HashSet::new();
     problems.retain(|p| seen.insert((p.code, p.message.clone(), p.span.clone())));
+}
+
+/// Whether a template of the file names `vars.NAME` (or `vars["NAME"]`): a variable that
+/// only `--var` sets is still a variable of the workflow.
+fn mentions_var(text: &str, name: &str) -> bool {
+    let ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let dotted = format!("vars.{name}");
+    let dotted_here = text.match_indices(&dotted).any(|(i, _)| {
+        let end = i + dotted.len();
+        let before_ok = i == 0 || !ident(text.as_bytes()[i - 1]);
+        before_ok && text.as_bytes().get(end).is_none_or(|&b| !ident(b))
+    });
+    dotted_here
+        || text.contains(&format!("vars[\"{name}\"]"))
+        || text.contains(&format!("vars['{name}']"))
 }
 
 pub fn valid_name(name: &str) -> bool {
@@ -573,6 +583,26 @@ impl Cx<'_, '_> {
             .or_else(|| self.doc.key_span(&path[..path.len().saturating_sub(1)]));
         self.problems
             .push(Problem::error(code, message).at_opt(span, label));
+    }
+
+    /// `--var NAME=...` where the workflow has no variable `NAME`.
+    fn unknown_var(&mut self, name: &str, declared: &IndexMap<String, String>) {
+        let mut p = Problem::error(
+            "unknown-var",
+            format!("`--var {name}` names no variable of the workflow"),
+        )
+        .at_opt(self.doc.key_span(&["vars"]), "the workflow's variables");
+        p = match crate::diag::did_you_mean(name, declared.keys().map(String::as_str)) {
+            Some(close) => p.help(format!("did you mean `--var {close}=...`?")),
+            None if declared.is_empty() => p.help(format!(
+                "the workflow declares no [vars] and no template uses `vars.{name}`"
+            )),
+            None => p.help(format!(
+                "variables: {}; a template must use `vars.{name}` for `--var {name}` to mean anything",
+                crate::diag::some_names(declared.keys().map(String::as_str), 10)
+            )),
+        };
+        self.push(p);
     }
 
     fn push(&mut self, p: Problem) {
