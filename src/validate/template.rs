@@ -14,7 +14,7 @@ pub mod limits;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use minijinja::value::{Enumerator, Object, ObjectRepr, StringInput, Value, ValueKind};
@@ -70,6 +70,10 @@ pub struct Renderer {
     env_leaf: usize,
     /// Fuel burnt by every rendering so far (`limits::TOTAL_FUEL`).
     spent: AtomicU64,
+    /// Bytes rendered by every rendering so far (`limits::TOTAL_OUTPUT`).
+    rendered: AtomicUsize,
+    /// Whether `spent` and `rendered` are bounded: while checking, not once a run has its id (`set_run`).
+    checking: bool,
 }
 
 /// What a step's templates can see of the run (placeholders at plan time).
@@ -143,12 +147,18 @@ impl Renderer {
             leaf,
             env_leaf,
             spent: AtomicU64::new(0),
+            rendered: AtomicUsize::new(0),
+            checking: true,
         }
     }
 
     /// Replaces the run context (the real id and folder, at run time).
+    /// The run's templates are no longer bound by the check's total (`limits::TOTAL_FUEL`):
+    /// a long run renders every command again for each attempt. Each rendering keeps its
+    /// own fuel and output cap.
     pub fn set_run(&mut self, run: &RunInfo) {
         self.base.insert("run", run_value(run));
+        self.checking = false;
     }
 
     /// Renders `source`; text without template syntax is returned untouched.
@@ -209,7 +219,17 @@ impl Renderer {
                 range: None,
             });
         }
-        if self.spent.load(Ordering::Relaxed) >= limits::TOTAL_FUEL {
+        if self.checking && self.rendered.load(Ordering::Relaxed) >= limits::TOTAL_OUTPUT {
+            return Err(TemplateError {
+                message: format!(
+                    "the workflow's templates rendered more than {} MB together; this one was not rendered",
+                    limits::TOTAL_OUTPUT >> 20
+                ),
+                help: Some("pass large data in files, not in commands".to_owned()),
+                range: None,
+            });
+        }
+        if self.checking && self.spent.load(Ordering::Relaxed) >= limits::TOTAL_FUEL {
             return Err(TemplateError {
                 message: format!(
                     "the workflow's templates took more than {} steps together; this one was not rendered",
@@ -250,6 +270,7 @@ impl Renderer {
             Ok(done) => {
                 let used = done.state().fuel_levels().map_or(0, |(used, _)| used);
                 self.spent.fetch_add(used, Ordering::Relaxed);
+                self.rendered.fetch_add(out.out.len(), Ordering::Relaxed);
             }
             Err(e) => {
                 // What ran before the error is not known; count it all.
@@ -325,14 +346,18 @@ impl Renderer {
                     .trim()
                     .to_owned();
                 let help = match name.strip_prefix("vars.") {
-                    Some(var) => match crate::diag::did_you_mean(var, self.var_names.iter().map(String::as_str)) {
+                    // Each suggestion compares with every var: only for a few hundred of them.
+                    Some(var) => match (self.var_names.len() <= 500)
+                        .then(|| crate::diag::did_you_mean(var, self.var_names.iter().map(String::as_str)))
+                        .flatten()
+                    {
                         Some(close) => format!("did you mean `vars.{close}`?"),
                         None if self.var_names.is_empty() => {
                             format!("define it under [vars] or pass `--var {var}=VALUE`")
                         }
                         None => format!(
                             "defined vars: {}; add `{var}` under [vars] or pass `--var {var}=VALUE`",
-                            self.var_names.join(", ")
+                            crate::diag::some_names(self.var_names.iter().map(String::as_str), 10)
                         ),
                     },
                     None if name.starts_with("env.") => {

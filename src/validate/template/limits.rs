@@ -19,6 +19,8 @@ pub const TOTAL_FUEL: u64 = 20_000_000;
 /// The longest output of one template: one argument or environment value may not be longer
 /// on Linux (`MAX_ARG_STRLEN`), so a longer one could not start anyway.
 pub const OUTPUT_CAP: usize = 128 * 1024;
+/// Bytes all renderings of one check may produce together (each step keeps its command).
+pub const TOTAL_OUTPUT: usize = 64 * 1024 * 1024;
 /// The largest value a template may be able to build.
 pub const VALUE_CAP: usize = 64 * 1024 * 1024;
 /// The most items a list made by `list` may have (as `range`).
