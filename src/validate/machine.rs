@@ -233,7 +233,12 @@ impl Cx<'_, '_> {
                     "missing-cwd",
                     format!(
                         "working folder `{}` of step `{name}` does not exist",
-                        step.cwd.display()
+                        match step.more().cwd.as_deref() {
+                            // Never a value of the caller's environment (guarantee 12).
+                            Some(c) if c.contains("env") && super::template::is_template(c) =>
+                                root.join(c).display().to_string(),
+                            _ => step.cwd.display().to_string(),
+                        }
                     ),
                 )
                 .at_opt(self.doc.value_span(&["steps", name, "cwd"]), "missing")
@@ -260,6 +265,11 @@ impl Cx<'_, '_> {
             Command::Shell(_) => None,
         };
         if let Some(program) = program {
+            // Named as written when it may hold a value of the caller's environment.
+            let from_env = step
+                .run
+                .as_deref()
+                .is_some_and(super::rendering::mentions_env);
             let made_upstream = program.contains('/') && {
                 let want = crate::plan::artifacts::normalized(&program);
                 plan.with_upstream(index).iter().any(|&u| {
@@ -270,7 +280,9 @@ impl Cx<'_, '_> {
                 })
             };
             if !made_upstream && !host.program_exists(&program, &step.cwd) {
-                let what = if program.contains('/') {
+                let what = if from_env {
+                    format!("the program of step `{name}` (from the caller's environment) does not exist or is not on PATH")
+                } else if program.contains('/') {
                     format!(
                         "program `{program}` of step `{name}` does not exist or is not executable"
                     )

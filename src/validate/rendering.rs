@@ -171,7 +171,7 @@ pub(crate) fn cwd_relative(root: &Path, cwd: &Path, paths: &[String]) -> Option<
     )
 }
 
-fn mentions_env(run: &RunSpec) -> bool {
+pub(super) fn mentions_env(run: &RunSpec) -> bool {
     let uses = |t: &str| t.contains("env") && template::is_template(t);
     match run {
         RunSpec::Shell(s) => uses(s),

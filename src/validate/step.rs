@@ -220,6 +220,8 @@ impl Cx<'_, '_> {
         // Probes are templates too (a port from `vars`); checked as rendered.
         for (probe_key, probe) in [("ready", &mut ready), ("health", &mut health)] {
             if let Some(probe) = probe {
+                // Messages quote a value as written when it uses the caller's environment.
+                let written = probe.clone();
                 let mut rendered_ok = true;
                 for (field, value, mode) in [
                     ("http", &mut probe.http, Mode::Plain),
@@ -235,7 +237,7 @@ impl Cx<'_, '_> {
                     }
                 }
                 if rendered_ok {
-                    self.probe(name, probe_key, probe, spec_kind);
+                    self.probe(name, probe_key, probe, &written, spec_kind);
                 }
                 self.probe_values(name, probe_key, probe);
             }
@@ -315,7 +317,12 @@ impl Cx<'_, '_> {
         }
     }
 
-    fn probe(&mut self, step: &str, key: &str, probe: &Probe, kind: StepKind) {
+    fn probe(&mut self, step: &str, key: &str, probe: &Probe, written: &Probe, kind: StepKind) {
+        // A value from the caller's environment is never printed (guarantee 12).
+        let shown = |rendered: &str, written: &Option<String>| match written {
+            Some(w) if w.contains("env") && template::is_template(w) => w.clone(),
+            _ => rendered.to_owned(),
+        };
         let path = ["steps", step, key];
         let set = [&probe.http, &probe.tcp, &probe.command, &probe.log]
             .iter()
@@ -350,7 +357,10 @@ impl Cx<'_, '_> {
                 self.push(
                     Problem::error(
                         "invalid-probe",
-                        format!("`http` probe `{url}` is not an http:// URL (https is not probed)"),
+                        format!(
+                            "`http` probe `{}` is not an http:// URL (https is not probed)",
+                            shown(url, &written.http)
+                        ),
                     )
                     .at_opt(self.doc.value_span(&["steps", step, key, "http"]), "here"),
                 );
@@ -364,7 +374,10 @@ impl Cx<'_, '_> {
                 self.push(
                     Problem::error(
                         "invalid-probe",
-                        format!("`tcp` probe `{addr}` is not HOST:PORT"),
+                        format!(
+                            "`tcp` probe `{}` is not HOST:PORT",
+                            shown(addr, &written.tcp)
+                        ),
                     )
                     .at_opt(self.doc.value_span(&["steps", step, key, "tcp"]), "here"),
                 );

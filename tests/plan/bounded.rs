@@ -283,3 +283,27 @@ fn plan_prints_secrets_yet_the_step_sees_the_real_value() {
     let seen = std::fs::read_to_string(out.path().join("seen.txt")).expect("seen.txt");
     assert_eq!(seen.trim(), SECRET);
 }
+
+#[test]
+fn plan_prints_secrets_not_in_diagnostics_either() {
+    let out = Test::manifest(
+        "[workflow]\nname = \"w\"\n\n[steps.a]\nkind = \"service\"\nrun = \"{{ env.BGFLOW_TEST_SECRET }} --flag\"\ncwd = \"{{ env.BGFLOW_TEST_SECRET }}\"\nready = { http = \"{{ env.BGFLOW_TEST_SECRET }}\" }\n\n[steps.b]\nrun = [\"{{ env.BGFLOW_TEST_SECRET }}\"]\n",
+    )
+    .env("BGFLOW_TEST_SECRET", SECRET)
+    .args(["plan", "bgflow.toml"])
+    .status(INVALID)
+    .run();
+    out.stderr_has("the program of step `a` (from the caller's environment)")
+        .stderr_has("the program of step `b` (from the caller's environment)")
+        .stderr_has("working folder")
+        .stderr_has("`http` probe `{{ env.BGFLOW_TEST_SECRET }}` is not an http:// URL");
+    assert!(!out.stderr.contains(SECRET), "{}", out.stderr);
+    let json = Test::manifest(
+        "[workflow]\nname = \"w\"\n\n[steps.a]\nrun = \"{{ env.BGFLOW_TEST_SECRET }} --flag\"\n",
+    )
+    .env("BGFLOW_TEST_SECRET", SECRET)
+    .args(["plan", "--json", "bgflow.toml"])
+    .status(INVALID)
+    .run();
+    assert!(!json.stdout.contains(SECRET), "{}", json.stdout);
+}
