@@ -36,6 +36,10 @@ cases = {
     "cycle": head + "".join(f'[steps.s{i}]\nrun = "true"\nneeds = ["s{(i + 1) % n}"]\n\n' for i in range(n)),
     "unknown_needs": head + "".join(f'[steps.s{i}]\nrun = "true"\nneeds = ["nope{i}"]\n\n' for i in range(n)),
     "misspelt_keys": head + "".join(f'[steps.s{i}]\nrun = "true"\ntimout = "1s"\n\n' for i in range(n)),
+    # Globs on both sides: each input against every output, unless matched all at once.
+    "glob_outputs": head + "".join(f'[steps.s{i}]\nrun = "true"\ninputs = ["x/in{i}.txt"]\noutputs = ["x/*{i}.out"]\n\n' for i in range(n)),
+    "glob_inputs": head + "".join(f'[steps.s{i}]\nrun = "true"\ninputs = ["x/*{i}.in"]\noutputs = ["x/o{i}.txt"]\n\n' for i in range(n)),
+    "glob_both": head + "".join(f'[steps.s{i}]\nrun = "true"\ninputs = ["in{i}/*.txt"]\noutputs = ["out{i}/*.txt"]\n\n' for i in range(n)),
     "nested_loops": head + '[steps.a]\nrun = "echo {% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}"\n',
     "big_var_loop": head + f'[vars]\nbig = "{big}"\n\n[steps.a]\nrun = "echo {{% for i in range(100000) %}}{{{{ vars.big }}}}{{% endfor %}}"\n',
     "replace_growth": head + f'[vars]\nbig = "{big}"\n\n[steps.a]\nrun = "echo {{{{ vars.big|replace(\'a\', vars.big)|replace(\'a\', vars.big) }}}}"\n',

@@ -129,7 +129,8 @@ pub fn build(steps: &[StepNode<'_>]) -> (Plan, Vec<GraphIssue>) {
     let mut issues = Vec::new();
     let by_name: foldhash::HashMap<&str, usize> =
         steps.iter().enumerate().map(|(i, s)| (s.name, i)).collect();
-    let outputs = OutputIndex::new(steps.iter().enumerate().map(|(i, s)| (i, s.outputs)));
+    let mut outputs = OutputIndex::new(steps.iter().enumerate().map(|(i, s)| (i, s.outputs)));
+    outputs.index_input_globs(steps.iter().flat_map(|s| s.inputs.iter()));
     for (first, second, path) in &outputs.duplicates {
         issues.push(GraphIssue::DuplicateOutput {
             first: *first,

@@ -214,6 +214,36 @@ fn plan_can_hang_or_balloon_10000_misspelt_keys_draw_50_then_a_count() {
     assert_eq!(problems(&json).len(), n);
 }
 
+#[test]
+fn plan_can_hang_or_balloon_10000_globs_each_side_are_matched_at_once() {
+    // A chain: each step reads, through a glob and a literal path, what the one before
+    // makes through a literal path and a glob.
+    let n = 10_000;
+    let test = Test::manifest(&workflow(
+        |t, i| {
+            let _ = write!(
+                t,
+                "[steps.s{i}]\nrun = \"true\"\noutputs = [\"x/o{i}.txt\", \"y/*.o{i}\"]\n"
+            );
+            if i > 0 {
+                let p = i - 1;
+                let _ = writeln!(t, "inputs = [\"x/o{p}.t?t\", \"y/in.o{p}\"]");
+            }
+            t.push('\n');
+        },
+        n,
+    ));
+    let (json, _) = within_deadline(&test, &["plan", "--offline", "--json", "bgflow.toml"], OK);
+    let doc: Value = serde_json::from_str(&json).expect("JSON");
+    let steps = doc["files"][0]["plan"]["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), n);
+    let last = &steps[n - 1];
+    assert_eq!(last["name"], "s9999");
+    assert_eq!(last["upstream"], serde_json::json!(["s9998"]));
+    assert_eq!(last["inputs"][0]["made_by"], serde_json::json!(["s9998"]));
+    assert_eq!(last["inputs"][1]["made_by"], serde_json::json!(["s9998"]));
+}
+
 const SECRET: &str = "hunter2-do-not-print";
 
 #[test]
