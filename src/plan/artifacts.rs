@@ -3,7 +3,10 @@
 //! An input of B is made by A when the paths are equal, when A's output glob matches B's
 //! input path, when B's input glob matches A's output path, or when the input lies inside
 //! a folder output `dir/` of A. Literal paths go through hash maps, so a 10,000-step
-//! workflow of literal artifacts is matched in linear time; only globs are compared pairwise.
+//! workflow of literal artifacts is matched in linear time. Globs are matched as sets
+//! (`globset::GlobSet`): a literal input against every output glob at once, and every
+//! literal output against every input glob at once; an input glob and an output glob are
+//! the same artifact only when written the same way.
 
 use std::borrow::Cow;
 
