@@ -63,9 +63,13 @@ pub struct Renderer {
     /// `env` as `plan` shows it: each value `<env:NAME>`.
     shown_env: Value,
     var_names: Vec<String>,
-    /// The most bytes one name of the context can reach (all vars, the run's names), for
-    /// the bound on what a template can build (`limits`).
+    /// The most bytes one name of the context can reach (the run's and the workflow's
+    /// names), for the bound on what a template can build (`limits`).
     leaf: usize,
+    /// All of `[vars]` (a template that names `vars` whole), and its largest value (one
+    /// that names only `vars.NAME`).
+    vars_all: usize,
+    vars_max: usize,
     /// The largest value of the caller's environment.
     env_leaf: usize,
     /// Fuel burnt by every rendering so far (`limits::TOTAL_FUEL`).
@@ -130,14 +134,9 @@ impl Renderer {
             Value::from_serialize(BTreeMap::from([("name", workflow_name), ("root", root)])),
         );
         base.insert("run", run_value(run));
-        let leaf = vars
-            .iter()
-            .map(|(k, v)| k.len() + v.len() + 8)
-            .sum::<usize>()
-            + workflow_name.len()
-            + root.len()
-            + 2 * run.dir.len()
-            + 64;
+        let vars_all = vars.iter().map(|(k, v)| k.len() + v.len() + 8).sum();
+        let vars_max = vars.values().map(String::len).max().unwrap_or(0);
+        let leaf = workflow_name.len() + root.len() + 2 * run.dir.len() + 64;
         Self {
             shell: environment(Mode::Shell),
             plain: environment(Mode::Plain),
@@ -145,6 +144,8 @@ impl Renderer {
             shown_env,
             var_names: vars.keys().cloned().collect(),
             leaf,
+            vars_all,
+            vars_max,
             env_leaf,
             spent: AtomicU64::new(0),
             rendered: AtomicUsize::new(0),
@@ -194,6 +195,11 @@ impl Renderer {
         }
         let names = limits::names_in(source)?;
         let leaf = self.leaf
+            + if names_vars_whole(source) {
+                self.vars_all
+            } else {
+                self.vars_max
+            }
             + step.map_or(0, |s| {
                 s.name.len()
                     + s.inputs.iter().chain(s.outputs).map(|p| p.len() + 3).sum::<usize>()
@@ -383,6 +389,14 @@ impl Renderer {
             },
         }
     }
+}
+
+/// Whether `vars` appears other than as `vars.NAME` or `vars[...]` (so that one name could
+/// reach every variable).
+fn names_vars_whole(source: &str) -> bool {
+    source
+        .match_indices("vars")
+        .any(|(i, _)| !matches!(source.as_bytes().get(i + 4), Some(b'.' | b'[')))
 }
 
 fn run_value(run: &RunInfo) -> Value {
@@ -668,5 +682,56 @@ mod tests {
             "{}",
             err.message
         );
+    }
+
+    #[test]
+    fn the_bound_counts_what_each_name_can_reach() {
+        let big = "a".repeat(1 << 20);
+        let r = renderer(&[("big", &big), ("small", "s")]);
+        // 100 names, each `vars.NAME`: at most the largest var each, 100 MB.
+        let many = "{{ vars.small }}".repeat(100);
+        let err = r
+            .render(&many, Mode::Plain, None)
+            .expect_err("over the bound");
+        assert!(
+            err.message.contains("could build a value of"),
+            "{}",
+            err.message
+        );
+        // 20 of them: 20 MB at most, rendered.
+        let few = "{{ vars.small }}".repeat(20);
+        assert_eq!(r.render(&few, Mode::Plain, None).ok(), Some("s".repeat(20)));
+        // `vars` whole reaches every var.
+        assert!(names_vars_whole("{{ vars|length }}"));
+        assert!(!names_vars_whole("{{ vars.a ~ vars['b'] }}"));
+    }
+
+    #[test]
+    fn fuel_and_output_are_capped() {
+        let r = renderer(&[("k", &"k".repeat(1000))]);
+        let loops = "{% for i in range(1000) %}{% for j in range(1000) %}{% endfor %}{% endfor %}";
+        let err = r.render(loops, Mode::Plain, None).expect_err("out of fuel");
+        assert!(err.message.contains("steps to render"), "{}", err.message);
+        let long = "{% for i in range(200) %}{{ vars.k }}{% endfor %}";
+        let err = r.render(long, Mode::Plain, None).expect_err("over the cap");
+        assert!(err.message.contains("more than 128 KiB"), "{}", err.message);
+        let fits = "{% for i in range(100) %}{{ vars.k }}{% endfor %}";
+        assert_eq!(
+            r.render(fits, Mode::Plain, None).map(|s| s.len()).ok(),
+            Some(100_000)
+        );
+    }
+
+    #[test]
+    fn the_environment_is_shown_masked() {
+        let r = renderer(&[]);
+        assert_eq!(
+            r.render_shown("{{ env.HOME }}", Mode::Plain, None)
+                .ok()
+                .as_deref(),
+            Some("<env:HOME>")
+        );
+        assert!(r.render_shown("{{ env.NOPE }}", Mode::Plain, None).is_err());
+        assert!(r.render("{{ env }}", Mode::Plain, None).is_err());
     }
 }
