@@ -313,6 +313,7 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
             "zero",
         );
     }
+    cx.no_nul_outside_steps(&m);
     cx.not_zero(
         wf.timeout,
         &["workflow", "timeout"],

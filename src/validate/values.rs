@@ -97,12 +97,31 @@ impl Cx<'_, '_> {
             ("http", &probe.http),
             ("tcp", &probe.tcp),
             ("command", &probe.command),
-            ("log", &probe.log),
         ] {
             if let Some(v) = value {
                 let doc = self.doc;
                 self.no_nul(v, &format!("`{key}.{field}`"), || {
                     doc.value_span(&["steps", step, key, field])
+                });
+            }
+        }
+    }
+
+    /// NUL bytes in `[workflow] root` and `[requires]`, whose values name paths, programs and
+    /// environment variables.
+    pub(super) fn no_nul_outside_steps(&mut self, m: &crate::manifest::Manifest) {
+        let doc = self.doc;
+        if let Some(root) = &m.workflow.root {
+            self.no_nul(root, "`root`", || doc.value_span(&["workflow", "root"]));
+        }
+        for (key, list) in [
+            ("tools", &m.requires.tools),
+            ("env", &m.requires.env),
+            ("files", &m.requires.files),
+        ] {
+            for (i, item) in list.iter().enumerate() {
+                self.no_nul(item, &format!("an entry of `requires.{key}`"), || {
+                    doc.item_span(&["requires", key], i)
                 });
             }
         }

@@ -78,7 +78,10 @@ fn step_names_hooks_and_supervisor_share_log_files_no_longer() {
 
 #[test]
 fn nul_bytes_pass_plan_no_longer() {
-    let text = wf(r#"[vars]
+    let text = wf(r#"[requires]
+files = ["f\u0000"]
+
+[vars]
 nul = "x\u0000y"
 
 [env]
@@ -104,23 +107,22 @@ tools = ["t\u0000"]
         .args(["plan", "--offline", "bgflow.toml"])
         .status(INVALID)
         .run();
-    out.problem_at(
-        "environment variable `E` holds a NUL byte",
-        "bgflow.toml:8:5",
-    )
-    .problem_at("`on_failure` holds a NUL byte", "bgflow.toml:11:14")
-    .problem_at("`run` holds a NUL byte", "bgflow.toml:15:7")
-    .problem_at(
-        "environment variable `F` holds a NUL byte",
-        "bgflow.toml:16:13",
-    )
-    .problem_at("a path in `inputs` holds a NUL byte", "bgflow.toml:17:11")
-    .problem_at("a path in `outputs` holds a NUL byte", "bgflow.toml:18:12")
-    .problem_at("`cwd` holds a NUL byte", "bgflow.toml:19:7")
-    .problem_at("`ready.command` holds a NUL byte", "bgflow.toml:20:21")
-    .problem_at("`run` holds a NUL byte", "bgflow.toml:23:16")
-    .problem_at("a tool in `tools` holds a NUL byte", "bgflow.toml:24:10")
-    .stderr_has("10 errors");
+    for (message, place) in [
+        ("an entry of `requires.files` holds a NUL byte", "5:10"),
+        ("environment variable `E` holds a NUL byte", "11:5"),
+        ("`on_failure` holds a NUL byte", "14:14"),
+        ("`run` holds a NUL byte", "18:7"),
+        ("environment variable `F` holds a NUL byte", "19:13"),
+        ("a path in `inputs` holds a NUL byte", "20:11"),
+        ("a path in `outputs` holds a NUL byte", "21:12"),
+        ("`cwd` holds a NUL byte", "22:7"),
+        ("`ready.command` holds a NUL byte", "23:21"),
+        ("`run` holds a NUL byte", "26:16"),
+        ("a tool in `tools` holds a NUL byte", "27:10"),
+    ] {
+        out.problem_at(message, &format!("bgflow.toml:{place}"));
+    }
+    out.stderr_has("11 errors");
 }
 
 #[test]
