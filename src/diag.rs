@@ -7,6 +7,7 @@
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource};
 use serde::Serialize;
@@ -17,6 +18,9 @@ pub struct SourceFile {
     pub path: PathBuf,
     pub display: String,
     pub text: String,
+    /// The byte offset of each line's start, made on the first `line_col`: placing 10,000
+    /// problems by scanning the text from its start each time was quadratic.
+    line_starts: OnceLock<Vec<usize>>,
 }
 
 impl SourceFile {
@@ -25,16 +29,22 @@ impl SourceFile {
             path: path.to_path_buf(),
             display: path.display().to_string(),
             text,
+            line_starts: OnceLock::new(),
         }
     }
 
     /// 1-based line and column (in characters) of a byte offset.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.text.len());
-        let before = &self.text[..floor_char_boundary(&self.text, offset)];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let col = before[line_start..].chars().count() + 1;
+        let offset = floor_char_boundary(&self.text, offset.min(self.text.len()));
+        let starts = self.line_starts.get_or_init(|| {
+            std::iter::once(0)
+                .chain(self.text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect()
+        });
+        // The last line that starts at or before `offset`.
+        let line = starts.partition_point(|&s| s <= offset);
+        let line_start = starts[line.saturating_sub(1)];
+        let col = self.text[line_start..offset].chars().count() + 1;
         (line, col)
     }
 }
@@ -147,7 +157,16 @@ pub struct RenderOptions {
     pub color: bool,
 }
 
-/// Renders problems of one file with source excerpts, in file order.
+/// How many problems of one file are drawn in full (message, source excerpt, help); the
+/// rest are counted in one line. `--json` lists every problem.
+pub const MAX_DRAWN: usize = 50;
+
+/// How many further places of one problem (e.g. the edges of a cycle) are drawn.
+pub const MAX_RELATED: usize = 6;
+
+/// Renders problems of one file with source excerpts, in file order: the first `MAX_DRAWN`
+/// in full, then "… and N more". Each drawing reads the file from its start to find its
+/// lines, so the cap also keeps 10,000 problems from costing 10,000 reads of the file.
 pub fn render(source: &SourceFile, problems: &[Problem], opts: RenderOptions) -> String {
     let named = NamedSource::new(&source.display, source.text.clone()).with_language("toml");
     let theme = if opts.color {
@@ -161,7 +180,7 @@ pub fn render(source: &SourceFile, problems: &[Problem], opts: RenderOptions) ->
         .with_wrap_lines(false)
         .with_links(false);
     let mut out = String::new();
-    for problem in problems {
+    for problem in problems.iter().take(MAX_DRAWN) {
         let view = View {
             problem,
             source: &named,
@@ -169,6 +188,47 @@ pub fn render(source: &SourceFile, problems: &[Problem], opts: RenderOptions) ->
         if handler.render_report(&mut out, &view).is_err() {
             out.push_str(&format!("{}: {}\n", source.display, problem.message));
         }
+    }
+    if let Some(rest) = problems.get(MAX_DRAWN..).filter(|r| !r.is_empty()) {
+        let errors = rest.iter().filter(|p| p.is_error()).count();
+        let warnings = rest.len() - errors;
+        out.push_str(&format!(
+            "… and {} more problem{} in {} ({errors} error{}, {warnings} warning{}); `bgflow plan --json` lists them all\n\n",
+            rest.len(),
+            plural(rest.len()),
+            source.display,
+            plural(errors),
+            plural(warnings),
+        ));
+    }
+    out
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// At most `max` names, then how many more: for help lines that would otherwise list every
+/// step of a 10,000-step workflow under each of its problems.
+pub fn some_names<'a>(names: impl IntoIterator<Item = &'a str>, max: usize) -> String {
+    let mut out = String::new();
+    let mut more = 0;
+    for (i, name) in names.into_iter().enumerate() {
+        if i < max {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(name);
+        } else {
+            more += 1;
+        }
+    }
+    if more > 0 {
+        out.push_str(&format!(" … and {more} more"));
     }
     out
 }
@@ -225,6 +285,7 @@ impl miette::Diagnostic for View<'_> {
             .problem
             .related
             .iter()
+            .take(MAX_RELATED)
             .map(|(span, label)| LabeledSpan::new_with_span(Some(label.clone()), span.clone()));
         Some(Box::new(std::iter::once(primary).chain(related)))
     }
@@ -275,6 +336,10 @@ mod tests {
         assert_eq!(s.line_col(0), (1, 1));
         assert_eq!(s.line_col(3), (2, 1));
         assert_eq!(s.line_col(6), (2, 3));
+        assert_eq!(s.line_col(11), (3, 1));
+        assert_eq!(s.line_col(99), (3, 1));
+        // Inside a character: its start.
+        assert_eq!(s.line_col(4), (2, 1));
     }
 
     #[test]

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+#[path = "plan/bounded.rs"]
+mod bounded;
 #[path = "plan/commands.rs"]
 mod commands;
 #[path = "plan/diagnostics.rs"]
@@ -20,6 +22,8 @@ mod diagnostics;
 mod guarantees;
 #[path = "plan/output.rs"]
 mod output;
+#[path = "plan/values.rs"]
+mod values;
 
 const BIN: &str = env!("CARGO_BIN_EXE_bgflow");
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/plan");

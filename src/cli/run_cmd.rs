@@ -302,7 +302,7 @@ fn execute(
         names,
     } = p;
     let log_dir = state_dir.join("runs").join(&run_id);
-    wf.renderer.set_run(&RunInfo {
+    wf.set_run(&RunInfo {
         id: run_id.clone(),
         dir: log_dir.display().to_string(),
     });

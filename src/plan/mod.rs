@@ -13,7 +13,6 @@ use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 
-use crate::diag::did_you_mean;
 use artifacts::{OutputIndex, OutputRef};
 
 /// What the planner needs to know of one step.
@@ -53,7 +52,6 @@ pub enum GraphIssue {
         step: usize,
         index: usize,
         name: String,
-        suggestion: Option<String>,
     },
     SelfNeed {
         step: usize,
@@ -131,7 +129,8 @@ pub fn build(steps: &[StepNode<'_>]) -> (Plan, Vec<GraphIssue>) {
     let mut issues = Vec::new();
     let by_name: foldhash::HashMap<&str, usize> =
         steps.iter().enumerate().map(|(i, s)| (s.name, i)).collect();
-    let outputs = OutputIndex::new(steps.iter().enumerate().map(|(i, s)| (i, s.outputs)));
+    let mut outputs = OutputIndex::new(steps.iter().enumerate().map(|(i, s)| (i, s.outputs)));
+    outputs.index_input_globs(steps.iter().flat_map(|s| s.inputs.iter()));
     for (first, second, path) in &outputs.duplicates {
         issues.push(GraphIssue::DuplicateOutput {
             first: *first,
@@ -271,7 +270,6 @@ impl Links {
                     step: to,
                     index,
                     name: need.clone(),
-                    suggestion: did_you_mean(need, steps.iter().map(|s| s.name)).map(str::to_owned),
                 }),
             }
         }

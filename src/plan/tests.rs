@@ -76,7 +76,6 @@ fn unknown_and_self_needs_are_reported() {
                 step: 0,
                 index: 0,
                 name: "s11".into(),
-                suggestion: Some("s1".into())
             },
             GraphIssue::SelfNeed { step: 0, index: 1 },
         ]

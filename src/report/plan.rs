@@ -66,7 +66,7 @@ fn step_lines(out: &mut String, wf: &Workflow, plan: &Plan, i: usize) {
         join_names(out, wf, plan.upstream[i].iter().copied());
         out.push('\n');
     }
-    let _ = match &step.command {
+    let _ = match &*wf.shown_command(i) {
         Command::Shell(s) if !s.contains('\n') => writeln!(out, "    $ {s}"),
         Command::Shell(s) => writeln!(out, "    $ {}", s.replace('\n', "\n      ")),
         c @ Command::Argv(_) => writeln!(
@@ -76,7 +76,7 @@ fn step_lines(out: &mut String, wf: &Workflow, plan: &Plan, i: usize) {
         ),
     };
     if *step.cwd != *wf.root {
-        let _ = writeln!(out, "    cwd    {}", step.cwd.display());
+        let _ = writeln!(out, "    cwd    {}", wf.shown_cwd(i).display());
     }
     for (k, input) in step.inputs.iter().enumerate() {
         out.push_str("    in     ");
@@ -253,11 +253,11 @@ fn plan_json(wf: &Workflow, plan: &Plan) -> PlanJson {
                     name: s.name.clone(),
                     kind: s.kind().as_str(),
                     wave: wave_of[i],
-                    command: match &s.command {
+                    command: match &*wf.shown_command(i) {
                         Command::Shell(c) => serde_json::json!({ "shell": c }),
                         Command::Argv(a) => serde_json::json!({ "argv": a }),
                     },
-                    cwd: s.cwd.display().to_string(),
+                    cwd: wf.shown_cwd(i).display().to_string(),
                     upstream: plan.upstream[i].iter().map(|&u| name(u)).collect(),
                     inputs: s
                         .inputs

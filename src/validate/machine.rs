@@ -13,14 +13,16 @@ use crate::plan::artifacts::{compile_glob, is_glob};
 use crate::plan::{self, EdgeOrigin, GraphIssue, Plan};
 
 impl Cx<'_, '_> {
-    pub(super) fn graph_issue(&mut self, names: &[&str], issue: &GraphIssue) {
+    /// `suggestions`: how many more unknown names may still get a "did you mean"; each costs
+    /// a comparison with every step name (`SUGGESTION_BUDGET`).
+    pub(super) fn graph_issue(
+        &mut self,
+        names: &[&str],
+        issue: &GraphIssue,
+        suggestions: &mut usize,
+    ) {
         match issue {
-            GraphIssue::UnknownNeed {
-                step,
-                index,
-                name,
-                suggestion,
-            } => {
+            GraphIssue::UnknownNeed { step, index, name } => {
                 let mut p = Problem::error(
                     "unknown-step",
                     format!("step `{}` needs unknown step `{name}`", names[*step]),
@@ -30,9 +32,18 @@ impl Cx<'_, '_> {
                         .item_span(&["steps", names[*step], "needs"], *index),
                     "no step by this name",
                 );
+                let suggestion = (*suggestions > 0)
+                    .then(|| {
+                        *suggestions -= 1;
+                        crate::diag::did_you_mean(name, names.iter().copied())
+                    })
+                    .flatten();
                 p = match suggestion {
                     Some(s) => p.help(format!("did you mean `{s}`?")),
-                    None => p.help(format!("steps: {}", names.join(", "))),
+                    None => p.help(format!(
+                        "steps: {}",
+                        crate::diag::some_names(names.iter().copied(), 10)
+                    )),
                 };
                 self.push(p);
             }
@@ -49,16 +60,17 @@ impl Cx<'_, '_> {
                 .help("a step cannot wait for itself"),
             ),
             GraphIssue::Cycle { steps, edges } => {
-                let mut path: Vec<&str> = steps.iter().map(|s| names[*s]).collect();
-                path.push(names[steps[0]]);
-                let mut p =
-                    Problem::error("cycle", format!("dependency cycle: {}", path.join(" -> ")))
-                        .at_opt(
-                            self.doc.key_span(&["steps", names[steps[0]]]),
-                            "this step waits for itself",
-                        )
-                        .help("remove one of these dependencies");
-                for e in edges {
+                let mut p = Problem::error(
+                    "cycle",
+                    format!("dependency cycle: {}", cycle_path(names, steps)),
+                )
+                .at_opt(
+                    self.doc.key_span(&["steps", names[steps[0]]]),
+                    "this step waits for itself",
+                )
+                .help("remove one of these dependencies");
+                // Only the edges that are drawn (`diag::MAX_RELATED`) are placed.
+                for e in edges.iter().take(crate::diag::MAX_RELATED) {
                     if let Some((span, label)) = self.edge_place(names, e) {
                         p = p.also(span, label);
                     }
@@ -92,7 +104,35 @@ impl Cx<'_, '_> {
             ),
         }
     }
+}
 
+/// `a -> b -> c -> a`; a long cycle keeps its first and last steps around a count, so that a
+/// cycle through 10,000 steps is one line.
+fn cycle_path(names: &[&str], steps: &[usize]) -> String {
+    const HEAD: usize = 4;
+    const TAIL: usize = 2;
+    let name = |i: &usize| names[*i];
+    let mut path: Vec<String> = Vec::new();
+    if steps.len() <= HEAD + TAIL + 1 {
+        path.extend(steps.iter().map(|s| name(s).to_owned()));
+    } else {
+        path.extend(steps[..HEAD].iter().map(|s| name(s).to_owned()));
+        path.push(format!("… {} more …", steps.len() - HEAD - TAIL));
+        path.extend(
+            steps[steps.len() - TAIL..]
+                .iter()
+                .map(|s| name(s).to_owned()),
+        );
+    }
+    path.push(names[steps[0]].to_owned());
+    let mut out = path.join(" -> ");
+    if steps.len() > HEAD + TAIL + 1 {
+        out.push_str(&format!(" ({} steps)", steps.len()));
+    }
+    out
+}
+
+impl Cx<'_, '_> {
     fn edge_place(&self, names: &[&str], e: &plan::Edge) -> Option<(Range<usize>, String)> {
         let to = names[e.to];
         let from = names[e.from];
@@ -193,7 +233,12 @@ impl Cx<'_, '_> {
                     "missing-cwd",
                     format!(
                         "working folder `{}` of step `{name}` does not exist",
-                        step.cwd.display()
+                        match step.more().cwd.as_deref() {
+                            // Never a value of the caller's environment (guarantee 12).
+                            Some(c) if c.contains("env") && super::template::is_template(c) =>
+                                root.join(c).display().to_string(),
+                            _ => step.cwd.display().to_string(),
+                        }
                     ),
                 )
                 .at_opt(self.doc.value_span(&["steps", name, "cwd"]), "missing")
@@ -220,6 +265,11 @@ impl Cx<'_, '_> {
             Command::Shell(_) => None,
         };
         if let Some(program) = program {
+            // Named as written when it may hold a value of the caller's environment.
+            let from_env = step
+                .run
+                .as_deref()
+                .is_some_and(super::rendering::mentions_env);
             let made_upstream = program.contains('/') && {
                 let want = crate::plan::artifacts::normalized(&program);
                 plan.with_upstream(index).iter().any(|&u| {
@@ -230,7 +280,9 @@ impl Cx<'_, '_> {
                 })
             };
             if !made_upstream && !host.program_exists(&program, &step.cwd) {
-                let what = if program.contains('/') {
+                let what = if from_env {
+                    format!("the program of step `{name}` (from the caller's environment) does not exist or is not on PATH")
+                } else if program.contains('/') {
                     format!(
                         "program `{program}` of step `{name}` does not exist or is not executable"
                     )

@@ -7,8 +7,12 @@ pub mod host;
 mod junit;
 mod machine;
 pub mod ports;
+mod rendering;
 mod step;
 pub mod template;
+mod values;
+
+use rendering::{cwd_relative, names_the_run};
 
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
@@ -24,6 +28,11 @@ use crate::plan::artifacts::{compile_glob, is_glob};
 use crate::plan::{self, Plan, StepNode};
 use host::Host;
 use template::{Mode, Renderer, RunInfo, StepInfo};
+
+/// How many step names may be compared with unknown names for a "did you mean" (each
+/// comparison costs about 0.1 µs): 10,000 unknown `needs` in a 10,000-step workflow took
+/// seconds when each was compared with every step.
+const SUGGESTION_BUDGET: usize = 500_000;
 
 /// How to check.
 #[derive(Debug, Clone, Default)]
@@ -69,6 +78,8 @@ pub struct Workflow {
     pub vars: IndexMap<String, String>,
     /// `[env]`, rendered.
     pub env: Vec<(String, String)>,
+    /// The `[env]` values that name the run, as written (see `More::env_of_run`).
+    env_of_run: Vec<(usize, String)>,
     pub hooks: Hooks,
     pub steps: Vec<Step>,
     pub renderer: Renderer,
@@ -108,6 +119,9 @@ pub struct More {
     pub cwd: Option<String>,
     /// The step's own `env`, rendered.
     pub env: Vec<(String, String)>,
+    /// The `env` values that name the run (`{{ run.id }}`), as written, by their place in
+    /// `env`: rendered again with the real run (`Workflow::set_run`).
+    pub env_of_run: Vec<(usize, String)>,
     pub timeout: Option<Duration>,
     pub retry_delay: Option<Duration>,
     pub stall_timeout: Option<Duration>,
@@ -124,6 +138,7 @@ static NO_MORE: More = More {
     needs: Vec::new(),
     cwd: None,
     env: Vec::new(),
+    env_of_run: Vec::new(),
     timeout: None,
     retry_delay: None,
     stall_timeout: None,
@@ -142,6 +157,7 @@ impl More {
             needs,
             cwd,
             env,
+            env_of_run,
             timeout,
             retry_delay,
             stall_timeout,
@@ -156,6 +172,7 @@ impl More {
         needs.is_empty()
             && cwd.is_none()
             && env.is_empty()
+            && env_of_run.is_empty()
             && timeout.is_none()
             && retry_delay.is_none()
             && stall_timeout.is_none()
@@ -222,13 +239,28 @@ impl Workflow {
         let Some(run) = &step.run else {
             return Ok(step.command.clone());
         };
-        let info = StepInfo {
+        self.with_step_info(index, attempt, |info| {
+            render_run(&self.renderer, Some(run), info).map_err(|(e, _)| e.message)
+        })
+    }
+
+    /// Calls `f` with what step `index`'s templates see of it: its inputs and outputs
+    /// relative to its working folder.
+    fn with_step_info<R>(
+        &self,
+        index: usize,
+        attempt: u32,
+        f: impl FnOnce(&StepInfo<'_>) -> R,
+    ) -> R {
+        let step = &self.steps[index];
+        let relative =
+            [&step.inputs, &step.outputs].map(|p| cwd_relative(&self.root, &step.cwd, p));
+        f(&StepInfo {
             name: &step.name,
-            inputs: &step.inputs,
-            outputs: &step.outputs,
+            inputs: relative[0].as_deref().unwrap_or(&step.inputs),
+            outputs: relative[1].as_deref().unwrap_or(&step.outputs),
             attempt,
-        };
-        render_run(&self.renderer, Some(run), &info).map_err(|(e, _)| e.message)
+        })
     }
 }
 
@@ -283,6 +315,12 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
             "zero",
         );
     }
+    cx.no_nul_outside_steps(&m);
+    cx.not_zero(
+        wf.timeout,
+        &["workflow", "timeout"],
+        "a run with no time fails at once; leave `timeout` out for no limit",
+    );
     let file_dir = source
         .path
         .parent()
@@ -314,6 +352,9 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
     // Variables: [vars] then --var.
     let mut vars = m.vars.clone();
     for (k, v) in &opts.vars {
+        if !vars.contains_key(k) && !mentions_var(&source.text, k) {
+            cx.unknown_var(k, &m.vars);
+        }
         vars.insert(k.clone(), v.clone());
     }
     let caller_env: Option<BTreeMap<String, String>> =
@@ -330,8 +371,16 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
     );
 
     let mut env = Vec::new();
+    let mut env_of_run = Vec::new();
     for (k, v) in &m.env {
+        cx.env_name(k, &["env", k]);
         if let Some(out) = cx.render(&renderer, v, Mode::Plain, None, &["env", k]) {
+            if names_the_run(v) {
+                env_of_run.push((env.len(), v.clone()));
+            }
+            cx.no_nul(&out, &format!("environment variable `{k}`"), || {
+                doc.value_span(&["env", k])
+            });
             env.push((k.clone(), out));
         }
     }
@@ -340,7 +389,11 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
         ("on_failure", &m.hooks.on_failure),
     ] {
         if let Some(cmd) = cmd {
-            cx.render(&renderer, cmd, Mode::Shell, None, &["hooks", event]);
+            if let Some(out) = cx.render(&renderer, cmd, Mode::Shell, None, &["hooks", event]) {
+                cx.no_nul(&out, &format!("`{event}`"), || {
+                    doc.value_span(&["hooks", event])
+                });
+            }
         }
     }
 
@@ -378,8 +431,9 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
         .collect();
     let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
     let (plan, issues) = plan::build(&nodes);
+    let mut suggestions = SUGGESTION_BUDGET / names.len().max(1);
     for issue in issues {
-        cx.graph_issue(&names, &issue);
+        cx.graph_issue(&names, &issue, &mut suggestions);
     }
     drop(nodes);
     drop(names);
@@ -410,6 +464,7 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
         fail_fast: wf.fail_fast.unwrap_or(true),
         vars,
         env,
+        env_of_run,
         hooks: m.hooks.clone(),
         steps,
         renderer,
@@ -439,6 +494,21 @@ fn sort_problems(_source: &SourceFile, problems: &mut Vec<Problem>) {
     });
     let mut seen = HashSet::new();
     problems.retain(|p| seen.insert((p.code, p.message.clone(), p.span.clone())));
+}
+
+/// Whether a template of the file names `vars.NAME` (or `vars["NAME"]`): a variable that
+/// only `--var` sets is still a variable of the workflow.
+fn mentions_var(text: &str, name: &str) -> bool {
+    let ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let dotted = format!("vars.{name}");
+    let dotted_here = text.match_indices(&dotted).any(|(i, _)| {
+        let end = i + dotted.len();
+        let before_ok = i == 0 || !ident(text.as_bytes()[i - 1]);
+        before_ok && text.as_bytes().get(end).is_none_or(|&b| !ident(b))
+    });
+    dotted_here
+        || text.contains(&format!("vars[\"{name}\"]"))
+        || text.contains(&format!("vars['{name}']"))
 }
 
 pub fn valid_name(name: &str) -> bool {
@@ -518,6 +588,26 @@ impl Cx<'_, '_> {
             .or_else(|| self.doc.key_span(&path[..path.len().saturating_sub(1)]));
         self.problems
             .push(Problem::error(code, message).at_opt(span, label));
+    }
+
+    /// `--var NAME=...` where the workflow has no variable `NAME`.
+    fn unknown_var(&mut self, name: &str, declared: &IndexMap<String, String>) {
+        let mut p = Problem::error(
+            "unknown-var",
+            format!("`--var {name}` names no variable of the workflow"),
+        )
+        .at_opt(self.doc.key_span(&["vars"]), "the workflow's variables");
+        p = match crate::diag::did_you_mean(name, declared.keys().map(String::as_str)) {
+            Some(close) => p.help(format!("did you mean `--var {close}=...`?")),
+            None if declared.is_empty() => p.help(format!(
+                "the workflow declares no [vars] and no template uses `vars.{name}`"
+            )),
+            None => p.help(format!(
+                "variables: {}; a template must use `vars.{name}` for `--var {name}` to mean anything",
+                crate::diag::some_names(declared.keys().map(String::as_str), 10)
+            )),
+        };
+        self.push(p);
     }
 
     fn push(&mut self, p: Problem) {

@@ -28,10 +28,42 @@ impl Cx<'_, '_> {
                     .help("rename the step, e.g. `[steps.build-docs]`"),
             );
         }
+        self.reserved_name(name);
+        self.not_zero(
+            spec.timeout,
+            &at("timeout"),
+            "a step with no time to run fails at once; leave `timeout` out for no limit",
+        );
+        self.not_zero(
+            spec.stall_timeout,
+            &at("stall_timeout"),
+            "every step would count as stalled at once; leave `stall_timeout` out for no limit",
+        );
+        // `cwd` is rendered with the paths as written (relative to the root); everything
+        // that runs in the step's folder sees them relative to it.
         let info = StepInfo {
             name,
             inputs: &spec.inputs,
             outputs: &spec.outputs,
+            attempt: 1,
+        };
+        let cwd_rel = match &spec.cwd {
+            Some(c) => self
+                .render(r, c, Mode::Plain, Some(&info), &at("cwd"))
+                .unwrap_or_default(),
+            None => String::new(),
+        };
+        self.no_nul(&cwd_rel, "`cwd`", || doc.value_span(&at("cwd")));
+        let cwd = if cwd_rel.is_empty() {
+            Arc::clone(root)
+        } else {
+            Arc::from(root.join(&cwd_rel))
+        };
+        let relative = [&spec.inputs, &spec.outputs].map(|paths| cwd_relative(root, &cwd, paths));
+        let info = StepInfo {
+            name,
+            inputs: relative[0].as_deref().unwrap_or(&spec.inputs),
+            outputs: relative[1].as_deref().unwrap_or(&spec.outputs),
             attempt: 1,
         };
         let command = match &spec.run {
@@ -84,27 +116,34 @@ impl Cx<'_, '_> {
                 }
             },
         };
-        let cwd_rel = match &spec.cwd {
-            Some(c) => self
-                .render(r, c, Mode::Plain, Some(&info), &at("cwd"))
-                .unwrap_or_default(),
-            None => String::new(),
-        };
-        let cwd = if cwd_rel.is_empty() {
-            Arc::clone(root)
-        } else {
-            Arc::from(root.join(&cwd_rel))
-        };
+        match &command {
+            Command::Shell(s) => self.no_nul(s, "`run`", || doc.value_span(&at("run"))),
+            Command::Argv(argv) => {
+                for (i, a) in argv.iter().enumerate() {
+                    self.no_nul(a, "`run`", || doc.item_span(&at("run"), i));
+                }
+            }
+        }
         let mut env = Vec::new();
+        let mut env_of_run = Vec::new();
         for (k, v) in &spec.env {
-            if let Some(out) =
-                self.render(r, v, Mode::Plain, Some(&info), &["steps", name, "env", k])
-            {
+            let path = ["steps", name, "env", k];
+            self.env_name(k, &path);
+            if let Some(out) = self.render(r, v, Mode::Plain, Some(&info), &path) {
+                if names_the_run(v) {
+                    env_of_run.push((env.len(), v.clone()));
+                }
+                self.no_nul(&out, &format!("environment variable `{k}`"), || {
+                    doc.value_span(&path)
+                });
                 env.push((k.clone(), out));
             }
         }
         for (field, list) in [("inputs", &spec.inputs), ("outputs", &spec.outputs)] {
             for (i, pattern) in list.iter().enumerate() {
+                self.no_nul(pattern, &format!("a path in `{field}`"), || {
+                    doc.item_span(&at(field), i)
+                });
                 if pattern.trim().is_empty() {
                     self.push(
                         Problem::error("invalid-value", format!("empty path in `{field}`"))
@@ -150,7 +189,11 @@ impl Cx<'_, '_> {
             .enumerate()
             .filter_map(|(i, p)| self.regex(p, || doc.item_span(&at("fail_on"), i)))
             .collect();
+        for (i, tool) in spec.tools.iter().enumerate() {
+            self.no_nul(tool, "a tool in `tools`", || doc.item_span(&at("tools"), i));
+        }
         if let Some(junit) = &spec.junit {
+            self.no_nul(junit, "`junit`", || doc.value_span(&at("junit")));
             if let Err(e) = compile_glob(junit) {
                 self.push(
                     Problem::error(
@@ -177,6 +220,8 @@ impl Cx<'_, '_> {
         // Probes are templates too (a port from `vars`); checked as rendered.
         for (probe_key, probe) in [("ready", &mut ready), ("health", &mut health)] {
             if let Some(probe) = probe {
+                // Messages quote a value as written when it uses the caller's environment.
+                let written = probe.clone();
                 let mut rendered_ok = true;
                 for (field, value, mode) in [
                     ("http", &mut probe.http, Mode::Plain),
@@ -192,8 +237,9 @@ impl Cx<'_, '_> {
                     }
                 }
                 if rendered_ok {
-                    self.probe(name, probe_key, probe, spec_kind);
+                    self.probe(name, probe_key, probe, &written, spec_kind);
                 }
+                self.probe_values(name, probe_key, probe);
             }
         }
         if spec_kind == StepKind::Service && ready.is_none() {
@@ -217,6 +263,7 @@ impl Cx<'_, '_> {
             needs: spec.needs,
             cwd: spec.cwd,
             env,
+            env_of_run,
             timeout: spec.timeout,
             retry_delay: spec.retry_delay,
             stall_timeout: spec.stall_timeout,
@@ -270,7 +317,12 @@ impl Cx<'_, '_> {
         }
     }
 
-    fn probe(&mut self, step: &str, key: &str, probe: &Probe, kind: StepKind) {
+    fn probe(&mut self, step: &str, key: &str, probe: &Probe, written: &Probe, kind: StepKind) {
+        // A value from the caller's environment is never printed (guarantee 12).
+        let shown = |rendered: &str, written: &Option<String>| match written {
+            Some(w) if w.contains("env") && template::is_template(w) => w.clone(),
+            _ => rendered.to_owned(),
+        };
         let path = ["steps", step, key];
         let set = [&probe.http, &probe.tcp, &probe.command, &probe.log]
             .iter()
@@ -305,7 +357,10 @@ impl Cx<'_, '_> {
                 self.push(
                     Problem::error(
                         "invalid-probe",
-                        format!("`http` probe `{url}` is not an http:// URL (https is not probed)"),
+                        format!(
+                            "`http` probe `{}` is not an http:// URL (https is not probed)",
+                            shown(url, &written.http)
+                        ),
                     )
                     .at_opt(self.doc.value_span(&["steps", step, key, "http"]), "here"),
                 );
@@ -319,7 +374,10 @@ impl Cx<'_, '_> {
                 self.push(
                     Problem::error(
                         "invalid-probe",
-                        format!("`tcp` probe `{addr}` is not HOST:PORT"),
+                        format!(
+                            "`tcp` probe `{}` is not HOST:PORT",
+                            shown(addr, &written.tcp)
+                        ),
                     )
                     .at_opt(self.doc.value_span(&["steps", step, key, "tcp"]), "here"),
                 );

@@ -3,12 +3,22 @@
 //! In a shell string every interpolated value is shell-quoted, and a list becomes separately
 //! quoted words; `| safe` opts out. Elsewhere (argv elements, env values, cwd) values are
 //! inserted as they are, since no shell reads them.
+//!
+//! Every rendering is bounded (`limits`): fuel, an output cap, and a language without
+//! the statements and filters that could build a value of any size. The caller's
+//! environment is reachable only one name at a time (`env.NAME`): it cannot be listed,
+//! printed whole or dumped with `debug()`, and what `plan` shows renders each value as
+//! `<env:NAME>` (`Renderer::render_shown`).
+
+pub mod limits;
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use minijinja::value::{Enumerator, Object, Value, ValueKind};
-use minijinja::{Environment, ErrorKind, UndefinedBehavior};
+use minijinja::value::{Enumerator, Object, ObjectRepr, StringInput, Value, ValueKind};
+use minijinja::{Environment, ErrorKind, State, UndefinedBehavior};
 
 /// Whether rendered text is read by a shell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +60,24 @@ pub struct Renderer {
     shell: Environment<'static>,
     plain: Environment<'static>,
     base: BTreeMap<&'static str, Value>,
+    /// `env` as `plan` shows it: each value `<env:NAME>`.
+    shown_env: Value,
     var_names: Vec<String>,
+    /// The most bytes one name of the context can reach (the run's and the workflow's
+    /// names), for the bound on what a template can build (`limits`).
+    leaf: usize,
+    /// All of `[vars]` (a template that names `vars` whole), and its largest value (one
+    /// that names only `vars.NAME`).
+    vars_all: usize,
+    vars_max: usize,
+    /// The largest value of the caller's environment.
+    env_leaf: usize,
+    /// Fuel burnt by every rendering so far (`limits::TOTAL_FUEL`).
+    spent: AtomicU64,
+    /// Bytes rendered by every rendering so far (`limits::TOTAL_OUTPUT`).
+    rendered: AtomicUsize,
+    /// Whether `spent` and `rendered` are bounded: while checking, not once a run has its id (`set_run`).
+    checking: bool,
 }
 
 /// What a step's templates can see of the run (placeholders at plan time).
@@ -85,29 +112,54 @@ impl Renderer {
     ) -> Self {
         let mut base = BTreeMap::new();
         base.insert("vars", Value::from_serialize(vars));
-        base.insert(
-            "env",
-            match env {
-                Some(map) => Value::from_serialize(map),
-                None => Value::from_object(AnyEnv),
-            },
-        );
+        let env_leaf = env
+            .as_ref()
+            .map_or(0, |m| m.values().map(String::len).max().unwrap_or(0));
+        let (env, shown_env) = match env {
+            Some(map) => {
+                let map = Arc::new(map);
+                (
+                    Value::from_object(CallerEnv {
+                        map: Arc::clone(&map),
+                        shown: false,
+                    }),
+                    Value::from_object(CallerEnv { map, shown: true }),
+                )
+            }
+            None => (Value::from_object(AnyEnv), Value::from_object(AnyEnv)),
+        };
+        base.insert("env", env);
         base.insert(
             "workflow",
             Value::from_serialize(BTreeMap::from([("name", workflow_name), ("root", root)])),
         );
         base.insert("run", run_value(run));
+        let vars_all = vars.iter().map(|(k, v)| k.len() + v.len() + 8).sum();
+        let vars_max = vars.values().map(String::len).max().unwrap_or(0);
+        let leaf = workflow_name.len() + root.len() + 2 * run.dir.len() + 64;
         Self {
             shell: environment(Mode::Shell),
             plain: environment(Mode::Plain),
             base,
+            shown_env,
             var_names: vars.keys().cloned().collect(),
+            leaf,
+            vars_all,
+            vars_max,
+            env_leaf,
+            spent: AtomicU64::new(0),
+            rendered: AtomicUsize::new(0),
+            checking: true,
         }
     }
 
     /// Replaces the run context (the real id and folder, at run time).
+    /// The run's templates are no longer bound by the check's total (`limits::TOTAL_FUEL`):
+    /// a long run renders every command again for each attempt. Each rendering keeps its
+    /// own fuel and output cap.
     pub fn set_run(&mut self, run: &RunInfo) {
         self.base.insert("run", run_value(run));
+        self.checking = false;
     }
 
     /// Renders `source`; text without template syntax is returned untouched.
@@ -117,14 +169,90 @@ impl Renderer {
         mode: Mode,
         step: Option<&StepInfo<'_>>,
     ) -> Result<String, TemplateError> {
+        self.render_with(source, mode, step, false)
+    }
+
+    /// Renders `source` as `plan` shows it: each value of the caller's environment is
+    /// `<env:NAME>`, so that a check that runs nothing prints no secret.
+    pub fn render_shown(
+        &self,
+        source: &str,
+        mode: Mode,
+        step: Option<&StepInfo<'_>>,
+    ) -> Result<String, TemplateError> {
+        self.render_with(source, mode, step, true)
+    }
+
+    fn render_with(
+        &self,
+        source: &str,
+        mode: Mode,
+        step: Option<&StepInfo<'_>>,
+        shown: bool,
+    ) -> Result<String, TemplateError> {
         if !is_template(source) {
             return Ok(source.to_owned());
+        }
+        let names = limits::names_in(source)?;
+        let leaf = self.leaf
+            + if names_vars_whole(source) {
+                self.vars_all
+            } else {
+                self.vars_max
+            }
+            + step.map_or(0, |s| {
+                s.name.len()
+                    + s.inputs.iter().chain(s.outputs).map(|p| p.len() + 3).sum::<usize>()
+            })
+            + if source.contains("env") { self.env_leaf } else { 0 }
+            // `range` and `list` make up to 100,000 items.
+            + if source.contains("range") || source.contains("list") {
+                limits::LIST_CAP * 8
+            } else {
+                0
+            };
+        let bound = names.saturating_add(1).saturating_mul(leaf);
+        if bound > limits::VALUE_CAP {
+            return Err(TemplateError {
+                message: format!(
+                    "this template could build a value of {} MB; bgflow renders at most {} MB",
+                    bound >> 20,
+                    limits::VALUE_CAP >> 20
+                ),
+                help: Some(
+                    "use fewer names in one template, or pass large data in a file".to_owned(),
+                ),
+                range: None,
+            });
+        }
+        if self.checking && self.rendered.load(Ordering::Relaxed) >= limits::TOTAL_OUTPUT {
+            return Err(TemplateError {
+                message: format!(
+                    "the workflow's templates rendered more than {} MB together; this one was not rendered",
+                    limits::TOTAL_OUTPUT >> 20
+                ),
+                help: Some("pass large data in files, not in commands".to_owned()),
+                range: None,
+            });
+        }
+        if self.checking && self.spent.load(Ordering::Relaxed) >= limits::TOTAL_FUEL {
+            return Err(TemplateError {
+                message: format!(
+                    "the workflow's templates took more than {} steps together; this one was not rendered",
+                    limits::TOTAL_FUEL
+                ),
+                help: Some("loop less in templates; put longer logic in a script".to_owned()),
+                range: None,
+            });
         }
         let env = match mode {
             Mode::Shell => &self.shell,
             Mode::Plain => &self.plain,
         };
         let mut ctx = self.base.clone();
+        if shown {
+            ctx.insert("env", self.shown_env.clone());
+        }
         if let Some(step) = step {
             ctx.insert(
                 "step",
@@ -136,8 +264,44 @@ impl Renderer {
                 },
             );
         }
-        let result = env.template_from_str(source).and_then(|t| t.render(ctx));
-        result.map_err(|e| self.explain(source, &e))
+        let mut out = limits::Capped {
+            out: Vec::new(),
+            over: false,
+        };
+        let template = env
+            .template_from_str(source)
+            .map_err(|e| self.explain(source, &e))?;
+        let result = template.render_captured_to(ctx, &mut out);
+        match result {
+            Ok(done) => {
+                let used = done.state().fuel_levels().map_or(0, |(used, _)| used);
+                self.spent.fetch_add(used, Ordering::Relaxed);
+                self.rendered.fetch_add(out.out.len(), Ordering::Relaxed);
+            }
+            Err(e) => {
+                // What ran before the error is not known; count it all.
+                self.spent.fetch_add(limits::FUEL, Ordering::Relaxed);
+                if out.over {
+                    return Err(TemplateError {
+                        message: format!(
+                            "this template renders more than {} KiB",
+                            limits::OUTPUT_CAP >> 10
+                        ),
+                        help: Some(
+                            "a longer argument or environment value cannot start on Linux; pass large data in a file"
+                                .to_owned(),
+                        ),
+                        range: None,
+                    });
+                }
+                return Err(self.explain(source, &e));
+            }
+        }
+        String::from_utf8(out.out).map_err(|_| TemplateError {
+            message: "the template rendered text that is not UTF-8".to_owned(),
+            help: None,
+            range: None,
+        })
     }
 
     fn explain(&self, source: &str, e: &minijinja::Error) -> TemplateError {
@@ -150,6 +314,35 @@ impl Renderer {
                 .to_owned()
         });
         match e.kind() {
+            ErrorKind::OutOfFuel => TemplateError {
+                message: format!(
+                    "this template takes more than {} steps to render",
+                    limits::FUEL
+                ),
+                help: Some("loop less in templates; put longer logic in a script".to_owned()),
+                range,
+            },
+            ErrorKind::UnknownFilter | ErrorKind::UnknownFunction
+                if snippet.as_deref().is_some_and(|s| {
+                    limits::REMOVED_FILTERS
+                        .iter()
+                        .chain(&limits::REMOVED_FUNCTIONS)
+                        .any(|f| s.contains(f))
+                }) =>
+            {
+                TemplateError {
+                    message: format!(
+                        "invalid template: {}",
+                        e.detail().map_or_else(|| e.kind().to_string(), str::to_owned)
+                    ),
+                    help: Some(format!(
+                        "bgflow templates leave out {} and {}: they could print the environment or build a value of any size",
+                        limits::REMOVED_FUNCTIONS.map(|f| format!("{f}()")).join(", "),
+                        limits::REMOVED_FILTERS.join(", ")
+                    )),
+                    range,
+                }
+            }
             ErrorKind::UndefinedError => {
                 let what = snippet.unwrap_or_else(|| "a name".to_owned());
                 let name = what
@@ -159,14 +352,18 @@ impl Renderer {
                     .trim()
                     .to_owned();
                 let help = match name.strip_prefix("vars.") {
-                    Some(var) => match crate::diag::did_you_mean(var, self.var_names.iter().map(String::as_str)) {
+                    // Each suggestion compares with every var: only for a few hundred of them.
+                    Some(var) => match (self.var_names.len() <= 500)
+                        .then(|| crate::diag::did_you_mean(var, self.var_names.iter().map(String::as_str)))
+                        .flatten()
+                    {
                         Some(close) => format!("did you mean `vars.{close}`?"),
                         None if self.var_names.is_empty() => {
                             format!("define it under [vars] or pass `--var {var}=VALUE`")
                         }
                         None => format!(
                             "defined vars: {}; add `{var}` under [vars] or pass `--var {var}=VALUE`",
-                            self.var_names.join(", ")
+                            crate::diag::some_names(self.var_names.iter().map(String::as_str), 10)
                         ),
                     },
                     None if name.starts_with("env.") => {
@@ -194,6 +391,14 @@ impl Renderer {
     }
 }
 
+/// Whether `vars` appears other than as `vars.NAME` or `vars[...]` (so that one name could
+/// reach every variable).
+fn names_vars_whole(source: &str) -> bool {
+    source
+        .match_indices("vars")
+        .any(|(i, _)| !matches!(source.as_bytes().get(i + 4), Some(b'.' | b'[')))
+}
+
 fn run_value(run: &RunInfo) -> Value {
     Value::from_serialize(BTreeMap::from([
         ("id", run.id.as_str()),
@@ -205,7 +410,23 @@ fn environment(mode: Mode) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_debug(true);
+    env.set_fuel(Some(limits::FUEL));
+    for f in limits::REMOVED_FILTERS {
+        env.remove_filter(f);
+    }
+    for f in limits::REMOVED_FUNCTIONS {
+        env.remove_global(f);
+    }
+    env.add_filter("replace", capped_replace);
+    env.add_filter("join", capped_join);
+    env.add_filter("list", capped_list);
     env.set_formatter(move |out, _state, value| {
+        if value.downcast_object_ref::<CallerEnv>().is_some() {
+            return Err(minijinja::Error::new(
+                ErrorKind::InvalidOperation,
+                "the caller's environment is reachable only one name at a time, as `env.NAME`",
+            ));
+        }
         let text = match (mode, value.kind()) {
             _ if value.is_safe() => value.to_string(),
             (_, ValueKind::Seq) => {
@@ -231,6 +452,116 @@ fn word(mode: Mode, value: &Value) -> String {
     match mode {
         Mode::Shell if !value.is_safe() => shell_quote(&s),
         _ => s,
+    }
+}
+
+fn too_large(what: &str) -> minijinja::Error {
+    minijinja::Error::new(
+        ErrorKind::InvalidOperation,
+        format!("{what} would be larger than {} MB", limits::VALUE_CAP >> 20),
+    )
+}
+
+/// `replace`, refused when its result would be larger than `VALUE_CAP`.
+fn capped_replace(
+    state: &State<'_, '_>,
+    value: Value,
+    from: Value,
+    to: Value,
+) -> Result<Value, minijinja::Error> {
+    let (text, old, new) = (value.to_string(), from.to_string(), to.to_string());
+    let count = if old.is_empty() {
+        text.chars().count() + 1
+    } else {
+        text.matches(old.as_str()).count()
+    };
+    let len = count.saturating_mul(new.len()).saturating_add(text.len());
+    if len > limits::VALUE_CAP {
+        return Err(too_large("the result of `replace`"));
+    }
+    minijinja::filters::replace(
+        state,
+        StringInput::new(state, &value)?,
+        StringInput::new(state, &from)?,
+        StringInput::new(state, &to)?,
+    )
+}
+
+/// `join`, refused when its result would be larger than `VALUE_CAP`.
+fn capped_join(
+    state: &State<'_, '_>,
+    value: Value,
+    joiner: Option<Value>,
+) -> Result<Value, minijinja::Error> {
+    let sep = joiner.as_ref().map_or(0, |j| j.to_string().len());
+    let mut len = 0usize;
+    if let Ok(items) = value.try_iter() {
+        for item in items {
+            let item_len = item
+                .as_str()
+                .map_or_else(|| item.to_string().len(), str::len);
+            len = len.saturating_add(item_len).saturating_add(sep);
+            if len > limits::VALUE_CAP {
+                return Err(too_large("the result of `join`"));
+            }
+        }
+    }
+    let joiner = match &joiner {
+        Some(j) => Some(StringInput::new(state, j)?),
+        None => None,
+    };
+    minijinja::filters::join(state, &value, joiner)
+}
+
+/// `list`, refused beyond `LIST_CAP` items (as `range`).
+fn capped_list(state: &State<'_, '_>, value: Value) -> Result<Value, minijinja::Error> {
+    let items = value
+        .as_str()
+        .map_or_else(|| value.len().unwrap_or(0), |s| s.chars().count());
+    if items > limits::LIST_CAP {
+        return Err(minijinja::Error::new(
+            ErrorKind::InvalidOperation,
+            format!("`list` would make more than {} items", limits::LIST_CAP),
+        ));
+    }
+    minijinja::filters::list(state, value)
+}
+
+/// The caller's environment: one name at a time. It cannot be listed or printed whole, and
+/// its `Debug` form (what `pprint` would show) names no value.
+struct CallerEnv {
+    map: Arc<BTreeMap<String, String>>,
+    /// Each value as `<env:NAME>`, for what `plan` shows.
+    shown: bool,
+}
+
+impl fmt::Debug for CallerEnv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<the caller's environment>")
+    }
+}
+
+impl Object for CallerEnv {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Plain
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let name = key.as_str()?;
+        let value = self.map.get(name)?;
+        Some(if self.shown {
+            Value::from(format!("<env:{name}>"))
+        } else {
+            Value::from(value.as_str())
+        })
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::NonEnumerable
+    }
+
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<env>")
     }
 }
 
@@ -351,5 +682,56 @@ mod tests {
             "{}",
             err.message
         );
+    }
+
+    #[test]
+    fn the_bound_counts_what_each_name_can_reach() {
+        let big = "a".repeat(1 << 20);
+        let r = renderer(&[("big", &big), ("small", "s")]);
+        // 100 names, each `vars.NAME`: at most the largest var each, 100 MB.
+        let many = "{{ vars.small }}".repeat(100);
+        let err = r
+            .render(&many, Mode::Plain, None)
+            .expect_err("over the bound");
+        assert!(
+            err.message.contains("could build a value of"),
+            "{}",
+            err.message
+        );
+        // 20 of them: 20 MB at most, rendered.
+        let few = "{{ vars.small }}".repeat(20);
+        assert_eq!(r.render(&few, Mode::Plain, None).ok(), Some("s".repeat(20)));
+        // `vars` whole reaches every var.
+        assert!(names_vars_whole("{{ vars|length }}"));
+        assert!(!names_vars_whole("{{ vars.a ~ vars['b'] }}"));
+    }
+
+    #[test]
+    fn fuel_and_output_are_capped() {
+        let r = renderer(&[("k", &"k".repeat(1000))]);
+        let loops = "{% for i in range(1000) %}{% for j in range(1000) %}{% endfor %}{% endfor %}";
+        let err = r.render(loops, Mode::Plain, None).expect_err("out of fuel");
+        assert!(err.message.contains("steps to render"), "{}", err.message);
+        let long = "{% for i in range(200) %}{{ vars.k }}{% endfor %}";
+        let err = r.render(long, Mode::Plain, None).expect_err("over the cap");
+        assert!(err.message.contains("more than 128 KiB"), "{}", err.message);
+        let fits = "{% for i in range(100) %}{{ vars.k }}{% endfor %}";
+        assert_eq!(
+            r.render(fits, Mode::Plain, None).map(|s| s.len()).ok(),
+            Some(100_000)
+        );
+    }
+
+    #[test]
+    fn the_environment_is_shown_masked() {
+        let r = renderer(&[]);
+        assert_eq!(
+            r.render_shown("{{ env.HOME }}", Mode::Plain, None)
+                .ok()
+                .as_deref(),
+            Some("<env:HOME>")
+        );
+        assert!(r.render_shown("{{ env.NOPE }}", Mode::Plain, None).is_err());
+        assert!(r.render("{{ env }}", Mode::Plain, None).is_err());
     }
 }
