@@ -302,6 +302,17 @@ pub struct ProblemJson {
     pub column: Option<usize>,
     pub label: Option<String>,
     pub help: Option<String>,
+    /// The other places the problem involves (the first definition of a duplicate, the
+    /// other step of a clash), each with its line, column and label.
+    pub related: Vec<RelatedJson>,
+}
+
+/// One other place of a problem, in its JSON form.
+#[derive(Debug, Serialize)]
+pub struct RelatedJson {
+    pub line: usize,
+    pub column: usize,
+    pub label: String,
 }
 
 impl ProblemJson {
@@ -322,6 +333,18 @@ impl ProblemJson {
             column,
             label: (!p.label.is_empty()).then(|| p.label.clone()),
             help: p.help.clone(),
+            related: p
+                .related
+                .iter()
+                .map(|(span, label)| {
+                    let (line, column) = source.line_col(span.start);
+                    RelatedJson {
+                        line,
+                        column,
+                        label: label.clone(),
+                    }
+                })
+                .collect(),
         }
     }
 }

@@ -63,8 +63,8 @@ junit = "reports/*.xml"
     assert!(out.stderr.contains("read by `e2e`"), "{}", out.stderr);
     assert!(out.summary.is_none(), "nothing ran");
 
-    // `plan --json` gives the code, both steps and the place of the second (its `problems[]`
-    // carry one place; the human form above shows both).
+    // `plan --json` gives the code, both steps, the place of the second and, in `related`,
+    // the place of the first.
     let plan = std::process::Command::new(BIN)
         .args(["plan", "--json", "bgflow.toml"])
         .current_dir(flow.path())
@@ -75,6 +75,7 @@ junit = "reports/*.xml"
     let problem = &doc["files"][0]["problems"][0];
     assert_eq!(problem["code"], "shared-junit", "{doc}");
     assert_eq!(problem["line"], 13, "{doc}");
+    assert_eq!(problem["related"][0]["line"], 8, "{doc}");
     assert!(
         problem["message"]
             .as_str()
