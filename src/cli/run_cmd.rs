@@ -19,7 +19,7 @@ use crate::par;
 use crate::plan::Plan;
 use crate::report::live::{self, Bars, Plain, ProgressChoice};
 use crate::report::{self, summary};
-use crate::store::sink::StoreSink;
+use crate::runs::recorder::StoreSink;
 use crate::store::{NewRun, Store};
 use crate::validate::{self, template::RunInfo, Options, Workflow};
 

@@ -8,7 +8,7 @@
 //! needed running, not done).
 //!
 //! The executor neither reads nor writes them: the caller passes the recorded ones in
-//! (`store::Recorded`, with the run whose success recorded them) and stores the new ones
+//! (`records::Recorded`, with the run whose success recorded them) and stores the new ones
 //! (the `fingerprints` table of the run history).
 
 use std::collections::HashSet;
@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 
 use crate::manifest::StepKind;
 use crate::plan::artifacts::{compile_glob, glob_prefix, is_glob, normalize, OutputIndex};
-use crate::store::Recorded;
+use crate::records::Recorded;
 use crate::validate::{Step, Workflow};
 
 /// The key a step's fingerprint is stored under.

@@ -213,7 +213,13 @@ fn open_at_end(log: &Path) -> io::Result<File> {
 /// Makes the folder of `log` (the run's folder), readable by its owner only.
 pub fn make_log_dir(log: &Path) -> io::Result<()> {
     match log.parent() {
-        Some(dir) => crate::store::ensure_private_dir(dir).map_err(io::Error::other),
+        Some(dir) => crate::layout::ensure_private_dir(dir).map_err(|source| {
+            // The words `store::ensure_private_dir` gave before the layers were split.
+            io::Error::other(format!(
+                "cannot create the state folder {}: {source}",
+                dir.display()
+            ))
+        }),
         None => Ok(()),
     }
 }

@@ -48,7 +48,7 @@ pub struct RunOptions {
     pub heartbeat: Duration,
     /// Fingerprints of earlier successes, by `fingerprint::key`; new ones are sent as
     /// `RunEvent::StepFingerprint` for a sink to store.
-    pub fingerprints: std::collections::HashMap<String, crate::store::Recorded>,
+    pub fingerprints: std::collections::HashMap<String, crate::records::Recorded>,
     /// `resume`: the run this one continues.
     pub resume: Option<fingerprint::Resume>,
     /// How each step attempt's processes are kept together (guarantee 8).
@@ -165,11 +165,7 @@ impl StepReport {
     }
 }
 
-/// Where step `name` of a run writes its output: `<log_dir>/<name>.log`, made with its first
-/// byte. The one place that says so; the history records the same path.
-pub fn log_file(log_dir: &Path, name: &str) -> PathBuf {
-    log_dir.join(format!("{name}.log"))
-}
+pub use crate::layout::log_file;
 
 /// A step of `summary.json`: the report's fields in their order, with the log's path.
 struct StepJson<'a> {
@@ -423,7 +419,7 @@ pub async fn execute(
     // Made once here: steps write their progress files into it from the start, while each
     // log file appears only with the step's first byte of output. A failure shows as the
     // steps' own (no log, no progress file), so it is not reported twice.
-    let _ = crate::store::ensure_private_dir(&log_dir);
+    let _ = crate::layout::ensure_private_dir(&log_dir);
     let selected = plan.selection(&opts.only);
     let fail_fast = wf.fail_fast && !opts.keep_going;
     let mut sched = Scheduler::new(

@@ -6,16 +6,7 @@ use std::collections::HashMap;
 
 use super::{Result, Store};
 
-/// A step's fingerprint as recorded by its last success (`exec::fingerprint`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recorded {
-    /// The command, cwd, environment and inputs, as the successful attempt started.
-    pub inputs: String,
-    /// The declared outputs, as the step succeeded.
-    pub outputs: String,
-    /// The run in which the step succeeded.
-    pub run_id: String,
-}
+pub use crate::records::Recorded;
 
 impl Store {
     /// Every stored fingerprint, by key (`exec::fingerprint::key`).

@@ -281,10 +281,11 @@ pub fn supervisor_alive(pid: i64, start: Option<i64>) -> bool {
     if pid == 0 {
         return false;
     }
-    match crate::exec::process::proc_stat(pid) {
+    match crate::procfs::proc_stat(pid) {
         Some((state, _)) if state != 'Z' && state != 'X' => match start {
-            Some(s) => crate::exec::process::start_time(pid)
-                .is_some_and(|now| i64::try_from(now).ok() == Some(s)),
+            Some(s) => {
+                crate::procfs::start_time(pid).is_some_and(|now| i64::try_from(now).ok() == Some(s))
+            }
             None => true,
         },
         _ => false,

@@ -8,7 +8,6 @@ pub mod admit;
 mod fingerprints;
 pub mod liveness;
 mod schema;
-pub mod sink;
 
 pub use fingerprints::Recorded;
 pub use liveness::supervisor_alive;
@@ -150,7 +149,7 @@ fn insert_steps(tx: &rusqlite::Connection, run: &NewRun, now: i64) -> rusqlite::
     )?;
     for &(idx, kind) in &run.steps {
         let name = &run.names[idx];
-        let log = crate::exec::log_file(&run.log_dir, name);
+        let log = crate::layout::log_file(&run.log_dir, name);
         stmt.execute(params![
             run.id,
             idx as i64,
@@ -776,15 +775,10 @@ fn check_header(path: &Path) -> Result<()> {
 
 /// Creates `dir` with mode 0700 (an existing folder is left as it is).
 pub fn ensure_private_dir(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|source| StoreError::Folder {
-            path: dir.to_path_buf(),
-            source,
-        })
+    crate::layout::ensure_private_dir(dir).map_err(|source| StoreError::Folder {
+        path: dir.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]

@@ -71,7 +71,7 @@ fn a_run_whose_supervisor_is_gone_is_lost() {
             Write::RunStarted {
                 run: "live0001".into(),
                 pid: me,
-                start: crate::exec::process::start_time(me),
+                start: crate::procfs::start_time(me),
                 heartbeat_ms: 2000,
                 containment: "process-group",
                 cgroup: None,
@@ -142,38 +142,6 @@ fn refuses_a_newer_schema() {
 }
 
 #[test]
-fn a_run_recorded_through_the_writer_comes_before_its_later_writes() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(dir.path()).expect("open");
-    let spec = serde_json::json!({});
-    let mut sink = sink::StoreSink::new(store, "new00001", vec!["a".to_owned()].into());
-    sink.record(new_run("new00001", dir.path(), &spec));
-    // Through the writer too, in the record's batch or a later one. Applied before the
-    // record, its update would find no row and the run would stay `pending`.
-    crate::exec::Sink::event(
-        &mut sink,
-        &crate::exec::RunEvent::RunStarted {
-            run_id: "new00001",
-            workflow: "wf",
-            steps: 1,
-            log_dir: dir.path(),
-            containment: "process-group",
-            cgroup: None,
-        },
-    );
-    let store = sink.store().expect("writer");
-    let run = store.run("new00001").expect("query").expect("row");
-    assert_eq!((run.state.as_str(), run.steps_total), ("running", 1));
-    let steps = store.steps("new00001").expect("steps");
-    assert_eq!(steps.len(), 1);
-    assert_eq!(
-        (steps[0].name.as_str(), steps[0].state.as_str()),
-        ("a", "pending")
-    );
-    assert!(sink.error.is_none(), "{:?}", sink.error);
-}
-
-#[test]
 fn a_run_created_within_a_batch_takes_the_writes_after_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut store = Store::open(dir.path()).expect("open");
@@ -212,7 +180,7 @@ fn a_silent_supervisor_is_unresponsive_until_it_beats_again() {
         .apply(&[Write::RunStarted {
             run: "slow0001".into(),
             pid: me,
-            start: crate::exec::process::start_time(me),
+            start: crate::procfs::start_time(me),
             heartbeat_ms: 100,
             containment: "process-group",
             cgroup: None,
@@ -261,7 +229,7 @@ fn admission_takes_the_limit_and_the_lock_in_one_transaction() {
     let a = Admission {
         limit: 2,
         check_lock: true,
-        supervisor: Some((me, crate::exec::process::start_time(me))),
+        supervisor: Some((me, crate::procfs::start_time(me))),
         with_steps: false,
     };
     let mut first = new_run("lock0001", dir.path(), &spec);
@@ -305,52 +273,4 @@ fn a_damaged_history_is_refused_not_read_as_empty() {
     let err = Store::open(dir.path()).err().expect("an error");
     assert!(matches!(err, StoreError::Damaged { .. }), "{err}");
     assert!(err.to_string().contains("not a database"), "{err}");
-}
-
-#[test]
-fn a_failed_history_write_breaks_the_sink_at_once() {
-    use crate::exec::{RunEvent, Sink};
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(dir.path()).expect("open");
-    let spec = serde_json::json!({});
-    let mut sink = sink::StoreSink::new(store, "brk00001", vec!["a".to_owned()].into());
-    sink.record(new_run("brk00001", dir.path(), &spec));
-    assert_eq!(sink.broken(), None);
-    // Another connection takes the table away: every later write of the run fails.
-    Connection::open(dir.path().join("bgflow.db"))
-        .and_then(|c| c.execute_batch("PRAGMA foreign_keys = OFF; DROP TABLE steps;"))
-        .expect("drop the steps");
-    sink.event(&RunEvent::StepStarted {
-        step: 0,
-        attempt: 1,
-        pid: 1,
-        start_time: None,
-    });
-    sink.event(&RunEvent::Heartbeat);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let why = loop {
-        if let Some(why) = sink.broken() {
-            break why;
-        }
-        assert!(std::time::Instant::now() < deadline, "never broken");
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    };
-    assert!(why.starts_with("cannot write the run history: "), "{why}");
-    assert!(why.contains("steps"), "{why}");
-}
-
-#[test]
-fn a_full_device_is_named_as_such() {
-    let full = StoreError::Sql {
-        path: "x".into(),
-        source: rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
-            None,
-        ),
-    };
-    assert!(full.is_full());
-    assert_eq!(
-        sink::history_failure(&full, Path::new("/")),
-        "cannot write the run history: no space left on the device"
-    );
 }

@@ -1,4 +1,6 @@
-//! The store as a consumer of run events: every state change becomes rows.
+//! The run history as a consumer of run events: every state change becomes rows in the
+//! store. It sits above both `exec` (whose events it reads) and `store` (which it writes),
+//! so neither of those imports the other.
 //!
 //! Writes are batched: state changes are flushed at once unless the last flush was under
 //! 200 ms ago; the run loop's heartbeat (every 250 ms) flushes whatever waits. So a 10,000-step run costs tens of
@@ -17,9 +19,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::json;
 
-use super::{now_ms, to_ms, NewRun, StepFinish, Store, StoreError, Write};
 use crate::exec::junit::TestCounts;
 use crate::exec::{RunEvent, Sink, StepReport, StepState};
+use crate::store::{now_ms, to_ms, NewRun, StepFinish, Store, StoreError, Write};
 
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
 /// The error when the writer thread died (it never should: `Store::apply` returns errors).
@@ -46,7 +48,7 @@ type Failure = Arc<Mutex<Option<String>>>;
 
 /// Why the run history cannot be written, for a person: a full device says so.
 pub fn history_failure(e: &StoreError, state_dir: &std::path::Path) -> String {
-    if e.is_full() || super::liveness::device_full(state_dir) {
+    if e.is_full() || crate::store::liveness::device_full(state_dir) {
         "cannot write the run history: no space left on the device".to_owned()
     } else {
         format!("cannot write the run history: {e}")
@@ -308,7 +310,7 @@ impl Sink for StoreSink {
                 self.pending.push(Write::RunStarted {
                     run: self.run.clone(),
                     pid,
-                    start: crate::exec::process::start_time(pid),
+                    start: crate::procfs::start_time(pid),
                     heartbeat_ms: i64::try_from(self.beat_every.as_millis()).unwrap_or(i64::MAX),
                     containment,
                     cgroup: cgroup.map(|c| c.display().to_string()),
@@ -446,5 +448,115 @@ impl Drop for StoreSink {
     /// Every write sent is on disk before the sink is gone.
     fn drop(&mut self) {
         let _ = self.store();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use rusqlite::Connection;
+
+    use super::*;
+
+    fn new_run(id: &str, dir: &Path, spec: &serde_json::Value) -> NewRun {
+        NewRun {
+            id: id.to_owned(),
+            workflow: "wf".to_owned(),
+            file: None,
+            root: dir.to_path_buf(),
+            kind: "workflow",
+            detached: false,
+            log_dir: dir.to_path_buf(),
+            spec: spec.clone(),
+            meta: spec.clone(),
+            steps: vec![(0, "task")],
+            names: vec!["a".to_owned()].into(),
+            outputs: None,
+            heartbeat_ms: 2000,
+        }
+    }
+
+    #[test]
+    fn a_run_recorded_through_the_writer_comes_before_its_later_writes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let spec = serde_json::json!({});
+        let mut sink = StoreSink::new(store, "new00001", vec!["a".to_owned()].into());
+        sink.record(new_run("new00001", dir.path(), &spec));
+        // Through the writer too, in the record's batch or a later one. Applied before the
+        // record, its update would find no row and the run would stay `pending`.
+        crate::exec::Sink::event(
+            &mut sink,
+            &crate::exec::RunEvent::RunStarted {
+                run_id: "new00001",
+                workflow: "wf",
+                steps: 1,
+                log_dir: dir.path(),
+                containment: "process-group",
+                cgroup: None,
+            },
+        );
+        let store = sink.store().expect("writer");
+        let run = store.run("new00001").expect("query").expect("row");
+        assert_eq!((run.state.as_str(), run.steps_total), ("running", 1));
+        let steps = store.steps("new00001").expect("steps");
+        assert_eq!(steps.len(), 1);
+        assert_eq!(
+            (steps[0].name.as_str(), steps[0].state.as_str()),
+            ("a", "pending")
+        );
+        assert!(sink.error.is_none(), "{:?}", sink.error);
+    }
+
+    #[test]
+    fn a_failed_history_write_breaks_the_sink_at_once() {
+        use crate::exec::{RunEvent, Sink};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let spec = serde_json::json!({});
+        let mut sink = StoreSink::new(store, "brk00001", vec!["a".to_owned()].into());
+        sink.record(new_run("brk00001", dir.path(), &spec));
+        assert_eq!(sink.broken(), None);
+        // Another connection takes the table away: every later write of the run fails.
+        Connection::open(dir.path().join("bgflow.db"))
+            .and_then(|c| c.execute_batch("PRAGMA foreign_keys = OFF; DROP TABLE steps;"))
+            .expect("drop the steps");
+        Sink::event(
+            &mut sink,
+            &RunEvent::StepStarted {
+                step: 0,
+                attempt: 1,
+                pid: 1,
+                start_time: None,
+            },
+        );
+        Sink::event(&mut sink, &RunEvent::Heartbeat);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let why = loop {
+            if let Some(why) = sink.broken() {
+                break why;
+            }
+            assert!(std::time::Instant::now() < deadline, "never broken");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        assert!(why.starts_with("cannot write the run history: "), "{why}");
+        assert!(why.contains("steps"), "{why}");
+    }
+
+    #[test]
+    fn a_full_device_is_named_as_such() {
+        let full = StoreError::Sql {
+            path: "x".into(),
+            source: rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+                None,
+            ),
+        };
+        assert!(full.is_full());
+        assert_eq!(
+            history_failure(&full, Path::new("/")),
+            "cannot write the run history: no space left on the device"
+        );
     }
 }

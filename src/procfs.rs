@@ -1,0 +1,33 @@
+//! What `/proc` says about a process: its state, group and start time. A base module:
+//! the engine (`exec`) and the history (`store`) both read it, and it imports neither.
+
+/// State letter and process group of a pid, from /proc/PID/stat.
+pub fn proc_stat(pid: u32) -> Option<(char, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may itself hold spaces or parentheses.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let mut fields = rest.split(' ');
+    let state = fields.next()?.chars().next()?;
+    let _ppid = fields.next()?;
+    let pgrp = fields.next()?.parse().ok()?;
+    Some((state, pgrp))
+}
+
+/// The start time of a process (clock ticks after boot), from /proc/PID/stat field 22: with
+/// the pid, it names one process even once the number is recycled.
+pub fn start_time(pid: u32) -> Option<u64> {
+    use std::io::Read;
+    // One `read` into a buffer: read_to_string would also stat the file and read twice,
+    // and this runs once per step start.
+    let mut buf = [0u8; 1024];
+    let n = std::fs::File::open(format!("/proc/{pid}/stat"))
+        .ok()?
+        .read(&mut buf)
+        .ok()?;
+    let stat = buf.get(..n)?;
+    // The command (in parentheses) may hold any bytes; the fields after it do not.
+    let rest = stat.get(stat.iter().rposition(|b| *b == b')')? + 2..)?;
+    // Fields after the command: state(3) ... starttime(22) => index 19 in `rest`.
+    let field = rest.split(|b| *b == b' ').nth(19)?;
+    std::str::from_utf8(field).ok()?.parse().ok()
+}
