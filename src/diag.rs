@@ -12,6 +12,24 @@ use std::sync::OnceLock;
 use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource};
 use serde::Serialize;
 
+/// Reads a workflow file; a missing or unreadable file is a usage error (exit 2).
+pub fn read_source(path: &Path) -> Result<SourceFile, String> {
+    match std::fs::read(path) {
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(text) => Ok(SourceFile::new(path, text)),
+            Err(_) => Err(format!("{}: the file is not UTF-8 text", path.display())),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(format!("{}: no such file", path.display()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => Err(format!(
+            "{}: is a folder, not a workflow file",
+            path.display()
+        )),
+        Err(e) => Err(format!("{}: cannot read: {e}", path.display())),
+    }
+}
+
 /// A workflow file's text and the name it is shown under.
 #[derive(Debug, Clone)]
 pub struct SourceFile {

@@ -56,7 +56,7 @@ pub fn open(state_dir: Option<&Path>) -> Result<Store, u8> {
     }
 }
 
-pub(super) fn resolve(store: &Store, prefix: &str) -> Result<String, u8> {
+pub fn resolve(store: &Store, prefix: &str) -> Result<String, u8> {
     store.resolve(prefix).map_err(|e| {
         report::stderr(&format!("error: {e}\n"));
         match e {
@@ -66,7 +66,7 @@ pub(super) fn resolve(store: &Store, prefix: &str) -> Result<String, u8> {
     })
 }
 
-pub(super) fn or_code<T>(r: Result<T, StoreError>) -> Result<T, u8> {
+pub fn or_code<T>(r: Result<T, StoreError>) -> Result<T, u8> {
     r.map_err(|e| {
         report::stderr(&format!("error: {e}\n"));
         exit::INTERNAL

@@ -3,7 +3,7 @@
 use std::io;
 use std::path::Path;
 
-use crate::diag::{self, RenderOptions, SourceFile};
+use crate::diag::{self, RenderOptions};
 use crate::exit;
 use crate::plan::export;
 use crate::report::{self, plan as out};
@@ -11,23 +11,7 @@ use crate::validate::{self, Options};
 
 use super::{GraphArgs, PlanArgs};
 
-/// Reads a workflow file; a missing or unreadable file is a usage error (exit 2).
-pub fn read_source(path: &Path) -> Result<SourceFile, String> {
-    match std::fs::read(path) {
-        Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(text) => Ok(SourceFile::new(path, text)),
-            Err(_) => Err(format!("{}: the file is not UTF-8 text", path.display())),
-        },
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            Err(format!("{}: no such file", path.display()))
-        }
-        Err(e) if e.kind() == io::ErrorKind::IsADirectory => Err(format!(
-            "{}: is a folder, not a workflow file",
-            path.display()
-        )),
-        Err(e) => Err(format!("{}: cannot read: {e}", path.display())),
-    }
-}
+pub use crate::diag::read_source;
 
 pub fn plan(args: &PlanArgs, color: bool, config: Option<&Path>) -> io::Result<u8> {
     let opts = Options {

@@ -9,8 +9,8 @@ use crate::exit;
 use crate::report::{self, live::ProgressChoice};
 use crate::validate;
 
-use super::run_cmd::{launch, source_of, Adhoc, Globals, Spec};
-use super::StartArgs;
+use super::launch::{launch, source_of, Adhoc, Globals, Spec};
+use crate::cli::StartArgs;
 
 /// The run `resume` continues, and its steps that succeeded (or were kept or up to date):
 /// those are kept while they are up to date, even under `--force`.
@@ -53,7 +53,7 @@ pub fn start(args: &StartArgs, g: Globals<'_>) -> io::Result<u8> {
     }
     let state_dir = state_dir
         .map(Path::to_path_buf)
-        .or_else(|| super::history_cmd::find_state_dir(&cwd))
+        .or_else(|| crate::cli::history_cmd::find_state_dir(&cwd))
         .unwrap_or_else(|| cwd.join(".bgflow"));
     let spec = Spec {
         adhoc: Some(Adhoc {
@@ -89,9 +89,9 @@ pub fn start(args: &StartArgs, g: Globals<'_>) -> io::Result<u8> {
 /// succeed in RUN, and what did but is no longer up to date (guarantee 9): a step is kept
 /// only while its command, environment, inputs and outputs are unchanged since the success
 /// it stands on, and a service is never kept.
-pub fn resume(args: &super::ResumeArgs, g: Globals<'_>) -> io::Result<u8> {
+pub fn resume(args: &crate::cli::ResumeArgs, g: Globals<'_>) -> io::Result<u8> {
     let state_dir = g.state_dir;
-    let store = match super::history_cmd::open(state_dir) {
+    let store = match crate::cli::history_cmd::open(state_dir) {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };

@@ -13,8 +13,8 @@ use crate::exit;
 use crate::report::{self, live::human_ms};
 use crate::store::RunRow;
 
-use super::history_cmd::{open, or_code, resolve};
-use super::StopArgs;
+use crate::cli::history_cmd::{open, or_code, resolve};
+use crate::cli::StopArgs;
 
 macro_rules! tri {
     ($e:expr) => {
