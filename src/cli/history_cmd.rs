@@ -1,76 +1,39 @@
 //! Commands that read the run history: `status`, `list`, `logs`, `events`, `cleanup`
-//! (`stop` is in `stop_cmd`). They are synchronous and read the store and the log files
-//! directly.
+//! (`stop` is in `stop_cmd`). The data comes from `runs::`; this module prints it.
 
-use std::io::{self, BufRead, IsTerminal, Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::io::{self, BufRead, IsTerminal, Seek, SeekFrom};
+use std::ops::ControlFlow;
+use std::path::Path;
 use std::time::Duration;
 
 use crate::exit;
 use crate::report::{self, live::human_ms};
-use crate::store::{now_ms, RunRow, StepRow, Store, StoreError};
+use crate::runs::{self, Observer};
+use crate::store::{now_ms, RunRow, StepRow, Store};
 
 use super::{CleanupArgs, EventsArgs, ListArgs, LogsArgs, StatusArgs};
 
-/// `.bgflow/` holding a run history, searched from `start` upward.
-pub fn find_state_dir(start: &Path) -> Option<PathBuf> {
-    start
-        .ancestors()
-        .map(|d| d.join(".bgflow"))
-        .find(|d| d.join("bgflow.db").is_file())
-}
+/// Notes (a new history's warning) go to stderr as they come.
+struct Notes;
 
-/// Opens the history for reading commands, or says why not (exit 2 / 4).
-pub fn open(state_dir: Option<&Path>) -> Result<Store, u8> {
-    let dir = match state_dir {
-        Some(d) => d.to_path_buf(),
-        None => {
-            let cwd = std::env::current_dir().map_err(|_| exit::INTERNAL)?;
-            match find_state_dir(&cwd) {
-                Some(d) => d,
-                None => {
-                    report::stderr(
-                        "error: no run history here: no .bgflow/bgflow.db in this folder or above\n  help: run a workflow first, or pass --state-dir DIR\n",
-                    );
-                    return Err(exit::USAGE);
-                }
-            }
-        }
-    };
-    match Store::open_existing(&dir) {
-        Ok(Some(mut s)) => {
-            if let Some(w) = s.new_history_warning() {
-                report::stderr(&w);
-            }
-            let _ = s.reconcile_lost();
-            Ok(s)
-        }
-        Ok(None) => {
-            report::stderr(&format!("error: no run history in {}\n", dir.display()));
-            Err(exit::USAGE)
-        }
-        Err(e) => {
-            report::stderr(&format!("error: {e}\n"));
-            Err(exit::INTERNAL)
-        }
+impl Observer for Notes {
+    fn note(&mut self, text: &str) {
+        report::stderr(text);
     }
 }
 
-pub fn resolve(store: &Store, prefix: &str) -> Result<String, u8> {
-    store.resolve(prefix).map_err(|e| {
-        report::stderr(&format!("error: {e}\n"));
-        match e {
-            StoreError::UnknownRun(_) | StoreError::AmbiguousRun { .. } => exit::USAGE,
-            _ => exit::INTERNAL,
-        }
-    })
+/// Opens the history for a reading command, or prints why not.
+fn open(state_dir: Option<&Path>) -> Result<Store, u8> {
+    runs::open(state_dir, &mut Notes).map_err(|e| failed(&e))
 }
 
-pub fn or_code<T>(r: Result<T, StoreError>) -> Result<T, u8> {
-    r.map_err(|e| {
-        report::stderr(&format!("error: {e}\n"));
-        exit::INTERNAL
-    })
+fn failed(e: &runs::Error) -> u8 {
+    report::stderr(&e.message);
+    e.code
+}
+
+fn or_code<T>(r: Result<T, runs::Error>) -> Result<T, u8> {
+    r.map_err(|e| failed(&e))
 }
 
 macro_rules! tri {
@@ -165,12 +128,11 @@ fn truncate(s: &str, n: usize) -> String {
 
 pub fn list(args: &ListArgs, state_dir: Option<&Path>) -> io::Result<u8> {
     let store = tri!(open(state_dir));
-    let states: Vec<&str> = match args.status.as_deref() {
-        None | Some("all") => Vec::new(),
-        Some(s) => vec![s],
-    };
-    let runs = tri!(or_code(store.runs(&states, args.limit)));
-    let orphans = store.orphans(ORPHAN_MIN_AGE).unwrap_or_default();
+    let runs::RunList { runs, orphans } = tri!(or_code(runs::status::list(
+        &store,
+        args.status.as_deref(),
+        args.limit
+    )));
     if !orphans.is_empty() {
         report::stderr(&format!(
             "warning: {} run folder(s) in {} are not in the history: {}; `bgflow cleanup --orphans` removes them\n",
@@ -246,9 +208,7 @@ fn status_text(run: &RunRow, steps: &[StepRow]) -> String {
 pub fn status(args: &StatusArgs, state_dir: Option<&Path>) -> io::Result<u8> {
     let store = tri!(open(state_dir));
     let Some(prefix) = &args.run else {
-        let runs = tri!(or_code(
-            store.runs(&["pending", "running", "unresponsive"], 1000)
-        ));
+        let runs = tri!(or_code(runs::status::active(&store)));
         if args.json {
             let doc = serde_json::json!({ "version": 1, "runs": runs });
             report::stdout(
@@ -261,12 +221,11 @@ pub fn status(args: &StatusArgs, state_dir: Option<&Path>) -> io::Result<u8> {
         }
         return Ok(exit::SUCCESS);
     };
-    let id = tri!(resolve(&store, prefix));
+    let id = tri!(or_code(runs::resolve(&store, prefix)));
     if args.watch {
         return watch(store, &id);
     }
-    let (run, steps) =
-        tri!(or_code(store.run_with_steps(&id))).ok_or_else(|| io::Error::other("run vanished"))?;
+    let runs::RunView { run, steps } = tri!(or_code(runs::status::view(&store, &id)));
     if args.json {
         let doc = serde_json::json!({ "version": 1, "run": run, "steps": steps });
         report::stdout(&(serde_json::to_string_pretty(&doc).map_err(io::Error::other)? + "\n"))?;
@@ -320,15 +279,14 @@ fn watch(mut store: Store, id: &str) -> io::Result<u8> {
     );
     let mut bars: std::collections::HashMap<i64, ProgressBar> = std::collections::HashMap::new();
     let mut last_plain = String::new();
-    loop {
-        let _ = store.reconcile_lost();
-        let (run, steps) = tri!(or_code(store.run_with_steps(id)))
-            .ok_or_else(|| io::Error::other("run vanished"))?;
+    let mut broken: Option<io::Error> = None;
+    let mut draw = |view: &runs::RunView| -> ControlFlow<()> {
+        let (run, steps) = (&view.run, &view.steps);
         overall.set_prefix(format!("{} {}", run.workflow, run.id));
         overall.set_length(u64::try_from(run.steps_total).unwrap_or(0));
         overall.set_position(u64::try_from(run.steps_done).unwrap_or(0));
         overall.set_message(run.state.clone());
-        for s in &steps {
+        for s in steps {
             if s.state == "running" {
                 let bar = bars.entry(s.idx).or_insert_with(|| {
                     let b = multi.add(ProgressBar::new(100));
@@ -364,48 +322,52 @@ fn watch(mut store: Store, id: &str) -> io::Result<u8> {
         if !tty {
             // Durations and output lines change all the time; a snapshot is printed when a
             // state, a count or a progress does (a 66 s run printed 220 snapshots).
-            let key = watch_key(&run, &steps);
+            let key = watch_key(run, steps);
             if key != last_plain {
-                report::stdout(&status_text(&run, &steps))?;
+                if let Err(e) = report::stdout(&status_text(run, steps)) {
+                    broken = Some(e);
+                    return ControlFlow::Break(());
+                }
                 last_plain = key;
             }
         }
-        if !run.is_active() {
-            for (_, b) in bars.drain() {
-                b.finish_and_clear();
-            }
-            overall.finish_and_clear();
-            if tty {
-                report::stdout(&status_text(&run, &steps))?;
-            }
-            return Ok(if run.state == "succeeded" {
-                exit::SUCCESS
-            } else {
-                exit::RUN_FAILED
-            });
+        ControlFlow::Continue(())
+    };
+    let ended = tri!(or_code(runs::status::wait(
+        &mut store,
+        id,
+        None,
+        Duration::from_millis(300),
+        &mut draw
+    )));
+    if let Some(e) = broken {
+        return Err(e);
+    }
+    let (run, steps) = (&ended.run, &ended.steps);
+    {
+        for (_, b) in bars.drain() {
+            b.finish_and_clear();
         }
-        std::thread::sleep(Duration::from_millis(300));
+        overall.finish_and_clear();
+        if tty {
+            report::stdout(&status_text(run, steps))?;
+        }
+        Ok(if run.state == "succeeded" {
+            exit::SUCCESS
+        } else {
+            exit::RUN_FAILED
+        })
     }
 }
 
 pub fn logs(args: &LogsArgs, state_dir: Option<&Path>) -> io::Result<u8> {
     let store = tri!(open(state_dir));
-    let id = tri!(resolve(&store, &args.run));
-    let steps = tri!(or_code(store.steps(&id)));
-    let chosen: Vec<&StepRow> = match &args.step {
-        Some(name) => match steps.iter().find(|s| &s.name == name) {
-            Some(s) => vec![s],
-            None => {
-                let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
-                report::stderr(&format!(
-                    "error: run {id} has no step `{name}` (steps: {})\n",
-                    names.join(", ")
-                ));
-                return Ok(exit::USAGE);
-            }
-        },
-        None => steps.iter().collect(),
-    };
+    let id = tri!(or_code(runs::resolve(&store, &args.run)));
+    let chosen = tri!(or_code(runs::logs::steps(
+        &store,
+        &id,
+        args.step.as_deref()
+    )));
     let prefix = args.step.is_none();
     let mut offsets: Vec<u64> = Vec::with_capacity(chosen.len());
     let mut out = io::stdout().lock();
@@ -421,7 +383,7 @@ pub fn logs(args: &LogsArgs, state_dir: Option<&Path>) -> io::Result<u8> {
             });
         }
         let start = match args.lines {
-            Some(n) => tail_offset(path, n),
+            Some(n) => runs::logs::tail_offset(path, n),
             None => 0,
         };
         let end = copy_lines(path, start, prefix.then_some(s.name.as_str()), &mut out);
@@ -430,17 +392,9 @@ pub fn logs(args: &LogsArgs, state_dir: Option<&Path>) -> io::Result<u8> {
     if !args.follow {
         return Ok(exit::SUCCESS);
     }
+    let names: Vec<&str> = chosen.iter().map(|s| s.name.as_str()).collect();
     loop {
-        let run = tri!(or_code(store.run(&id)));
-        let now_steps = tri!(or_code(store.steps(&id)));
-        let done = |name: &str| {
-            now_steps
-                .iter()
-                .find(|s| s.name == name)
-                .is_none_or(|s| !matches!(s.state.as_str(), "running" | "pending"))
-        };
-        let all_done =
-            run.as_ref().is_none_or(|r| !r.is_active()) || chosen.iter().all(|s| done(&s.name));
+        let all_done = !tri!(or_code(runs::logs::still_writing(&store, &id, &names)));
         for (i, s) in chosen.iter().enumerate() {
             offsets[i] = copy_lines(
                 Path::new(&s.log_path),
@@ -454,42 +408,6 @@ pub fn logs(args: &LogsArgs, state_dir: Option<&Path>) -> io::Result<u8> {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-/// The offset where the last `n` lines of a file begin.
-fn tail_offset(path: &Path, n: usize) -> u64 {
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return 0;
-    };
-    let len = f.metadata().map_or(0, |m| m.len());
-    let mut pos = len;
-    let mut newlines = 0;
-    let mut buf = vec![0u8; 8192];
-    // A final newline ends the last line; it does not start a new one.
-    let mut skip_last = true;
-    while pos > 0 {
-        let chunk = (pos).min(buf.len() as u64);
-        pos -= chunk;
-        if f.seek(SeekFrom::Start(pos)).is_err()
-            || f.read_exact(&mut buf[..chunk as usize]).is_err()
-        {
-            return 0;
-        }
-        for i in (0..chunk as usize).rev() {
-            if buf[i] == b'\n' {
-                if skip_last && pos + i as u64 == len - 1 {
-                    skip_last = false;
-                    continue;
-                }
-                newlines += 1;
-                if newlines == n {
-                    return pos + i as u64 + 1;
-                }
-            }
-        }
-        skip_last = false;
-    }
-    0
 }
 
 /// Copies whole lines from `offset`, each with an optional `name | ` prefix; returns the new
@@ -532,59 +450,25 @@ fn copy_lines(path: &Path, offset: u64, prefix: Option<&str>, out: &mut impl io:
 pub fn events(args: &EventsArgs, state_dir: Option<&Path>) -> io::Result<u8> {
     let mut store = tri!(open(state_dir));
     let run = match &args.run {
-        Some(p) => Some(tri!(resolve(&store, p))),
+        Some(p) => Some(tri!(or_code(runs::resolve(&store, p)))),
         None => None,
     };
-    let mut after = 0;
-    loop {
-        let rows = tri!(or_code(store.events(run.as_deref(), after, 1000)));
+    let mut print = |page: &runs::events::EventPage| -> io::Result<()> {
         let mut text = String::new();
-        for e in &rows {
-            after = e.id;
-            let mut obj = serde_json::Map::new();
-            obj.insert("version".into(), 1.into());
-            obj.insert("id".into(), e.id.into());
-            obj.insert("type".into(), e.r#type.clone().into());
-            obj.insert("run".into(), e.run_id.clone().into());
-            if let Some(s) = &e.step {
-                obj.insert("step".into(), s.clone().into());
-            }
-            let at = jiff::Timestamp::from_millisecond(e.at)
-                .map(|t| t.to_string())
-                .unwrap_or_default();
-            obj.insert("at".into(), at.into());
-            if let serde_json::Value::Object(data) = &e.data {
-                for (k, v) in data {
-                    if k != "version" {
-                        obj.insert(k.clone(), v.clone());
-                    }
-                }
-            }
-            text.push_str(&serde_json::Value::Object(obj).to_string());
+        for e in &page.events {
+            text.push_str(&e.to_string());
             text.push('\n');
         }
-        report::stdout(&text)?;
-        if rows.len() == 1000 {
-            continue;
-        }
-        if !args.follow {
-            return Ok(exit::SUCCESS);
-        }
-        // Records `run_lost`, `run_unresponsive`, `run_responsive` as readers see them.
-        let _ = store.reconcile_lost();
-        if let Some(id) = &run {
-            let active = store.run(id).ok().flatten().is_some_and(|r| r.is_active());
-            if !active
-                && store
-                    .events(Some(id), after, 1)
-                    .map(|r| r.is_empty())
-                    .unwrap_or(true)
-            {
-                return Ok(exit::SUCCESS);
-            }
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        report::stdout(&text)
+    };
+    let printed = tri!(or_code(runs::events::follow(
+        &mut store,
+        run.as_deref(),
+        0,
+        args.follow,
+        &mut print
+    )));
+    printed.map(|()| exit::SUCCESS)
 }
 
 pub fn cleanup(args: &CleanupArgs, state_dir: Option<&Path>) -> io::Result<u8> {
@@ -596,12 +480,10 @@ pub fn cleanup(args: &CleanupArgs, state_dir: Option<&Path>) -> io::Result<u8> {
         "all" => vec!["succeeded", "failed", "cancelled", "lost"],
         s => vec![s],
     };
-    let old = tri!(or_code(remove_old(
-        &mut store,
-        args.older_than,
-        &states,
-        args.dry_run
-    )));
+    let old = tri!(or_code(
+        runs::cleanup::remove_old(&mut store, args.older_than, &states, args.dry_run)
+            .map_err(|e| runs::Error::internal(format!("error: {e}\n")))
+    ));
     let verb = if args.dry_run {
         "would remove"
     } else {
@@ -624,27 +506,19 @@ pub fn cleanup(args: &CleanupArgs, state_dir: Option<&Path>) -> io::Result<u8> {
     Ok(exit::SUCCESS)
 }
 
-/// A folder in runs/ younger than this may belong to a foreground run whose row is not
-/// written yet: never reported nor removed as an orphan.
-const ORPHAN_MIN_AGE: Duration = Duration::from_secs(60);
-
 /// `cleanup --orphans`: removes the folders of runs/ that the history does not know.
 fn cleanup_orphans(store: &Store, dry_run: bool) -> io::Result<u8> {
-    let orphans = tri!(or_code(store.orphans(ORPHAN_MIN_AGE)));
-    let runs = store.state_dir().join("runs");
+    let orphans = tri!(or_code(runs::cleanup::remove_orphans(store, dry_run)));
     let mut text = String::new();
     let mut failed = false;
-    for name in &orphans {
+    for o in &orphans {
         if dry_run {
-            text.push_str(&format!("would remove {}\n", runs.join(name).display()));
-        } else if let Err(e) = std::fs::remove_dir_all(runs.join(name)) {
-            report::stderr(&format!(
-                "error: cannot remove {}: {e}\n",
-                runs.join(name).display()
-            ));
+            text.push_str(&format!("would remove {}\n", o.path.display()));
+        } else if let Some(e) = &o.error {
+            report::stderr(&format!("error: cannot remove {}: {e}\n", o.path.display()));
             failed = true;
         } else {
-            text.push_str(&format!("removed {}\n", runs.join(name).display()));
+            text.push_str(&format!("removed {}\n", o.path.display()));
         }
     }
     report::stdout(&text)?;
@@ -662,27 +536,4 @@ fn cleanup_orphans(store: &Store, dry_run: bool) -> io::Result<u8> {
     } else {
         exit::SUCCESS
     })
-}
-
-/// Removes the records and log folders of finished runs in `states` older than `age`;
-/// never an active run. Returns what was (or, with `dry_run`, would be) removed.
-pub fn remove_old(
-    store: &mut Store,
-    age: crate::manifest::Duration,
-    states: &[&str],
-    dry_run: bool,
-) -> Result<Vec<RunRow>, StoreError> {
-    let runs = store.runs(states, usize::MAX >> 1)?;
-    let cutoff = now_ms() - i64::try_from(age.as_std().as_millis()).unwrap_or(i64::MAX);
-    let old: Vec<RunRow> = runs
-        .into_iter()
-        .filter(|r| !r.is_active() && r.finished_at.unwrap_or(r.created_at) <= cutoff)
-        .collect();
-    if !dry_run {
-        for r in &old {
-            let _ = std::fs::remove_dir_all(&r.log_dir);
-            store.delete_run(&r.id)?;
-        }
-    }
-    Ok(old)
 }

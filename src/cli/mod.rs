@@ -4,6 +4,8 @@ pub mod history_cmd;
 mod man_cmd;
 mod plan_cmd;
 mod run_cmd;
+mod start_cmd;
+mod stop_cmd;
 
 use std::path::PathBuf;
 
@@ -302,7 +304,7 @@ pub fn parse_var(s: &str) -> Result<(String, String), String> {
 /// Runs a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> u8 {
     let color = cli.color.for_stderr();
-    let g = crate::runs::launch::Globals {
+    let g = run_cmd::Globals {
         state_dir: cli.state_dir.as_deref(),
         config: cli.config.as_deref(),
         color,
@@ -312,15 +314,15 @@ pub fn run(cli: Cli) -> u8 {
     let result = match cli.command {
         Commands::Plan(args) => plan_cmd::plan(&args, color, cli.config.as_deref()),
         Commands::Run(args) => run_cmd::run(&args, g),
-        Commands::Start(args) => crate::runs::start::start(&args, g),
+        Commands::Start(args) => start_cmd::start(&args, g),
         Commands::Status(args) => history_cmd::status(&args, cli.state_dir.as_deref()),
         Commands::List(args) => history_cmd::list(&args, cli.state_dir.as_deref()),
         Commands::Logs(args) => history_cmd::logs(&args, cli.state_dir.as_deref()),
-        Commands::Stop(args) => crate::runs::stop::stop(&args, cli.state_dir.as_deref()),
-        Commands::Resume(args) => crate::runs::start::resume(&args, g),
+        Commands::Stop(args) => stop_cmd::stop(&args, cli.state_dir.as_deref()),
+        Commands::Resume(args) => start_cmd::resume(&args, g),
         Commands::Events(args) => history_cmd::events(&args, cli.state_dir.as_deref()),
         Commands::Cleanup(args) => history_cmd::cleanup(&args, cli.state_dir.as_deref()),
-        Commands::Supervise { run } => Ok(crate::runs::launch::supervise(&run, g)),
+        Commands::Supervise { run } => Ok(run_cmd::supervise(&run, g)),
         Commands::Graph(args) => plan_cmd::graph(&args, color),
         Commands::Schema => report::stdout(&crate::schema::json_schema()).map(|()| exit::SUCCESS),
         Commands::Man { dir } => man_cmd::man(dir.as_deref()),

@@ -5,9 +5,10 @@
 use std::path::Path;
 
 use crate::exit;
-use crate::report;
 use crate::store::admit::{Admission, Refusal};
 use crate::store::{now_ms, NewRun, Store};
+
+use super::Error;
 
 /// The least free space the state folder's device must have for a run to start: the
 /// history and the logs of a run need room, and a run that cannot write its history is
@@ -16,18 +17,20 @@ pub const MIN_FREE_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Checks that `state_dir` (and its `runs/` folder) can be written and has at least
 /// `MIN_FREE_BYTES` free; says what is wrong otherwise (exit 4, nothing ran).
-pub fn check_state_dir(state_dir: &Path) -> Result<(), u8> {
+pub fn check_state_dir(state_dir: &Path) -> Result<(), Error> {
     let fail = |what: String| {
         let help = if what.starts_with("has ") {
             "free some space on its device, or pass --state-dir DIR"
         } else {
             "make it writable, or pass --state-dir DIR (a folder bgflow can write)"
         };
-        report::stderr(&format!(
-            "error: the state folder {} {what}; nothing ran\n  help: {help}\n",
-            state_dir.display()
-        ));
-        exit::INTERNAL
+        Error::new(
+            exit::INTERNAL,
+            format!(
+                "error: the state folder {} {what}; nothing ran\n  help: {help}\n",
+                state_dir.display()
+            ),
+        )
     };
     let runs = state_dir.join("runs");
     if let Err(e) = crate::store::ensure_private_dir(&runs) {
@@ -65,18 +68,17 @@ fn human_bytes(n: u64) -> String {
 
 /// Admits the run in the history (inserting its row), or says why not: exit 3 when it is
 /// refused, 4 when the history cannot be written.
-pub fn admit(store: &mut Store, run: &NewRun, a: Admission, state_dir: &Path) -> Result<(), u8> {
+pub fn admit(store: &mut Store, run: &NewRun, a: Admission, state_dir: &Path) -> Result<(), Error> {
     match store.admit(run, a) {
         Ok(None) => Ok(()),
         Ok(Some(Refusal::Limit { active, limit })) => {
             let ids: Vec<&str> = active.iter().map(|r| r.id.as_str()).collect();
-            report::stderr(&format!(
+            Err(Error::invalid(format!(
                 "error: {} run(s) are active in {} ({}) and limits.max_concurrent_runs is {limit}; nothing ran\n  help: wait for one to end (bgflow status RUN --watch) or stop one (bgflow stop RUN)\n",
                 active.len(),
                 state_dir.display(),
                 ids.join(", ")
-            ));
-            Err(exit::INVALID)
+            )))
         }
         Ok(Some(Refusal::Conflict {
             run: other,
@@ -87,18 +89,16 @@ pub fn admit(store: &mut Store, run: &NewRun, a: Admission, state_dir: &Path) ->
                 .map_or_else(|| "supervisor starting".to_owned(), |p| format!("pid {p}"));
             let secs = (now_ms() - other.started_at.unwrap_or(other.created_at)).max(0) / 1000;
             let sd = crate::validate::template::shell_quote(&state_dir.display().to_string());
-            report::stderr(&format!(
+            Err(Error::invalid(format!(
                 "error: run {id} of `{wf}` ({pid}, started {secs}s ago) is active in {root} and writes the same outputs ({outs}); nothing ran\n  help: wait for it: bgflow --state-dir {sd} status {id} --watch; stop it: bgflow --state-dir {sd} stop {id}; or pass --allow-concurrent\n",
                 id = other.id,
                 wf = other.workflow,
                 root = other.root,
                 outs = outputs.join(", "),
-            ));
-            Err(exit::INVALID)
+            )))
         }
-        Err(e) => {
-            report::stderr(&format!("error: cannot record the run: {e}\n"));
-            Err(exit::INTERNAL)
-        }
+        Err(e) => Err(Error::internal(format!(
+            "error: cannot record the run: {e}\n"
+        ))),
     }
 }

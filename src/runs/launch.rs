@@ -1,103 +1,79 @@
-//! `bgflow run` (foreground or `--detach`), `bgflow start`, and the hidden `__supervise`.
-//!
-//! Every run is recorded in the store. A detached run is validated here, recorded as
-//! `pending`, then handed to a new `bgflow __supervise RUN` process in its own session,
-//! which reads how to run it from the store (the run's `spec`).
+//! Validate and record a run, then run it here (`Mode::Foreground`) or hand it to a new
+//! `bgflow __supervise RUN` process in its own session (`Mode::Detached`), which reads how
+//! to run it from the store (the run's `spec`, `runs::spec`) and runs it
+//! (`runs::supervise`).
 
-use std::io::{self, IsTerminal};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
-use crate::diag::{self, RenderOptions, SourceFile};
-use crate::exec::{self, RunEvent, RunOptions, Sink};
+use crate::diag::{self, read_source, SourceFile};
+use crate::exec;
 use crate::exit;
 use crate::par;
 use crate::plan::Plan;
-use crate::report::live::{self, Bars, Plain, ProgressChoice};
-use crate::report::{self, summary};
-use crate::runs::recorder::StoreSink;
-use crate::store::{NewRun, Store};
-use crate::validate::{self, template::RunInfo, Options, Workflow};
+use crate::store::NewRun;
+use crate::validate::{self, Options, Workflow};
 
-use crate::diag::read_source;
+use super::spec::Spec;
+use super::supervise::{beat_every, execute, open_store};
+use super::{Error, Observer, Places};
 
-/// How to run a run: stored with it, so a supervisor or `resume` can do it again.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
-pub struct Spec {
-    /// The workflow file (absolute); `None` for `bgflow start`.
-    pub file: Option<PathBuf>,
-    #[serde(default)]
+/// A run of a workflow file, as `bgflow run` and `run_workflow` ask for it.
+#[derive(Debug, Clone, Default)]
+pub struct WorkflowRun {
+    /// The workflow file, as given (problems name it so); the run records it absolute.
+    pub file: PathBuf,
     pub vars: Vec<(String, String)>,
-    #[serde(default)]
     pub only: Vec<String>,
-    #[serde(default)]
     pub keep_going: bool,
-    #[serde(default)]
     pub force: bool,
     pub jobs: Option<u32>,
-    /// `resume`: the run this one continues. (Specs stored before it had `keep`, a list of
-    /// steps kept without a check; it is ignored.)
-    #[serde(default)]
-    pub resume: Option<super::start::ResumeOf>,
-    /// `bgflow start`: the command and its settings.
-    pub adhoc: Option<Adhoc>,
-    /// `--allow-concurrent`: run even while a run of the same root writes the same outputs.
-    #[serde(default)]
     pub allow_concurrent: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Adhoc {
-    pub name: String,
-    pub kind: String,
-    pub timeout: Option<String>,
-    pub argv: Vec<String>,
-    pub cwd: PathBuf,
+/// Run here to the end, or under a detached supervisor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Foreground,
+    Detached,
 }
 
-/// A short, random run id: 8 characters of [0-9a-z].
-pub fn new_run_id() -> String {
-    use rand::Rng;
-    const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    let mut rng = rand::rng();
-    (0..8)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect()
+/// A detached run that was recorded and whose supervisor started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Launched {
+    pub run_id: String,
+    pub workflow: String,
+    pub supervisor_pid: u32,
+    pub state_dir: PathBuf,
+    pub log_dir: PathBuf,
 }
 
-/// How often the run loop wakes its consumers: the store flushes waiting writes and
-/// records the supervisor's heartbeat (DESIGN.md §5.5).
-pub const HEARTBEAT: Duration = Duration::from_millis(250);
-
-/// The global flags every run command needs.
-#[derive(Debug, Clone, Copy)]
-pub struct Globals<'a> {
-    pub state_dir: Option<&'a Path>,
-    pub config: Option<&'a Path>,
-    pub color: bool,
-    pub quiet: bool,
-    /// `-v`: say how the steps are contained.
-    pub verbose: bool,
+/// What a launch did: handed the run to a supervisor, or ran it here to its exit code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Started {
+    Detached(Launched),
+    Finished { code: u8 },
 }
 
 /// A validated workflow ready to run.
-struct Prepared {
-    config: crate::config::Config,
-    wf: Workflow,
-    plan: Plan,
-    only: Vec<usize>,
-    resume: Option<exec::fingerprint::Resume>,
+pub(super) struct Prepared {
+    pub config: crate::config::Config,
+    pub wf: Workflow,
+    pub plan: Plan,
+    pub only: Vec<usize>,
+    pub resume: Option<exec::fingerprint::Resume>,
     /// Every step's name, by index: one list shared by every consumer of the run.
-    names: Arc<[String]>,
+    pub names: Arc<[String]>,
 }
 
-/// Validates as `plan` does; on problems prints them and returns the exit code.
-fn prepare(source: SourceFile, spec: &Spec, g: Globals<'_>) -> Result<Prepared, u8> {
-    let (color, quiet) = (g.color, g.quiet);
+/// Validates as `plan` does; the problems go to `obs`, a refusal comes back as the error.
+pub(super) fn prepare(
+    source: SourceFile,
+    spec: &Spec,
+    config: Option<&Path>,
+    obs: &mut dyn Observer,
+) -> Result<Prepared, Error> {
     // The checks one at a time, and one heap for them and the run after them.
     par::use_one_thread();
     par::one_heap();
@@ -109,13 +85,9 @@ fn prepare(source: SourceFile, spec: &Spec, g: Globals<'_>) -> Result<Prepared, 
         },
     );
     let config_root = checked.workflow.as_ref().map(|w| w.root.clone());
-    let config = match crate::config::load_for(g.config, config_root.as_deref(), Some(&source.path))
-    {
+    let config = match crate::config::load_for(config, config_root.as_deref(), Some(&source.path)) {
         Ok(c) => c.config,
-        Err(msg) => {
-            report::stderr(&msg);
-            return Err(exit::USAGE);
-        }
+        Err(msg) => return Err(Error::usage(msg)),
     };
     let strict = config.validation.strict;
     let errors = checked
@@ -123,27 +95,21 @@ fn prepare(source: SourceFile, spec: &Spec, g: Globals<'_>) -> Result<Prepared, 
         .iter()
         .filter(|p| p.is_error() || strict)
         .count();
-    if errors > 0 || (!checked.problems.is_empty() && !quiet) {
-        report::stderr(&diag::render(
-            &source,
-            &checked.problems,
-            RenderOptions { color },
-        ));
+    if !checked.problems.is_empty() {
+        obs.problems(&source, &checked.problems, errors);
     }
     let (Some(mut wf), Some(mut plan)) = (checked.workflow, checked.plan) else {
-        report::stderr(&format!(
+        return Err(Error::invalid(format!(
             "error: {} is not valid; nothing ran\n",
             source.display
-        ));
-        return Err(exit::INVALID);
+        )));
     };
     if errors > 0 {
-        report::stderr(&format!(
+        return Err(Error::invalid(format!(
             "error: {} is not valid: {errors} error{}; nothing ran\n",
             source.display,
             if errors == 1 { "" } else { "s" }
-        ));
-        return Err(exit::INVALID);
+        )));
     }
     // The run holds these to its end; what only the checks needed goes now.
     plan.keep_only_the_order();
@@ -156,8 +122,9 @@ fn prepare(source: SourceFile, spec: &Spec, g: Globals<'_>) -> Result<Prepared, 
                 let hint = diag::did_you_mean(name, wf.steps.iter().map(|s| s.name.as_str()))
                     .map(|c| format!(" (did you mean `{c}`?)"))
                     .unwrap_or_default();
-                report::stderr(&format!("error: --only {name}: no such step{hint}\n"));
-                return Err(exit::USAGE);
+                return Err(Error::usage(format!(
+                    "error: --only {name}: no such step{hint}\n"
+                )));
             }
         }
     }
@@ -172,8 +139,7 @@ fn prepare(source: SourceFile, spec: &Spec, g: Globals<'_>) -> Result<Prepared, 
     // Guarantee 10: a service's probe port held by another process is refused up front.
     let taken = exec::probe::taken_before_run(&wf, &selected_steps(&plan, &only));
     if !taken.is_empty() {
-        report::stderr(&exec::probe::refusal(&taken));
-        return Err(exit::INVALID);
+        return Err(Error::invalid(exec::probe::refusal(&taken)));
     }
     crate::config::apply(&config, &mut wf);
     let names = wf.steps.iter().map(|s| s.name.clone()).collect();
@@ -185,32 +151,6 @@ fn prepare(source: SourceFile, spec: &Spec, g: Globals<'_>) -> Result<Prepared, 
         resume,
         names,
     })
-}
-
-/// The manifest text of a `bgflow start` command.
-fn adhoc_source(a: &Adhoc) -> SourceFile {
-    let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
-    let mut text = format!(
-        "[workflow]\nname = {}\nroot = {}\n\n[steps.{}]\nkind = {}\nrun = [",
-        q(&a.name),
-        q(&a.cwd.to_string_lossy()),
-        a.name,
-        q(&a.kind)
-    );
-    text.push_str(&a.argv.iter().map(|s| q(s)).collect::<Vec<_>>().join(", "));
-    text.push_str("]\n");
-    if let Some(t) = &a.timeout {
-        text.push_str(&format!("timeout = {}\n", q(t)));
-    }
-    SourceFile::new(&a.cwd.join(format!("{}.bgflow-start.toml", a.name)), text)
-}
-
-pub fn source_of(spec: &Spec) -> Result<SourceFile, String> {
-    match (&spec.adhoc, &spec.file) {
-        (Some(a), _) => Ok(adhoc_source(a)),
-        (None, Some(f)) => read_source(f),
-        (None, None) => Err("the run has neither a workflow file nor a command".to_owned()),
-    }
 }
 
 /// The state folder of a new run, always absolute: the log paths recorded in the history
@@ -267,381 +207,93 @@ fn new_run(
     })
 }
 
-/// How often the supervisor writes its heartbeat: `monitoring.heartbeat`, at least the run
-/// loop's tick.
-fn beat_every(config: &crate::config::Config) -> Duration {
-    config.monitoring.heartbeat.as_std().max(HEARTBEAT)
-}
-
-fn selected_steps(plan: &Plan, only: &[usize]) -> Vec<usize> {
+pub(super) fn selected_steps(plan: &Plan, only: &[usize]) -> Vec<usize> {
     let selection = plan.selection(only);
     (0..selection.len()).filter(|&i| selection[i]).collect()
 }
 
-/// Runs a prepared workflow to the end with the given display; returns the exit code.
-/// `record`: the run's record, when the store does not have it yet.
-#[allow(clippy::too_many_arguments)]
-fn execute(
-    p: Prepared,
-    store: Store,
-    record: Option<NewRun>,
-    run_id: String,
-    state_dir: PathBuf,
-    spec: &Spec,
-    display: Option<ProgressChoice>,
-    quiet: bool,
-    verbose: bool,
-) -> u8 {
-    let Prepared {
-        config,
-        mut wf,
-        plan,
-        only,
-        resume,
-        names,
-    } = p;
-    let log_dir = state_dir.join("runs").join(&run_id);
-    wf.set_run(&RunInfo {
-        id: run_id.clone(),
-        dir: log_dir.display().to_string(),
-    });
-    let jobs = spec
-        .jobs
-        .or(wf.max_parallel)
-        .map(|n| n as usize)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let total = selected_steps(&plan, &only).len();
-    let contain = match exec::contain::Containment::choose(config.containment, &run_id) {
-        Ok(c) => Arc::new(c),
-        Err(why) => {
-            report::stderr(&format!("error: {why}; nothing ran\n  help: set containment = \"auto\" or \"process-group\" in bgflow.toml\n"));
-            if record.is_none() {
-                // A detached run's record exists: it fails with the reason.
-                let mut store = store;
-                let _ = store.apply(&[crate::store::Write::RunFinished {
-                    run: run_id,
-                    state: "failed".into(),
-                    reason: Some(why),
-                    exit_code: i64::from(exit::INVALID),
-                }]);
-            }
-            return exit::INVALID;
-        }
+/// Validates, records and starts a run of a workflow file (`bgflow run`, `run_workflow`).
+pub fn run_workflow(
+    req: &WorkflowRun,
+    mode: Mode,
+    places: &Places,
+    obs: &mut dyn Observer,
+) -> Result<Started, Error> {
+    let file = std::path::absolute(&req.file).unwrap_or_else(|_| req.file.clone());
+    let spec = Spec {
+        file: Some(file),
+        vars: req.vars.clone(),
+        only: req.only.clone(),
+        keep_going: req.keep_going,
+        force: req.force,
+        jobs: req.jobs,
+        resume: None,
+        adhoc: None,
+        allow_concurrent: req.allow_concurrent,
     };
-    let hooks = render_hooks(&wf);
-    let root = wf.root.clone();
-    let run_opts = RunOptions {
-        run_id: run_id.clone(),
-        state_dir,
-        jobs,
-        only,
-        keep_going: spec.keep_going,
-        force: spec.force,
-        heartbeat: HEARTBEAT,
-        fingerprints: store.fingerprints().unwrap_or_default(),
-        resume,
-        contain,
-    };
-    let mut store_sink = StoreSink::new(store, &run_id, Arc::clone(&names));
-    if let Some(record) = record {
-        store_sink.record(record);
-    }
-    store_sink.beat_every = beat_every(&config);
-    let view: Option<Box<dyn Sink + Send>> = display.map(|choice| {
-        let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
-        if live::use_bars(choice, io::stderr().is_terminal(), ci) && !quiet {
-            let mut bars = Bars::new(Arc::clone(&names), total);
-            bars.verbose = verbose;
-            Box::new(bars) as Box<dyn Sink + Send>
-        } else {
-            let mut plain = Plain::new(Arc::clone(&names), quiet);
-            plain.verbose = verbose;
-            Box::new(plain)
-        }
-    });
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            report::stderr(&format!("error: cannot start the async runtime: {e}\n"));
-            return exit::INTERNAL;
-        }
-    };
-    let wf = Arc::new(wf);
-    let report = {
-        let mut tee = Tee {
-            first: &mut store_sink,
-            second: view,
-        };
-        let (plan, wf) = (&plan, Arc::clone(&wf));
-        // The steps are supervised from a thread that has done nothing yet. Linux places a
-        // new child by how busy it thinks the forking thread is, and the main thread has
-        // just spent up to a few hundred milliseconds checking the workflow. With 10,000
-        // steps the kernel then queued 2,300 of 6,410 children forked while the other CPU
-        // was busy on that busy CPU, behind its step, instead of beside their parent
-        // (ninja: 71 of 4,154). From a fresh thread it is 25 of 4,336. (`perf record -e
-        // sched:sched_wakeup_new,sched:sched_switch`; see docs/architecture.md.)
-        par::on_a_fresh_thread("bgflow-run", move || {
-            runtime.block_on(exec::execute(wf, plan, run_opts, &mut tee))
-        })
-    };
-    let report = match report {
-        Ok(r) => r,
-        Err(e) => {
-            report::stderr(&format!("error: cannot start the run's thread: {e}\n"));
-            return exit::INTERNAL;
-        }
-    };
-    // summary.json is written on a second thread while the history writer finishes and the
-    // table is built and printed: at 10,000 steps each took 15-30 ms, and both CPUs are
-    // free once the steps are done.
-    let (written, ()) = par::beside(
-        "bgflow-summary",
-        || summary::write_json(&report),
-        || {
-            // Waits for the history writer: `error` is complete after this. Then the WAL
-            // goes into bgflow.db, so losing the WAL later loses nothing of this run.
-            if let Some(store) = store_sink.store() {
-                let _ = store.checkpoint();
-            }
-            if let Some(e) = store_sink.error.take() {
-                report::stderr(&format!(
-                    "warning: the run history could not be fully written: {e}\n"
-                ));
-            }
-            // `-q`: the summary only when something went wrong.
-            if display.is_some() && !(quiet && report.exit_code() == exit::SUCCESS) {
-                summary::print(&report);
-            }
-        },
-    );
-    if let Err(e) = written {
-        report::stderr(&format!("warning: cannot write summary.json: {e}\n"));
-    }
-    after_run(
-        &report,
-        &hooks,
-        &root,
-        &config,
-        store_sink.store(),
-        display.is_some(),
-        quiet,
-    );
-    let code = report.exit_code();
-    // The process ends next, and freeing the run's report, workflow and plan one allocation
-    // at a time took 7 ms at 10,000 steps; the kernel takes the memory back at once.
-    std::mem::forget((report, wf, plan));
-    code
+    let source = read_source(&req.file).map_err(|msg| Error::usage(format!("error: {msg}\n")))?;
+    launch(source, spec, mode, places, &serde_json::json!({}), obs)
 }
 
-/// `[hooks]` rendered with the run's context: (event, command).
-fn render_hooks(wf: &Workflow) -> Vec<(crate::config::Outcome, String)> {
-    use crate::config::Outcome;
-    use validate::template::Mode;
-    let mut out = Vec::new();
-    for (outcome, cmd) in [
-        (Outcome::Success, &wf.hooks.on_success),
-        (Outcome::Failure, &wf.hooks.on_failure),
-    ] {
-        if let Some(cmd) = cmd {
-            match wf.renderer.render(cmd, Mode::Shell, None) {
-                Ok(c) => out.push((outcome, c)),
-                Err(e) => report::stderr(&format!("warning: hook not run: {}\n", e.message)),
-            }
-        }
-    }
-    out
-}
-
-/// Hooks, notifications and retention, once the run is over. Never changes the outcome.
-fn after_run(
-    report: &exec::RunReport,
-    hooks: &[(crate::config::Outcome, String)],
-    root: &Path,
-    config: &crate::config::Config,
-    mut store: Option<&mut Store>,
-    foreground: bool,
-    quiet: bool,
-) {
-    use crate::config::Outcome;
-    use crate::report::notify;
-    let event = notify::event_json(report).to_string();
-    let outcome = if report.state == exec::RunState::Succeeded {
-        Outcome::Success
-    } else {
-        Outcome::Failure
-    };
-    let hook_log = report.log_dir.join("hooks.log");
-    let mut warn = |what: &str, why: String| {
-        if !quiet {
-            let see = if what.starts_with("desktop") {
-                String::new()
-            } else {
-                format!(" (see {})", hook_log.display())
-            };
-            report::stderr(&format!("warning: {what} failed: {why}{see}\n"));
-        }
-        let _ = store.as_deref_mut().map(|store| {
-            store.event(
-                &report.run_id,
-                "hook_failed",
-                serde_json::json!({"version": 1, "hook": what, "error": why}),
-            )
-        });
-    };
-    for (when, cmd) in hooks {
-        if *when == outcome {
-            let name = if outcome == Outcome::Success {
-                "hooks.on_success"
-            } else {
-                "hooks.on_failure"
-            };
-            if let Err(e) = notify::run_hook(cmd, root, &event, &hook_log, Duration::from_secs(60))
-            {
-                warn(name, e);
-            }
-        }
-    }
-    let n = &config.notifications;
-    if notify::wanted(n, report.state) {
-        if let Some(cmd) = &n.command {
-            if let Err(e) = notify::run_hook(cmd, root, &event, &hook_log, Duration::from_secs(60))
-            {
-                warn("notifications.command", e);
-            }
-        }
-        if n.desktop {
-            if let Err(e) = notify::desktop(report) {
-                warn("desktop notification", e);
-            }
-        }
-        if n.terminal && foreground && !quiet && io::stderr().is_terminal() {
-            report::stderr(&notify::terminal(report));
-        }
-    }
-    if let Some(store) = store.filter(|_| config.retention.auto_cleanup_days > 0) {
-        let age = crate::manifest::Duration::from_secs(
-            u64::from(config.retention.auto_cleanup_days) * 86_400,
-        );
-        let _ = crate::cli::history_cmd::remove_old(
-            store,
-            age,
-            &["succeeded", "failed", "cancelled", "lost"],
-            false,
-        );
-    }
-}
-
-/// The store first (so a state change is queued for the history before it is shown), then
-/// the display.
-struct Tee<'a> {
-    first: &'a mut StoreSink,
-    second: Option<Box<dyn Sink + Send>>,
-}
-
-impl Sink for Tee<'_> {
-    fn event(&mut self, event: &RunEvent<'_>) {
-        self.first.event(event);
-        if let Some(s) = self.second.as_mut() {
-            s.event(event);
-        }
-    }
-
-    fn broken(&self) -> Option<String> {
-        self.first.broken()
-    }
-}
-
-fn open_store(state_dir: &Path) -> Result<Store, u8> {
-    let store = Store::open(state_dir).map_err(|e| {
-        report::stderr(&format!("error: {e}\n"));
-        exit::INTERNAL
-    })?;
-    if let Some(w) = store.new_history_warning() {
-        report::stderr(&w);
-    }
-    Ok(store)
-}
-
+/// Validates `source` as `spec` says, checks the state folder, has the history admit the
+/// run (the limit and the lock per tree, in one transaction), then runs it as `mode` says.
 pub fn launch(
     source: SourceFile,
     spec: Spec,
-    g: Globals<'_>,
-    detach: bool,
-    progress: ProgressChoice,
+    mode: Mode,
+    places: &Places,
     meta: &serde_json::Value,
-) -> io::Result<u8> {
-    let quiet = g.quiet;
-    let prepared = match prepare(source, &spec, g) {
-        Ok(p) => p,
-        Err(code) => return Ok(code),
-    };
-    let state_dir = state_dir_for(&prepared, g.state_dir);
-    if let Err(code) = super::guard::check_state_dir(&state_dir) {
-        return Ok(code);
-    }
-    let mut store = match open_store(&state_dir) {
-        Ok(s) => s,
-        Err(code) => return Ok(code),
-    };
-    let run_id = new_run_id();
+    obs: &mut dyn Observer,
+) -> Result<Started, Error> {
+    let detach = mode == Mode::Detached;
+    let prepared = prepare(source, &spec, places.config.as_deref(), obs)?;
+    let state_dir = state_dir_for(&prepared, places.state_dir.as_deref());
+    super::guard::check_state_dir(&state_dir)?;
+    let mut store = open_store(&state_dir, obs)?;
+    let run_id = super::spec::new_run_id();
     let log_dir = state_dir.join("runs").join(&run_id);
-    let record = match new_run(&prepared, &run_id, &log_dir, &spec, detach, meta) {
-        Ok(r) => r,
-        Err(e) => {
-            report::stderr(&format!("error: cannot record the run: {e}\n"));
-            return Ok(exit::INTERNAL);
-        }
-    };
+    let record = new_run(&prepared, &run_id, &log_dir, &spec, detach, meta)
+        .map_err(|e| Error::internal(format!("error: cannot record the run: {e}\n")))?;
     // Checked and taken in one transaction: the limit and the lock per tree.
     let me = std::process::id();
     let admission = crate::store::admit::Admission {
         limit: prepared.config.limits.max_concurrent_runs,
         check_lock: !spec.allow_concurrent && spec.adhoc.is_none(),
-        supervisor: (!detach).then(|| (me, crate::exec::process::start_time(me))),
+        supervisor: (!detach).then(|| (me, crate::procfs::start_time(me))),
         with_steps: detach,
     };
-    if let Err(code) = super::guard::admit(&mut store, &record, admission, &state_dir) {
-        return Ok(code);
-    }
+    super::guard::admit(&mut store, &record, admission, &state_dir)?;
     if !detach {
         // The run's row is in; the history thread writes its steps' rows while the first
         // steps start.
-        return Ok(execute(
+        let code = execute(
             prepared,
             store,
             Some(record),
             run_id,
             state_dir,
             &spec,
-            Some(progress),
-            quiet,
-            g.verbose,
-        ));
+            true,
+            obs,
+        )?;
+        return Ok(Started::Finished { code });
     }
-    if let Err(e) = crate::store::ensure_private_dir(&log_dir) {
-        report::stderr(&format!("error: {e}\n"));
-        return Ok(exit::INTERNAL);
-    }
-    match spawn_supervisor(&state_dir, &run_id, &log_dir, g.config) {
+    crate::store::ensure_private_dir(&log_dir)
+        .map_err(|e| Error::internal(format!("error: {e}\n")))?;
+    match spawn_supervisor(&state_dir, &run_id, &log_dir, places.config.as_deref()) {
         Ok(pid) => {
             let _ = store.event(
                 &run_id,
                 "supervisor_spawned",
                 serde_json::json!({"version": 1, "pid": pid}),
             );
-            report::stdout(&format!("{run_id}\n"))?;
-            if !quiet {
-                let sd = shell_arg(&state_dir);
-                report::stderr(&format!(
-                    "started run {run_id} of {} in the background (supervisor pid {pid})\n  logs:   {}\n  follow: bgflow --state-dir {sd} status {run_id} --watch\n          bgflow --state-dir {sd} logs {run_id} -f\n  stop:   bgflow --state-dir {sd} stop {run_id}\n",
-                    prepared.wf.name,
-                    log_dir.display()
-                ));
-            }
-            Ok(exit::SUCCESS)
+            Ok(Started::Detached(Launched {
+                run_id,
+                workflow: prepared.wf.name.clone(),
+                supervisor_pid: pid,
+                state_dir,
+                log_dir,
+            }))
         }
         Err(e) => {
             let _ = store.apply(&[crate::store::Write::RunFinished {
@@ -651,16 +303,11 @@ pub fn launch(
                 exit_code: i64::from(exit::INTERNAL),
             }]);
             let _ = store.checkpoint();
-            report::stderr(&format!(
+            Err(Error::internal(format!(
                 "error: cannot start the background supervisor: {e}\n"
-            ));
-            Ok(exit::INTERNAL)
+            )))
         }
     }
-}
-
-fn shell_arg(p: &Path) -> String {
-    validate::template::shell_quote(&p.display().to_string())
 }
 
 /// Starts `bgflow __supervise RUN` detached: no terminal, stdio away from the caller.
@@ -669,7 +316,7 @@ fn spawn_supervisor(
     run_id: &str,
     log_dir: &Path,
     config: Option<&Path>,
-) -> io::Result<u32> {
+) -> std::io::Result<u32> {
     let exe = std::env::current_exe()?;
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -691,74 +338,4 @@ fn spawn_supervisor(
         .stderr(std::process::Stdio::from(log))
         .spawn()?;
     Ok(child.id())
-}
-
-/// The detached supervisor: a new session, then the run as its spec says.
-pub fn supervise(run_id: &str, g: Globals<'_>) -> u8 {
-    let state_dir = g.state_dir;
-    // Leave the caller's session: closing its terminal must not reach this process.
-    let _ = nix::unistd::setsid();
-    let Some(state_dir) = state_dir else {
-        report::stderr("error: __supervise needs --state-dir\n");
-        return exit::USAGE;
-    };
-    let mut store = match open_store(state_dir) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let row = match store.run(run_id) {
-        Ok(Some(r)) => r,
-        Ok(None) => {
-            report::stderr(&format!("error: no run {run_id}\n"));
-            return exit::USAGE;
-        }
-        Err(e) => {
-            report::stderr(&format!("error: {e}\n"));
-            return exit::INTERNAL;
-        }
-    };
-    let fail = |store: &mut Store, why: String| {
-        report::stderr(&format!("error: {why}\n"));
-        let _ = store.apply(&[crate::store::Write::RunFinished {
-            run: run_id.to_owned(),
-            state: "failed".into(),
-            reason: Some(why),
-            exit_code: i64::from(exit::INVALID),
-        }]);
-        let _ = store.checkpoint();
-        exit::INVALID
-    };
-    let spec: Spec = match serde_json::from_str(&row.spec) {
-        Ok(s) => s,
-        Err(e) => return fail(&mut store, format!("the run's spec is unreadable: {e}")),
-    };
-    let source = match source_of(&spec) {
-        Ok(s) => s,
-        Err(e) => return fail(&mut store, e),
-    };
-    let quiet = Globals {
-        color: false,
-        quiet: true,
-        ..g
-    };
-    let prepared = match prepare(source, &spec, quiet) {
-        Ok(p) => p,
-        Err(_) => {
-            return fail(
-                &mut store,
-                "the workflow is no longer valid; see supervisor.log".to_owned(),
-            )
-        }
-    };
-    execute(
-        prepared,
-        store,
-        None,
-        run_id.to_owned(),
-        state_dir.to_path_buf(),
-        &spec,
-        None,
-        true,
-        false,
-    )
 }

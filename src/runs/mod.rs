@@ -1,8 +1,164 @@
-//! The service layer: what a front-end (the CLI, later `bgflow mcp` and `bgflow serve`)
-//! does with runs, as data in and data out. It never prints.
+//! The service layer: what a front-end does with runs, as data in and data out. The CLI
+//! (`cli/`), and later `bgflow mcp` and `bgflow serve`, parse their input into these
+//! options, call one function, and render what it returns.
+//!
+//! Invariants: nothing here prints or prompts. What a person may want to read while a
+//! call works (a workflow's problems, a warning, a note) goes to the caller's [`Observer`];
+//! a call that does nothing returns an [`Error`] carrying the exit code and the message the
+//! CLI prints. Options are this module's own types, never clap's. `runs/` imports the
+//! layers below it (`exec`, `store`, `report`, `validate`, ...) and never `cli/`.
 
+pub mod cleanup;
+pub mod events;
 pub mod guard;
 pub mod launch;
+pub mod logs;
 pub mod recorder;
+pub mod spec;
 pub mod start;
+pub mod status;
 pub mod stop;
+pub mod supervise;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::diag::{Problem, SourceFile};
+use crate::exec::{RunReport, Sink};
+use crate::exit;
+use crate::store::{Store, StoreError};
+
+pub use launch::{launch, run_workflow, Launched, Mode, Started, WorkflowRun};
+pub use logs::{LogPage, LogQuery};
+pub use start::{resume, start, Resume, Resumed, StartCommand};
+pub use status::{RunList, RunView};
+
+/// Why a call did nothing, or could not finish: the exit code (docs/exit-codes.md) and
+/// the message for people, as the CLI prints it on stderr (`error: …` with its help lines,
+/// ending in a newline).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Error {
+    pub fn new(code: u8, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// Exit 2: the caller asked for something that does not exist or cannot be.
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self::new(exit::USAGE, message)
+    }
+
+    /// Exit 3: the workflow or the run was refused; nothing ran.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(exit::INVALID, message)
+    }
+
+    /// Exit 4: bgflow could not do its part (the history, a folder, a process).
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(exit::INTERNAL, message)
+    }
+
+    /// A store error, as reading commands report it: exit 2 for an unknown or ambiguous
+    /// run id, else 4.
+    pub fn store(e: &StoreError) -> Self {
+        let code = match e {
+            StoreError::UnknownRun(_) | StoreError::AmbiguousRun { .. } => exit::USAGE,
+            _ => exit::INTERNAL,
+        };
+        Self::new(code, format!("error: {e}\n"))
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message.trim_end())
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// An internal store error (exit 4), whatever its kind.
+pub(crate) fn internal(e: &StoreError) -> Error {
+    Error::internal(format!("error: {e}\n"))
+}
+
+/// What a call has to say while it works. The CLI prints it on stderr; a server may
+/// collect it or drop it. Every method has a default that drops it.
+pub trait Observer {
+    /// The problems a workflow was found with, before it runs or is refused; `errors` of
+    /// them are errors (warnings count under `validation.strict`).
+    fn problems(&mut self, _source: &SourceFile, _problems: &[Problem], _errors: usize) {}
+    /// A warning or note that is always shown (ends in a newline).
+    fn note(&mut self, _text: &str) {}
+    /// A note shown unless the person asked for quiet (`-q`).
+    fn info(&mut self, _text: &str) {}
+    /// The terminal notification of a foreground run's end (shown on a terminal only).
+    fn bell(&mut self, _text: &str) {}
+    /// The live display of a foreground run: `names` of every step, `total` selected.
+    fn display(&mut self, _names: Arc<[String]>, _total: usize) -> Option<Box<dyn Sink + Send>> {
+        None
+    }
+    /// A foreground run's end-of-run summary.
+    fn summary(&mut self, _report: &RunReport) {}
+}
+
+/// An observer that keeps nothing.
+pub struct Silent;
+
+impl Observer for Silent {}
+
+/// Where the history and the configuration are: `--state-dir` and `--config` or their
+/// environment variables. `None`: found as the CLI finds them.
+#[derive(Debug, Clone, Default)]
+pub struct Places {
+    pub state_dir: Option<PathBuf>,
+    pub config: Option<PathBuf>,
+}
+
+/// `.bgflow/` holding a run history, searched from `start` upward.
+pub fn find_state_dir(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .map(|d| d.join(".bgflow"))
+        .find(|d| d.join("bgflow.db").is_file())
+}
+
+/// Opens the history for the reading commands (and `stop`, `resume`), reconciling runs
+/// whose supervisor is gone; exit 2 when there is none, 4 when it cannot be read.
+pub fn open(state_dir: Option<&Path>, obs: &mut dyn Observer) -> Result<Store, Error> {
+    let dir = match state_dir {
+        Some(d) => d.to_path_buf(),
+        None => {
+            let cwd = std::env::current_dir().map_err(|_| Error::new(exit::INTERNAL, ""))?;
+            find_state_dir(&cwd).ok_or_else(|| Error::usage(
+                "error: no run history here: no .bgflow/bgflow.db in this folder or above\n  help: run a workflow first, or pass --state-dir DIR\n",
+            ))?
+        }
+    };
+    match Store::open_existing(&dir) {
+        Ok(Some(mut s)) => {
+            if let Some(w) = s.new_history_warning() {
+                obs.note(&w);
+            }
+            let _ = s.reconcile_lost();
+            Ok(s)
+        }
+        Ok(None) => Err(Error::usage(format!(
+            "error: no run history in {}\n",
+            dir.display()
+        ))),
+        Err(e) => Err(internal(&e)),
+    }
+}
+
+/// The full id of the run that `prefix` names (exit 2 when none or several do).
+pub fn resolve(store: &Store, prefix: &str) -> Result<String, Error> {
+    store.resolve(prefix).map_err(|e| Error::store(&e))
+}

@@ -1,132 +1,161 @@
-//! `bgflow start` (one ad-hoc command as a detached run) and `bgflow resume`.
+//! An ad-hoc command as a detached one-step run (`bgflow start`, `start_process`), and
+//! `resume`: a new run of what did not succeed in an earlier one.
 
-use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
-use crate::exit;
-use crate::report::{self, live::ProgressChoice};
+use super::launch::{launch, Launched, Mode, Started};
+use super::spec::{source_of, Adhoc, ResumeOf, Spec};
+use super::{Error, Observer, Places};
 use crate::validate;
 
-use super::launch::{launch, source_of, Adhoc, Globals, Spec};
-use crate::cli::StartArgs;
-
-/// The run `resume` continues, and its steps that succeeded (or were kept or up to date):
-/// those are kept while they are up to date, even under `--force`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ResumeOf {
-    pub run: String,
-    #[serde(default)]
-    pub succeeded: Vec<String>,
+/// One command to run in the background, as `bgflow start` and `start_process` ask for it.
+#[derive(Debug, Clone, Default)]
+pub struct StartCommand {
+    /// The program and its arguments.
+    pub argv: Vec<String>,
+    /// The run's (and step's) name; default: the program's name.
+    pub name: Option<String>,
+    /// `task`, `service` or `test`.
+    pub kind: String,
+    /// Stop the command after this long.
+    pub timeout: Option<crate::manifest::Duration>,
+    /// Free metadata stored with the run.
+    pub meta: Vec<(String, String)>,
+    /// The folder it runs in; default: the current one.
+    pub cwd: Option<PathBuf>,
 }
 
-pub fn start(args: &StartArgs, g: Globals<'_>) -> io::Result<u8> {
-    let state_dir = g.state_dir;
-    let cwd = std::env::current_dir()?;
-    let name = args.name.clone().unwrap_or_else(|| {
-        let prog = Path::new(&args.command[0]).file_name().map_or_else(
+/// The step name of a command: `name`, else the program's file name with what a step
+/// name may not hold replaced by `-`.
+fn step_name(argv: &[String], name: Option<&str>) -> String {
+    if let Some(n) = name {
+        return n.to_owned();
+    }
+    let prog = argv
+        .first()
+        .and_then(|p| Path::new(p).file_name())
+        .map_or_else(
             || "command".to_owned(),
             |n| n.to_string_lossy().into_owned(),
         );
-        let clean: String = prog
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .collect();
-        if clean.is_empty() {
-            "command".to_owned()
-        } else {
-            clean
-        }
-    });
-    if !validate::valid_name(&name) {
-        report::stderr(&format!(
-            "error: --name {name}: letters, digits, '-' and '_' only\n"
-        ));
-        return Ok(exit::USAGE);
+    let clean: String = prog
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if clean.is_empty() {
+        "command".to_owned()
+    } else {
+        clean
     }
-    let state_dir = state_dir
-        .map(Path::to_path_buf)
-        .or_else(|| crate::cli::history_cmd::find_state_dir(&cwd))
+}
+
+/// Records and starts one command as a detached run; its state folder is the one found
+/// from its folder upward (or `.bgflow/` there) unless `places` names one.
+pub fn start(
+    cmd: &StartCommand,
+    places: &Places,
+    obs: &mut dyn Observer,
+) -> Result<Launched, Error> {
+    let cwd = match &cmd.cwd {
+        Some(c) => std::path::absolute(c).unwrap_or_else(|_| c.clone()),
+        None => std::env::current_dir()
+            .map_err(|e| Error::internal(format!("error: cannot write output: {e}\n")))?,
+    };
+    if cmd.argv.is_empty() {
+        return Err(Error::usage("error: the command is empty\n"));
+    }
+    let name = step_name(&cmd.argv, cmd.name.as_deref());
+    if !validate::valid_name(&name) {
+        return Err(Error::usage(format!(
+            "error: --name {name}: letters, digits, '-' and '_' only\n"
+        )));
+    }
+    let state_dir = places
+        .state_dir
+        .clone()
+        .or_else(|| super::find_state_dir(&cwd))
         .unwrap_or_else(|| cwd.join(".bgflow"));
     let spec = Spec {
         adhoc: Some(Adhoc {
             name,
-            kind: args.kind.clone(),
-            timeout: args.timeout.map(|t| t.to_string()),
-            argv: args.command.clone(),
+            kind: cmd.kind.clone(),
+            timeout: cmd.timeout.map(|t| t.to_string()),
+            argv: cmd.argv.clone(),
             cwd,
         }),
         ..Spec::default()
     };
-    let source = match source_of(&spec) {
-        Ok(s) => s,
-        Err(e) => {
-            report::stderr(&format!("error: {e}\n"));
-            return Ok(exit::USAGE);
-        }
-    };
+    let source = source_of(&spec).map_err(|e| Error::usage(format!("error: {e}\n")))?;
     let meta = serde_json::Value::Object(
-        args.meta
+        cmd.meta
             .iter()
             .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
             .collect(),
     );
-    let g = Globals {
-        state_dir: Some(&state_dir),
-        ..g
+    let places = Places {
+        state_dir: Some(state_dir),
+        config: places.config.clone(),
     };
-    launch(source, spec, g, true, ProgressChoice::Never, &meta)
+    match launch(source, spec, Mode::Detached, &places, &meta, obs)? {
+        Started::Detached(l) => Ok(l),
+        // A detached launch never runs here.
+        Started::Finished { code } => Err(Error::new(code, "")),
+    }
 }
 
-/// `bgflow resume RUN`: a new run of the same workflow and options that runs what did not
-/// succeed in RUN, and what did but is no longer up to date (guarantee 9): a step is kept
-/// only while its command, environment, inputs and outputs are unchanged since the success
-/// it stands on, and a service is never kept.
-pub fn resume(args: &crate::cli::ResumeArgs, g: Globals<'_>) -> io::Result<u8> {
-    let state_dir = g.state_dir;
-    let store = match crate::cli::history_cmd::open(state_dir) {
-        Ok(s) => s,
-        Err(code) => return Ok(code),
-    };
-    let id = match store.resolve(&args.run) {
-        Ok(id) => id,
-        Err(e) => {
-            report::stderr(&format!("error: {e}\n"));
-            return Ok(exit::USAGE);
-        }
-    };
+/// What to resume, and how.
+#[derive(Debug, Clone)]
+pub struct Resume {
+    /// A run id, or any unique prefix of one.
+    pub run: String,
+    pub mode: Mode,
+    /// Run even while another run of the same workflow root writes the same outputs.
+    pub allow_concurrent: bool,
+}
+
+/// What `resume` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resumed {
+    /// Every step of `run` succeeded: nothing to resume.
+    NothingToDo {
+        run: String,
+    },
+    Started(Started),
+}
+
+/// A new run of the same workflow and options that runs what did not succeed in the run,
+/// and what did but is no longer up to date (guarantee 9): a step is kept only while its
+/// command, environment, inputs and outputs are unchanged since the success it stands on,
+/// and a service is never kept.
+pub fn resume(req: &Resume, places: &Places, obs: &mut dyn Observer) -> Result<Resumed, Error> {
+    let state_dir = places.state_dir.as_deref();
+    let store = super::open(state_dir, obs)?;
+    let id = store
+        .resolve(&req.run)
+        .map_err(|e| Error::usage(format!("error: {e}\n")))?;
     let (row, steps) = match (store.run(&id), store.steps(&id)) {
         (Ok(Some(r)), Ok(s)) => (r, s),
-        (Err(e), _) | (_, Err(e)) => {
-            report::stderr(&format!("error: {e}\n"));
-            return Ok(exit::INTERNAL);
-        }
-        (Ok(None), _) => return Ok(exit::USAGE),
+        (Err(e), _) | (_, Err(e)) => return Err(super::internal(&e)),
+        (Ok(None), _) => return Err(Error::usage("")),
     };
     if row.is_active() {
-        report::stderr(&format!(
+        return Err(Error::usage(format!(
             "error: run {id} is still {}; stop it first or wait for it\n",
             row.state
-        ));
-        return Ok(exit::USAGE);
+        )));
     }
-    let mut spec: Spec = match serde_json::from_str(&row.spec) {
-        Ok(s) => s,
-        Err(e) => {
-            report::stderr(&format!(
-                "error: run {id} cannot be resumed: its spec is unreadable: {e}\n"
-            ));
-            return Ok(exit::INTERNAL);
-        }
-    };
-    spec.allow_concurrent = args.allow_concurrent;
+    let mut spec: Spec = serde_json::from_str(&row.spec).map_err(|e| {
+        Error::internal(format!(
+            "error: run {id} cannot be resumed: its spec is unreadable: {e}\n"
+        ))
+    })?;
+    spec.allow_concurrent = req.allow_concurrent;
     // What succeeded in the run, kept by the new run only while it is up to date.
     let succeeded: Vec<String> = steps
         .iter()
@@ -140,20 +169,13 @@ pub fn resume(args: &crate::cli::ResumeArgs, g: Globals<'_>) -> io::Result<u8> {
         .map(|s| s.name.clone())
         .collect();
     if succeeded.len() == steps.len() && !steps.is_empty() {
-        report::stderr(&format!("run {id} succeeded entirely; nothing to resume\n"));
-        return Ok(exit::SUCCESS);
+        return Ok(Resumed::NothingToDo { run: id });
     }
     spec.resume = Some(ResumeOf {
         run: id.clone(),
         succeeded,
     });
-    let source = match source_of(&spec) {
-        Ok(s) => s,
-        Err(e) => {
-            report::stderr(&format!("error: {e}\n"));
-            return Ok(exit::USAGE);
-        }
-    };
+    let source = source_of(&spec).map_err(|e| Error::usage(format!("error: {e}\n")))?;
     let dir = state_dir.map(Path::to_path_buf).or_else(|| {
         Path::new(&row.log_dir)
             .parent()
@@ -161,9 +183,9 @@ pub fn resume(args: &crate::cli::ResumeArgs, g: Globals<'_>) -> io::Result<u8> {
             .map(Path::to_path_buf)
     });
     let meta = serde_json::json!({ "resumed_from": id });
-    let g = Globals {
-        state_dir: dir.as_deref(),
-        ..g
+    let places = Places {
+        state_dir: dir,
+        config: places.config.clone(),
     };
-    launch(source, spec, g, args.detach, args.progress, &meta)
+    launch(source, spec, req.mode, &places, &meta, obs).map(Resumed::Started)
 }

@@ -1,8 +1,7 @@
-//! `bgflow stop RUN`: ask the run's supervisor to end it, wait up to a deadline, and end
+//! Stopping a run: ask the run's supervisor to end it, wait up to a deadline, and end
 //! whatever of the run is left (everything of a lost run) through its containment
-//! (`exec::contain`): never a process that is not the run's.
+//! (`exec::contain`): never a process that is not the run's. Confirmation is the caller's.
 
-use std::io::{self, IsTerminal};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -10,36 +9,58 @@ use nix::sys::signal::Signal;
 
 use crate::exec::process;
 use crate::exit;
-use crate::report::{self, live::human_ms};
-use crate::store::RunRow;
+use crate::report::live::human_ms;
+use crate::store::{RunRow, Store};
 
-use crate::cli::history_cmd::{open, or_code, resolve};
-use crate::cli::StopArgs;
+use super::{Error, Observer};
 
-macro_rules! tri {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(code) => return Ok(code),
-        }
-    };
+/// How to stop a run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StopOptions {
+    /// SIGKILL at once instead of SIGTERM and the grace.
+    pub force: bool,
+    /// How long to wait for the run to end (default 60 s, with `force` 5 s).
+    pub timeout: Option<Duration>,
 }
 
-fn confirm(question: &str) -> bool {
-    if !io::stdin().is_terminal() {
-        return false;
-    }
-    report::stderr(&format!("{question} [y/N] "));
-    let mut answer = String::new();
-    io::stdin().read_line(&mut answer).is_ok() && matches!(answer.trim(), "y" | "Y" | "yes")
+/// What `stop` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stopped {
+    /// The run had ended and nothing of it was left.
+    NotRunning { id: String, state: String },
+    /// The caller's confirmation said no.
+    Declined,
+    /// The run was stopped: its state now.
+    Stopped { id: String, state: String },
 }
 
-pub fn stop(args: &StopArgs, state_dir: Option<&Path>) -> io::Result<u8> {
+/// What the caller is asked to confirm before a run is stopped.
+#[derive(Debug, Clone)]
+pub struct ToStop<'a> {
+    pub id: &'a str,
+    pub workflow: &'a str,
+    /// Processes of the run found now (at least 1 is shown).
+    pub processes: usize,
+}
+
+/// Stops a run: asks its supervisor to end it, waits up to the deadline, and ends whatever
+/// of the run is left (everything of a lost run) through its containment. `confirm` is
+/// asked once, before anything is signalled (`Ok(false)`: not stopped; an error is
+/// returned as it is). Exit 1 when the run is still active at the deadline, 4 when a
+/// process survived SIGKILL.
+pub fn stop(
+    store: &mut Store,
+    prefix: &str,
+    opts: StopOptions,
+    confirm: &mut dyn FnMut(&ToStop<'_>) -> Result<bool, Error>,
+    obs: &mut dyn Observer,
+) -> Result<Stopped, Error> {
     use crate::exec::contain;
-    let mut store = tri!(open(state_dir));
-    let id = tri!(resolve(&store, &args.run));
-    let (run, steps) =
-        tri!(or_code(store.run_with_steps(&id))).ok_or_else(|| io::Error::other("run vanished"))?;
+    let id = super::resolve(store, prefix)?;
+    let (run, steps) = store
+        .run_with_steps(&id)
+        .map_err(|e| super::internal(&e))?
+        .ok_or_else(|| Error::internal("error: cannot write output: run vanished\n"))?;
     let cgroup: Option<&Path> = run.cgroup.as_deref().map(Path::new);
     // Every process of the run: in its cgroup, or carrying one of its step tokens.
     let processes = contain::RunProcesses::of(&id, cgroup);
@@ -61,7 +82,7 @@ pub fn stop(args: &StopArgs, state_dir: Option<&Path>) -> io::Result<u8> {
             && process::proc_stat(pid).is_some_and(|(st, _)| st != 'Z' && st != 'X')
             && !same
         {
-            report::stderr(&format!(
+            obs.note(&format!(
                 "note: pid {pid}, recorded for step `{}`, is now another process ({}); left alone\n",
                 s.name,
                 contain::command_line(pid)
@@ -69,35 +90,26 @@ pub fn stop(args: &StopArgs, state_dir: Option<&Path>) -> io::Result<u8> {
         }
     }
     if !run.is_active() && left.is_empty() {
-        report::stderr(&format!("run {id} is not running ({})\n", run.state));
-        return Ok(exit::SUCCESS);
+        return Ok(Stopped::NotRunning {
+            id,
+            state: run.state,
+        });
     }
-    if !args.yes {
-        if !io::stdin().is_terminal() {
-            report::stderr(
-                "error: stop asks for confirmation; pass --yes when not on a terminal\n",
-            );
-            return Ok(exit::USAGE);
-        }
-        let how = if args.force { "kill" } else { "stop" };
-        if !confirm(&format!(
-            "{how} run {id} ({}, {} process(es))?",
-            run.workflow,
-            left.len().max(1)
-        )) {
-            report::stderr("not stopped\n");
-            return Ok(exit::SUCCESS);
-        }
+    if !confirm(&ToStop {
+        id: &id,
+        workflow: &run.workflow,
+        processes: left.len().max(1),
+    })? {
+        return Ok(Stopped::Declined);
     }
     let _ = store.event(
         &id,
         "stop_requested",
-        serde_json::json!({"version": 1, "force": args.force}),
+        serde_json::json!({"version": 1, "force": opts.force}),
     );
-    let wait = args.timeout.map_or_else(
-        || Duration::from_secs(if args.force { 5 } else { 60 }),
-        |t| t.as_std(),
-    );
+    let wait = opts
+        .timeout
+        .unwrap_or_else(|| Duration::from_secs(if opts.force { 5 } else { 60 }));
     if run.is_active() {
         let deadline = Instant::now() + wait;
         // A detached run may not have its supervisor yet: it is signalled once it has.
@@ -108,10 +120,10 @@ pub fn stop(args: &StopArgs, state_dir: Option<&Path>) -> io::Result<u8> {
                 break;
             }
             if !signalled {
-                signalled = signal_supervisor(&now, args.force);
+                signalled = signal_supervisor(&now, opts.force);
             }
             if Instant::now() >= deadline {
-                if args.force {
+                if opts.force {
                     // A supervisor that does not answer (frozen, deadlocked) is killed,
                     // and what it supervised is ended below.
                     kill_supervisor(&now);
@@ -120,18 +132,17 @@ pub fn stop(args: &StopArgs, state_dir: Option<&Path>) -> io::Result<u8> {
                 // Still active at the deadline: say so and fail (guarantee 13), leaving its
                 // steps to the supervisor that may still come back.
                 let why = now.reason.map(|r| format!(": {r}")).unwrap_or_default();
-                report::stderr(&format!(
+                return Err(Error::new(exit::RUN_FAILED, format!(
                     "error: run {id} is still {} after {}{why}\n  help: the stop request stands; check again with bgflow status {id}, or kill it and every process of it: bgflow stop {id} --force --yes\n",
                     now.state,
                     human_ms(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)),
-                ));
-                return Ok(exit::RUN_FAILED);
+                )));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
     }
     // What a lost supervisor left behind, or what still stands after it went.
-    let grace = if args.force {
+    let grace = if opts.force {
         Duration::ZERO
     } else {
         Duration::from_secs(10)
@@ -144,7 +155,7 @@ pub fn stop(args: &StopArgs, state_dir: Option<&Path>) -> io::Result<u8> {
             .take(5)
             .map(|l| format!("{} (pid {})", l.command, l.pid))
             .collect();
-        report::stderr(&format!(
+        obs.note(&format!(
             "ended {} process(es) of run {id} that its supervisor left: {}\n",
             swept.ended.len(),
             what.join(", ")
@@ -157,15 +168,13 @@ pub fn stop(args: &StopArgs, state_dir: Option<&Path>) -> io::Result<u8> {
         .flatten()
         .map_or_else(|| "unknown".to_owned(), |r| r.state);
     if !swept.survivors.is_empty() {
-        report::stderr(&format!(
+        return Err(Error::internal(format!(
             "error: run {id}: {} process(es) survived SIGKILL: {:?}\n",
             swept.survivors.len(),
             swept.survivors
-        ));
-        return Ok(exit::INTERNAL);
+        )));
     }
-    report::stderr(&format!("run {id}: {state}\n"));
-    Ok(exit::SUCCESS)
+    Ok(Stopped::Stopped { id, state })
 }
 
 /// SIGKILL to the run's supervisor, through a pidfd opened before its start time is checked

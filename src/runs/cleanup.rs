@@ -1,0 +1,60 @@
+//! Removing what finished runs left: their records and log folders (`cleanup`, and the
+//! retention after each run), and run folders the history does not know.
+
+use std::path::PathBuf;
+
+use crate::store::{now_ms, RunRow, Store, StoreError};
+
+use super::Error;
+
+/// Removes the records and log folders of finished runs in `states` older than `age`;
+/// never an active run. Returns what was (or, with `dry_run`, would be) removed.
+pub fn remove_old(
+    store: &mut Store,
+    age: crate::manifest::Duration,
+    states: &[&str],
+    dry_run: bool,
+) -> Result<Vec<RunRow>, StoreError> {
+    let runs = store.runs(states, usize::MAX >> 1)?;
+    let cutoff = now_ms() - i64::try_from(age.as_std().as_millis()).unwrap_or(i64::MAX);
+    let old: Vec<RunRow> = runs
+        .into_iter()
+        .filter(|r| !r.is_active() && r.finished_at.unwrap_or(r.created_at) <= cutoff)
+        .collect();
+    if !dry_run {
+        for r in &old {
+            let _ = std::fs::remove_dir_all(&r.log_dir);
+            store.delete_run(&r.id)?;
+        }
+    }
+    Ok(old)
+}
+
+/// What `remove_orphans` did with one folder.
+#[derive(Debug)]
+pub struct Orphan {
+    pub path: PathBuf,
+    /// Why it could not be removed.
+    pub error: Option<std::io::Error>,
+}
+
+/// Removes (with `dry_run`, only lists) the folders of runs/ that the history does not
+/// know and that are older than `status::ORPHAN_MIN_AGE`.
+pub fn remove_orphans(store: &Store, dry_run: bool) -> Result<Vec<Orphan>, Error> {
+    let orphans = store
+        .orphans(super::status::ORPHAN_MIN_AGE)
+        .map_err(|e| super::internal(&e))?;
+    let runs = store.state_dir().join("runs");
+    Ok(orphans
+        .iter()
+        .map(|name| {
+            let path = runs.join(name);
+            let error = if dry_run {
+                None
+            } else {
+                std::fs::remove_dir_all(&path).err()
+            };
+            Orphan { path, error }
+        })
+        .collect())
+}

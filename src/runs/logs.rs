@@ -1,0 +1,235 @@
+//! A run's logs: which steps' log files to read, where the last lines begin, and pages of
+//! a log read from an offset with a cap (`LogPage`), so that a caller can follow a log
+//! that is still being written without holding it in memory.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::store::{StepRow, Store};
+
+use super::Error;
+
+/// The text of a page when a caller gives no cap: 64 KiB.
+pub const DEFAULT_CAP: usize = 64 * 1024;
+
+/// The steps whose logs `logs RUN [STEP]` reads: the one named, or every step.
+pub fn steps(store: &Store, id: &str, step: Option<&str>) -> Result<Vec<StepRow>, Error> {
+    let steps = store.steps(id).map_err(|e| super::internal(&e))?;
+    match step {
+        Some(name) => match steps.iter().position(|s| s.name == name) {
+            Some(i) => Ok(vec![steps[i].clone()]),
+            None => {
+                let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
+                Err(Error::usage(format!(
+                    "error: run {id} has no step `{name}` (steps: {})\n",
+                    names.join(", ")
+                )))
+            }
+        },
+        None => Ok(steps),
+    }
+}
+
+/// Whether step `name` of a run can still write to its log (pending or running, in a run
+/// that is active): `logs -f` stops following once none can.
+pub fn still_writing(store: &Store, id: &str, names: &[&str]) -> Result<bool, Error> {
+    let run = store.run(id).map_err(|e| super::internal(&e))?;
+    let now = store.steps(id).map_err(|e| super::internal(&e))?;
+    let done = |name: &str| {
+        now.iter()
+            .find(|s| s.name == name)
+            .is_none_or(|s| !matches!(s.state.as_str(), "running" | "pending"))
+    };
+    Ok(!(run.as_ref().is_none_or(|r| !r.is_active()) || names.iter().all(|n| done(n))))
+}
+
+/// Which part of one step's log to read.
+#[derive(Debug, Clone, Default)]
+pub struct LogQuery {
+    /// The step; may be left out when the run has one step (a `start`ed command).
+    pub step: Option<String>,
+    /// Read from this byte offset (a page's `next_offset`); default: the start, or the
+    /// last `tail` lines.
+    pub offset: Option<u64>,
+    /// Start at the last `tail` lines (when no `offset` is given).
+    pub tail: Option<usize>,
+    /// At most this many bytes of text (default `DEFAULT_CAP`).
+    pub cap: Option<usize>,
+}
+
+/// A page of a step's log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogPage {
+    pub step: String,
+    /// The log's bytes from the offset asked for to `next_offset`, as UTF-8 (an invalid
+    /// sequence becomes U+FFFD). Whole lines when the cap allows; a line longer than the
+    /// cap is cut at the cap.
+    pub text: String,
+    /// Where the next page starts.
+    pub next_offset: u64,
+    /// Whether the log held more than this page when it was read.
+    pub truncated: bool,
+    /// The step's state when the page was read: a caller follows while it is `pending`
+    /// or `running`.
+    pub state: String,
+}
+
+/// A page of one step's log of run `id` (a full id). A step that printed nothing yet
+/// has no log file: an empty page at offset 0.
+pub fn page(store: &Store, id: &str, q: &LogQuery) -> Result<LogPage, Error> {
+    let all = steps(store, id, q.step.as_deref())?;
+    let step = match (q.step.as_deref(), all.as_slice()) {
+        (Some(_), [s]) | (None, [s]) => s,
+        (None, _) => {
+            let names: Vec<&str> = all.iter().map(|s| s.name.as_str()).collect();
+            return Err(Error::usage(format!(
+                "error: run {id} has {} steps; name one (steps: {})\n",
+                all.len(),
+                names.join(", ")
+            )));
+        }
+        (Some(_), _) => return Err(Error::internal("error: a step name matched twice\n")),
+    };
+    let path = Path::new(&step.log_path);
+    let start = match (q.offset, q.tail) {
+        (Some(o), _) => o,
+        (None, Some(n)) => tail_offset(path, n),
+        (None, None) => 0,
+    };
+    let (text, next_offset, truncated) = read_page(path, start, q.cap.unwrap_or(DEFAULT_CAP))
+        .map_err(|e| Error::internal(format!("error: cannot read {}: {e}\n", path.display())))?;
+    Ok(LogPage {
+        step: step.name.clone(),
+        text,
+        next_offset,
+        truncated,
+        state: step.state.clone(),
+    })
+}
+
+/// Reads at most `cap` bytes of `path` from `offset`: the text, the offset after it, and
+/// whether more followed. The page ends after its last newline when it has one and more
+/// follows; a missing file is an empty page.
+pub fn read_page(path: &Path, offset: u64, cap: usize) -> std::io::Result<(String, u64, bool)> {
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok((String::new(), offset, false))
+        }
+        Err(e) => return Err(e),
+    };
+    let len = f.metadata()?.len();
+    if offset >= len {
+        return Ok((String::new(), offset, false));
+    }
+    f.seek(SeekFrom::Start(offset))?;
+    let want = usize::try_from(len - offset)
+        .unwrap_or(usize::MAX)
+        .min(cap.max(1));
+    let mut buf = vec![0u8; want];
+    let mut got = 0;
+    while got < want {
+        match f.read(&mut buf[got..])? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    buf.truncate(got);
+    let truncated = offset + (got as u64) < len;
+    if truncated {
+        // Whole lines when the page holds one; else the cap cuts a long line.
+        if let Some(nl) = buf.iter().rposition(|b| *b == b'\n') {
+            buf.truncate(nl + 1);
+        } else if let Err(e) = std::str::from_utf8(&buf) {
+            // Not in the middle of a character: the next page starts with all of it.
+            if e.error_len().is_none() && e.valid_up_to() > 0 {
+                buf.truncate(e.valid_up_to());
+            }
+        }
+    }
+    let next = offset + buf.len() as u64;
+    Ok((String::from_utf8_lossy(&buf).into_owned(), next, truncated))
+}
+
+/// The offset where the last `n` lines of a file begin.
+pub fn tail_offset(path: &Path, n: usize) -> u64 {
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return 0;
+    };
+    let len = f.metadata().map_or(0, |m| m.len());
+    let mut pos = len;
+    let mut newlines = 0;
+    let mut buf = vec![0u8; 8192];
+    // A final newline ends the last line; it does not start a new one.
+    let mut skip_last = true;
+    while pos > 0 {
+        let chunk = (pos).min(buf.len() as u64);
+        pos -= chunk;
+        if f.seek(SeekFrom::Start(pos)).is_err()
+            || f.read_exact(&mut buf[..chunk as usize]).is_err()
+        {
+            return 0;
+        }
+        for i in (0..chunk as usize).rev() {
+            if buf[i] == b'\n' {
+                if skip_last && pos + i as u64 == len - 1 {
+                    skip_last = false;
+                    continue;
+                }
+                newlines += 1;
+                if newlines == n {
+                    return pos + i as u64 + 1;
+                }
+            }
+        }
+        skip_last = false;
+    }
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_follow_each_other_to_the_end_of_a_log() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("a.log");
+        std::fs::write(&log, "one\ntwo\nthree\n").expect("write");
+        let (text, next, more) = read_page(&log, 0, 9).expect("page");
+        assert_eq!((text.as_str(), next, more), ("one\ntwo\n", 8, true));
+        let (text, next, more) = read_page(&log, next, 9).expect("page");
+        assert_eq!((text.as_str(), next, more), ("three\n", 14, false));
+        let (text, next, more) = read_page(&log, next, 9).expect("page");
+        assert_eq!((text.as_str(), next, more), ("", 14, false));
+    }
+
+    #[test]
+    fn a_line_longer_than_the_cap_is_cut_at_the_cap() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("a.log");
+        std::fs::write(&log, "abcdefgh\n").expect("write");
+        let (text, next, more) = read_page(&log, 0, 3).expect("page");
+        assert_eq!((text.as_str(), next, more), ("abc", 3, true));
+        let (text, next, more) = read_page(&log, next, 100).expect("page");
+        assert_eq!((text.as_str(), next, more), ("defgh\n", 9, false));
+    }
+
+    #[test]
+    fn a_log_not_made_yet_is_an_empty_page() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let page = read_page(&dir.path().join("none.log"), 0, 10).expect("page");
+        assert_eq!(page, (String::new(), 0, false));
+    }
+
+    #[test]
+    fn the_tail_starts_at_the_last_lines() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("a.log");
+        std::fs::write(&log, "1\n2\n3\n").expect("write");
+        assert_eq!(tail_offset(&log, 2), 2);
+        assert_eq!(tail_offset(&log, 5), 0);
+    }
+}

@@ -1,0 +1,99 @@
+//! Reading runs: one run with its steps (`status`), the active runs, the list, and waiting
+//! for a run to end (`wait`). Synchronous: they read the store, which reconciles runs whose
+//! supervisor is gone as they are read.
+
+use std::ops::ControlFlow;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::store::{RunRow, StepRow, Store};
+
+use super::Error;
+
+/// A run and its steps, as `status --json` shows them (without `version`).
+#[derive(Debug, Clone, Serialize)]
+pub struct RunView {
+    pub run: RunRow,
+    pub steps: Vec<StepRow>,
+}
+
+impl RunView {
+    /// Whether the run may still change (pending, running, unresponsive).
+    pub fn is_active(&self) -> bool {
+        self.run.is_active()
+    }
+}
+
+/// The runs `list` shows, and the run folders the history does not know.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunList {
+    pub runs: Vec<RunRow>,
+    pub orphans: Vec<String>,
+}
+
+/// A folder in runs/ younger than this may belong to a foreground run whose row is not
+/// written yet: never reported nor removed as an orphan.
+pub const ORPHAN_MIN_AGE: Duration = Duration::from_secs(60);
+
+/// The states a run is active in.
+pub const ACTIVE: [&str; 3] = ["pending", "running", "unresponsive"];
+
+/// One run (by id or unique prefix) with its steps.
+pub fn status(store: &Store, prefix: &str) -> Result<RunView, Error> {
+    let id = super::resolve(store, prefix)?;
+    view(store, &id)
+}
+
+/// One run, by its full id, with its steps.
+pub fn view(store: &Store, id: &str) -> Result<RunView, Error> {
+    let (run, steps) = store
+        .run_with_steps(id)
+        .map_err(|e| super::internal(&e))?
+        .ok_or_else(|| Error::internal("error: cannot write output: run vanished\n"))?;
+    Ok(RunView { run, steps })
+}
+
+/// The active runs, newest first (at most 1,000).
+pub fn active(store: &Store) -> Result<Vec<RunRow>, Error> {
+    store.runs(&ACTIVE, 1000).map_err(|e| super::internal(&e))
+}
+
+/// Runs newest first, at most `limit`, only in `state` if given (`all`: every state).
+pub fn list(store: &Store, state: Option<&str>, limit: usize) -> Result<RunList, Error> {
+    let states: Vec<&str> = match state {
+        None | Some("all") => Vec::new(),
+        Some(s) => vec![s],
+    };
+    let runs = store
+        .runs(&states, limit)
+        .map_err(|e| super::internal(&e))?;
+    let orphans = store.orphans(ORPHAN_MIN_AGE).unwrap_or_default();
+    Ok(RunList { runs, orphans })
+}
+
+/// Waits for run `id` (a full id) to end: reads it every `every`, reconciling a lost or
+/// unresponsive supervisor first, and hands each reading to `each` (which may stop the
+/// wait with `Break`). Returns the last reading: the ended run, or its state when
+/// `timeout` passed or `each` stopped it.
+pub fn wait(
+    store: &mut Store,
+    id: &str,
+    timeout: Option<Duration>,
+    every: Duration,
+    each: &mut dyn FnMut(&RunView) -> ControlFlow<()>,
+) -> Result<RunView, Error> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    loop {
+        let _ = store.reconcile_lost();
+        let now = view(store, id)?;
+        if each(&now).is_break() || !now.is_active() {
+            return Ok(now);
+        }
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if left == Some(Duration::ZERO) {
+            return Ok(now);
+        }
+        std::thread::sleep(left.map_or(every, |l| l.min(every)));
+    }
+}
