@@ -29,6 +29,8 @@ mod config;
 mod lifecycle;
 #[path = "history/lock.rs"]
 mod lock;
+#[path = "history/service.rs"]
+mod service;
 #[path = "history/truth.rs"]
 mod truth;
 #[path = "history/wal.rs"]
