@@ -3,6 +3,8 @@
 //!
 //! The pipeline: `manifest` (file -> typed manifest with spans) -> `validate` (-> checked
 //! `Workflow`, all problems collected) -> `plan` (-> ordered `Plan`, pure) -> `exec`.
+//! Front-ends (`cli`) call the service layer (`runs`), which returns data and never
+//! prints; a layer never imports one above it (`tests/layers.rs`).
 
 pub mod cli;
 pub mod config;

@@ -7,6 +7,21 @@
 //! a call that does nothing returns an [`Error`] carrying the exit code and the message the
 //! CLI prints. Options are this module's own types, never clap's. `runs/` imports the
 //! layers below it (`exec`, `store`, `report`, `validate`, ...) and never `cli/`.
+//!
+//! | does | call | CLI | MCP tool (DESIGN.md §9) |
+//! |---|---|---|---|
+//! | validate, record, start | `run_workflow(&WorkflowRun, Mode, ..)` -> `Started` | `run [-d]` | `run_workflow` |
+//! | one command, detached | `start(&StartCommand, ..)` -> `Launched` | `start` | `start_process` |
+//! | a run and its steps | `status(&store, prefix)` -> `RunView` | `status RUN` | `get_run` |
+//! | the runs | `list(&store, state, limit)` -> `RunList`; `active` | `list`, `status` | `list_runs` |
+//! | a step's log | `logs(&store, id, &LogQuery)` -> `LogPage` | `logs` | `get_logs` |
+//! | wait for the end | `wait(&mut store, id, timeout, every, each)` -> `RunView` | `status --watch` | `wait_for_run` |
+//! | stop | `stop(&mut store, prefix, StopOptions, confirm, ..)` -> `Stopped` | `stop` | `stop_run` |
+//! | resume | `resume(&Resume, ..)` -> `Resumed` | `resume` | `resume_run` |
+//! | events | `events(&store, run, after, limit)` -> `EventPage`; `events::follow` | `events` | `get_events` |
+//! | clean up | `cleanup::remove_old`, `cleanup::remove_orphans` | `cleanup` | |
+//!
+//! The history is opened with `open` (reading commands) and ids resolved with `resolve`.
 
 pub mod cleanup;
 pub mod events;
@@ -28,10 +43,12 @@ use crate::exec::{RunReport, Sink};
 use crate::exit;
 use crate::store::{Store, StoreError};
 
+pub use events::{page as events, EventPage};
 pub use launch::{launch, run_workflow, Launched, Mode, Started, WorkflowRun};
-pub use logs::{LogPage, LogQuery};
+pub use logs::{page as logs, LogPage, LogQuery};
 pub use start::{resume, start, Resume, Resumed, StartCommand};
-pub use status::{RunList, RunView};
+pub use status::{active, list, status, wait, RunList, RunView};
+pub use stop::{stop, StopOptions, Stopped};
 
 /// Why a call did nothing, or could not finish: the exit code (docs/exit-codes.md) and
 /// the message for people, as the CLI prints it on stderr (`error: …` with its help lines,

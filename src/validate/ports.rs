@@ -1,6 +1,6 @@
 //! Ports a service's probes would find taken (guarantee 10): an `http` or `tcp` probe of
 //! this machine whose port another process already listens on would be answered by that
-//! process. `plan` warns with the probe's place; `run` refuses to start (`cli/run_cmd.rs`)
+//! process. `plan` warns with the probe's place; `run` refuses to start (`runs/launch.rs`)
 //! and a service that finds its port taken when it starts fails (`exec/step.rs`). Part
 //! of the machine checks, skipped by `--offline`.
 

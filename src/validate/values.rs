@@ -10,7 +10,7 @@ use crate::diag::Problem;
 use crate::manifest::{Duration, Probe};
 
 /// Step names whose `<name>.log` in the run folder is a file bgflow itself writes there
-/// (`cli/run_cmd.rs`: `hooks.log` for the hooks' output, `supervisor.log` for a detached
+/// (`runs/supervise.rs`: `hooks.log` for the hooks' output, `supervisor.log` for a detached
 /// run's supervisor).
 pub const RESERVED_STEP_NAMES: [&str; 2] = ["hooks", "supervisor"];
 
