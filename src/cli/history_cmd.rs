@@ -343,21 +343,18 @@ fn watch(mut store: Store, id: &str) -> io::Result<u8> {
     if let Some(e) = broken {
         return Err(e);
     }
-    let (run, steps) = (&ended.run, &ended.steps);
-    {
-        for (_, b) in bars.drain() {
-            b.finish_and_clear();
-        }
-        overall.finish_and_clear();
-        if tty {
-            report::stdout(&status_text(run, steps))?;
-        }
-        Ok(if run.state == "succeeded" {
-            exit::SUCCESS
-        } else {
-            exit::RUN_FAILED
-        })
+    for (_, b) in bars.drain() {
+        b.finish_and_clear();
     }
+    overall.finish_and_clear();
+    if tty {
+        report::stdout(&status_text(&ended.run, &ended.steps))?;
+    }
+    Ok(if ended.run.state == "succeeded" {
+        exit::SUCCESS
+    } else {
+        exit::RUN_FAILED
+    })
 }
 
 pub fn logs(args: &LogsArgs, state_dir: Option<&Path>) -> io::Result<u8> {
