@@ -32,8 +32,8 @@ pub fn steps(store: &Store, id: &str, step: Option<&str>) -> Result<Vec<StepRow>
     }
 }
 
-/// Whether step `name` of a run can still write to its log (pending or running, in a run
-/// that is active): `logs -f` stops following once none can.
+/// Whether any of the steps `names` of run `id` can still write to its log (pending or
+/// running, in a run that is active): `logs -f` stops following once none can.
 pub fn still_writing(store: &Store, id: &str, names: &[&str]) -> Result<bool, Error> {
     let run = store.run(id).map_err(|e| super::internal(&e))?;
     let now = store.steps(id).map_err(|e| super::internal(&e))?;
