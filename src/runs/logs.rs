@@ -218,6 +218,17 @@ mod tests {
     }
 
     #[test]
+    fn a_cap_inside_a_character_leaves_the_whole_character_to_the_next_page() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("a.log");
+        std::fs::write(&log, "a\u{e9}b").expect("write");
+        let (text, next, more) = read_page(&log, 0, 2).expect("page");
+        assert_eq!((text.as_str(), next, more), ("a", 1, true));
+        let (text, next, more) = read_page(&log, next, 2).expect("page");
+        assert_eq!((text.as_str(), next, more), ("\u{e9}", 3, true));
+    }
+
+    #[test]
     fn a_log_not_made_yet_is_an_empty_page() {
         let dir = tempfile::tempdir().expect("tempdir");
         let page = read_page(&dir.path().join("none.log"), 0, 10).expect("page");

@@ -189,3 +189,20 @@ pub fn resume(req: &Resume, places: &Places, obs: &mut dyn Observer) -> Result<R
     };
     launch(source, spec, req.mode, &places, &meta, obs).map(Resumed::Started)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::step_name;
+
+    #[test]
+    fn a_command_is_named_after_its_program_with_what_a_name_may_not_hold_replaced() {
+        let argv = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            step_name(&argv(&["/usr/bin/python3.12", "x"]), None),
+            "python3-12"
+        );
+        assert_eq!(step_name(&argv(&["sleep"]), Some("nap")), "nap");
+        assert_eq!(step_name(&argv(&["/"]), None), "command");
+        assert_eq!(step_name(&[], None), "command");
+    }
+}
