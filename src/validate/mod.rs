@@ -352,7 +352,7 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
     // Variables: [vars] then --var.
     let mut vars = m.vars.clone();
     for (k, v) in &opts.vars {
-        if !vars.contains_key(k) && !mentions_var(&source.text, k) {
+        if !vars.contains_key(k) && !source.files().any(|(_, f)| mentions_var(&f.text, k)) {
             cx.unknown_var(k, &m.vars);
         }
         vars.insert(k.clone(), v.clone());
