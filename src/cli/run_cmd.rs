@@ -567,7 +567,14 @@ fn open_store(state_dir: &Path) -> Result<Store, u8> {
 }
 
 pub fn run(args: &RunArgs, g: Globals<'_>) -> io::Result<u8> {
-    let file = std::path::absolute(&args.file).unwrap_or_else(|_| args.file.clone());
+    let given = match super::discover::file_or_default(args.file.as_deref()) {
+        Ok(f) => f,
+        Err(msg) => {
+            report::stderr(&format!("error: {msg}\n"));
+            return Ok(exit::USAGE);
+        }
+    };
+    let file = std::path::absolute(&given).unwrap_or_else(|_| given.clone());
     let spec = Spec {
         file: Some(file),
         vars: args.vars.clone(),
@@ -579,7 +586,7 @@ pub fn run(args: &RunArgs, g: Globals<'_>) -> io::Result<u8> {
         adhoc: None,
         allow_concurrent: args.allow_concurrent,
     };
-    let source = match read_source(&args.file) {
+    let source = match read_source(&given) {
         Ok(s) => s,
         Err(msg) => {
             report::stderr(&format!("error: {msg}\n"));

@@ -241,7 +241,7 @@ impl Walk<'_> {
 }
 
 /// A path as shown, with `dir/..` folded away (`ci/../wf.toml` is `wf.toml`).
-fn tidy(path: &Path) -> String {
+pub fn tidy(path: &Path) -> String {
     use std::path::Component;
     let mut out: Vec<Component<'_>> = Vec::new();
     for c in path.components() {
