@@ -1,6 +1,7 @@
 //! `bgflow plan` and `bgflow graph`.
 
 use std::collections::{HashSet, VecDeque};
+use std::ffi::OsStr;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -13,6 +14,49 @@ use crate::validate::{self, Options};
 
 use super::discover;
 use super::{GraphArgs, PlanArgs};
+
+/// `plan` of a `bgflow.toml` that holds no `[workflow]`: its keys are checked as
+/// configuration. Returns whether it is valid.
+fn config_file(
+    source: &SourceFile,
+    json: bool,
+    files: &mut Vec<out::FileJson>,
+    color: bool,
+) -> io::Result<bool> {
+    let problems: Vec<diag::Problem> = crate::config::check(&source.text)
+        .err()
+        .into_iter()
+        .collect();
+    let valid = problems.is_empty();
+    if json {
+        files.push(out::FileJson {
+            file: source.display.clone(),
+            valid,
+            errors: problems.len(),
+            warnings: 0,
+            workflow: None,
+            plan: None,
+            problems: problems
+                .iter()
+                .map(|p| diag::ProblemJson::new(source, p))
+                .collect(),
+        });
+        return Ok(valid);
+    }
+    report::stderr(&diag::render(source, &problems, RenderOptions { color }));
+    report::stderr(&if valid {
+        format!(
+            "ok: {} holds no [workflow]: it is configuration, and its keys are valid\n",
+            source.display
+        )
+    } else {
+        format!(
+            "error: {} holds no [workflow]: it is configuration, and it is not valid\n",
+            source.display
+        )
+    });
+    Ok(valid)
+}
 
 /// The workflows that include the fragment `path` (directly or not): among the files given,
 /// and the default workflow found from the fragment's folder (docs/pre-commit.md).
@@ -88,6 +132,16 @@ pub fn plan(args: &PlanArgs, color: bool, config: Option<&Path>) -> io::Result<u
                 continue;
             }
         };
+        if path.file_name() == Some(OsStr::new(discover::FILE_NAME))
+            && !discover::holds_workflow(&source.text)
+        {
+            // A bgflow.toml without [workflow] is configuration (pre-commit passes it too).
+            let valid = config_file(&source, args.json, &mut files, color)?;
+            if !valid && code == exit::SUCCESS {
+                code = exit::INVALID;
+            }
+            continue;
+        }
         let checked = validate::check(&source, &opts);
         if checked.has_errors() && include::is_fragment(&source.text) {
             let includers = includers_of(&path, &args.files);
