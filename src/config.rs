@@ -216,14 +216,16 @@ pub fn load_for(
 }
 
 /// Parses config text, or the problem with it (placed in `text`).
-pub fn check(text: &str) -> Result<Config, Problem> {
+pub fn check(text: &str) -> Result<Config, Box<Problem>> {
     toml::from_str::<Config>(text).map_err(|e| {
-        Problem::error(
-            "config",
-            format!("invalid config: {}", e.message().trim_end()),
+        Box::new(
+            Problem::error(
+                "config",
+                format!("invalid config: {}", e.message().trim_end()),
+            )
+            .at_opt(e.span(), "here")
+            .help("see bgflow.toml.example for every key and its default"),
         )
-        .at_opt(e.span(), "here")
-        .help("see bgflow.toml.example for every key and its default")
     })
 }
 
@@ -235,7 +237,7 @@ pub fn parse(path: &Path, text: String) -> Result<Config, String> {
             let source = SourceFile::new(path, text);
             Err(crate::diag::render(
                 &source,
-                &[p],
+                &[*p],
                 crate::diag::RenderOptions { color: false },
             ))
         }

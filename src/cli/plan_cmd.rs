@@ -26,6 +26,7 @@ fn config_file(
     let problems: Vec<diag::Problem> = crate::config::check(&source.text)
         .err()
         .into_iter()
+        .map(|p| *p)
         .collect();
     let valid = problems.is_empty();
     if json {
