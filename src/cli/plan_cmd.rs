@@ -144,7 +144,10 @@ pub fn plan(args: &PlanArgs, color: bool, config: Option<&Path>) -> io::Result<u
             continue;
         }
         let checked = validate::check(&source, &opts);
-        if checked.has_errors() && include::is_fragment(&source.text) {
+        // A fragment lacks [workflow] or its `name` (a `missing-key` problem); only then is
+        // the file parsed again to tell.
+        let maybe_fragment = checked.problems.iter().any(|p| p.code == "missing-key");
+        if maybe_fragment && include::is_fragment(&source.text) {
             let includers = includers_of(&path, &args.files);
             if !includers.is_empty() {
                 // A fragment is checked as part of each workflow that includes it.
