@@ -162,7 +162,7 @@ impl Walk<'_> {
                         "include-cycle",
                         format!("include cycle: {}", shown.join(" → ")),
                     )
-                    .at_opt(at, "includes a file that includes this one")
+                    .at_opt(at, "this include closes the cycle")
                     .help("a file may not include itself, directly or through others"),
                 );
                 continue;
