@@ -570,6 +570,10 @@ fn type_problem(err: &toml::de::Error, key: Option<&str>, span: Option<Range<usi
             "`run` must be a string or an array of strings".to_owned(),
             Some("a string runs under `sh -c`; an array runs as argv with no shell".to_owned()),
         ),
+        Some("env_file") if raw.contains("untagged") => (
+            "`env_file` must be a path or `{ path = \"...\", optional = true }`".to_owned(),
+            Some("a table takes only `path` and `optional`".to_owned()),
+        ),
         Some(k) => (format!("invalid value for `{k}`: {raw}"), None),
         None => (raw.to_owned(), None),
     };

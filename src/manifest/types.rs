@@ -69,7 +69,7 @@ pub struct WorkflowSection {
 
 /// `[workflow] env_file`: a path, or `{ path, optional }`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(untagged)]
+#[serde(untagged, deny_unknown_fields)]
 pub enum EnvFile {
     /// The file must exist (a missing one is a `plan` error).
     Path(String),

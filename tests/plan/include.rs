@@ -308,3 +308,19 @@ fn a_missing_env_file_is_an_error_at_env_file_unless_optional() {
         .run()
         .stderr_has("ok: wf.toml is valid");
 }
+
+#[test]
+fn env_file_optinal_typo_is_an_error_not_ignored() {
+    Test::new()
+        .file(
+            "wf.toml",
+            "[workflow]\nname = \"d\"\nenv_file = { path = \".env\", optinal = true }\n\n[steps.a]\nrun = \"true\"\n",
+        )
+        .args(["plan", "wf.toml"])
+        .status(INVALID)
+        .run()
+        .problem_at(
+            "`env_file` must be a path or `{ path = \"...\", optional = true }`",
+            "wf.toml:3:12",
+        );
+}
