@@ -65,3 +65,11 @@ pub fn file_or_default(file: Option<&Path>) -> Result<PathBuf, String> {
         None => default_file(),
     }
 }
+
+/// `file`, else the default workflow file; `None` when there is none, after saying so on
+/// stderr (exit 2).
+pub fn file_or_report(file: Option<&Path>) -> Option<PathBuf> {
+    file_or_default(file)
+        .map_err(|msg| crate::report::stderr(&format!("error: {msg}\n")))
+        .ok()
+}

@@ -567,12 +567,8 @@ fn open_store(state_dir: &Path) -> Result<Store, u8> {
 }
 
 pub fn run(args: &RunArgs, g: Globals<'_>) -> io::Result<u8> {
-    let given = match super::discover::file_or_default(args.file.as_deref()) {
-        Ok(f) => f,
-        Err(msg) => {
-            report::stderr(&format!("error: {msg}\n"));
-            return Ok(exit::USAGE);
-        }
+    let Some(given) = super::discover::file_or_report(args.file.as_deref()) else {
+        return Ok(exit::USAGE);
     };
     let file = std::path::absolute(&given).unwrap_or_else(|_| given.clone());
     let spec = Spec {
