@@ -106,26 +106,22 @@ struct Walk<'s> {
 }
 
 impl Walk<'_> {
-    /// The file at `index` of `SourceFile::files` (0: the workflow's own).
-    fn file(&self, index: usize) -> (usize, &SourceFile) {
-        match index {
-            0 => (0, self.root),
-            i => (self.placed[i - 1].base, &self.placed[i - 1].file),
-        }
-    }
-
     /// Reads the files that file `from` includes, and theirs, depth first.
     fn visit(&mut self, from: usize, includes: &[String], chain: &mut Vec<(PathBuf, String)>) {
         for (i, name) in includes.iter().enumerate() {
-            let (base, file) = self.file(from);
-            let at = include_item_span(&file.text, i).map(|s| s.start + base..s.end + base);
+            let (base, file) = match from {
+                0 => (0, self.root),
+                k => (self.placed[k - 1].base, &self.placed[k - 1].file),
+            };
+            // Looked up only for a problem: it parses the including file again.
+            let at = || include_item_span(&file.text, i).map(|s| s.start + base..s.end + base);
             let dir = |p: &Path| p.parent().map(Path::to_path_buf).unwrap_or_default();
             let path = dir(&file.path).join(name);
             let display = tidy(&dir(Path::new(&file.display)).join(name));
             if name.trim().is_empty() {
                 self.problems.push(
                     Problem::error("invalid-include", "an empty path in `include`")
-                        .at_opt(at, "here"),
+                        .at_opt(at(), "here"),
                 );
                 continue;
             }
@@ -142,7 +138,7 @@ impl Walk<'_> {
                             "missing-include",
                             format!("included file `{display}` {why}"),
                         )
-                        .at_opt(at, "included here")
+                        .at_opt(at(), "included here")
                         .help(format!(
                             "looked for {}; an include is relative to the file that names it",
                             std::path::absolute(&path).unwrap_or(path).display()
@@ -162,7 +158,7 @@ impl Walk<'_> {
                         "include-cycle",
                         format!("include cycle: {}", shown.join(" → ")),
                     )
-                    .at_opt(at, "this include closes the cycle")
+                    .at_opt(at(), "this include closes the cycle")
                     .help("a file may not include itself, directly or through others"),
                 );
                 continue;
@@ -179,7 +175,7 @@ impl Walk<'_> {
                             "too-many-includes",
                             format!("more than {MAX_INCLUDED} included files"),
                         )
-                        .at_opt(at, "one too many"),
+                        .at_opt(at(), "one too many"),
                     );
                 }
                 continue;
@@ -192,7 +188,7 @@ impl Walk<'_> {
                             "missing-include",
                             format!("included file `{display}` is not UTF-8 text"),
                         )
-                        .at_opt(at, "included here"),
+                        .at_opt(at(), "included here"),
                     );
                     continue;
                 }
@@ -207,7 +203,7 @@ impl Walk<'_> {
                             "missing-include",
                             format!("included file `{display}` {why}"),
                         )
-                        .at_opt(at, "included here"),
+                        .at_opt(at(), "included here"),
                     );
                     continue;
                 }
