@@ -210,12 +210,29 @@ impl Walk<'_> {
             };
             let base = self.root.next_base(&self.placed);
             let (mut loaded, _) = read(&text, true);
+            // `scan` parses the file again: only when it may find something (most fragments
+            // have no [workflow]; an empty [requires] or [hooks] it would miss is harmless).
+            let m = &loaded.manifest;
+            let no_workflow = loaded.problems.iter().any(|p| {
+                p.code == "missing-key" && p.message.starts_with("the file has no [workflow]")
+            });
+            let requires = &m.requires;
+            let worth_a_scan = !no_workflow
+                || !requires.tools.is_empty()
+                || !requires.env.is_empty()
+                || !requires.files.is_empty()
+                || m.hooks.on_success.is_some()
+                || m.hooks.on_failure.is_some();
+            let (nested, found) = if worth_a_scan {
+                scan(&text)
+            } else {
+                Default::default()
+            };
             loaded.problems.retain(|p| !about_the_workflow_table(p));
             loaded.problems = std::mem::take(&mut loaded.problems)
                 .into_iter()
                 .map(|p| p.moved_by(base))
                 .collect();
-            let (nested, found) = scan(&text);
             loaded
                 .problems
                 .extend(found.into_iter().map(|p| p.moved_by(base)));

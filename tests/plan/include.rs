@@ -324,3 +324,20 @@ fn env_file_optinal_typo_is_an_error_not_ignored() {
             "wf.toml:3:12",
         );
 }
+
+#[test]
+fn requires_in_a_fragment_without_workflow_is_refused_at_its_key() {
+    Test::new()
+        .file(
+            "wf.toml",
+            "[workflow]\nname = \"w\"\ninclude = [\"lint.toml\"]\n\n[steps.build]\nrun = \"true\"\n",
+        )
+        .file(
+            "lint.toml",
+            "[requires]\ntools = [\"sh\"]\n\n[steps.lint]\nrun = \"true\"\n",
+        )
+        .args(["plan", "wf.toml"])
+        .status(INVALID)
+        .run()
+        .problem_at("[requires] in an included file", "lint.toml:1:2");
+}
