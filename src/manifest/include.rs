@@ -55,7 +55,13 @@ impl Owners {
 /// places problems in any of them. Never fails: everything wrong ends up in `problems`.
 pub fn load(source: &SourceFile) -> (Document<'_>, Loaded) {
     let (mut root, _) = read(&source.text, true);
-    if root.manifest.workflow.include.is_empty() {
+    let mut includes = std::mem::take(&mut root.manifest.workflow.include);
+    if includes.is_empty() && root.problems.iter().any(about_the_workflow_table) {
+        // A `[workflow]` without `name` is read as empty: its `include` is still followed,
+        // so that the included files' problems are reported with the missing name.
+        includes = scan(&source.text).0;
+    }
+    if includes.is_empty() {
         return (Document::new(source, Owners::default()), root);
     }
     let mut walk = Walk {
@@ -71,8 +77,8 @@ pub fn load(source: &SourceFile) -> (Document<'_>, Loaded) {
         .canonicalize()
         .unwrap_or_else(|_| source.path.clone());
     let mut chain = vec![(start, source.display.clone())];
-    let includes = root.manifest.workflow.include.clone();
     walk.visit(0, &includes, &mut chain);
+    root.manifest.workflow.include = includes;
     let Walk {
         placed,
         reads,

@@ -341,3 +341,18 @@ fn requires_in_a_fragment_without_workflow_is_refused_at_its_key() {
         .run()
         .problem_at("[requires] in an included file", "lint.toml:1:2");
 }
+
+#[test]
+fn a_workflow_without_name_still_reports_its_included_files_problems() {
+    Test::new()
+        .file(
+            "wf.toml",
+            "[workflow]\ninclude = [\"lint.toml\"]\ndescription = \"no name\"\n\n[steps.build]\nrun = \"true\"\n",
+        )
+        .file("lint.toml", "[steps.lint]\nneeds = [\"biuld\"]\nrun = \"true\"\n")
+        .args(["plan", "wf.toml"])
+        .status(INVALID)
+        .run()
+        .problem_at("[workflow] has no `name`", "wf.toml:1:2")
+        .problem_at("needs unknown step `biuld`", "lint.toml:2:10");
+}
