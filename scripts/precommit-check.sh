@@ -156,5 +156,75 @@ else
     sed -n '/unknown step/,/is not valid/p' "$work/broken.log" | sed 's/^/    /'
   fi
 fi
+# Leave the broken file out of what follows.
+git reset --quiet -- workflows/broken.toml
+rm -f workflows/broken.toml
+
+# `refused NAME PATTERN FILE...`: committing FILEs is refused by the hook, with PATTERN
+# (a located diagnostic) in the output; then they are taken out of the index again.
+refused() {
+  local name=$1 pattern=$2
+  shift 2
+  git add "$@"
+  if git commit --quiet -m "$name" >"$work/$name.log" 2>&1; then
+    cat "$work/$name.log" >&2
+    fail "$name: the commit was accepted"
+  elif ! grep -q "bgflow plan\.*Failed" "$work/$name.log" || ! grep -q "$pattern" "$work/$name.log"; then
+    cat "$work/$name.log" >&2
+    fail "$name: refused, but not by bgflow with \`$pattern\`"
+  else
+    echo "precommit-check: ok: $name: refused with \`$pattern\`"
+  fi
+  git reset --quiet -- "$@"
+}
+
+# A configuration-only bgflow.toml is checked as configuration (and passes); a bgflow.toml
+# that holds [workflow] is a workflow and is checked as one.
+mkdir -p sub
+printf '[defaults]\nretries = 1\n' > sub/bgflow.toml
+git add sub/bgflow.toml
+if git commit --quiet -m "a configuration file" >"$work/config.log" 2>&1 \
+  && grep -q "bgflow plan\.*Passed" "$work/config.log"; then
+  echo "precommit-check: ok: a configuration-only bgflow.toml was committed (hook passed)"
+else
+  cat "$work/config.log" >&2
+  fail "a configuration-only bgflow.toml was refused, or the hook did not run on it"
+fi
+printf '[defaults]\nretires = 1\n' > sub/bgflow.toml
+refused bad-config "sub/bgflow.toml:2:1" sub/bgflow.toml
+git checkout --quiet -- sub/bgflow.toml
+
+cat > bgflow.toml <<'EOF2'
+[workflow]
+name = "main"
+include = ["workflows/lint.toml"]
+
+[steps.build]
+run = "echo build > built.txt"
+outputs = ["built.txt"]
+EOF2
+cat > workflows/lint.toml <<'EOF2'
+[steps.lint]
+needs = ["build"]
+run = "echo lint"
+EOF2
+git add bgflow.toml workflows/lint.toml
+if git commit --quiet -m "a default workflow and a fragment" >"$work/default.log" 2>&1 \
+  && grep -q "bgflow plan\.*Passed" "$work/default.log"; then
+  echo "precommit-check: ok: bgflow.toml with [workflow] and its included file were committed"
+else
+  cat "$work/default.log" >&2
+  fail "bgflow.toml with [workflow] and its included file were refused, or not checked"
+fi
+
+# The fragment alone, broken: checked as part of bgflow.toml, its error shown in its file.
+sed -i 's/needs = \["build"\]/needs = ["biuld"]/' workflows/lint.toml
+refused broken-fragment "workflows/lint.toml:2:" workflows/lint.toml
+git checkout --quiet -- workflows/lint.toml
+
+# bgflow.toml itself, broken.
+sed -i 's/^run = "echo build > built.txt"/run = "echo {{ vars.nope }}"/' bgflow.toml
+refused broken-default "bgflow.toml:6:" bgflow.toml
+git checkout --quiet -- bgflow.toml
 
 exit "$failed"

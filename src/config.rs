@@ -215,21 +215,29 @@ pub fn load_for(
     Ok(Loaded::default())
 }
 
-/// Parses config text; errors are rendered with the source line.
-pub fn parse(path: &Path, text: String) -> Result<Config, String> {
-    match toml::from_str::<Config>(&text) {
-        Ok(c) => Ok(c),
-        Err(e) => {
-            let source = SourceFile::new(path, text);
-            let p = Problem::error(
+/// Parses config text, or the problem with it (placed in `text`).
+pub fn check(text: &str) -> Result<Config, Box<Problem>> {
+    toml::from_str::<Config>(text).map_err(|e| {
+        Box::new(
+            Problem::error(
                 "config",
                 format!("invalid config: {}", e.message().trim_end()),
             )
             .at_opt(e.span(), "here")
-            .help("see bgflow.toml.example for every key and its default");
+            .help("see bgflow.toml.example for every key and its default"),
+        )
+    })
+}
+
+/// Parses config text; errors are rendered with the source line.
+pub fn parse(path: &Path, text: String) -> Result<Config, String> {
+    match check(&text) {
+        Ok(c) => Ok(c),
+        Err(p) => {
+            let source = SourceFile::new(path, text);
             Err(crate::diag::render(
                 &source,
-                &[p],
+                &[*p],
                 crate::diag::RenderOptions { color: false },
             ))
         }

@@ -3,6 +3,12 @@
 //! Every check collects `Problem`s instead of returning early, so that `plan` can report
 //! all of them at once. Rendering (miette, with the source line and a caret) and the JSON
 //! shape both live here.
+//!
+//! A workflow may include other files (`[workflow] include`). Its files share one space of
+//! byte offsets: the workflow's own file is at 0, and each included file is placed after the
+//! one before it, one byte apart (`SourceFile::add_files`). A `Problem`'s span is in that
+//! space, so checks place problems in any file as they do in one; rendering and the JSON
+//! form find the file a span is in and show it under that file's name, line and column.
 
 use std::fmt;
 use std::ops::Range;
@@ -39,16 +45,75 @@ pub struct SourceFile {
     /// The byte offset of each line's start, made on the first `line_col`: placing 10,000
     /// problems by scanning the text from its start each time was quadratic.
     line_starts: OnceLock<Vec<usize>>,
+    /// The files this one includes (directly or not), each at its place in the offset space.
+    others: OnceLock<Vec<Placed>>,
+}
+
+/// An included file and the offset its text starts at.
+#[derive(Debug, Clone)]
+pub struct Placed {
+    pub base: usize,
+    pub file: SourceFile,
 }
 
 impl SourceFile {
     pub fn new(path: &Path, text: String) -> Self {
+        Self::shown_as(path, path.display().to_string(), text)
+    }
+
+    /// A file shown under `display` (an included file: its path from the including file's).
+    pub fn shown_as(path: &Path, display: String, text: String) -> Self {
         Self {
             path: path.to_path_buf(),
-            display: path.display().to_string(),
+            display,
             text,
             line_starts: OnceLock::new(),
+            others: OnceLock::new(),
         }
+    }
+
+    /// Where the next included file starts: one byte after the last file's end.
+    pub fn next_base(&self, placed: &[Placed]) -> usize {
+        placed
+            .last()
+            .map_or(self.text.len(), |p| p.base + p.file.text.len())
+            + 1
+    }
+
+    /// Places the included files (once; a second call is ignored).
+    pub fn add_files(&self, files: Vec<Placed>) {
+        let _ = self.others.set(files);
+    }
+
+    /// This file and the files it includes, each with its base offset.
+    pub fn files(&self) -> impl Iterator<Item = (usize, &SourceFile)> {
+        std::iter::once((0, self)).chain(
+            self.others
+                .get()
+                .into_iter()
+                .flatten()
+                .map(|p| (p.base, &p.file)),
+        )
+    }
+
+    /// The file an offset is in, with that file's base offset.
+    pub fn file_at(&self, offset: usize) -> (usize, &SourceFile) {
+        let Some(others) = self.others.get().filter(|o| !o.is_empty()) else {
+            return (0, self);
+        };
+        match others.partition_point(|p| p.base <= offset) {
+            0 => (0, self),
+            i => (others[i - 1].base, &others[i - 1].file),
+        }
+    }
+
+    /// The file a span is in and the span within that file.
+    pub fn locate(&self, span: &Range<usize>) -> (&SourceFile, Range<usize>) {
+        let (base, file) = self.file_at(span.start);
+        (
+            file,
+            span.start - base..span.end.saturating_sub(base).max(span.start - base),
+        )
     }
 
     /// 1-based line and column (in characters) of a byte offset.
@@ -182,10 +247,37 @@ pub const MAX_DRAWN: usize = 50;
 /// How many further places of one problem (e.g. the edges of a cycle) are drawn.
 pub const MAX_RELATED: usize = 6;
 
-/// Renders problems of one file with source excerpts, in file order: the first `MAX_DRAWN`
-/// in full, then "… and N more". Each drawing reads the file from its start to find its
-/// lines, so the cap also keeps 10,000 problems from costing 10,000 reads of the file.
+/// Renders problems with source excerpts, file by file (the workflow's own file, then each
+/// included file), each in file order: the first `MAX_DRAWN` of a file in full, then
+/// "… and N more". Each drawing reads the file from its start to find its lines, so the cap
+/// also keeps 10,000 problems from costing 10,000 reads of the file.
 pub fn render(source: &SourceFile, problems: &[Problem], opts: RenderOptions) -> String {
+    let mut by_file: Vec<(usize, &SourceFile, Vec<&Problem>)> =
+        source.files().map(|(b, f)| (b, f, Vec::new())).collect();
+    for p in problems {
+        let at = p.span.as_ref().map_or(0, |s| s.start);
+        let (base, _) = source.file_at(at);
+        if let Some(slot) = by_file.iter_mut().find(|(b, _, _)| *b == base) {
+            slot.2.push(p);
+        }
+    }
+    let mut out = String::new();
+    for (base, file, found) in by_file {
+        if !found.is_empty() {
+            render_file(source, base, file, &found, opts, &mut out);
+        }
+    }
+    out
+}
+
+fn render_file(
+    all: &SourceFile,
+    base: usize,
+    source: &SourceFile,
+    problems: &[&Problem],
+    opts: RenderOptions,
+    out: &mut String,
+) {
     let named = NamedSource::new(&source.display, source.text.clone()).with_language("toml");
     let theme = if opts.color {
         GraphicalTheme::unicode()
@@ -197,13 +289,14 @@ pub fn render(source: &SourceFile, problems: &[Problem], opts: RenderOptions) ->
         // Wrapping breaks paths at `/` ("looked in /\n tmp/x"); the terminal wraps long lines anyway.
         .with_wrap_lines(false)
         .with_links(false);
-    let mut out = String::new();
     for problem in problems.iter().take(MAX_DRAWN) {
+        let shifted = problem_in(problem, all, base);
         let view = View {
-            problem,
+            problem: &shifted.0,
             source: &named,
+            elsewhere: shifted.1,
         };
-        if handler.render_report(&mut out, &view).is_err() {
+        if handler.render_report(out, &view).is_err() {
             out.push_str(&format!("{}: {}\n", source.display, problem.message));
         }
     }
@@ -219,7 +312,31 @@ pub fn render(source: &SourceFile, problems: &[Problem], opts: RenderOptions) ->
             plural(warnings),
         ));
     }
-    out
+}
+
+/// A problem with its places made local to the file at `base`; places in other files come
+/// apart, each drawn as a note in its own file.
+fn problem_in(p: &Problem, all: &SourceFile, base: usize) -> (Problem, Vec<Elsewhere>) {
+    let local = |s: &Range<usize>| s.start - base..s.end - base;
+    let mut shown = Problem {
+        span: p.span.as_ref().map(local),
+        related: Vec::new(),
+        ..p.clone()
+    };
+    let mut elsewhere = Vec::new();
+    for (span, label) in &p.related {
+        let (b, file) = all.file_at(span.start);
+        if b == base {
+            shown.related.push((local(span), label.clone()));
+        } else {
+            elsewhere.push(Elsewhere {
+                source: NamedSource::new(&file.display, file.text.clone()).with_language("toml"),
+                span: span.start - b..span.end - b,
+                label: label.clone(),
+            });
+        }
+    }
+    (shown, elsewhere)
 }
 
 fn plural(n: usize) -> &'static str {
@@ -255,6 +372,45 @@ pub fn some_names<'a>(names: impl IntoIterator<Item = &'a str>, max: usize) -> S
 struct View<'a> {
     problem: &'a Problem,
     source: &'a NamedSource<String>,
+    /// Places of the problem in other files, drawn after it.
+    elsewhere: Vec<Elsewhere>,
+}
+
+/// A place of a problem in another file than its own (a name defined in two files).
+struct Elsewhere {
+    source: NamedSource<String>,
+    span: Range<usize>,
+    label: String,
+}
+
+impl fmt::Debug for Elsewhere {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.label)
+    }
+}
+
+impl fmt::Display for Elsewhere {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.label)
+    }
+}
+
+impl std::error::Error for Elsewhere {}
+
+impl miette::Diagnostic for Elsewhere {
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(miette::Severity::Advice)
+    }
+
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        Some(&self.source)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        Some(Box::new(std::iter::once(
+            LabeledSpan::new_primary_with_span(Some(self.label.clone()), self.span.clone()),
+        )))
+    }
 }
 
 impl fmt::Debug for View<'_> {
@@ -307,6 +463,15 @@ impl miette::Diagnostic for View<'_> {
             .map(|(span, label)| LabeledSpan::new_with_span(Some(label.clone()), span.clone()));
         Some(Box::new(std::iter::once(primary).chain(related)))
     }
+
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn miette::Diagnostic> + 'a>> {
+        if self.elsewhere.is_empty() {
+            return None;
+        }
+        Some(Box::new(
+            self.elsewhere.iter().map(|e| e as &dyn miette::Diagnostic),
+        ))
+    }
 }
 
 /// The JSON form of a problem (docs/json-output.md).
@@ -315,19 +480,21 @@ pub struct ProblemJson {
     pub severity: Severity,
     pub code: &'static str,
     pub message: String,
+    /// The file the problem is in: the workflow's own file or a file it includes.
     pub file: String,
     pub line: Option<usize>,
     pub column: Option<usize>,
     pub label: Option<String>,
     pub help: Option<String>,
-    /// The other places the problem involves (the first definition of a duplicate, the
-    /// other step of a clash), each with its line, column and label.
-    pub related: Vec<RelatedJson>,
+    /// The problem's other places (the first definition of a duplicate, the other step of a
+    /// clash, each edge of a cycle), each with its own file, line, column and label.
+    pub related: Vec<PlaceJson>,
 }
 
-/// One other place of a problem, in its JSON form.
+/// A further place of a problem, for `ProblemJson::related`.
 #[derive(Debug, Serialize)]
-pub struct RelatedJson {
+pub struct PlaceJson {
+    pub file: String,
     pub line: usize,
     pub column: usize,
     pub label: String,
@@ -335,34 +502,38 @@ pub struct RelatedJson {
 
 impl ProblemJson {
     pub fn new(source: &SourceFile, p: &Problem) -> Self {
-        let (line, column) = match &p.span {
+        let (file, line, column) = match &p.span {
             Some(span) => {
-                let (l, c) = source.line_col(span.start);
-                (Some(l), Some(c))
+                let (file, local) = source.locate(span);
+                let (l, c) = file.line_col(local.start);
+                (file, Some(l), Some(c))
             }
-            None => (None, None),
+            None => (source, None, None),
         };
+        let related = p
+            .related
+            .iter()
+            .map(|(span, label)| {
+                let (f, local) = source.locate(span);
+                let (line, column) = f.line_col(local.start);
+                PlaceJson {
+                    file: f.display.clone(),
+                    line,
+                    column,
+                    label: label.clone(),
+                }
+            })
+            .collect();
         Self {
             severity: p.severity,
             code: p.code,
             message: p.message.clone(),
-            file: source.display.clone(),
+            file: file.display.clone(),
             line,
             column,
             label: (!p.label.is_empty()).then(|| p.label.clone()),
             help: p.help.clone(),
-            related: p
-                .related
-                .iter()
-                .map(|(span, label)| {
-                    let (line, column) = source.line_col(span.start);
-                    RelatedJson {
-                        line,
-                        column,
-                        label: label.clone(),
-                    }
-                })
-                .collect(),
+            related,
         }
     }
 }

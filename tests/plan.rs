@@ -20,6 +20,8 @@ mod commands;
 mod diagnostics;
 #[path = "plan/guarantees.rs"]
 mod guarantees;
+#[path = "plan/include.rs"]
+mod include;
 #[path = "plan/output.rs"]
 mod output;
 #[path = "plan/values.rs"]

@@ -1,11 +1,13 @@
 //! The `bgflow-plan` pre-commit hook, run by the real `pre-commit` (PyPI) in a scratch git
-//! repository: a broken workflow blocks the commit, a valid one does not.
+//! repository: a broken workflow blocks the commit, a valid one does not; a `bgflow.toml`
+//! is checked as a workflow when it holds `[workflow]`, else as configuration; a fragment
+//! committed alone is checked through the `bgflow.toml` that includes it.
 //! The work is in scripts/precommit-check.sh; CI installs pre-commit (.ci/run).
 
 use std::process::Command;
 
 #[test]
-fn pre_commit_blocks_a_broken_workflow_and_accepts_a_valid_one() {
+fn pre_commit_blocks_broken_workflows_fragments_and_configs_and_accepts_valid_ones() {
     let out = Command::new("bash")
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),

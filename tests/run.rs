@@ -26,6 +26,8 @@ mod cancelled;
 mod common;
 #[path = "run/containment.rs"]
 mod containment;
+#[path = "run/dotenv.rs"]
+mod dotenv;
 #[path = "run/junit.rs"]
 mod junit;
 #[path = "run/long_lines.rs"]

@@ -1,5 +1,6 @@
 //! Command-line parsing (clap) and dispatch. Every command returns its exit code.
 
+mod discover;
 pub mod history_cmd;
 mod man_cmd;
 mod plan_cmd;
@@ -226,8 +227,9 @@ pub fn parse_meta(s: &str) -> Result<(String, String), String> {
 
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {
-    /// Workflow files (pre-commit passes a list).
-    #[arg(required = true, value_name = "FILE")]
+    /// Workflow files (pre-commit passes a list). Default: the first bgflow.toml holding a
+    /// [workflow] table, in the current folder or a folder above it.
+    #[arg(value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// Print the plan, or the problems, as one JSON document on stdout.
     #[arg(long)]
@@ -245,8 +247,9 @@ pub struct PlanArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// The workflow file.
-    pub file: PathBuf,
+    /// The workflow file. Default: the first bgflow.toml holding a [workflow] table, in the
+    /// current folder or a folder above it.
+    pub file: Option<PathBuf>,
     /// Validate, then run under a detached supervisor; print the run id and return at once.
     #[arg(short, long)]
     pub detach: bool,
@@ -275,8 +278,9 @@ pub struct RunArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct GraphArgs {
-    /// The workflow file.
-    pub file: PathBuf,
+    /// The workflow file. Default: the first bgflow.toml holding a [workflow] table, in the
+    /// current folder or a folder above it.
+    pub file: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
     pub format: GraphFormat,

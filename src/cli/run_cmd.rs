@@ -136,8 +136,11 @@ pub(super) fn launched(l: &Launched, quiet: bool) -> io::Result<u8> {
 }
 
 pub fn run(args: &RunArgs, g: Globals<'_>) -> io::Result<u8> {
+    let Some(given) = super::discover::file_or_report(args.file.as_deref()) else {
+        return Ok(exit::USAGE);
+    };
     let req = WorkflowRun {
-        file: args.file.clone(),
+        file: given,
         vars: args.vars.clone(),
         only: args.only.clone(),
         keep_going: args.keep_going,

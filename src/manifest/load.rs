@@ -24,30 +24,41 @@ use crate::diag::{did_you_mean, Problem, SourceFile};
 /// (`split`). A later check that finds a problem asks for the place of a key or value, and
 /// the first such request parses the whole file again. A workflow without problems is
 /// parsed once.
+///
+/// With `[workflow] include`, a place under `steps.NAME`, `vars.NAME` or `env.NAME` is looked
+/// up in the file that defines it (`Owners`), and given in the files' shared offset space
+/// (`diag::SourceFile::files`).
 pub struct Document<'s> {
     pub source: &'s SourceFile,
-    tree: OnceLock<Spanned<DeTable<'s>>>,
+    /// One per file of `source.files()`.
+    trees: Vec<OnceLock<Spanned<DeTable<'s>>>>,
+    owners: super::include::Owners,
 }
 
 impl<'s> Document<'s> {
-    fn new(source: &'s SourceFile) -> Self {
+    pub(super) fn new(source: &'s SourceFile, owners: super::include::Owners) -> Self {
         Self {
             source,
-            tree: OnceLock::new(),
+            trees: source.files().map(|_| OnceLock::new()).collect(),
+            owners,
         }
     }
 
-    /// The whole file's tree, parsed on first use. A file with a syntax error never gets
+    /// File `index`'s tree, parsed on first use. A file with a syntax error never gets
     /// here: checking stops at the syntax error.
-    fn root(&self) -> &Spanned<DeTable<'s>> {
-        self.tree
-            .get_or_init(|| DeTable::parse_recoverable(&self.source.text).0)
+    fn tree(&self, index: usize) -> Option<(usize, &Spanned<DeTable<'s>>)> {
+        let (base, file) = self.source.files().nth(index)?;
+        let tree = self.trees.get(index)?;
+        Some((
+            base,
+            tree.get_or_init(|| DeTable::parse_recoverable(&file.text).0),
+        ))
     }
 
     /// Whether the tree was needed (`validate::check` asserts that a workflow without
     /// problems did not need it).
     pub fn parsed_again(&self) -> bool {
-        self.tree.get().is_some()
+        self.trees.iter().any(|t| t.get().is_some())
     }
 }
 
@@ -76,10 +87,14 @@ pub struct LoadedStep {
     pub broken: bool,
 }
 
-/// Reads `source`, with the `Document` that places its problems; never fails: everything
-/// wrong ends up in `problems`.
+/// Reads `source` alone (no includes), with the `Document` that places its problems; never
+/// fails: everything wrong ends up in `problems`. `include::load` reads a workflow with the
+/// files it includes.
 pub fn load(source: &SourceFile) -> (Document<'_>, Loaded) {
-    (Document::new(source), read(&source.text, true).0)
+    (
+        Document::new(source, Default::default()),
+        read(&source.text, true).0,
+    )
 }
 
 /// Reads `text`, in chunks when `chunks` allows and the file can be (`split`), else whole.
@@ -540,6 +555,10 @@ fn drop_unknown_keys(value: &mut Spanned<DeValue<'_>>, known: &Keys) {
     }
 }
 
+fn shift(span: Range<usize>, by: usize) -> Range<usize> {
+    span.start + by..span.end + by
+}
+
 fn contains(outer: &Range<usize>, inner: &Range<usize>) -> bool {
     outer.start <= inner.start && inner.end <= outer.end
 }
@@ -550,6 +569,10 @@ fn type_problem(err: &toml::de::Error, key: Option<&str>, span: Option<Range<usi
         Some("run") if raw.contains("untagged") => (
             "`run` must be a string or an array of strings".to_owned(),
             Some("a string runs under `sh -c`; an array runs as argv with no shell".to_owned()),
+        ),
+        Some("env_file") if raw.contains("untagged") => (
+            "`env_file` must be a path or `{ path = \"...\", optional = true }`".to_owned(),
+            Some("a table takes only `path` and `optional`".to_owned()),
         ),
         Some(k) => (format!("invalid value for `{k}`: {raw}"), None),
         None => (raw.to_owned(), None),
@@ -595,41 +618,59 @@ fn read_map_of_strings(
 }
 
 impl Document<'_> {
-    /// The key and value at a path of table keys, e.g. `["steps", "build", "needs"]`.
-    pub fn entry(&self, path: &[&str]) -> Option<(Range<usize>, &Spanned<DeValue<'_>>)> {
+    /// The key's span and the value at a path of table keys, e.g. `["steps", "build",
+    /// "needs"]`, with the base offset of the file it is in (the value's own spans are
+    /// within that file).
+    fn entry(&self, path: &[&str]) -> Option<(usize, Range<usize>, &Spanned<DeValue<'_>>)> {
+        self.entry_in(self.owners.file_of(path), path)
+    }
+
+    fn entry_in(
+        &self,
+        file: usize,
+        path: &[&str],
+    ) -> Option<(usize, Range<usize>, &Spanned<DeValue<'_>>)> {
         let (first, rest) = path.split_first()?;
-        let (mut key, mut value) = self.root().get_ref().get_key_value(*first)?;
+        let (base, root) = self.tree(file)?;
+        let (mut key, mut value) = root.get_ref().get_key_value(*first)?;
         for part in rest {
             let (k, v) = value.get_ref().as_table()?.get_key_value(*part)?;
             key = k;
             value = v;
         }
-        Some((key.span(), value))
+        Some((base, key.span(), value))
     }
 
     /// Span of the key at `path` (a step's name, a field's key).
     pub fn key_span(&self, path: &[&str]) -> Option<Range<usize>> {
-        self.entry(path).map(|(k, _)| k)
+        self.entry(path).map(|(b, k, _)| shift(k, b))
+    }
+
+    /// Span of the key at `path` in file `file` of `source.files()` (a name that two files
+    /// define).
+    pub fn key_span_in(&self, file: usize, path: &[&str]) -> Option<Range<usize>> {
+        self.entry_in(file, path).map(|(b, k, _)| shift(k, b))
     }
 
     /// Span of the value at `path`.
     pub fn value_span(&self, path: &[&str]) -> Option<Range<usize>> {
-        self.entry(path).map(|(_, v)| v.span())
+        self.entry(path).map(|(b, _, v)| shift(v.span(), b))
     }
 
     /// Span of element `index` of the array at `path`, else of the value itself.
     pub fn item_span(&self, path: &[&str], index: usize) -> Option<Range<usize>> {
-        let (_, v) = self.entry(path)?;
+        let (b, _, v) = self.entry(path)?;
         match v.get_ref().as_array() {
-            Some(arr) => arr.get(index).map(|item| item.span()),
-            None => Some(v.span()),
+            Some(arr) => arr.get(index).map(|item| shift(item.span(), b)),
+            None => Some(shift(v.span(), b)),
         }
     }
 
     /// The span of a string value's text inside its quotes, when the text is written
     /// literally (no escapes), so that offsets inside the string map onto the file.
     pub fn string_body(&self, span: &Range<usize>, value: &str) -> Option<usize> {
-        let raw = self.source.text.get(span.clone())?;
+        let (file, local) = self.source.locate(span);
+        let raw = file.text.get(local)?;
         for quote in ["\"\"\"", "'''", "\"", "'"] {
             if let Some(inner) = raw.strip_prefix(quote).and_then(|r| r.strip_suffix(quote)) {
                 // A multi-line string drops a newline right after the opening quotes.

@@ -1,10 +1,15 @@
 //! The workflow file: its types (the schema) and reading it with every problem located.
 
+pub mod dotenv;
 pub mod duration;
+pub mod include;
 pub mod load;
 mod split;
 pub mod types;
 
 pub use duration::Duration;
-pub use load::{load, Document, Loaded, LoadedStep};
-pub use types::{Hooks, Manifest, Probe, Requires, RunSpec, StepKind, StepSpec, WorkflowSection};
+pub use include::load;
+pub use load::{Document, Loaded, LoadedStep};
+pub use types::{
+    EnvFile, Hooks, Manifest, Probe, Requires, RunSpec, StepKind, StepSpec, WorkflowSection,
+};

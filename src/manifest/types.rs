@@ -55,6 +55,42 @@ pub struct WorkflowSection {
     /// On a failure, start nothing new and stop running steps (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fail_fast: Option<bool>,
+    /// Other files whose steps, `[vars]` and `[env]` join this workflow, relative to the file
+    /// that names them. A name defined in two files is an error; an included file may include
+    /// others (a cycle is an error; a file reached twice is read once).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
+    /// A dotenv file, relative to this file, whose variables reach every step (under the
+    /// caller's environment, `[env]` and step `env`); `plan` never prints its values. A
+    /// table `{ path = ".env", optional = true }` allows the file to be missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env_file: Option<EnvFile>,
+}
+
+/// `[workflow] env_file`: a path, or `{ path, optional }`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged, deny_unknown_fields)]
+pub enum EnvFile {
+    /// The file must exist (a missing one is a `plan` error).
+    Path(String),
+    Table {
+        path: String,
+        /// `true`: a missing file is no error (and sets nothing).
+        #[serde(default)]
+        optional: bool,
+    },
+}
+
+impl EnvFile {
+    pub fn path(&self) -> &str {
+        match self {
+            Self::Path(p) | Self::Table { path: p, .. } => p,
+        }
+    }
+
+    pub fn optional(&self) -> bool {
+        matches!(self, Self::Table { optional: true, .. })
+    }
 }
 
 /// `[requires]`

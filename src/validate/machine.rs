@@ -152,7 +152,14 @@ impl Cx<'_, '_> {
         }
     }
 
-    pub(super) fn requires(&mut self, req: &manifest::Requires, root: &Path, host: &mut Host) {
+    /// `env`: what the env_file adds to the caller's environment.
+    pub(super) fn requires(
+        &mut self,
+        req: &manifest::Requires,
+        root: &Path,
+        host: &mut Host,
+        env: &[(String, String)],
+    ) {
         for (i, tool) in req.tools.iter().enumerate() {
             if !host.program_exists(tool, root) {
                 self.push(
@@ -166,7 +173,12 @@ impl Cx<'_, '_> {
             }
         }
         for (i, var) in req.env.iter().enumerate() {
-            let value = std::env::var_os(var);
+            let value = std::env::var_os(var).or_else(|| {
+                env.iter()
+                    .rev()
+                    .find(|(k, _)| k == var)
+                    .map(|(_, v)| v.into())
+            });
             if value.as_ref().is_none_or(|v| v.is_empty()) {
                 let state = if value.is_none() { "not set" } else { "empty" };
                 self.push(

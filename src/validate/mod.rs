@@ -3,6 +3,7 @@
 //! Order of checks: the file (syntax, schema) -> names and values -> templates -> the graph
 //! -> the machine (skipped by `--offline`). Nothing here starts a process.
 
+mod env_file;
 pub mod host;
 mod junit;
 mod machine;
@@ -330,6 +331,12 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
     } else {
         file_dir
     };
+    // `--offline` reads nothing but the workflow's files.
+    let dotenv = if opts.offline {
+        Vec::new()
+    } else {
+        cx.env_file(wf.env_file.as_ref(), &file_dir)
+    };
     let root = match &wf.root {
         Some(r) => file_dir.join(r),
         None => file_dir,
@@ -352,13 +359,17 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
     // Variables: [vars] then --var.
     let mut vars = m.vars.clone();
     for (k, v) in &opts.vars {
-        if !vars.contains_key(k) && !mentions_var(&source.text, k) {
+        if !vars.contains_key(k) && !source.files().any(|(_, f)| mentions_var(&f.text, k)) {
             cx.unknown_var(k, &m.vars);
         }
         vars.insert(k.clone(), v.clone());
     }
-    let caller_env: Option<BTreeMap<String, String>> =
-        (!opts.offline).then(|| std::env::vars().collect());
+    // The env_file's values under the caller's (`env_file.rs`).
+    let caller_env: Option<BTreeMap<String, String>> = (!opts.offline).then(|| {
+        let mut env: BTreeMap<String, String> = dotenv.iter().cloned().collect();
+        env.extend(std::env::vars());
+        env
+    });
     let renderer = Renderer::new(
         &vars,
         caller_env,
@@ -370,7 +381,12 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
         },
     );
 
-    let mut env = Vec::new();
+    // What the caller's environment does not set, before `[env]`, which goes over it.
+    let mut env: Vec<(String, String)> = dotenv
+        .into_iter()
+        .filter(|(k, _)| std::env::var_os(k).is_none())
+        .collect();
+    let from_env_file = env.len();
     let mut env_of_run = Vec::new();
     for (k, v) in &m.env {
         cx.env_name(k, &["env", k]);
@@ -442,7 +458,7 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
     // The machine.
     if !opts.offline {
         let mut host = Host::default();
-        cx.requires(&m.requires, &root, &mut host);
+        cx.requires(&m.requires, &root, &mut host, &env[..from_env_file]);
         // Spread over every core like the steps above, with a cache per thread.
         let mut indices: Vec<usize> = (0..steps.len()).collect();
         let exists = cx.on_every_core(&mut indices, Host::default, |cx, host, &mut i| {

@@ -76,6 +76,7 @@ junit = "reports/*.xml"
     assert_eq!(problem["code"], "shared-junit", "{doc}");
     assert_eq!(problem["line"], 13, "{doc}");
     assert_eq!(problem["related"][0]["line"], 8, "{doc}");
+    assert_eq!(problem["related"][0]["file"], "bgflow.toml", "{doc}");
     assert!(
         problem["message"]
             .as_str()
