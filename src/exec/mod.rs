@@ -6,6 +6,7 @@
 
 pub mod contain;
 mod direct;
+pub mod file_name;
 pub mod fingerprint;
 pub mod junit;
 pub mod logpipe;
@@ -167,8 +168,9 @@ impl StepReport {
 
 /// Where step `name` of a run writes its output: `<log_dir>/<name>.log`, made with its first
 /// byte. The one place that says so; the history records the same path.
+/// A matrix instance's name is made safe for a file name first (`file_name`).
 pub fn log_file(log_dir: &Path, name: &str) -> PathBuf {
-    log_dir.join(format!("{name}.log"))
+    log_dir.join(format!("{}.log", file_name::step_file_name(name)))
 }
 
 /// A step of `summary.json`: the report's fields in their order, with the log's path.

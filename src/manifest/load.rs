@@ -596,11 +596,16 @@ fn read_map_of_strings(
 
 impl Document<'_> {
     /// The key and value at a path of table keys, e.g. `["steps", "build", "needs"]`.
+    /// A matrix instance `step[v1,v2]` after `steps` is placed at its step `step`.
     pub fn entry(&self, path: &[&str]) -> Option<(Range<usize>, &Spanned<DeValue<'_>>)> {
         let (first, rest) = path.split_first()?;
         let (mut key, mut value) = self.root().get_ref().get_key_value(*first)?;
-        for part in rest {
-            let (k, v) = value.get_ref().as_table()?.get_key_value(*part)?;
+        for (i, part) in rest.iter().enumerate() {
+            let part = match (i, *first) {
+                (0, "steps") => part.split_once('[').map_or(*part, |(base, _)| base),
+                _ => part,
+            };
+            let (k, v) = value.get_ref().as_table()?.get_key_value(part)?;
             key = k;
             value = v;
         }

@@ -2,9 +2,11 @@
 
 pub mod duration;
 pub mod load;
+pub mod matrix;
 mod split;
 pub mod types;
 
 pub use duration::Duration;
 pub use load::{load, Document, Loaded, LoadedStep};
+pub use matrix::{Axis, GlobAxis, Matrix, MatrixValue};
 pub use types::{Hooks, Manifest, Probe, Requires, RunSpec, StepKind, StepSpec, WorkflowSection};
