@@ -20,6 +20,8 @@ mod commands;
 mod diagnostics;
 #[path = "plan/guarantees.rs"]
 mod guarantees;
+#[path = "plan/matrix.rs"]
+mod matrix;
 #[path = "plan/output.rs"]
 mod output;
 #[path = "plan/values.rs"]
