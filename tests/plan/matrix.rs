@@ -446,3 +446,152 @@ outputs = ["{{ env.SECRET_DIR }}/out.txt"]
     missing.stderr_has("input `<env:SECRET_DIR>/in.txt` of step `a` does not exist");
     assert!(!missing.stderr.contains("hunter2"), "{}", missing.stderr);
 }
+
+/// One generated step: its matrix (axis sizes; empty: no matrix), and what it depends on:
+/// `(j, None)` all of step j through `needs`, `(j, Some(k))` step j's k-th instance through
+/// `needs`, and `reads` the steps whose every output it reads through an input glob.
+#[derive(Debug, Clone)]
+struct Gen {
+    axes: Vec<usize>,
+    needs: Vec<(usize, Option<usize>)>,
+    reads: Vec<usize>,
+}
+
+fn gen_workflow() -> impl proptest::strategy::Strategy<Value = Vec<Gen>> {
+    use proptest::prelude::*;
+    proptest::collection::vec(
+        (
+            proptest::collection::vec(1usize..4, 0..3),
+            proptest::collection::vec((0usize..8, proptest::option::of(0usize..9)), 0..3),
+            proptest::collection::vec(0usize..8, 0..2),
+        ),
+        1..7,
+    )
+    .prop_map(|raw| {
+        raw.into_iter()
+            .enumerate()
+            .map(|(i, (axes, needs, reads))| Gen {
+                axes,
+                // Only earlier steps: the graph stays acyclic.
+                needs: if i == 0 {
+                    Vec::new()
+                } else {
+                    needs.into_iter().map(|(j, k)| (j % i, k)).collect()
+                },
+                reads: if i == 0 {
+                    Vec::new()
+                } else {
+                    reads.into_iter().map(|j| j % i).collect()
+                },
+            })
+            .collect()
+    })
+}
+
+/// The names of step `i`'s instances, in the order bgflow makes them.
+fn instance_names(i: usize, axes: &[usize]) -> Vec<String> {
+    if axes.is_empty() {
+        return vec![format!("s{i}")];
+    }
+    let mut combos: Vec<Vec<String>> = vec![Vec::new()];
+    for (a, &n) in axes.iter().enumerate() {
+        combos = combos
+            .into_iter()
+            .flat_map(|c| {
+                (0..n).map(move |v| {
+                    let mut c = c.clone();
+                    c.push(format!("x{a}v{v}"));
+                    c
+                })
+            })
+            .collect();
+    }
+    combos
+        .into_iter()
+        .map(|c| format!("s{i}[{}]", c.join(",")))
+        .collect()
+}
+
+fn gen_manifest(steps: &[Gen]) -> String {
+    let mut text = String::from("[workflow]\nname = \"prop\"\n");
+    for (i, s) in steps.iter().enumerate() {
+        text.push_str(&format!("\n[steps.s{i}]\nrun = \"true\"\n"));
+        let mut out = format!("o/s{i}");
+        if !s.axes.is_empty() {
+            let axes: Vec<String> = s
+                .axes
+                .iter()
+                .enumerate()
+                .map(|(a, &n)| {
+                    let values: Vec<String> = (0..n).map(|v| format!("\"x{a}v{v}\"")).collect();
+                    format!("x{a} = [{}]", values.join(", "))
+                })
+                .collect();
+            text.push_str(&format!("matrix = {{ {} }}\n", axes.join(", ")));
+            for a in 0..s.axes.len() {
+                out.push_str(&format!("-{{{{ matrix.x{a} }}}}"));
+            }
+        }
+        text.push_str(&format!("outputs = [\"{out}.out\"]\n"));
+        let needs: Vec<String> = s
+            .needs
+            .iter()
+            .map(|&(j, k)| match k {
+                Some(k) => {
+                    let names = instance_names(j, &steps[j].axes);
+                    format!("'{}'", names[k % names.len()])
+                }
+                None => format!("\"s{j}\""),
+            })
+            .collect();
+        text.push_str(&format!("needs = [{}]\n", needs.join(", ")));
+        let reads: Vec<String> = s.reads.iter().map(|j| format!("\"o/s{j}*.out\"")).collect();
+        text.push_str(&format!("inputs = [{}]\n", reads.join(", ")));
+    }
+    text
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 32, ..Default::default() })]
+
+    /// Every instance of a step that another needs (by name, or one instance by its name)
+    /// or whose outputs it reads is in an earlier wave than every instance of the other.
+    #[test]
+    fn every_matrix_instance_set_is_respected_by_the_order(steps in gen_workflow()) {
+        let text = gen_manifest(&steps);
+        let out = Test::manifest(&text)
+            .args(["plan", "--json", "--offline", "bgflow.toml"])
+            .run();
+        let all = super::matrix::steps(&out);
+        let wave = |name: &str| -> u64 {
+            all.iter()
+                .find(|s| s["name"] == name)
+                .and_then(|s| s["wave"].as_u64())
+                .unwrap_or_else(|| panic!("no step {name} in the plan of\n{text}"))
+        };
+        let expected: usize = steps.iter().enumerate().map(|(i, s)| instance_names(i, &s.axes).len()).sum();
+        proptest::prop_assert_eq!(all.len(), expected, "{}", text);
+        for (i, s) in steps.iter().enumerate() {
+            for me in instance_names(i, &s.axes) {
+                let mut before: Vec<String> = Vec::new();
+                for &(j, k) in &s.needs {
+                    let names = instance_names(j, &steps[j].axes);
+                    match k {
+                        Some(k) => before.push(names[k % names.len()].clone()),
+                        None => before.extend(names),
+                    }
+                }
+                for &j in &s.reads {
+                    before.extend(instance_names(j, &steps[j].axes));
+                }
+                for other in before {
+                    proptest::prop_assert!(
+                        wave(&other) < wave(&me),
+                        "{} (wave {}) must come before {} (wave {}) in\n{}",
+                        other, wave(&other), me, wave(&me), text
+                    );
+                }
+            }
+        }
+    }
+}
