@@ -11,6 +11,7 @@
 //! `<env:NAME>` (`Renderer::render_shown`).
 
 pub mod limits;
+mod simple;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -194,6 +195,10 @@ impl Renderer {
     ) -> Result<String, TemplateError> {
         if !is_template(source) {
             return Ok(source.to_owned());
+        }
+        if let Some(out) = simple::render(source, mode, self.base.get("vars"), step) {
+            self.rendered.fetch_add(out.len(), Ordering::Relaxed);
+            return Ok(out);
         }
         let names = limits::names_in(source)?;
         let leaf = self.leaf
