@@ -551,6 +551,10 @@ fn type_problem(err: &toml::de::Error, key: Option<&str>, span: Option<Range<usi
             "`run` must be a string or an array of strings".to_owned(),
             Some("a string runs under `sh -c`; an array runs as argv with no shell".to_owned()),
         ),
+        Some("matrix") if raw.contains("untagged") => (
+            "a `matrix` value must be a list of strings or `{ glob = \"...\" }`".to_owned(),
+            Some("e.g. `matrix = { python = [\"3.11\", \"3.12\"], csv = { glob = \"data/*.csv\" } }`; integers and booleans are taken as text".to_owned()),
+        ),
         Some(k) => (format!("invalid value for `{k}`: {raw}"), None),
         None => (raw.to_owned(), None),
     };

@@ -104,6 +104,18 @@ impl Cx<'_, '_> {
         if !template::is_template(text) {
             return Some(text.to_owned());
         }
+        // The step's paths are what is being rendered: a path made of them would be empty.
+        if field != "cwd" && (text.contains("step.inputs") || text.contains("step.outputs")) {
+            self.push(
+                Problem::error(
+                    "template",
+                    format!("a path in `{field}` cannot use `step.inputs` or `step.outputs`"),
+                )
+                .at_opt(span(), "here")
+                .help("the step's paths are made from these templates; name the path itself, or use `vars` or `matrix`"),
+            );
+            return None;
+        }
         let out = match r.render(text, Mode::Plain, Some(info)) {
             Ok(out) => out,
             Err(e) => {

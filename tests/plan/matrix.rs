@@ -393,6 +393,36 @@ run = "echo {{ matrix.v }}"
 }
 
 #[test]
+fn a_matrix_value_of_another_type_and_a_path_of_the_steps_own_paths_are_errors() {
+    let out = Test::manifest(
+        r#"
+[workflow]
+name = "m"
+
+[steps.a]
+matrix = { v = { list = ["x"] } }
+run = "true"
+
+[steps.b]
+run = "true"
+inputs = ["in.txt"]
+outputs = ["{{ step.inputs }}.bak"]
+"#,
+    )
+    .args(["plan", "--offline", "bgflow.toml"])
+    .status(INVALID)
+    .run();
+    out.problem_at(
+        "a `matrix` value must be a list of strings or `{ glob = \"...\" }`",
+        "bgflow.toml:6:10",
+    )
+    .problem_at(
+        "a path in `outputs` cannot use `step.inputs` or `step.outputs`",
+        "bgflow.toml:12:12",
+    );
+}
+
+#[test]
 fn integers_and_booleans_are_taken_as_their_text() {
     let out = Test::manifest(
         r#"
