@@ -149,7 +149,11 @@ impl Cx<'_, '_> {
         } else {
             None
         };
-        if let Some((message, help)) = problem {
+        if let Some((mut message, help)) = problem {
+            // Which instance: the value that made the path differs from one to the next.
+            if info.matrix.is_some() {
+                message.push_str(&format!(" (instance `{}`)", info.name));
+            }
             self.push(
                 Problem::error("template", message)
                     .at_opt(span(), "here")

@@ -24,17 +24,17 @@ impl Cx<'_, '_> {
         let key = || doc.key_span(&["steps", name]);
         let at = |field: &'static str| vec!["steps", name, field];
         // A matrix instance is checked once as the step written in the file.
-        let written = instance.as_deref().map_or(name, |i| i.base.as_str());
+        let in_file = instance.as_deref().map_or(name, |i| i.base.as_str());
         let first = instance.as_deref().is_none_or(|i| i.first);
-        if first && !valid_name(written) {
+        if first && !valid_name(in_file) {
             self.push(
-                Problem::error("invalid-name", format!("invalid step name `{written}`"))
+                Problem::error("invalid-name", format!("invalid step name `{in_file}`"))
                     .at_opt(key(), "letters, digits, '-' and '_' only")
                     .help("rename the step, e.g. `[steps.build-docs]`"),
             );
         }
         if first {
-            self.reserved_name(written);
+            self.reserved_name(in_file);
         }
         let matrix = instance.as_deref().map(|i| i.values.as_slice());
         // Paths are templates too, rendered with what `run` sees but the step's own paths.
@@ -107,7 +107,7 @@ impl Cx<'_, '_> {
         let command = match &spec.run {
             None if !broken => {
                 self.push(
-                    Problem::error("missing-key", format!("step `{name}` has no `run`"))
+                    Problem::error("missing-key", format!("step `{in_file}` has no `run`"))
                         .at_opt(key(), "this step")
                         .help("add `run = \"...\"` (a shell string) or `run = [\"prog\", \"arg\"]` (argv)"),
                 );
@@ -246,7 +246,7 @@ impl Cx<'_, '_> {
                     Problem::warning(
                         "kind-mismatch",
                         format!(
-                            "`junit` is read only for `kind = \"test\"`; step `{name}` is a {}",
+                            "`junit` is read only for `kind = \"test\"`; step `{in_file}` is a {}",
                             spec.kind.as_str()
                         ),
                     )
@@ -284,7 +284,7 @@ impl Cx<'_, '_> {
             self.push(
                 Problem::warning(
                     "service-without-ready",
-                    format!("service `{name}` has no `ready` probe"),
+                    format!("service `{in_file}` has no `ready` probe"),
                 )
                 .at_opt(key(), "dependents will start as soon as it is spawned")
                 .help("add e.g. `ready = { tcp = \"127.0.0.1:8000\", timeout = \"30s\" }`"),
