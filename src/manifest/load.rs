@@ -605,11 +605,12 @@ impl Document<'_> {
         let (first, rest) = path.split_first()?;
         let (mut key, mut value) = self.root().get_ref().get_key_value(*first)?;
         for (i, part) in rest.iter().enumerate() {
-            let part = match (i, *first) {
-                (0, "steps") => part.split_once('[').map_or(*part, |(base, _)| base),
-                _ => part,
-            };
-            let (k, v) = value.get_ref().as_table()?.get_key_value(part)?;
+            let table = value.get_ref().as_table()?;
+            let found = table.get_key_value(*part).or_else(|| match (i, *first) {
+                (0, "steps") => table.get_key_value(part.split_once('[')?.0),
+                _ => None,
+            });
+            let (k, v) = found?;
             key = k;
             value = v;
         }
