@@ -196,10 +196,6 @@ impl Renderer {
         if !is_template(source) {
             return Ok(source.to_owned());
         }
-        if let Some(out) = simple::render(source, mode, self.base.get("vars"), step) {
-            self.rendered.fetch_add(out.len(), Ordering::Relaxed);
-            return Ok(out);
-        }
         let names = limits::names_in(source)?;
         let leaf = self.leaf
             + if names_vars_whole(source) {
@@ -252,6 +248,11 @@ impl Renderer {
                 help: Some("loop less in templates; put longer logic in a script".to_owned()),
                 range: None,
             });
+        }
+        // Within the same bounds as minijinja's rendering (`simple`).
+        if let Some(out) = simple::render(source, mode, self.base.get("vars"), step) {
+            self.rendered.fetch_add(out.len(), Ordering::Relaxed);
+            return Ok(out);
         }
         let env = match mode {
             Mode::Shell => &self.shell,

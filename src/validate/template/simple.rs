@@ -4,8 +4,9 @@
 //! compiling each instance's templates again made `plan` of 10,000 instances four times
 //! as slow as the same steps written out (`scripts/bench-plan-matrix.sh`).
 //!
-//! It gives exactly what minijinja gives, or `None` and minijinja renders the template
-//! (with its errors): anything else in a tag, a `{%` or `{#`, a name that is not defined,
+//! It runs after the bounds on the template's text (`limits`) and stops at the output
+//! cap, as minijinja's rendering does. It gives exactly what minijinja gives, or `None` and
+//! minijinja renders the template (with its errors): anything else in a tag, a `{%` or `{#`, a name that is not defined,
 //! a `-` that trims whitespace, or a trailing newline (which minijinja drops).
 
 use minijinja::value::Value;
@@ -33,10 +34,14 @@ pub(super) fn render(
             Mode::Shell => out.push_str(&shell_quote(&value)),
             Mode::Plain => out.push_str(&value),
         }
+        // Past the cap, minijinja's rendering says so.
+        if out.len() > super::limits::OUTPUT_CAP {
+            return None;
+        }
         rest = &tail[close + 2..];
     }
     out.push_str(rest);
-    Some(out)
+    (out.len() <= super::limits::OUTPUT_CAP).then_some(out)
 }
 
 /// `matrix.NAME` or `vars.NAME`, then `| basename`, `| stem` or `| dirname`, with blanks
@@ -86,6 +91,8 @@ mod tests {
         let vars = indexmap::IndexMap::from([
             ("v".to_owned(), "it's $(x) a b".to_owned()),
             ("p".to_owned(), "3.12".to_owned()),
+            // Over the output cap: minijinja's rendering refuses it.
+            ("big".to_owned(), "b".repeat(200 * 1024)),
         ]);
         let r = Renderer::new(
             &vars,
@@ -138,6 +145,7 @@ mod tests {
             "{% if true %}x{% endif %}",
             "{{ step.name }}",
             "{{ matrix.f ",
+            "{{ vars.big }}",
         ] {
             assert!(
                 super::render(source, Mode::Shell, r.base.get("vars"), Some(&info)).is_none(),
