@@ -625,3 +625,51 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn needs_are_templates_and_a_matrix_step_cannot_need_itself() {
+    let out = Test::manifest(
+        r#"
+[workflow]
+name = "m"
+
+[vars]
+first = "setup"
+
+[steps.setup]
+run = "true"
+
+[steps.t]
+matrix = { v = ["a", "b"] }
+needs = ["{{ vars.first }}", "t"]
+run = "true"
+"#,
+    )
+    .args(["plan", "--offline", "bgflow.toml"])
+    .status(INVALID)
+    .run();
+    out.problem_at("step `t[a]` needs itself", "bgflow.toml:13:30");
+    let ok = Test::manifest(
+        r#"
+[workflow]
+name = "m"
+
+[vars]
+first = "setup"
+
+[steps.setup]
+run = "true"
+
+[steps.t]
+matrix = { v = ["a", "b"] }
+needs = ["{{ vars.first }}"]
+junit = "reports/{{ matrix.v }}/*.xml"
+kind = "test"
+run = "true"
+"#,
+    )
+    .args(["plan", "--json", "--offline", "bgflow.toml"])
+    .run();
+    let all = steps(&ok);
+    assert_eq!(step(&all, "t[b]")["upstream"], serde_json::json!(["setup"]));
+}
