@@ -151,26 +151,15 @@ fn prepare(source: SourceFile, spec: &Spec, g: Globals<'_>) -> Result<Prepared, 
     wf.forget_what_the_checks_found();
     let mut only = Vec::new();
     for name in &spec.only {
-        // A matrix step's name selects every instance of it.
-        let instances = || {
-            wf.steps
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| s.matrix().is_some() && s.written_name() == name)
-                .map(|(i, _)| i)
-                .peekable()
-        };
-        match wf.steps.iter().position(|s| &s.name == name) {
-            Some(i) => only.push(i),
-            None if instances().peek().is_some() => only.extend(instances()),
-            None => {
-                let hint = diag::did_you_mean(name, wf.steps.iter().map(|s| s.name.as_str()))
-                    .map(|c| format!(" (did you mean `{c}`?)"))
-                    .unwrap_or_default();
-                report::stderr(&format!("error: --only {name}: no such step{hint}\n"));
-                return Err(exit::USAGE);
-            }
+        let named = wf.steps_named(name);
+        if named.is_empty() {
+            let hint = diag::did_you_mean(name, wf.steps.iter().map(|s| s.name.as_str()))
+                .map(|c| format!(" (did you mean `{c}`?)"))
+                .unwrap_or_default();
+            report::stderr(&format!("error: --only {name}: no such step{hint}\n"));
+            return Err(exit::USAGE);
         }
+        only.extend(named);
     }
     let resume = spec.resume.as_ref().map(|r| exec::fingerprint::Resume {
         from: r.run.clone(),

@@ -426,6 +426,22 @@ impl Cx<'_, '_> {
     }
 }
 
+impl super::Workflow {
+    /// The steps `NAME` selects (`--only NAME`): the step of that name, else every instance
+    /// of the matrix step `NAME`; none when no step has the name.
+    pub fn steps_named(&self, name: &str) -> Vec<usize> {
+        if let Some(i) = self.steps.iter().position(|s| s.name == name) {
+            return vec![i];
+        }
+        self.steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.matrix().is_some() && s.written_name() == name)
+            .map(|(i, _)| i)
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
