@@ -5,9 +5,10 @@
 use std::path::{Path, PathBuf};
 
 /// Where step `name` of a run writes its output: `<log_dir>/<name>.log`, made with its first
-/// byte. The one place that says so; the history records the same path.
+/// byte. The one place that says so; the history records the same path. A matrix
+/// instance's name is made safe for a file name first (`file_name`).
 pub fn log_file(log_dir: &Path, name: &str) -> PathBuf {
-    log_dir.join(format!("{name}.log"))
+    log_dir.join(format!("{}.log", crate::file_name::step_file_name(name)))
 }
 
 /// Creates `dir` with mode 0700 (an existing folder is left as it is).

@@ -11,6 +11,7 @@ pub mod config;
 pub mod diag;
 pub mod exec;
 pub mod exit;
+pub mod file_name;
 pub mod layout;
 pub mod listeners;
 pub mod manifest;

@@ -25,6 +25,10 @@ const RULES: &[(&str, &[&str])] = &[
         &["cli", "runs", "report", "store", "exec", "validate"],
     ),
     (
+        "file_name.rs",
+        &["cli", "runs", "report", "store", "exec", "validate"],
+    ),
+    (
         "procfs.rs",
         &["cli", "runs", "report", "store", "exec", "validate"],
     ),

@@ -22,6 +22,8 @@ mod diagnostics;
 mod guarantees;
 #[path = "plan/include.rs"]
 mod include;
+#[path = "plan/matrix.rs"]
+mod matrix;
 #[path = "plan/output.rs"]
 mod output;
 #[path = "plan/values.rs"]

@@ -32,6 +32,8 @@ mod dotenv;
 mod junit;
 #[path = "run/long_lines.rs"]
 mod long_lines;
+#[path = "run/matrix.rs"]
+mod matrix;
 #[path = "run/output.rs"]
 mod output;
 #[path = "run/processes.rs"]

@@ -259,7 +259,8 @@ pub struct RunArgs {
     /// Set a template variable, overriding [vars]; repeatable.
     #[arg(long = "var", value_name = "K=V", value_parser = parse_var)]
     pub vars: Vec<(String, String)>,
-    /// Run only this step and what it depends on; repeatable.
+    /// Run only this step and what it depends on; repeatable. A matrix step's name selects
+    /// every instance of it, `'step[v1,v2]'` one.
     #[arg(long, value_name = "STEP")]
     pub only: Vec<String>,
     /// After a failure, go on with the steps that do not depend on it.

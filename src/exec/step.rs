@@ -111,7 +111,10 @@ pub(crate) async fn run(
 ) {
     let step = &ctx.wf.steps[index];
     let log_path = super::log_file(&ctx.log_dir, &step.name);
-    let progress_path = ctx.log_dir.join(format!("{}.progress", step.name));
+    let progress_path = ctx.log_dir.join(format!(
+        "{}.progress",
+        crate::file_name::step_file_name(&step.name)
+    ));
     let mut report = StepReport::new(&step.name, step.allow_failure);
     report.started_at = Some(SystemTime::now());
     let clock = Instant::now();

@@ -574,6 +574,10 @@ fn type_problem(err: &toml::de::Error, key: Option<&str>, span: Option<Range<usi
             "`env_file` must be a path or `{ path = \"...\", optional = true }`".to_owned(),
             Some("a table takes only `path` and `optional`".to_owned()),
         ),
+        Some("matrix") if raw.contains("untagged") => (
+            "a `matrix` value must be a list of strings or `{ glob = \"...\" }`".to_owned(),
+            Some("e.g. `matrix = { python = [\"3.11\", \"3.12\"], csv = { glob = \"data/*.csv\" } }`; integers and booleans are taken as text".to_owned()),
+        ),
         Some(k) => (format!("invalid value for `{k}`: {raw}"), None),
         None => (raw.to_owned(), None),
     };
@@ -620,7 +624,8 @@ fn read_map_of_strings(
 impl Document<'_> {
     /// The key's span and the value at a path of table keys, e.g. `["steps", "build",
     /// "needs"]`, with the base offset of the file it is in (the value's own spans are
-    /// within that file).
+    /// within that file). A matrix instance `step[v1,v2]` after `steps` is placed at its
+    /// step `step`.
     fn entry(&self, path: &[&str]) -> Option<(usize, Range<usize>, &Spanned<DeValue<'_>>)> {
         self.entry_in(self.owners.file_of(path), path)
     }
@@ -633,8 +638,13 @@ impl Document<'_> {
         let (first, rest) = path.split_first()?;
         let (base, root) = self.tree(file)?;
         let (mut key, mut value) = root.get_ref().get_key_value(*first)?;
-        for part in rest {
-            let (k, v) = value.get_ref().as_table()?.get_key_value(*part)?;
+        for (i, part) in rest.iter().enumerate() {
+            let table = value.get_ref().as_table()?;
+            let found = table.get_key_value(*part).or_else(|| match (i, *first) {
+                (0, "steps") => table.get_key_value(part.split_once('[')?.0),
+                _ => None,
+            });
+            let (k, v) = found?;
             key = k;
             value = v;
         }

@@ -4,12 +4,14 @@ pub mod dotenv;
 pub mod duration;
 pub mod include;
 pub mod load;
+pub mod matrix;
 mod split;
 pub mod types;
 
 pub use duration::Duration;
 pub use include::load;
 pub use load::{Document, Loaded, LoadedStep};
+pub use matrix::{Axis, GlobAxis, Matrix, MatrixValue};
 pub use types::{
     EnvFile, Hooks, Manifest, Probe, Requires, RunSpec, StepKind, StepSpec, WorkflowSection,
 };

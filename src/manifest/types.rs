@@ -9,6 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::duration::Duration;
+use super::matrix::Matrix;
 
 /// A bgflow workflow file.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
@@ -163,16 +164,23 @@ pub struct StepSpec {
     #[schemars(required, with = "RunSpec")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<RunSpec>,
-    /// Explicit dependencies, in addition to those implied by artifacts.
+    /// Explicit dependencies, in addition to those implied by artifacts. Templates: a step
+    /// with a `matrix` names all its instances, `step[v1,v2]` one.
     #[serde(default)]
     pub needs: Vec<String>,
-    /// Globs; each must match an existing file or an upstream output.
+    /// Globs; each must match an existing file or an upstream output. Templates (rendered
+    /// as paths, not shell-quoted).
     #[serde(default)]
     pub inputs: Vec<String>,
-    /// Must exist when the step succeeds; `dir/` means a non-empty folder.
+    /// Must exist when the step succeeds; `dir/` means a non-empty folder. Templates
+    /// (rendered as paths, not shell-quoted).
     #[serde(default)]
     pub outputs: Vec<String>,
-    /// Working folder, relative to the root; must exist or be made upstream.
+    /// One instance of the step per combination of values, named `step[v1,v2]`;
+    /// `{{ matrix.NAME }}` in its templates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matrix: Option<Box<Matrix>>,
+    /// Working folder, relative to the root; must exist or be made upstream. A template.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cwd: Option<String>,
     #[serde(default)]
@@ -213,7 +221,7 @@ pub struct StepSpec {
     /// Services: a probe repeated every `interval`; `failures` in a row fail the run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<Box<Probe>>,
-    /// Tests: glob of JUnit XML reports read after the step.
+    /// Tests: glob of JUnit XML reports read after the step. A template.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub junit: Option<String>,
 }

@@ -126,6 +126,15 @@ impl Plan {
 
 /// Builds the graph. With a cycle the plan has edges but no order (`acyclic` is false).
 pub fn build(steps: &[StepNode<'_>]) -> (Plan, Vec<GraphIssue>) {
+    build_with_groups(steps, &HashMap::new())
+}
+
+/// Builds the graph where a need may name a group of steps: a matrix step's instances,
+/// `groups[name]` (a range of `steps`). A need of a group is an edge from each of them.
+pub fn build_with_groups(
+    steps: &[StepNode<'_>],
+    groups: &HashMap<String, std::ops::Range<usize>>,
+) -> (Plan, Vec<GraphIssue>) {
     let mut issues = Vec::new();
     let by_name: foldhash::HashMap<&str, usize> =
         steps.iter().enumerate().map(|(i, s)| (s.name, i)).collect();
@@ -155,7 +164,7 @@ pub fn build(steps: &[StepNode<'_>]) -> (Plan, Vec<GraphIssue>) {
             ..Links::default()
         };
         for &mut to in run {
-            links.add(to, steps, &by_name, &outputs);
+            links.add(to, steps, &by_name, groups, &outputs);
         }
         links
     });
@@ -253,10 +262,23 @@ impl Links {
         to: usize,
         steps: &[StepNode<'_>],
         by_name: &foldhash::HashMap<&str, usize>,
+        groups: &HashMap<String, std::ops::Range<usize>>,
         outputs: &OutputIndex<'_>,
     ) {
         let step = &steps[to];
         for (index, need) in step.needs.iter().enumerate() {
+            if let Some(group) = groups.get(need.as_str()) {
+                if group.contains(&to) {
+                    self.issues.push(GraphIssue::SelfNeed { step: to, index });
+                    continue;
+                }
+                self.edges.extend(group.clone().map(|from| Edge {
+                    from,
+                    to,
+                    origin: EdgeOrigin::Needs { index },
+                }));
+                continue;
+            }
             match by_name.get(need.as_str()) {
                 Some(&from) if from == to => {
                     self.issues.push(GraphIssue::SelfNeed { step: to, index })

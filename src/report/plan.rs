@@ -78,14 +78,15 @@ fn step_lines(out: &mut String, wf: &Workflow, plan: &Plan, i: usize) {
     if *step.cwd != *wf.root {
         let _ = writeln!(out, "    cwd    {}", wf.shown_cwd(i).display());
     }
-    for (k, input) in step.inputs.iter().enumerate() {
+    // A path rendered from the caller's environment is shown masked (guarantee 12).
+    for (k, input) in step.shown_paths(0).iter().enumerate() {
         out.push_str("    in     ");
         out.push_str(input);
         out.push_str(" (");
         input_state(out, wf, plan, i, k);
         out.push_str(")\n");
     }
-    for output in &step.outputs {
+    for output in step.shown_paths(1) {
         out.push_str("    out    ");
         out.push_str(output);
         out.push('\n');
@@ -195,6 +196,15 @@ pub struct StepJson {
     pub retries: u32,
     pub allow_failure: bool,
     pub tags: Vec<String>,
+    /// A matrix instance: the step as written and the instance's values.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matrix: Option<MatrixJson>,
+}
+
+#[derive(Serialize)]
+pub struct MatrixJson {
+    pub step: String,
+    pub values: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -260,7 +270,7 @@ fn plan_json(wf: &Workflow, plan: &Plan) -> PlanJson {
                     cwd: wf.shown_cwd(i).display().to_string(),
                     upstream: plan.upstream[i].iter().map(|&u| name(u)).collect(),
                     inputs: s
-                        .inputs
+                        .shown_paths(0)
                         .iter()
                         .enumerate()
                         .map(|(k, path)| {
@@ -274,11 +284,18 @@ fn plan_json(wf: &Workflow, plan: &Plan) -> PlanJson {
                             }
                         })
                         .collect(),
-                    outputs: s.outputs.to_vec(),
+                    outputs: s.shown_paths(1).to_vec(),
                     timeout: s.timeout().map(|t| t.to_string()),
                     retries: s.retries(),
                     allow_failure: s.allow_failure,
                     tags: s.more().tags.clone(),
+                    matrix: s.matrix().map(|values| MatrixJson {
+                        step: s.written_name().to_owned(),
+                        values: values
+                            .iter()
+                            .map(|(k, v)| (k.clone(), serde_json::Value::from(v.as_str())))
+                            .collect(),
+                    }),
                 }
             })
             .collect(),

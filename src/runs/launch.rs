@@ -116,17 +116,17 @@ pub(super) fn prepare(
     wf.forget_what_the_checks_found();
     let mut only = Vec::new();
     for name in &spec.only {
-        match wf.steps.iter().position(|s| &s.name == name) {
-            Some(i) => only.push(i),
-            None => {
-                let hint = diag::did_you_mean(name, wf.steps.iter().map(|s| s.name.as_str()))
-                    .map(|c| format!(" (did you mean `{c}`?)"))
-                    .unwrap_or_default();
-                return Err(Error::usage(format!(
-                    "error: --only {name}: no such step{hint}\n"
-                )));
-            }
+        // A matrix step's name selects every instance; an instance's name, that one.
+        let named = wf.steps_named(name);
+        if named.is_empty() {
+            let hint = diag::did_you_mean(name, wf.steps.iter().map(|s| s.name.as_str()))
+                .map(|c| format!(" (did you mean `{c}`?)"))
+                .unwrap_or_default();
+            return Err(Error::usage(format!(
+                "error: --only {name}: no such step{hint}\n"
+            )));
         }
+        only.extend(named);
     }
     let resume = spec.resume.as_ref().map(|r| exec::fingerprint::Resume {
         from: r.run.clone(),

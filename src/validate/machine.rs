@@ -232,6 +232,8 @@ impl Cx<'_, '_> {
             let exists = host::path_exists(root, pattern);
             input_exists[i] = Some(exists);
             if !exists {
+                // Never a value of the caller's environment (guarantee 12).
+                let pattern = &step.shown_paths(0)[i];
                 self.push(
                     Problem::error("missing-input", format!("input `{pattern}` of step `{name}` does not exist and no step makes it"))
                         .at_opt(self.doc.item_span(&["steps", name, "inputs"], i), "missing")
@@ -332,6 +334,13 @@ impl Cx<'_, '_> {
             }
             let target = root.join(crate::plan::artifacts::normalized(out).trim_end_matches('/'));
             if let Err(why) = host.can_create(&target, out.ends_with('/')) {
+                // Never a value of the caller's environment (guarantee 12).
+                let shown = &step.shown_paths(1)[i];
+                let (out, why) = if shown == out {
+                    (out, why)
+                } else {
+                    (shown, why.replace(out.as_str(), shown))
+                };
                 self.push(
                     Problem::error(
                         "unwritable-output",

@@ -7,6 +7,8 @@ mod env_file;
 pub mod host;
 mod junit;
 mod machine;
+pub mod matrix;
+mod paths;
 pub mod ports;
 mod rendering;
 mod step;
@@ -133,6 +135,11 @@ pub struct More {
     pub ready: Option<Box<Probe>>,
     pub health: Option<Box<Probe>>,
     pub junit: Option<String>,
+    /// The matrix instance this step is, with its values.
+    pub instance: Option<Arc<matrix::Instance>>,
+    /// `inputs` and `outputs` as `plan` shows them, when a template of them reads the
+    /// caller's environment (`<env:NAME>`).
+    pub shown_paths: Option<Box<[Vec<String>; 2]>>,
 }
 
 static NO_MORE: More = More {
@@ -150,6 +157,8 @@ static NO_MORE: More = More {
     ready: None,
     health: None,
     junit: None,
+    instance: None,
+    shown_paths: None,
 };
 
 impl More {
@@ -169,6 +178,8 @@ impl More {
             ready,
             health,
             junit,
+            instance,
+            shown_paths,
         } = self;
         needs.is_empty()
             && cwd.is_none()
@@ -184,6 +195,8 @@ impl More {
             && ready.is_none()
             && health.is_none()
             && junit.is_none()
+            && instance.is_none()
+            && shown_paths.is_none()
     }
 }
 
@@ -224,6 +237,25 @@ impl Step {
     pub fn fail_on(&self) -> &[Regex] {
         &self.more().fail_on
     }
+    /// A matrix instance's values, `{{ matrix.NAME }}`.
+    pub fn matrix(&self) -> Option<&[(String, String)]> {
+        self.more().instance.as_deref().map(|i| i.values.as_slice())
+    }
+    /// The step's name in the file: a matrix instance's step, else its own name.
+    pub fn written_name(&self) -> &str {
+        self.more()
+            .instance
+            .as_deref()
+            .map_or(&self.name, |i| i.base.as_str())
+    }
+    /// `inputs` (0) or `outputs` (1) as `plan` shows them (see `More::shown_paths`).
+    pub fn shown_paths(&self, which: usize) -> &[String] {
+        match &self.more().shown_paths {
+            Some(shown) => &shown[which],
+            None if which == 0 => &self.inputs,
+            None => &self.outputs,
+        }
+    }
 }
 
 impl Workflow {
@@ -261,6 +293,7 @@ impl Workflow {
             inputs: relative[0].as_deref().unwrap_or(&step.inputs),
             outputs: relative[1].as_deref().unwrap_or(&step.outputs),
             attempt,
+            matrix: step.matrix(),
         })
     }
 }
@@ -417,16 +450,38 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
     // Each step is checked on its own, so the steps are spread over every core.
     let shared_root: Arc<Path> = Arc::from(root.as_path());
     let mut steps = Vec::with_capacity(step_count);
+    let mut groups = matrix::Groups::new();
+    let mut matrix_globs = Vec::new();
     // Chunk by chunk, each freed once its steps are checked (`Loaded::steps`).
-    for mut chunk in loaded.steps {
+    for chunk in loaded.steps {
+        // A matrix step becomes its instances here (`matrix`).
+        let mut chunk: Vec<matrix::Item> = if chunk.iter().any(|s| s.spec.matrix.is_some()) {
+            cx.expand(chunk, steps.len(), &root, &mut groups, &mut matrix_globs)
+        } else {
+            chunk.into_iter().map(|s| (s, None)).collect()
+        };
         steps.extend(cx.on_every_core(
             &mut chunk,
             || (),
-            |cx, (), s| {
+            |cx, (), (s, instance)| {
                 let s = std::mem::take(s);
-                cx.step(s.name, s.spec, &renderer, &shared_root, s.broken)
+                cx.step(
+                    s.name,
+                    s.spec,
+                    &renderer,
+                    &shared_root,
+                    s.broken,
+                    instance.take(),
+                )
             },
         ));
+    }
+    if !matrix_globs.is_empty() {
+        let outputs: Vec<(&str, &[String])> = steps
+            .iter()
+            .map(|s| (s.name.as_str(), &*s.outputs))
+            .collect();
+        cx.globs_over_outputs(&matrix_globs, &outputs);
     }
 
     // The graph.
@@ -437,16 +492,19 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
             needs: &step.more().needs,
             inputs: &step.inputs,
             outputs: &step.outputs,
+            // As rendered: relative to the root, when it is under it.
             cwd: step
                 .more()
                 .cwd
-                .as_deref()
+                .as_ref()
+                .and_then(|_| step.cwd.strip_prefix(&root).ok())
+                .and_then(Path::to_str)
                 .map(|c| c.trim_end_matches('/'))
-                .filter(|c| !c.is_empty() && *c != "." && !c.contains("{{")),
+                .filter(|c| !c.is_empty() && *c != "."),
         })
         .collect();
     let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
-    let (plan, issues) = plan::build(&nodes);
+    let (plan, issues) = plan::build_with_groups(&nodes, &groups);
     let mut suggestions = SUGGESTION_BUDGET / names.len().max(1);
     for issue in issues {
         cx.graph_issue(&names, &issue, &mut suggestions);

@@ -32,11 +32,13 @@ impl Workflow {
                 continue;
             };
             if !more.env_of_run.is_empty() || more.cwd.as_deref().is_some_and(names_the_run) {
+                let instance = more.instance.clone();
                 let info = StepInfo {
                     name: &step.name,
                     inputs: &step.inputs,
                     outputs: &step.outputs,
                     attempt: 1,
+                    matrix: instance.as_deref().map(|i| i.values.as_slice()),
                 };
                 if let Some(c) = more.cwd.as_deref().filter(|c| names_the_run(c)) {
                     if let Ok(rel) = renderer.render(c, Mode::Plain, Some(&info)) {
@@ -95,6 +97,7 @@ impl Workflow {
                     inputs: &step.inputs,
                     outputs: &step.outputs,
                     attempt: 1,
+                    matrix: step.matrix(),
                 };
                 let rel = self
                     .renderer

@@ -1,6 +1,7 @@
 //! Checking one step of the manifest: its name, command, paths, durations, regexes and
 //! probes, into a compact checked `Step` (the rest of `check` is in `mod.rs`).
 
+use super::matrix::Instance;
 use super::*;
 
 impl Cx<'_, '_> {
@@ -11,6 +12,7 @@ impl Cx<'_, '_> {
         r: &Renderer,
         root: &Arc<Path>,
         broken: bool,
+        instance: Option<Arc<Instance>>,
     ) -> Step {
         // Probes are rendered apart, then put back (the step info below borrows `spec`).
         let (mut ready, mut health) = (spec.ready.take(), spec.health.take());
@@ -21,14 +23,48 @@ impl Cx<'_, '_> {
         let doc = self.doc;
         let key = || doc.key_span(&["steps", name]);
         let at = |field: &'static str| vec!["steps", name, field];
-        if !valid_name(name) {
+        // A matrix instance is checked once as the step written in the file.
+        let in_file = instance.as_deref().map_or(name, |i| i.base.as_str());
+        let first = instance.as_deref().is_none_or(|i| i.first);
+        if first && !valid_name(in_file) {
             self.push(
-                Problem::error("invalid-name", format!("invalid step name `{name}`"))
+                Problem::error("invalid-name", format!("invalid step name `{in_file}`"))
                     .at_opt(key(), "letters, digits, '-' and '_' only")
                     .help("rename the step, e.g. `[steps.build-docs]`"),
             );
         }
-        self.reserved_name(name);
+        if first {
+            self.reserved_name(in_file);
+        }
+        let matrix = instance.as_deref().map(|i| i.values.as_slice());
+        // Paths are templates too, rendered with what `run` sees but the step's own paths.
+        let info = StepInfo {
+            name,
+            inputs: &[],
+            outputs: &[],
+            attempt: 1,
+            matrix,
+        };
+        let inputs = self.paths(r, std::mem::take(&mut spec.inputs), &info, name, "inputs");
+        let outputs = self.paths(r, std::mem::take(&mut spec.outputs), &info, name, "outputs");
+        spec.inputs = inputs.paths;
+        spec.outputs = outputs.paths;
+        spec.needs = self
+            .paths(r, std::mem::take(&mut spec.needs), &info, name, "needs")
+            .paths;
+        if let Some(j) = spec.junit.take() {
+            spec.junit = Some(
+                self.path(r, &j, &info, "junit", || doc.value_span(&at("junit")))
+                    .unwrap_or(j),
+            );
+        }
+        let shown_paths = match (inputs.shown, outputs.shown) {
+            (None, None) => None,
+            (i, o) => Some(Box::new([
+                i.unwrap_or_else(|| spec.inputs.clone()),
+                o.unwrap_or_else(|| spec.outputs.clone()),
+            ])),
+        };
         self.not_zero(
             spec.timeout,
             &at("timeout"),
@@ -46,10 +82,11 @@ impl Cx<'_, '_> {
             inputs: &spec.inputs,
             outputs: &spec.outputs,
             attempt: 1,
+            matrix,
         };
         let cwd_rel = match &spec.cwd {
             Some(c) => self
-                .render(r, c, Mode::Plain, Some(&info), &at("cwd"))
+                .path(r, c, &info, "cwd", || doc.value_span(&at("cwd")))
                 .unwrap_or_default(),
             None => String::new(),
         };
@@ -65,11 +102,12 @@ impl Cx<'_, '_> {
             inputs: relative[0].as_deref().unwrap_or(&spec.inputs),
             outputs: relative[1].as_deref().unwrap_or(&spec.outputs),
             attempt: 1,
+            matrix,
         };
         let command = match &spec.run {
             None if !broken => {
                 self.push(
-                    Problem::error("missing-key", format!("step `{name}` has no `run`"))
+                    Problem::error("missing-key", format!("step `{in_file}` has no `run`"))
                         .at_opt(key(), "this step")
                         .help("add `run = \"...\"` (a shell string) or `run = [\"prog\", \"arg\"]` (argv)"),
                 );
@@ -149,7 +187,7 @@ impl Cx<'_, '_> {
                         Problem::error("invalid-value", format!("empty path in `{field}`"))
                             .at_opt(self.doc.item_span(&at(field), i), "empty"),
                     );
-                } else if is_glob(pattern) {
+                } else if is_glob(pattern) && !template::is_template(pattern) {
                     if let Err(e) = compile_glob(pattern) {
                         self.push(
                             Problem::error(
@@ -194,7 +232,7 @@ impl Cx<'_, '_> {
         }
         if let Some(junit) = &spec.junit {
             self.no_nul(junit, "`junit`", || doc.value_span(&at("junit")));
-            if let Err(e) = compile_glob(junit) {
+            if let (false, Err(e)) = (template::is_template(junit), compile_glob(junit)) {
                 self.push(
                     Problem::error(
                         "invalid-glob",
@@ -208,7 +246,7 @@ impl Cx<'_, '_> {
                     Problem::warning(
                         "kind-mismatch",
                         format!(
-                            "`junit` is read only for `kind = \"test\"`; step `{name}` is a {}",
+                            "`junit` is read only for `kind = \"test\"`; step `{in_file}` is a {}",
                             spec.kind.as_str()
                         ),
                     )
@@ -246,7 +284,7 @@ impl Cx<'_, '_> {
             self.push(
                 Problem::warning(
                     "service-without-ready",
-                    format!("service `{name}` has no `ready` probe"),
+                    format!("service `{in_file}` has no `ready` probe"),
                 )
                 .at_opt(key(), "dependents will start as soon as it is spawned")
                 .help("add e.g. `ready = { tcp = \"127.0.0.1:8000\", timeout = \"30s\" }`"),
@@ -274,6 +312,8 @@ impl Cx<'_, '_> {
             ready,
             health,
             junit: spec.junit,
+            instance,
+            shown_paths,
         };
         Step {
             name: owned,

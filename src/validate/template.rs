@@ -11,6 +11,7 @@
 //! `<env:NAME>` (`Renderer::render_shown`).
 
 pub mod limits;
+mod simple;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -93,6 +94,8 @@ pub struct StepInfo<'a> {
     pub inputs: &'a [String],
     pub outputs: &'a [String],
     pub attempt: u32,
+    /// A matrix instance's values, `{{ matrix.NAME }}`; `None`: the step has no matrix.
+    pub matrix: Option<&'a [(String, String)]>,
 }
 
 /// Whether `text` holds anything the renderer acts on; text that does not renders as itself.
@@ -203,6 +206,7 @@ impl Renderer {
             + step.map_or(0, |s| {
                 s.name.len()
                     + s.inputs.iter().chain(s.outputs).map(|p| p.len() + 3).sum::<usize>()
+                    + s.matrix.map_or(0, |m| m.iter().map(|(k, v)| k.len() + v.len() + 3).sum())
             })
             + if source.contains("env") { self.env_leaf } else { 0 }
             // `range` and `list` make up to 100,000 items.
@@ -245,6 +249,11 @@ impl Renderer {
                 range: None,
             });
         }
+        // Within the same bounds as minijinja's rendering (`simple`).
+        if let Some(out) = simple::render(source, mode, self.base.get("vars"), step) {
+            self.rendered.fetch_add(out.len(), Ordering::Relaxed);
+            return Ok(out);
+        }
         let env = match mode {
             Mode::Shell => &self.shell,
             Mode::Plain => &self.plain,
@@ -263,6 +272,12 @@ impl Renderer {
                     attempt => step.attempt,
                 },
             );
+            if let Some(values) = step.matrix {
+                ctx.insert(
+                    "matrix",
+                    Value::from_iter(values.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+                );
+            }
         }
         let mut out = limits::Capped {
             out: Vec::new(),
@@ -370,7 +385,10 @@ impl Renderer {
                         "the variable is not set in this environment; set it, or use `env.X | default(\"...\")`"
                             .to_owned()
                     }
-                    None => "names available: vars, env, workflow, run, step".to_owned(),
+                    None if name.starts_with("matrix") => {
+                        "a `matrix` value: the step has no `matrix`, or its matrix has no such name".to_owned()
+                    }
+                    None => "names available: vars, env, workflow, run, step, matrix".to_owned(),
                 };
                 TemplateError {
                     message: format!("undefined value `{name}` in template"),
@@ -420,6 +438,11 @@ fn environment(mode: Mode) -> Environment<'static> {
     env.add_filter("replace", capped_replace);
     env.add_filter("join", capped_join);
     env.add_filter("list", capped_list);
+    // For matrix values over files (`{ glob = "data/*.csv" }`): `data/a.csv` is `a.csv`,
+    // `a` and `data`.
+    env.add_filter("basename", |p: &str| path_part(p, PathPart::Base));
+    env.add_filter("stem", |p: &str| path_part(p, PathPart::Stem));
+    env.add_filter("dirname", |p: &str| path_part(p, PathPart::Dir));
     env.set_formatter(move |out, _state, value| {
         if value.downcast_object_ref::<CallerEnv>().is_some() {
             return Err(minijinja::Error::new(
@@ -441,6 +464,30 @@ fn environment(mode: Mode) -> Environment<'static> {
         out.write_str(&text).map_err(minijinja::Error::from)
     });
     env
+}
+
+enum PathPart {
+    Base,
+    Stem,
+    Dir,
+}
+
+/// A part of a `/`-separated path, by its text alone: `dirname` of `a.csv` is `.`.
+fn path_part(path: &str, part: PathPart) -> String {
+    let trimmed = path.trim_end_matches('/');
+    let (dir, base) = match trimmed.rsplit_once('/') {
+        Some(("", base)) => ("/", base),
+        Some((dir, base)) => (dir, base),
+        None => (".", trimmed),
+    };
+    match part {
+        PathPart::Base => base.to_owned(),
+        PathPart::Dir => dir.to_owned(),
+        PathPart::Stem => match base.rsplit_once('.') {
+            Some((stem, _)) if !stem.is_empty() => stem.to_owned(),
+            _ => base.to_owned(),
+        },
+    }
 }
 
 fn word(mode: Mode, value: &Value) -> String {
@@ -630,6 +677,7 @@ mod tests {
             inputs: &["a b.txt".to_owned(), "c.txt".to_owned()],
             outputs: &[],
             attempt: 2,
+            matrix: None,
         };
         let out = r
             .render(
