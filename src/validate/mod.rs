@@ -375,6 +375,16 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
         None => file_dir,
     };
     let root = std::path::absolute(&root).unwrap_or(root);
+    // A file found upward (`../../bgflow.toml`) or a `root = "../x"` would show its `..` in
+    // every path of the plan and the run: the real folder reads better, and is the same.
+    let root = if root
+        .components()
+        .any(|c| c == std::path::Component::ParentDir)
+    {
+        std::fs::canonicalize(&root).unwrap_or(root)
+    } else {
+        root
+    };
 
     // `[step.build]` for `[steps.build]` is already an unknown key; "no steps" would repeat it.
     let misspelled_steps = cx

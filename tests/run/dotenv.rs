@@ -101,4 +101,7 @@ outputs = ["marked.txt"]
     // The root is the workflow file's folder, not the current one.
     assert_eq!(flow.read("marked.txt"), "here\n");
     assert!(!flow.exists("sub/deeper/marked.txt"));
+    // The folder it names is the real one, not `sub/deeper/../../.bgflow`.
+    assert!(stderr.contains("logs in /"), "{stderr}");
+    assert!(!stderr.contains("/../"), "{stderr}");
 }
