@@ -14,6 +14,7 @@ pub mod exit;
 pub mod layout;
 pub mod listeners;
 pub mod manifest;
+pub mod mcp;
 pub mod par;
 pub mod plan;
 pub mod procfs;

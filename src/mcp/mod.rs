@@ -1,0 +1,164 @@
+//! `bgflow mcp`: a Model Context Protocol server over stdio (DESIGN.md §9), a front-end
+//! beside `cli/`. Each tool parses its arguments into `runs::` options, calls one `runs::`
+//! function on a blocking thread, and returns its data as structured content with a
+//! compact JSON text copy; a `runs::Error` becomes an `isError` result carrying the CLI's
+//! message (and a refused workflow's problems).
+//!
+//! Nothing but protocol messages is written to stdout: runs are always detached, and
+//! their supervisors get a null stdin and their own log files (`runs::launch`).
+
+mod args;
+mod tools;
+
+use std::path::PathBuf;
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
+use rmcp::{tool_handler, ServerHandler, ServiceExt};
+use serde::Serialize;
+
+use crate::exit;
+use crate::runs::{self, Places};
+
+pub use args::{LOG_CAP, WAIT_MAX_S};
+
+/// The tools that change nothing: the only ones `--read-only` serves.
+pub const OBSERVING: [&str; 6] = [
+    "plan_workflow",
+    "get_run",
+    "list_runs",
+    "get_logs",
+    "wait_for_run",
+    "get_events",
+];
+
+/// How the server was started.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `--state-dir` / `BGFLOW_STATE_DIR`, `--config` / `BGFLOW_CONFIG`.
+    pub places: Places,
+    /// Serve only the observing tools.
+    pub read_only: bool,
+}
+
+/// The server: its tools and where the history is.
+#[derive(Clone)]
+pub struct Server {
+    tool_router: ToolRouter<Server>,
+    places: Places,
+}
+
+impl Server {
+    pub fn new(opts: &Options) -> Self {
+        let mut tool_router = Self::tool_router();
+        if opts.read_only {
+            let names: Vec<String> = tool_router
+                .list_all()
+                .iter()
+                .map(|t| t.name.to_string())
+                .collect();
+            for n in names {
+                if !OBSERVING.contains(&n.as_str()) {
+                    tool_router.remove_route(&n);
+                }
+            }
+        }
+        Self {
+            tool_router,
+            places: opts.places.clone(),
+        }
+    }
+
+    fn state_dir(&self) -> Option<PathBuf> {
+        self.places.state_dir.clone()
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for Server {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("bgflow", env!("CARGO_PKG_VERSION")))
+            .with_instructions(
+                "bgflow runs workflow files (TOML) and single commands as supervised background \
+                 runs. plan_workflow checks a file; run_workflow and start_process return a run_id \
+                 at once; wait_for_run blocks up to timeout_s and returns each failure's reason \
+                 and last log lines; get_logs pages a step's log with offsets.",
+            )
+    }
+}
+
+/// A tool's result: `value` as structured content, with its compact JSON as the text.
+pub(crate) fn ok<T: Serialize>(value: &T) -> CallToolResult {
+    match serde_json::to_value(value) {
+        Ok(v) => {
+            let mut r = CallToolResult::structured(v);
+            if let Some(v) = &r.structured_content {
+                r.content = vec![ContentBlock::text(v.to_string())];
+            }
+            r
+        }
+        Err(e) => CallToolResult::error(vec![ContentBlock::text(format!(
+            "error: cannot write output: {e}"
+        ))]),
+    }
+}
+
+/// A tool's failure: the CLI's message as the text, and as structured content
+/// `{error, exit_code, problems}` (each problem as `plan --json` shows it).
+pub(crate) fn fail(e: &runs::Error, problems: Vec<serde_json::Value>) -> CallToolResult {
+    let mut text = e.message.trim_end().to_owned();
+    if text.is_empty() {
+        text = format!("error: failed with exit code {}", e.code);
+    }
+    for p in &problems {
+        let at = |k: &str| p.get(k).and_then(|v| v.as_u64()).map(|n| n.to_string());
+        text.push_str(&format!(
+            "\n{}:{}:{}: {}[{}]: {}",
+            p["file"].as_str().unwrap_or(""),
+            at("line").unwrap_or_default(),
+            at("column").unwrap_or_default(),
+            p["severity"].as_str().unwrap_or(""),
+            p["code"].as_str().unwrap_or(""),
+            p["message"].as_str().unwrap_or(""),
+        ));
+    }
+    let mut r = CallToolResult::structured_error(serde_json::json!({
+        "error": text,
+        "exit_code": e.code,
+        "problems": problems,
+    }));
+    r.content = vec![ContentBlock::text(text)];
+    r
+}
+
+/// Serves MCP on stdin/stdout until the client closes stdin; the exit code.
+pub fn serve(opts: &Options) -> u8 {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the server: {e}");
+            return exit::INTERNAL;
+        }
+    };
+    let server = Server::new(opts);
+    rt.block_on(async move {
+        let service = match server.serve(rmcp::transport::stdio()).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: the MCP session did not start: {e}");
+                return exit::INTERNAL;
+            }
+        };
+        match service.waiting().await {
+            Ok(_) => exit::SUCCESS,
+            Err(e) => {
+                eprintln!("error: the MCP session ended: {e}");
+                exit::INTERNAL
+            }
+        }
+    })
+}
