@@ -413,3 +413,36 @@ async fn mcp_errors_are_is_error_results_with_the_cli_message() {
     );
     s.cancel().await.expect("close");
 }
+
+/// The independent check: scripts/mcp-check.py with the Python `mcp` client from PyPI, over
+/// both the `initialize` handshake (2025-11-25) and the current revision (server/discover).
+#[test]
+fn mcp_python_client_check_passes_on_both_protocol_revisions() {
+    let has_mcp = std::process::Command::new("python3")
+        .args(["-c", "import mcp"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        has_mcp,
+        "the Python `mcp` client is missing; install it with: python3 -m pip install --quiet mcp"
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/mcp-check.py");
+    // `timeout`: a session that hangs fails the test instead of the suite.
+    let out = std::process::Command::new("timeout")
+        .args(["300", "python3"])
+        .arg(&script)
+        .arg(env!("CARGO_BIN_EXE_bgflow"))
+        .output()
+        .expect("run scripts/mcp-check.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "mcp-check failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("protocol 2025-11-25 and 2026-07-28"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("mcp-check: ok"), "{stdout}");
+}
