@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 #[derive(Clone, Default)]
 struct Client {
     progress: Arc<Mutex<Vec<ProgressNotificationParam>>>,
+    updated: Arc<Mutex<Vec<(String, Instant)>>>,
 }
 
 impl ClientHandler for Client {
@@ -29,6 +30,16 @@ impl ClientHandler for Client {
         _: NotificationContext<RoleClient>,
     ) -> impl std::future::Future<Output = ()> + Send + '_ {
         self.progress.lock().expect("lock").push(p);
+        std::future::ready(())
+    }
+
+    fn on_resource_updated(
+        &self,
+        p: rmcp::model::ResourceUpdatedNotificationParam,
+        _: NotificationContext<RoleClient>,
+    ) -> impl std::future::Future<Output = ()> + Send + '_ {
+        let now = Instant::now();
+        self.updated.lock().expect("lock").push((p.uri, now));
         std::future::ready(())
     }
 }
@@ -445,4 +456,86 @@ fn mcp_python_client_check_passes_on_both_protocol_revisions() {
         "{stdout}"
     );
     assert!(stdout.contains("mcp-check: ok"), "{stdout}");
+}
+
+/// `bgflow://runs/{id}` and its log read as resources, and a subscribed client (the
+/// handshake revision) is told within about a second when the run it watches ends.
+#[tokio::test]
+async fn mcp_resources_read_a_run_and_its_log_and_tell_a_subscriber_when_the_run_changes() {
+    use rmcp::model::{ReadResourceRequestParams, ResourceContents, SubscribeRequestParams};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let go = dir.path().join("go");
+    std::fs::write(dir.path().join("wait.sh"), common::WAIT_SH).expect("write");
+    let (s, client) = connect(dir.path(), &[]).await;
+    let command = format!("echo waiting; sh wait.sh {}; echo went", go.display());
+    let started = call(
+        &s,
+        "start_process",
+        json!({"command": command, "name": "gate"}),
+    )
+    .await;
+    let id = data(&started)["run_id"]
+        .as_str()
+        .expect("run id")
+        .to_owned();
+    let templates = s.list_all_resource_templates().await.expect("templates");
+    assert_eq!(templates.len(), 2, "{templates:?}");
+    let uri = format!("bgflow://runs/{id}");
+    let read = |uri: String| {
+        let s = &s;
+        async move {
+            let r = s
+                .read_resource(ReadResourceRequestParams::new(uri))
+                .await
+                .expect("read");
+            match &r.contents[0] {
+                ResourceContents::TextResourceContents { text, .. } => text.clone(),
+                other => panic!("not text: {other:?}"),
+            }
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v: Value = serde_json::from_str(&read(uri.clone()).await).expect("JSON");
+        assert_eq!(v["run"]["id"], id.as_str());
+        if v["steps"][0]["state"] == "running" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the run never ran: {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    #[allow(deprecated)]
+    s.subscribe(SubscribeRequestParams::new(uri.clone()))
+        .await
+        .expect("resources/subscribe");
+    // The watcher reads its first fingerprint before the change.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    client.updated.lock().expect("lock").clear();
+    std::fs::write(&go, "").expect("go");
+    let changed_at = Instant::now();
+    let deadline = changed_at + Duration::from_secs(10);
+    let told_at = loop {
+        let seen = client.updated.lock().expect("lock").clone();
+        if let Some((_, at)) = seen.iter().find(|(u, _)| *u == uri) {
+            break *at;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no update notification within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // Generous: "does not hang"; the latency itself is for scripts/bench-mcp.sh.
+    assert!(
+        told_at - changed_at < Duration::from_secs(5),
+        "{:?}",
+        told_at - changed_at
+    );
+    let log = read(format!("{uri}/logs/gate")).await;
+    assert!(log.starts_with("waiting\n"), "{log}");
+    let missing = s
+        .read_resource(ReadResourceRequestParams::new("bgflow://runs/zzzzzzzz"))
+        .await;
+    assert!(missing.is_err(), "an unknown run was read: {missing:?}");
+    s.cancel().await.expect("close");
 }

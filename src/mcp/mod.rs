@@ -8,13 +8,23 @@
 //! their supervisors get a null stdin and their own log files (`runs::launch`).
 
 mod args;
+mod resources;
 mod tools;
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
+use rmcp::model::{
+    CallToolResult, ContentBlock, Implementation, ListResourceTemplatesResult, ListResourcesResult,
+    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
+    ServerConfig, SubscribeRequestParams, SubscriptionFilter, UnsubscribeRequestParams,
+};
+use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{tool_handler, ServerHandler, ServiceExt};
+use rmcp::{ErrorData as McpError, RoleServer};
 use serde::Serialize;
 
 use crate::exit;
@@ -46,6 +56,10 @@ pub struct Options {
 pub struct Server {
     tool_router: ToolRouter<Server>,
     places: Places,
+    /// The resources subscribed to with `resources/subscribe` (the handshake revision).
+    subscribed: Arc<Mutex<BTreeSet<String>>>,
+    /// Whether the task that watches them runs.
+    watching: Arc<AtomicBool>,
 }
 
 impl Server {
@@ -66,6 +80,8 @@ impl Server {
         Self {
             tool_router,
             places: opts.places.clone(),
+            subscribed: Arc::default(),
+            watching: Arc::default(),
         }
     }
 
@@ -77,15 +93,135 @@ impl Server {
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for Server {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new("bgflow", env!("CARGO_PKG_VERSION")))
-            .with_instructions(
-                "bgflow runs workflow files (TOML) and single commands as supervised background \
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .enable_resources_subscribe()
+                .build(),
+        )
+        .with_server_info(Implementation::new("bgflow", env!("CARGO_PKG_VERSION")))
+        .with_instructions(
+            "bgflow runs workflow files (TOML) and single commands as supervised background \
                  runs. plan_workflow checks a file; run_workflow and start_process return a run_id \
                  at once; wait_for_run blocks up to timeout_s and returns each failure's reason \
-                 and last log lines; get_logs pages a step's log with offsets.",
-            )
+                 and last log lines; get_logs pages a step's log with offsets. Resources \
+                 bgflow://runs/{id} and bgflow://runs/{id}/logs/{step} tell when a run changes.",
+        )
     }
+
+    async fn list_resources(
+        &self,
+        _: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        let dir = self.state_dir();
+        Ok(ListResourcesResult {
+            resources: tokio::task::spawn_blocking(move || resources::list(dir.as_deref()))
+                .await
+                .unwrap_or_default(),
+            ..Default::default()
+        })
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        Ok(ListResourceTemplatesResult {
+            resource_templates: resources::templates(),
+            ..Default::default()
+        })
+    }
+
+    async fn read_resource(
+        &self,
+        req: ReadResourceRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let dir = self.state_dir();
+        tokio::task::spawn_blocking(move || resources::read(dir.as_deref(), &req.uri))
+            .await
+            .map_err(|e| McpError::internal_error(e.to_string(), None))?
+            .map(Into::into)
+    }
+
+    #[allow(deprecated)]
+    async fn subscribe(
+        &self,
+        req: SubscribeRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        lock(&self.subscribed).insert(req.uri);
+        if !self.watching.swap(true, Ordering::SeqCst) {
+            let subscribed = self.subscribed.clone();
+            let watching = self.watching.clone();
+            let dir = self.state_dir();
+            let peer = ctx.peer.clone();
+            tokio::spawn(async move {
+                resources::watch(
+                    dir,
+                    || lock(&subscribed).iter().cloned().collect(),
+                    |uri| resources::notify(&peer, uri),
+                )
+                .await;
+                watching.store(false, Ordering::SeqCst);
+            });
+        }
+        Ok(())
+    }
+
+    #[allow(deprecated)]
+    async fn unsubscribe(
+        &self,
+        req: UnsubscribeRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        lock(&self.subscribed).remove(&req.uri);
+        Ok(())
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        let mut f = SubscriptionFilter::new();
+        f.resource_subscriptions = requested.resource_subscriptions.clone();
+        Some(f)
+    }
+
+    async fn listen(&self, ctx: SubscriptionContext) -> Result<(), McpError> {
+        let uris = ctx
+            .accepted()
+            .resource_subscriptions
+            .clone()
+            .unwrap_or_default();
+        let sink = ctx.sink().clone();
+        let watch = resources::watch(
+            self.state_dir(),
+            || uris.clone(),
+            |uri| {
+                let sink = sink.clone();
+                async move {
+                    let n = rmcp::model::ResourceUpdatedNotification::new(
+                        rmcp::model::ResourceUpdatedNotificationParam::new(uri),
+                    );
+                    sink.send(n.into()).await.is_ok()
+                }
+            },
+        );
+        tokio::select! {
+            () = ctx.cancelled() => {}
+            () = watch => {}
+        }
+        Ok(())
+    }
+}
+
+/// The set, even when a thread panicked while holding it.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A tool's result: `value` as structured content, with its compact JSON as the text.
