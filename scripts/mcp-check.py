@@ -135,6 +135,28 @@ async def main(bgflow, folder):
             run = structured(await c.call_tool("get_run", {"run_id": run_id}), "get_run")
             if run["run"]["state"] != "failed":
                 fail(f"get_run over {c.protocol_version}: {run['run']['state']}")
+            # A resource update on the subscriptions/listen stream when a run ends.
+            gate = os.path.join(folder, "go")
+            cmd = f"i=0; while [ ! -e {gate} ] && [ $i -lt 400 ]; do i=$((i+1)); sleep 0.05; done"
+            gated = structured(await c.call_tool("start_process", {"command": cmd, "name": "gate"}),
+                               "start_process")["run_id"]
+            uri = f"bgflow://runs/{gated}"
+            deadline = time.monotonic() + 30
+            while True:
+                r = structured(await c.call_tool("get_run", {"run_id": gated}), "get_run")
+                if r["steps"][0]["state"] == "running":
+                    break
+                if time.monotonic() > deadline:
+                    fail("the gated command never ran")
+                await asyncio.sleep(0.05)
+            async with c.listen(resource_subscriptions=[uri]) as sub:
+                await asyncio.sleep(0.6)
+                open(gate, "w").close()
+                changed = time.monotonic()
+                event = await asyncio.wait_for(sub.__anext__(), 10)
+                if uri not in repr(event):
+                    fail(f"listen: {event!r}")
+                print(f"mcp-check: resource update {time.monotonic() - changed:.2f} s after the change")
             print(f"mcp-check: protocol {init.protocol_version} and {c.protocol_version}")
     print("mcp-check: ok")
 

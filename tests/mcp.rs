@@ -426,7 +426,8 @@ async fn mcp_errors_are_is_error_results_with_the_cli_message() {
 }
 
 /// The independent check: scripts/mcp-check.py with the Python `mcp` client from PyPI, over
-/// both the `initialize` handshake (2025-11-25) and the current revision (server/discover).
+/// both the `initialize` handshake (2025-11-25) and the current revision (server/discover),
+/// with a resource update on a `subscriptions/listen` stream.
 #[test]
 fn mcp_python_client_check_passes_on_both_protocol_revisions() {
     let has_mcp = std::process::Command::new("python3")
@@ -455,6 +456,7 @@ fn mcp_python_client_check_passes_on_both_protocol_revisions() {
         stdout.contains("protocol 2025-11-25 and 2026-07-28"),
         "{stdout}"
     );
+    assert!(stdout.contains("mcp-check: resource update"), "{stdout}");
     assert!(stdout.contains("mcp-check: ok"), "{stdout}");
 }
 
