@@ -8,6 +8,7 @@
 //! their supervisors get a null stdin and their own log files (`runs::launch`).
 
 mod args;
+mod history;
 mod resources;
 mod tools;
 
@@ -56,6 +57,8 @@ pub struct Options {
 pub struct Server {
     tool_router: ToolRouter<Server>,
     places: Places,
+    /// The history the reading tools share.
+    history: history::History,
     /// The resources subscribed to with `resources/subscribe` (the handshake revision).
     subscribed: Arc<Mutex<BTreeSet<String>>>,
     /// Whether the task that watches them runs.
@@ -80,6 +83,7 @@ impl Server {
         Self {
             tool_router,
             places: opts.places.clone(),
+            history: history::History::new(opts.places.state_dir.clone()),
             subscribed: Arc::default(),
             watching: Arc::default(),
         }
@@ -115,9 +119,9 @@ impl ServerHandler for Server {
         _: Option<PaginatedRequestParams>,
         _: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
-        let dir = self.state_dir();
+        let h = self.history.clone();
         Ok(ListResourcesResult {
-            resources: tokio::task::spawn_blocking(move || resources::list(dir.as_deref()))
+            resources: tokio::task::spawn_blocking(move || resources::list(&h))
                 .await
                 .unwrap_or_default(),
             ..Default::default()
@@ -140,8 +144,8 @@ impl ServerHandler for Server {
         req: ReadResourceRequestParams,
         _: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
-        let dir = self.state_dir();
-        tokio::task::spawn_blocking(move || resources::read(dir.as_deref(), &req.uri))
+        let h = self.history.clone();
+        tokio::task::spawn_blocking(move || resources::read(&h, &req.uri))
             .await
             .map_err(|e| McpError::internal_error(e.to_string(), None))?
             .map(Into::into)
@@ -157,11 +161,11 @@ impl ServerHandler for Server {
         if !self.watching.swap(true, Ordering::SeqCst) {
             let subscribed = self.subscribed.clone();
             let watching = self.watching.clone();
-            let dir = self.state_dir();
+            let h = self.history.clone();
             let peer = ctx.peer.clone();
             tokio::spawn(async move {
                 resources::watch(
-                    dir,
+                    h,
                     || lock(&subscribed).iter().cloned().collect(),
                     |uri| resources::notify(&peer, uri),
                 )
@@ -199,7 +203,7 @@ impl ServerHandler for Server {
             .unwrap_or_default();
         let sink = ctx.sink().clone();
         let watch = resources::watch(
-            self.state_dir(),
+            self.history.clone(),
             || uris.clone(),
             |uri| {
                 let sink = sink.clone();
@@ -270,6 +274,8 @@ pub(crate) fn fail(e: &runs::Error, problems: Vec<serde_json::Value>) -> CallToo
 
 /// Serves MCP on stdin/stdout until the client closes stdin; the exit code.
 pub fn serve(opts: &Options) -> u8 {
+    // One heap for every thread: the blocking threads' calls reuse what others freed.
+    crate::par::one_heap();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

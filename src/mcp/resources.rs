@@ -5,7 +5,7 @@
 //! 0.3 s.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use rmcp::model::{
@@ -15,6 +15,7 @@ use rmcp::model::{
 use rmcp::{ErrorData as McpError, Peer, RoleServer};
 
 use super::args::LOG_CAP;
+use super::history::History;
 use crate::runs;
 
 /// How often watched runs are read.
@@ -52,11 +53,9 @@ pub fn templates() -> Vec<ResourceTemplate> {
 }
 
 /// The 50 newest runs as resources (none when there is no history yet).
-pub fn list(dir: Option<&Path>) -> Vec<Resource> {
-    let Ok(store) = runs::open(dir, &mut runs::Silent) else {
-        return Vec::new();
-    };
-    runs::list(&store, None, 50)
+pub fn list(history: &History) -> Vec<Resource> {
+    history
+        .with(|store| runs::list(store, None, 50))
         .map(|l| {
             l.runs
                 .iter()
@@ -71,20 +70,30 @@ pub fn list(dir: Option<&Path>) -> Vec<Resource> {
 }
 
 /// The contents of `uri`.
-pub fn read(dir: Option<&Path>, uri: &str) -> Result<ReadResourceResult, McpError> {
+pub fn read(history: &History, uri: &str) -> Result<ReadResourceResult, McpError> {
     let not_found = |why: String| McpError::resource_not_found(why, None);
     let t = target(uri).ok_or_else(|| not_found(format!("no resource {uri}")))?;
-    let store = runs::open(dir, &mut runs::Silent).map_err(|e| not_found(e.to_string()))?;
+    history
+        .with(|store| Ok(contents(store, t, uri)))
+        .map_err(|e| not_found(e.to_string()))?
+}
+
+fn contents(
+    store: &crate::store::Store,
+    t: Target,
+    uri: &str,
+) -> Result<ReadResourceResult, McpError> {
+    let not_found = |why: String| McpError::resource_not_found(why, None);
     let contents = match t {
         Target::Run(id) => {
-            let v = runs::status(&store, &id).map_err(|e| not_found(e.to_string()))?;
+            let v = runs::status(store, &id).map_err(|e| not_found(e.to_string()))?;
             let json = serde_json::json!({"version": 1, "run": v.run, "steps": v.steps});
             ResourceContents::text(json.to_string(), uri).with_mime_type("application/json")
         }
         Target::Log(id, step) => {
-            let id = runs::resolve(&store, &id).map_err(|e| not_found(e.to_string()))?;
-            let steps = runs::logs::steps(&store, &id, Some(&step))
-                .map_err(|e| not_found(e.to_string()))?;
+            let id = runs::resolve(store, &id).map_err(|e| not_found(e.to_string()))?;
+            let steps =
+                runs::logs::steps(store, &id, Some(&step)).map_err(|e| not_found(e.to_string()))?;
             let path = PathBuf::from(&steps[0].log_path);
             let len = std::fs::metadata(&path).map_or(0, |m| m.len());
             let from = len.saturating_sub(LOG_CAP as u64);
@@ -120,16 +129,20 @@ fn fingerprint(store: &crate::store::Store, uri: &str) -> Option<String> {
 }
 
 /// The fingerprints of `uris` now.
-pub fn fingerprints(dir: Option<&Path>, uris: &[String]) -> BTreeMap<String, Option<String>> {
-    let store = runs::open(dir, &mut runs::Silent).ok();
-    uris.iter()
-        .map(|u| (u.clone(), store.as_ref().and_then(|s| fingerprint(s, u))))
-        .collect()
+pub fn fingerprints(history: &History, uris: &[String]) -> BTreeMap<String, Option<String>> {
+    history
+        .with(|store| {
+            Ok(uris
+                .iter()
+                .map(|u| (u.clone(), fingerprint(store, u)))
+                .collect())
+        })
+        .unwrap_or_else(|_| uris.iter().map(|u| (u.clone(), None)).collect())
 }
 
 /// Watches the URIs `uris()` returns (read again each round) and calls `changed` with each
 /// one whose fingerprint changed, until `changed` returns false.
-pub async fn watch<U, F, Fut>(dir: Option<PathBuf>, mut uris: U, mut changed: F)
+pub async fn watch<U, F, Fut>(history: History, mut uris: U, mut changed: F)
 where
     U: FnMut() -> Vec<String>,
     F: FnMut(String) -> Fut,
@@ -138,8 +151,8 @@ where
     let mut last: BTreeMap<String, Option<String>> = BTreeMap::new();
     loop {
         let now_uris = uris();
-        let d = dir.clone();
-        let now = tokio::task::spawn_blocking(move || fingerprints(d.as_deref(), &now_uris))
+        let h = history.clone();
+        let now = tokio::task::spawn_blocking(move || fingerprints(&h, &now_uris))
             .await
             .unwrap_or_default();
         for (uri, fp) in &now {

@@ -1,9 +1,8 @@
 //! The tools of DESIGN.md §9. Each runs its `runs::` call on a blocking thread (the
 //! history is SQLite, read synchronously) and returns `ok(..)` or `fail(..)`.
 
-use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rmcp::handler::server::common::schema_for_output;
 use rmcp::handler::server::wrapper::Parameters;
@@ -89,6 +88,52 @@ fn failures(v: &runs::RunView) -> Vec<FailureOut> {
             }
         })
         .collect()
+}
+
+/// How often `wait_for_run` reads the run (one row), and every how many readings it
+/// reconciles runs whose supervisor is gone (as the reading commands do).
+const WAIT_EVERY: Duration = Duration::from_millis(100);
+const RECONCILE_EVERY: u32 = 10;
+
+/// Waits for run `id` to end, at most `timeout`, or until `cancelled()`: reads its row
+/// every 100 ms, and the run with its steps when the row changed, handing (steps done,
+/// total, running steps) to `progress`. The run with its steps at the end.
+fn wait(
+    store: &mut crate::store::Store,
+    id: &str,
+    timeout: Duration,
+    cancelled: &dyn Fn() -> bool,
+    progress: &tokio::sync::mpsc::UnboundedSender<(i64, i64, String)>,
+) -> Result<runs::RunView, Error> {
+    let deadline = Instant::now() + timeout;
+    let mut last = None;
+    for tick in 0u32.. {
+        if tick % RECONCILE_EVERY == 0 {
+            let _ = store.reconcile_lost();
+        }
+        let row = store
+            .run(id)
+            .map_err(|e| Error::internal(format!("error: {e}\n")))?
+            .ok_or_else(|| Error::internal("error: cannot write output: run vanished\n"))?;
+        let now = (row.state.clone(), row.steps_done);
+        let left = deadline.saturating_duration_since(Instant::now());
+        if last.as_ref() != Some(&now) || left.is_zero() || cancelled() {
+            let v = runs::status::view(store, id)?;
+            let running: Vec<&str> = v
+                .steps
+                .iter()
+                .filter(|s| s.state == "running")
+                .map(|s| s.name.as_str())
+                .collect();
+            let _ = progress.send((v.run.steps_done, v.run.steps_total, running.join(", ")));
+            if !v.is_active() || left.is_zero() || cancelled() {
+                return Ok(v);
+            }
+            last = Some(now);
+        }
+        std::thread::sleep(left.min(WAIT_EVERY));
+    }
+    runs::status::view(store, id)
 }
 
 #[tool_router(vis = "pub(crate)")]
@@ -192,10 +237,10 @@ impl Server {
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn get_run(&self, Parameters(a): Parameters<RunIdArg>) -> Out {
-        let dir = self.state_dir();
+        let h = self.history.clone();
         blocking(move || {
-            let r = open(dir.as_deref())
-                .and_then(|s| runs::status(&s, &a.run_id))
+            let r = h
+                .with(|s| runs::status(s, &a.run_id))
                 .and_then(|v| run_out(&v));
             match r {
                 Ok((run, steps)) => ok(&RunOut {
@@ -215,10 +260,9 @@ impl Server {
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn list_runs(&self, Parameters(a): Parameters<ListArgs>) -> Out {
-        let dir = self.state_dir();
+        let h = self.history.clone();
         blocking(move || {
-            let r = open(dir.as_deref())
-                .and_then(|s| runs::list(&s, a.status.as_deref(), a.limit.unwrap_or(20)));
+            let r = h.with(|s| runs::list(s, a.status.as_deref(), a.limit.unwrap_or(20)));
             match r {
                 Ok(l) => ok(&serde_json::json!({
                     "version": 1, "runs": l.runs, "orphans": l.orphans
@@ -235,17 +279,17 @@ impl Server {
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn get_logs(&self, Parameters(a): Parameters<LogsArgs>) -> Out {
-        let dir = self.state_dir();
+        let h = self.history.clone();
         blocking(move || {
-            let r = open(dir.as_deref()).and_then(|s| {
-                let id = runs::resolve(&s, &a.run_id)?;
+            let r = h.with(|s| {
+                let id = runs::resolve(s, &a.run_id)?;
                 let q = runs::LogQuery {
                     step: a.step,
                     offset: a.offset,
                     tail: a.tail,
                     cap: Some(a.max_bytes.unwrap_or(LOG_CAP).clamp(1, LOG_CAP_MAX)),
                 };
-                runs::logs(&s, &id, &q).map(|p| (id, p))
+                runs::logs(s, &id, &q).map(|p| (id, p))
             });
             match r {
                 Ok((run_id, p)) => ok(&LogsOut {
@@ -285,37 +329,10 @@ impl Server {
         let ct = ctx.ct.clone();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(i64, i64, String)>();
         let work = tokio::task::spawn_blocking(move || {
+            // A store of its own: a long wait does not hold the one the other tools share.
             let mut store = open(dir.as_deref())?;
             let id = runs::resolve(&store, &a.run_id)?;
-            let mut last = None;
-            let v = runs::wait(
-                &mut store,
-                &id,
-                Some(timeout),
-                Duration::from_millis(100),
-                &mut |v| {
-                    let now = (
-                        v.run.steps_done,
-                        v.run.steps_total,
-                        v.steps
-                            .iter()
-                            .filter(|s| s.state == "running")
-                            .map(|s| s.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                    );
-                    if last.as_ref() != Some(&now) {
-                        last = Some(now.clone());
-                        let _ = tx.send(now);
-                    }
-                    if ct.is_cancelled() {
-                        ControlFlow::Break(())
-                    } else {
-                        ControlFlow::Continue(())
-                    }
-                },
-            )?;
-            Ok::<_, Error>(v)
+            wait(&mut store, &id, timeout, &|| ct.is_cancelled(), &tx)
         });
         tokio::pin!(work);
         let res = loop {
@@ -432,15 +449,15 @@ impl Server {
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn get_events(&self, Parameters(a): Parameters<EventsArgs>) -> Out {
-        let dir = self.state_dir();
+        let h = self.history.clone();
         blocking(move || {
-            let r = open(dir.as_deref()).and_then(|s| {
+            let r = h.with(|s| {
                 let id = match &a.run_id {
-                    Some(p) => Some(runs::resolve(&s, p)?),
+                    Some(p) => Some(runs::resolve(s, p)?),
                     None => None,
                 };
                 runs::events(
-                    &s,
+                    s,
                     id.as_deref(),
                     a.after.unwrap_or(0),
                     a.limit

@@ -1,0 +1,54 @@
+//! The run history the reading tools share: opened once (as `runs::open` opens it) and
+//! kept while its folder stays the same, so a `get_run` or `list_runs` does not pay for
+//! opening SQLite. Each use reconciles runs whose supervisor is gone first, as every
+//! reading command does.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use crate::runs::{self, Error, Silent};
+use crate::store::Store;
+
+#[derive(Clone, Default)]
+pub struct History {
+    /// `--state-dir`; `None`: found from the server's folder upward at each use.
+    dir: Option<PathBuf>,
+    open: Arc<Mutex<Option<(PathBuf, Store)>>>,
+}
+
+impl History {
+    pub fn new(dir: Option<PathBuf>) -> Self {
+        Self {
+            dir,
+            open: Arc::default(),
+        }
+    }
+
+    /// Calls `f` with the history; the errors of `runs::open` when there is none.
+    pub fn with<T>(&self, f: impl FnOnce(&mut Store) -> Result<T, Error>) -> Result<T, Error> {
+        let found = self.dir.clone().or_else(|| {
+            std::env::current_dir()
+                .ok()
+                .and_then(|cwd| runs::find_state_dir(&cwd))
+        });
+        let Some(dir) = found else {
+            // Its error names what is missing, as the CLI says it.
+            return runs::open(None, &mut Silent).and_then(|mut s| f(&mut s));
+        };
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if open.as_ref().is_none_or(|(d, _)| *d != dir) {
+            *open = None;
+            let store = runs::open(Some(&dir), &mut Silent)?;
+            *open = Some((dir, store));
+        } else if let Some((_, store)) = open.as_mut() {
+            let _ = store.reconcile_lost();
+        }
+        match open.as_mut() {
+            Some((_, store)) => f(store),
+            None => Err(Error::internal("error: the run history is not open\n")),
+        }
+    }
+}
