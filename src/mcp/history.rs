@@ -1,10 +1,12 @@
 //! The run history the reading tools share: opened once (as `runs::open` opens it) and
 //! kept while its folder stays the same, so a `get_run` or `list_runs` does not pay for
-//! opening SQLite. Each use reconciles runs whose supervisor is gone first, as every
-//! reading command does.
+//! opening SQLite. Runs whose supervisor is gone are reconciled (recorded as lost) at
+//! most once a second, not at each call: reconciling reads every active run, and a run
+//! read in between is shown with its supervisor's liveness anyway (`Store::run`).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::runs::{self, Error, Silent};
 use crate::store::Store;
@@ -13,8 +15,11 @@ use crate::store::Store;
 pub struct History {
     /// `--state-dir`; `None`: found from the server's folder upward at each use.
     dir: Option<PathBuf>,
-    open: Arc<Mutex<Option<(PathBuf, Store)>>>,
+    open: Arc<Mutex<Option<(PathBuf, Store, Instant)>>>,
 }
+
+/// How often the shared history reconciles lost runs.
+const RECONCILE_EVERY: Duration = Duration::from_secs(1);
 
 impl History {
     pub fn new(dir: Option<PathBuf>) -> Self {
@@ -39,15 +44,18 @@ impl History {
             .open
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if open.as_ref().is_none_or(|(d, _)| *d != dir) {
+        if open.as_ref().is_none_or(|(d, _, _)| *d != dir) {
             *open = None;
             let store = runs::open(Some(&dir), &mut Silent)?;
-            *open = Some((dir, store));
-        } else if let Some((_, store)) = open.as_mut() {
-            let _ = store.reconcile_lost();
+            *open = Some((dir, store, Instant::now()));
+        } else if let Some((_, store, at)) = open.as_mut() {
+            if at.elapsed() >= RECONCILE_EVERY {
+                let _ = store.reconcile_lost();
+                *at = Instant::now();
+            }
         }
         match open.as_mut() {
-            Some((_, store)) => f(store),
+            Some((_, store, _)) => f(store),
             None => Err(Error::internal("error: the run history is not open\n")),
         }
     }

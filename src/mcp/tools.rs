@@ -91,9 +91,10 @@ fn failures(v: &runs::RunView) -> Vec<FailureOut> {
 }
 
 /// How often `wait_for_run` reads the run (one row), and every how many readings it
-/// reconciles runs whose supervisor is gone (as the reading commands do).
+/// reconciles runs whose supervisor is gone (every 3 s; a run read in between is shown
+/// with its supervisor's liveness anyway, so a lost run still ends the wait).
 const WAIT_EVERY: Duration = Duration::from_millis(100);
-const RECONCILE_EVERY: u32 = 10;
+const RECONCILE_EVERY: u32 = 30;
 
 /// Waits for run `id` to end, at most `timeout`, or until `cancelled()`: reads its row
 /// every 100 ms, and the run with its steps when the row changed, handing (steps done,
