@@ -15,6 +15,7 @@ pub mod file_name;
 pub mod layout;
 pub mod listeners;
 pub mod manifest;
+pub mod mcp;
 pub mod par;
 pub mod plan;
 pub mod procfs;

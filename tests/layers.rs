@@ -1,5 +1,5 @@
 //! The layers of docs/architecture.md, checked on the source: a layer never imports one
-//! above it (front-ends `cli/` -> service `runs/` -> consumers `report/`, `store/` ->
+//! above it (front-ends `cli/`, `mcp/` -> service `runs/` -> consumers `report/`, `store/` ->
 //! engine `exec/` -> checks `validate/`, `plan/`, `manifest/` -> base modules). In
 //! particular nothing imports `cli/`, and `store/` and `exec/` do not import each other.
 
@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 
 /// For each folder or file of src/: the modules it must not name.
 const RULES: &[(&str, &[&str])] = &[
-    ("runs", &["cli"]),
-    ("report", &["cli", "runs"]),
+    ("mcp", &["cli"]),
+    ("runs", &["cli", "mcp"]),
+    ("report", &["cli", "mcp", "runs"]),
     ("store", &["cli", "runs", "report", "exec"]),
     ("exec", &["cli", "runs", "report", "store"]),
     ("validate", &["cli", "runs", "report", "store", "exec"]),

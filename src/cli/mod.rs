@@ -79,6 +79,19 @@ pub enum Commands {
     Cleanup(CleanupArgs),
     /// Print the dependency graph as Graphviz dot or Mermaid.
     Graph(GraphArgs),
+    /// Serve the Model Context Protocol over stdin/stdout, for coding agents (docs/agents.md).
+    ///
+    /// Tools: plan_workflow, run_workflow, start_process, get_run, list_runs, get_logs,
+    /// wait_for_run, stop_run, resume_run, get_events. Runs are always detached. Relative
+    /// paths are read from the folder the server was started in; the history is found as the
+    /// other commands find it (--state-dir, BGFLOW_STATE_DIR). Nothing but protocol messages
+    /// is written to stdout.
+    Mcp {
+        /// Serve only the tools that change nothing (plan_workflow, get_run, list_runs,
+        /// get_logs, wait_for_run, get_events).
+        #[arg(long)]
+        read_only: bool,
+    },
     /// Print the workflow file's JSON Schema (for editors: `#:schema` in Taplo / Even Better TOML).
     Schema,
     /// Print the manual page bgflow(1); with --dir, write it and one page per command
@@ -329,6 +342,10 @@ pub fn run(cli: Cli) -> u8 {
         Commands::Cleanup(args) => history_cmd::cleanup(&args, cli.state_dir.as_deref()),
         Commands::Supervise { run } => Ok(run_cmd::supervise(&run, g)),
         Commands::Graph(args) => plan_cmd::graph(&args, color),
+        Commands::Mcp { read_only } => Ok(crate::mcp::serve(&crate::mcp::Options {
+            places: g.places(),
+            read_only,
+        })),
         Commands::Schema => report::stdout(&crate::schema::json_schema()).map(|()| exit::SUCCESS),
         Commands::Man { dir } => man_cmd::man(dir.as_deref()),
         Commands::Completions { shell } => {

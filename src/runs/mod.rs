@@ -28,6 +28,7 @@ pub mod events;
 pub mod guard;
 pub mod launch;
 pub mod logs;
+pub mod plan;
 pub mod recorder;
 pub mod spec;
 pub mod start;
