@@ -95,6 +95,8 @@ fn failures(v: &runs::RunView) -> Vec<FailureOut> {
 /// with its supervisor's liveness anyway, so a lost run still ends the wait).
 const WAIT_EVERY: Duration = Duration::from_millis(100);
 const RECONCILE_EVERY: u32 = 30;
+/// Every how many readings the run's row is read even when no one committed.
+const READ_ANYWAY_EVERY: u32 = 10;
 
 /// Waits for run `id` to end, at most `timeout`, or until `cancelled()`: reads its row
 /// every 100 ms, and the run with its steps when the row changed, handing (steps done,
@@ -108,10 +110,25 @@ fn wait(
 ) -> Result<runs::RunView, Error> {
     let deadline = Instant::now() + timeout;
     let mut last = None;
+    let mut seen_version = None;
     for tick in 0u32.. {
         if tick % RECONCILE_EVERY == 0 {
             let _ = store.reconcile_lost();
         }
+        // The row is read when the supervisor committed since the last reading, and once a
+        // second anyway (a run's liveness moves with the clock, not with a commit).
+        let version = store.data_version().ok();
+        let left = deadline.saturating_duration_since(Instant::now());
+        if version.is_some()
+            && version == seen_version
+            && tick % READ_ANYWAY_EVERY != 0
+            && !left.is_zero()
+            && !cancelled()
+        {
+            std::thread::sleep(left.min(WAIT_EVERY));
+            continue;
+        }
+        seen_version = version;
         let row = store
             .run(id)
             .map_err(|e| Error::internal(format!("error: {e}\n")))?

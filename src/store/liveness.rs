@@ -221,6 +221,16 @@ impl Store {
         out
     }
 
+    /// SQLite's `data_version` for this connection: it changes when another connection
+    /// (a supervisor) commits to the history. A reader that polls for a change reads rows
+    /// only when it moved, without SQLite's page-cache refill of a full read.
+    pub fn data_version(&self) -> Result<i64> {
+        self.conn
+            .prepare_cached("PRAGMA data_version")
+            .and_then(|mut st| st.query_row([], |r| r.get(0)))
+            .map_err(|e| self.sql(e))
+    }
+
     fn last_mark_unresponsive(&self, run: &str) -> Result<bool> {
         last_mark(&self.conn, run)
             .map(|t| t.is_some_and(|t| t == "run_unresponsive"))
