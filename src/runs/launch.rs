@@ -281,20 +281,15 @@ pub fn launch(
     crate::store::ensure_private_dir(&log_dir)
         .map_err(|e| Error::internal(format!("error: {e}\n")))?;
     match spawn_supervisor(&state_dir, &run_id, &log_dir, places.config.as_deref()) {
-        Ok(pid) => {
-            let _ = store.event(
-                &run_id,
-                "supervisor_spawned",
-                serde_json::json!({"version": 1, "pid": pid}),
-            );
-            Ok(Started::Detached(Launched {
-                run_id,
-                workflow: prepared.wf.name.clone(),
-                supervisor_pid: pid,
-                state_dir,
-                log_dir,
-            }))
-        }
+        // The supervisor records `supervisor_spawned` itself, before its run's first event:
+        // written here, it could land after a quick run's `run_finished`.
+        Ok(pid) => Ok(Started::Detached(Launched {
+            run_id,
+            workflow: prepared.wf.name.clone(),
+            supervisor_pid: pid,
+            state_dir,
+            log_dir,
+        })),
         Err(e) => {
             let _ = store.apply(&[crate::store::Write::RunFinished {
                 run: run_id.clone(),

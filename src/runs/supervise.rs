@@ -334,6 +334,12 @@ pub fn supervise(run_id: &str, places: &Places, obs: &mut dyn Observer) -> u8 {
             return exit::INTERNAL;
         }
     };
+    // First in the run's events after its creation, whatever the run does next.
+    let _ = store.event(
+        run_id,
+        "supervisor_spawned",
+        serde_json::json!({"version": 1, "pid": std::process::id()}),
+    );
     let fail = |store: &mut Store, obs: &mut dyn Observer, why: String| {
         obs.note(&format!("error: {why}\n"));
         let _ = store.apply(&[crate::store::Write::RunFinished {
