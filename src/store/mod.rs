@@ -507,6 +507,16 @@ impl Store {
 
     /// Finds a run by a unique prefix of its id.
     pub fn resolve(&self, prefix: &str) -> Result<String> {
+        // A whole id (what agents and scripts pass) is found through the key, without
+        // scanning every run for the prefix.
+        let exact: Option<String> = self
+            .conn
+            .prepare_cached("SELECT id FROM runs WHERE id = ?1")
+            .and_then(|mut st| st.query_row(params![prefix], |r| r.get(0)).optional())
+            .map_err(|e| self.sql(e))?;
+        if let Some(id) = exact {
+            return Ok(id);
+        }
         let pattern = format!("{}%", prefix.replace(['%', '_'], ""));
         let mut stmt = self
             .conn
