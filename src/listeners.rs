@@ -237,7 +237,13 @@ pub fn describe(sockets: &[&Listener]) -> String {
     let mut parts: Vec<String> = found
         .iter()
         .take(3)
-        .map(|&(pid, _)| format!("pid {pid} ({}){}", command_line(pid), of_bgflow(pid)))
+        .map(|&(pid, _)| {
+            format!(
+                "pid {pid} ({}){}",
+                crate::procfs::command_line(pid),
+                of_bgflow(pid)
+            )
+        })
         .collect();
     if found.len() > 3 {
         parts.push(format!("and {} more", found.len() - 3));
@@ -268,26 +274,6 @@ fn of_bgflow(pid: u32) -> String {
     match (var("BGFLOW_STEP"), var("BGFLOW_RUN_ID")) {
         (Some(step), Some(run)) => format!(", step `{step}` of bgflow run {run}"),
         _ => String::new(),
-    }
-}
-
-/// The command line of a process, for people: at most 80 characters.
-fn command_line(pid: u32) -> String {
-    let raw = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    let text = String::from_utf8_lossy(&raw)
-        .trim_end_matches('\0')
-        .replace('\0', " ");
-    let text = if text.is_empty() {
-        fs::read_to_string(format!("/proc/{pid}/comm"))
-            .map(|c| format!("[{}]", c.trim()))
-            .unwrap_or_else(|_| "?".to_owned())
-    } else {
-        text
-    };
-    if text.chars().count() > 80 {
-        text.chars().take(79).collect::<String>() + "…"
-    } else {
-        text
     }
 }
 

@@ -31,3 +31,23 @@ pub fn start_time(pid: u32) -> Option<u64> {
     let field = rest.split(|b| *b == b' ').nth(19)?;
     std::str::from_utf8(field).ok()?.parse().ok()
 }
+
+/// The command line of a process, for people: at most 80 characters.
+pub fn command_line(pid: u32) -> String {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let text = String::from_utf8_lossy(&raw)
+        .trim_end_matches('\0')
+        .replace('\0', " ");
+    let text = if text.is_empty() {
+        std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .map(|c| format!("[{}]", c.trim()))
+            .unwrap_or_else(|_| "?".to_owned())
+    } else {
+        text
+    };
+    if text.chars().count() > 80 {
+        text.chars().take(79).collect::<String>() + "…"
+    } else {
+        text
+    }
+}

@@ -342,7 +342,7 @@ impl Unit<'_> {
             .into_iter()
             .map(|pid| Leftover {
                 pid,
-                command: command_line(pid),
+                command: crate::procfs::command_line(pid),
             })
             .collect();
         if left.is_empty() {
@@ -458,7 +458,7 @@ impl RunProcesses {
             .iter()
             .map(|(pid, _)| Leftover {
                 pid: *pid,
-                command: command_line(*pid),
+                command: crate::procfs::command_line(*pid),
             })
             .collect();
         if !grace.is_zero() {
@@ -718,26 +718,6 @@ fn reap(pid: u32) {
     use nix::sys::wait::{waitpid, WaitPidFlag};
     if let Ok(raw) = i32::try_from(pid) {
         let _ = waitpid(Pid::from_raw(raw), Some(WaitPidFlag::WNOHANG));
-    }
-}
-
-/// The command line of a process, for people: at most 80 characters.
-pub fn command_line(pid: u32) -> String {
-    let raw = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    let text = String::from_utf8_lossy(&raw)
-        .trim_end_matches('\0')
-        .replace('\0', " ");
-    let text = if text.is_empty() {
-        fs::read_to_string(format!("/proc/{pid}/comm"))
-            .map(|c| format!("[{}]", c.trim()))
-            .unwrap_or_else(|_| "?".to_owned())
-    } else {
-        text
-    };
-    if text.chars().count() > 80 {
-        text.chars().take(79).collect::<String>() + "…"
-    } else {
-        text
     }
 }
 

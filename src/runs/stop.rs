@@ -85,7 +85,7 @@ pub fn stop(
             obs.note(&format!(
                 "note: pid {pid}, recorded for step `{}`, is now another process ({}); left alone\n",
                 s.name,
-                contain::command_line(pid)
+                crate::procfs::command_line(pid)
             ));
         }
     }
