@@ -2,7 +2,7 @@
 //! history is SQLite, read synchronously) and returns `ok(..)` or `fail(..)`.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rmcp::handler::server::common::schema_for_output;
 use rmcp::handler::server::wrapper::Parameters;
@@ -90,17 +90,13 @@ fn failures(v: &runs::RunView) -> Vec<FailureOut> {
         .collect()
 }
 
-/// How often `wait_for_run` reads the run (one row), and every how many readings it
-/// reconciles runs whose supervisor is gone (every 3 s; a run read in between is shown
-/// with its supervisor's liveness anyway, so a lost run still ends the wait).
+/// How often `wait_for_run` looks at the run (`runs::status::wait` reads it only when the
+/// history changed, and once a second).
 const WAIT_EVERY: Duration = Duration::from_millis(100);
-const RECONCILE_EVERY: u32 = 30;
-/// Every how many readings the run's row is read even when no one committed.
-const READ_ANYWAY_EVERY: u32 = 10;
 
-/// Waits for run `id` to end, at most `timeout`, or until `cancelled()`: reads its row
-/// every 100 ms, and the run with its steps when the row changed, handing (steps done,
-/// total, running steps) to `progress`. The run with its steps at the end.
+/// Waits for run `id` to end, at most `timeout`, or until `cancelled()`, handing (steps
+/// done, total, running steps) to `progress` whenever the run's state or count of finished
+/// steps changes. The run with its steps at the end.
 fn wait(
     store: &mut crate::store::Store,
     id: &str,
@@ -108,35 +104,10 @@ fn wait(
     cancelled: &dyn Fn() -> bool,
     progress: &tokio::sync::mpsc::UnboundedSender<(i64, i64, String)>,
 ) -> Result<runs::RunView, Error> {
-    let deadline = Instant::now() + timeout;
     let mut last = None;
-    let mut seen_version = None;
-    for tick in 0u32.. {
-        if tick % RECONCILE_EVERY == 0 {
-            let _ = store.reconcile_lost();
-        }
-        // The row is read when the supervisor committed since the last reading, and once a
-        // second anyway (a run's liveness moves with the clock, not with a commit).
-        let version = store.data_version().ok();
-        let left = deadline.saturating_duration_since(Instant::now());
-        if version.is_some()
-            && version == seen_version
-            && tick % READ_ANYWAY_EVERY != 0
-            && !left.is_zero()
-            && !cancelled()
-        {
-            std::thread::sleep(left.min(WAIT_EVERY));
-            continue;
-        }
-        seen_version = version;
-        let row = store
-            .run(id)
-            .map_err(|e| Error::internal(format!("error: {e}\n")))?
-            .ok_or_else(|| Error::internal("error: cannot write output: run vanished\n"))?;
-        let now = (row.state.clone(), row.steps_done);
-        let left = deadline.saturating_duration_since(Instant::now());
-        if last.as_ref() != Some(&now) || left.is_zero() || cancelled() {
-            let v = runs::status::view(store, id)?;
+    runs::status::wait(store, id, Some(timeout), WAIT_EVERY, &mut |v| {
+        let now = (v.run.state.clone(), v.run.steps_done);
+        if last.as_ref() != Some(&now) {
             let running: Vec<&str> = v
                 .steps
                 .iter()
@@ -144,14 +115,14 @@ fn wait(
                 .map(|s| s.name.as_str())
                 .collect();
             let _ = progress.send((v.run.steps_done, v.run.steps_total, running.join(", ")));
-            if !v.is_active() || left.is_zero() || cancelled() {
-                return Ok(v);
-            }
             last = Some(now);
         }
-        std::thread::sleep(left.min(WAIT_EVERY));
-    }
-    runs::status::view(store, id)
+        if cancelled() {
+            std::ops::ControlFlow::Break(())
+        } else {
+            std::ops::ControlFlow::Continue(())
+        }
+    })
 }
 
 #[tool_router(vis = "pub(crate)")]

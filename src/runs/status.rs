@@ -72,10 +72,14 @@ pub fn list(store: &Store, state: Option<&str>, limit: usize) -> Result<RunList,
     Ok(RunList { runs, orphans })
 }
 
-/// Waits for run `id` (a full id) to end: reads it every `every`, reconciling a lost or
-/// unresponsive supervisor first, and hands each reading to `each` (which may stop the
-/// wait with `Break`). Returns the last reading: the ended run, or its state when
-/// `timeout` passed or `each` stopped it.
+/// Waits for run `id` (a full id) to end, reading it every `every`, and hands each reading
+/// to `each` (which may stop the wait with `Break`). Returns the last reading: the ended
+/// run, or its state when `timeout` passed or `each` stopped it.
+///
+/// A reading costs a read of the run and its steps only when the history changed since the
+/// last one (SQLite's `data_version`: a supervisor committed), and at least once a second
+/// anyway, since a run's liveness moves with the clock; otherwise the previous reading is
+/// handed on. Lost or unresponsive supervisors are reconciled at most once a second.
 pub fn wait(
     store: &mut Store,
     id: &str,
@@ -83,17 +87,29 @@ pub fn wait(
     every: Duration,
     each: &mut dyn FnMut(&RunView) -> ControlFlow<()>,
 ) -> Result<RunView, Error> {
+    const READ_ANYWAY: Duration = Duration::from_secs(1);
     let deadline = timeout.map(|t| Instant::now() + t);
+    // The last reading, the `data_version` it was made at and when.
+    let mut last: Option<(RunView, Option<i64>, Instant)> = None;
     loop {
-        let _ = store.reconcile_lost();
-        let now = view(store, id)?;
-        if each(&now).is_break() || !now.is_active() {
-            return Ok(now);
-        }
+        let version = store.data_version().ok();
+        let reading = match last.take() {
+            Some((v, seen, at))
+                if version.is_some() && seen == version && at.elapsed() < READ_ANYWAY =>
+            {
+                (v, seen, at)
+            }
+            _ => {
+                let _ = store.reconcile_lost();
+                (view(store, id)?, version, Instant::now())
+            }
+        };
+        let now = &reading.0;
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        if left == Some(Duration::ZERO) {
-            return Ok(now);
+        if each(now).is_break() || !now.is_active() || left == Some(Duration::ZERO) {
+            return Ok(reading.0);
         }
         std::thread::sleep(left.map_or(every, |l| l.min(every)));
+        last = Some(reading);
     }
 }
