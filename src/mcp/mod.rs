@@ -288,6 +288,16 @@ pub fn serve(opts: &Options) -> u8 {
     };
     let server = Server::new(opts);
     rt.block_on(async move {
+        // Freed memory goes back to the system once a second, so the server idles small
+        // whatever size its last reply had (DESIGN.md §9: ≤ 20 MB while a run goes on).
+        tokio::spawn(async {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                crate::par::give_back_freed_memory();
+            }
+        });
         let service = match server.serve(rmcp::transport::stdio()).await {
             Ok(s) => s,
             Err(e) => {
