@@ -123,16 +123,21 @@ impl Tail {
     /// Starts after the newest event of `store`'s history.
     pub fn new(store: Store) -> Result<Self, Error> {
         let after = store.last_event_id().map_err(|e| super::internal(&e))?;
-        Ok(Self {
+        Ok(Self::after(store, after))
+    }
+
+    /// Starts after event `after` (0: from the first).
+    pub fn after(store: Store, after: i64) -> Self {
+        Self {
             store,
             after,
             version: None,
             reconciled: std::time::Instant::now(),
-        })
+        }
     }
 
     /// The id of the last event handed out (or of the newest when it started).
-    pub fn after(&self) -> i64 {
+    pub fn last(&self) -> i64 {
         self.after
     }
 

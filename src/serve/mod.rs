@@ -189,40 +189,56 @@ async fn stopped() -> u8 {
 }
 
 /// Starts the thread that reads new events from the history every 100 ms and pushes them
-/// to the open event streams. Until a history exists, it looks for one every second.
+/// to the open event streams. It starts after the newest event of the history there is;
+/// until a history exists, it looks for one every 200 ms, and pushes a new history's
+/// events from its first.
 fn feed(app: App) {
     let spawned = std::thread::Builder::new()
         .name("bgflow-serve-feed".into())
-        .spawn(move || loop {
-            let tail = app
-                .state_dir()
-                .and_then(|d| runs::open(Some(&d), &mut runs::Silent).ok())
-                .and_then(|s| runs::events::Tail::new(s).ok());
-            let Some(mut tail) = tail else {
-                std::thread::sleep(Duration::from_secs(1));
-                continue;
-            };
-            app.last_event.store(tail.after(), Ordering::SeqCst);
+        .spawn(move || {
+            let mut first = true;
             loop {
-                match tail.read() {
-                    Ok(new) => {
-                        let full = new.len() == runs::events::PAGE;
-                        for e in new {
-                            app.last_event.store(e.id, Ordering::SeqCst);
-                            // No receiver: nobody is watching; not an error.
-                            let _ = app.events.send(Arc::new(e));
-                        }
-                        if full {
-                            continue;
-                        }
-                    }
-                    // The history went away or broke: open it again.
-                    Err(_) => break,
-                }
-                std::thread::sleep(Duration::from_millis(100));
+                let store = app
+                    .state_dir()
+                    .and_then(|d| runs::open(Some(&d), &mut runs::Silent).ok());
+                let tail = match store {
+                    Some(s) if first => runs::events::Tail::new(s).ok(),
+                    Some(s) => Some(runs::events::Tail::after(s, app.last_event())),
+                    None => None,
+                };
+                first = false;
+                let Some(mut tail) = tail else {
+                    std::thread::sleep(Duration::from_millis(200));
+                    continue;
+                };
+                app.last_event.store(tail.last(), Ordering::SeqCst);
+                follow(&app, &mut tail);
+                std::thread::sleep(Duration::from_millis(200));
             }
         });
     if let Err(e) = spawned {
         eprintln!("warning: no live updates: cannot start a thread: {e}");
+    }
+}
+
+/// Pushes `tail`'s events until the history cannot be read.
+fn follow(app: &App, tail: &mut runs::events::Tail) {
+    loop {
+        match tail.read() {
+            Ok(new) => {
+                let full = new.len() == runs::events::PAGE;
+                for e in new {
+                    app.last_event.store(e.id, Ordering::SeqCst);
+                    // No receiver: nobody is watching; not an error.
+                    let _ = app.events.send(Arc::new(e));
+                }
+                if full {
+                    continue;
+                }
+            }
+            // The history went away or broke: open it again.
+            Err(_) => return,
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
