@@ -1,5 +1,5 @@
 //! The service layer: what a front-end does with runs, as data in and data out. The CLI
-//! (`cli/`), and later `bgflow mcp` and `bgflow serve`, parse their input into these
+//! (`cli/`), `bgflow mcp` (`mcp/`) and `bgflow serve` (`serve/`) parse their input into these
 //! options, call one function, and render what it returns.
 //!
 //! Invariants: nothing here prints or prompts. What a person may want to read while a
