@@ -210,6 +210,9 @@ run = "echo hello from a"
 [steps.after]
 run = "echo after"
 needs = ["hello"]
+
+[steps.markup]
+run = ["printf", "<script>alert(1)</script>\\n"]
 "#;
 
 #[test]
@@ -294,6 +297,16 @@ fn the_first_html_holds_the_current_state_without_javascript() {
         page.body
     );
     assert!(page.body.contains("hello from a\n</pre>"), "{}", page.body);
+    // What a step printed is text, never markup.
+    let markup = s.get(&format!("/runs/{id}?step=markup"));
+    assert!(
+        markup
+            .body
+            .contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{}",
+        markup.body
+    );
+    assert!(!markup.body.contains("<script>alert"), "{}", markup.body);
     // Everything the page loads is served by bgflow itself.
     assert!(!page.body.contains("https://"), "{}", page.body);
     let js = request("GET", &s.addr, "/assets/app.js", &[]);
