@@ -1,6 +1,6 @@
 //! The service layer: what a front-end does with runs, as data in and data out. The CLI
-//! (`cli/`), `bgflow mcp` (`mcp/`) and `bgflow serve` (`serve/`) parse their input into these
-//! options, call one function, and render what it returns.
+//! (`cli/`), `bgflow mcp` (`mcp/`) and `bgflow serve` (`serve/`) parse their input into
+//! these options, call one function, and render what it returns.
 //!
 //! Invariants: nothing here prints or prompts. What a person may want to read while a
 //! call works (a workflow's problems, a warning, a note) goes to the caller's [`Observer`];

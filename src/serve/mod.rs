@@ -17,10 +17,11 @@ mod html;
 mod pages;
 mod svg;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::routing::{get, post};
@@ -54,6 +55,37 @@ pub(crate) struct App {
     events: broadcast::Sender<Arc<runs::events::Recorded>>,
     /// The id of the newest event the feed has read.
     last_event: Arc<AtomicI64>,
+    /// Each run's edges, found once (checking its workflow again costs as much as `plan`).
+    graphs: Graphs,
+}
+
+/// Runs' edges by run id; emptied when it holds `GRAPHS_KEPT`.
+pub(crate) type Graphs = Arc<Mutex<HashMap<String, Arc<runs::graph::Graph>>>>;
+const GRAPHS_KEPT: usize = 256;
+
+/// The edges of run `id` (a full id): from `graphs`, else found and kept.
+pub(crate) fn edges(
+    graphs: &Graphs,
+    store: &runs::Store,
+    id: &str,
+) -> Result<Arc<runs::graph::Graph>, runs::Error> {
+    let lock = |g: &Graphs| {
+        g.lock()
+            .map(|m| m.get(id).cloned())
+            .unwrap_or_else(|p| p.into_inner().get(id).cloned())
+    };
+    if let Some(g) = lock(graphs) {
+        return Ok(g);
+    }
+    let found = Arc::new(runs::graph::edges(store, id)?);
+    let mut map = graphs
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if map.len() >= GRAPHS_KEPT {
+        map.clear();
+    }
+    map.insert(id.to_owned(), found.clone());
+    Ok(found)
 }
 
 impl App {
@@ -130,6 +162,7 @@ pub fn serve(opts: &Options) -> u8 {
         bound,
         events,
         last_event: Arc::default(),
+        graphs: Arc::default(),
     };
     feed(app.clone());
     let rt = match tokio::runtime::Builder::new_current_thread()

@@ -162,9 +162,10 @@ pub async fn run_page(
 ) -> Response {
     let after = app.last_event();
     let asked = q.get("step").cloned();
+    let graphs = app.graphs.clone();
     let r = with_history(&app, move |s| {
         let view = runs::status(s, &id)?;
-        let graph = runs::graph::edges(s, &view.run.id)?;
+        let graph = super::edges(&graphs, s, &view.run.id)?;
         let step = chosen(&view.steps, asked.as_deref());
         let log = match &step {
             Some(name) => Some(runs::logs(
