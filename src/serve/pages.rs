@@ -185,7 +185,19 @@ pub async fn run_page(
     .await;
     let (view, graph, log) = match r {
         Ok(v) => v,
-        Err(e) => return api::error(&e),
+        Err(e) => {
+            let status = api::error(&e).status();
+            let title = if status == StatusCode::NOT_FOUND {
+                "No such run"
+            } else {
+                "The run cannot be shown"
+            };
+            let body = format!(
+                "<h1>{title}</h1>\n<p class=\"note\">{}</p>\n<p><a href=\"/\">All runs</a></p>\n",
+                esc(e.message.trim_end())
+            );
+            return (status, Html(page("bgflow", &app.token, &body))).into_response();
+        }
     };
     let live = run_live(&view, &graph);
     if fragment(&q) {

@@ -297,6 +297,9 @@ fn the_first_html_holds_the_current_state_without_javascript() {
         page.body
     );
     assert!(page.body.contains("hello from a\n</pre>"), "{}", page.body);
+    let none = s.get("/runs/zzzzzzzz");
+    assert_eq!(none.status, 404);
+    assert!(none.body.contains("<h1>No such run</h1>"), "{}", none.body);
     // What a step printed is text, never markup.
     let markup = s.get(&format!("/runs/{id}?step=markup"));
     assert!(
