@@ -39,12 +39,12 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// A time in ms since the epoch as `2026-12-06 05:10:03` (UTC).
+/// A time in ms since the epoch as `2026-12-06 05:10:03 UTC`.
 pub fn time(ms: Option<i64>) -> String {
     let Some(t) = ms.and_then(|m| jiff::Timestamp::from_millisecond(m).ok()) else {
         return "—".to_owned();
     };
-    t.strftime("%Y-%m-%d %H:%M:%S").to_string()
+    t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
 /// How long from `start` to `end` (or to now while it has none): `1h02m`, `3m04s`, `5.2s`.
