@@ -23,5 +23,6 @@ pub mod records;
 pub mod report;
 pub mod runs;
 pub mod schema;
+pub mod serve;
 pub mod store;
 pub mod validate;

@@ -92,6 +92,20 @@ pub enum Commands {
         #[arg(long)]
         read_only: bool,
     },
+    /// Serve the status page and the HTTP API (docs/serve.md): runs, a run's step graph,
+    /// live logs and a stop button, updated live.
+    ///
+    /// Listens on loopback (127.0.0.1:7340) unless --bind says otherwise; port 0 picks a
+    /// free one. Prints the page's address with its token on stdout: every request needs
+    /// the token (the page keeps it in a cookie), and POST needs it in the X-Bgflow-Token
+    /// header. Requests whose Host header names another server are refused (DNS rebinding).
+    /// Runs until SIGINT or SIGTERM (exit 130 or 143).
+    Serve {
+        /// The address and port to listen on. Another address than loopback makes the
+        /// page reachable from other machines over plain HTTP (a warning says so).
+        #[arg(long, value_name = "ADDR", default_value = crate::serve::DEFAULT_BIND)]
+        bind: std::net::SocketAddr,
+    },
     /// Print the workflow file's JSON Schema (for editors: `#:schema` in Taplo / Even Better TOML).
     Schema,
     /// Print the manual page bgflow(1); with --dir, write it and one page per command
@@ -345,6 +359,10 @@ pub fn run(cli: Cli) -> u8 {
         Commands::Mcp { read_only } => Ok(crate::mcp::serve(&crate::mcp::Options {
             places: g.places(),
             read_only,
+        })),
+        Commands::Serve { bind } => Ok(crate::serve::serve(&crate::serve::Options {
+            places: g.places(),
+            bind,
         })),
         Commands::Schema => report::stdout(&crate::schema::json_schema()).map(|()| exit::SUCCESS),
         Commands::Man { dir } => man_cmd::man(dir.as_deref()),

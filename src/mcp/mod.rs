@@ -8,7 +8,6 @@
 //! their supervisors get a null stdin and their own log files (`runs::launch`).
 
 mod args;
-mod history;
 mod resources;
 mod tools;
 
@@ -58,7 +57,7 @@ pub struct Server {
     tool_router: ToolRouter<Server>,
     places: Places,
     /// The history the reading tools share.
-    history: history::History,
+    history: runs::history::History,
     /// The resources subscribed to with `resources/subscribe` (the handshake revision).
     subscribed: Arc<Mutex<BTreeSet<String>>>,
     /// Whether the task that watches them runs.
@@ -83,7 +82,7 @@ impl Server {
         Self {
             tool_router,
             places: opts.places.clone(),
-            history: history::History::new(opts.places.state_dir.clone()),
+            history: runs::history::History::new(opts.places.state_dir.clone()),
             subscribed: Arc::default(),
             watching: Arc::default(),
         }

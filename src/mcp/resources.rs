@@ -15,8 +15,8 @@ use rmcp::model::{
 use rmcp::{ErrorData as McpError, Peer, RoleServer};
 
 use super::args::LOG_CAP;
-use super::history::History;
 use crate::runs;
+use crate::runs::history::History;
 
 /// How often watched runs are read.
 pub const EVERY: Duration = Duration::from_millis(250);

@@ -276,6 +276,7 @@ impl Server {
                     step: a.step,
                     offset: a.offset,
                     tail: a.tail,
+                    confine: false,
                     cap: Some(a.max_bytes.unwrap_or(LOG_CAP).clamp(1, LOG_CAP_MAX)),
                 };
                 runs::logs(s, &id, &q).map(|p| (id, p))

@@ -99,3 +99,79 @@ pub fn follow<E>(
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// Every run's events as they are recorded, for a server that pushes them (`bgflow
+/// serve`): each [`Tail::read`] returns the events recorded since the last, reading rows
+/// only when the history changed (SQLite's `data_version`), and records lost or
+/// unresponsive supervisors (as readers do) at most once a second.
+pub struct Tail {
+    store: Store,
+    after: i64,
+    version: Option<i64>,
+    reconciled: std::time::Instant,
+}
+
+/// One event as `events` prints it, with its id and run.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub id: i64,
+    pub run: String,
+    pub json: serde_json::Value,
+}
+
+impl Tail {
+    /// Starts after the newest event of `store`'s history.
+    pub fn new(store: Store) -> Result<Self, Error> {
+        let after = store.last_event_id().map_err(|e| super::internal(&e))?;
+        Ok(Self::after(store, after))
+    }
+
+    /// Starts after event `after` (0: from the first).
+    pub fn after(store: Store, after: i64) -> Self {
+        Self {
+            store,
+            after,
+            version: None,
+            reconciled: std::time::Instant::now(),
+        }
+    }
+
+    /// The id of the last event handed out (or of the newest when it started).
+    pub fn last(&self) -> i64 {
+        self.after
+    }
+
+    /// The events recorded since the last call (at most `PAGE`; call again at once when
+    /// it returns that many).
+    pub fn read(&mut self) -> Result<Vec<Recorded>, Error> {
+        if self.reconciled.elapsed() >= Duration::from_secs(1) {
+            let _ = self.store.reconcile_lost();
+            self.reconciled = std::time::Instant::now();
+            // Its own writes do not move `data_version`.
+            self.version = None;
+        }
+        let version = self.store.data_version().ok();
+        if version.is_some() && version == self.version {
+            return Ok(Vec::new());
+        }
+        let rows = self
+            .store
+            .events(None, self.after, PAGE)
+            .map_err(|e| super::internal(&e))?;
+        if rows.len() < PAGE {
+            // Read to the end: nothing new until the history changes again.
+            self.version = version;
+        }
+        if let Some(last) = rows.last() {
+            self.after = last.id;
+        }
+        Ok(rows
+            .iter()
+            .map(|e| Recorded {
+                id: e.id,
+                run: e.run_id.clone(),
+                json: event_json(e),
+            })
+            .collect())
+    }
+}

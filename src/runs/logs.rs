@@ -57,6 +57,9 @@ pub struct LogQuery {
     pub tail: Option<usize>,
     /// At most this many bytes of text (default `DEFAULT_CAP`).
     pub cap: Option<usize>,
+    /// Refuse (exit 3) a log whose path leaves the run's folder, through `..` or a
+    /// symbolic link (`bgflow serve`, which reads for people who cannot read the folder).
+    pub confine: bool,
 }
 
 /// A page of a step's log.
@@ -92,7 +95,17 @@ pub fn page(store: &Store, id: &str, q: &LogQuery) -> Result<LogPage, Error> {
         }
         (Some(_), _) => return Err(Error::internal("error: a step name matched twice\n")),
     };
-    let path = Path::new(&step.log_path);
+    let confined;
+    let path = if q.confine {
+        let run = store
+            .run_stored(id)
+            .map_err(|e| super::internal(&e))?
+            .ok_or_else(|| Error::usage(format!("error: no run `{id}`\n")))?;
+        confined = confined_to(Path::new(&run.log_dir), Path::new(&step.log_path))?;
+        confined.as_path()
+    } else {
+        Path::new(&step.log_path)
+    };
     let start = match (q.offset, q.tail) {
         (Some(o), _) => o,
         (None, Some(n)) => tail_offset(path, n),
@@ -107,6 +120,44 @@ pub fn page(store: &Store, id: &str, q: &LogQuery) -> Result<LogPage, Error> {
         truncated,
         state: step.state.clone(),
     })
+}
+
+/// The real path of `log` when it lies in `dir` (a run's folder), else exit 3: a path
+/// with `..`, or one that a symbolic link (of the file or of a folder above it) takes out
+/// of `dir`. A log not made yet is judged by its folder.
+pub fn confined_to(dir: &Path, log: &Path) -> Result<std::path::PathBuf, Error> {
+    use std::path::Component;
+    let refuse = || {
+        Error::invalid(format!(
+            "error: the log {} is outside its run's folder {}\n",
+            log.display(),
+            dir.display()
+        ))
+    };
+    if log.components().any(|c| matches!(c, Component::ParentDir)) {
+        return Err(refuse());
+    }
+    let real_dir = std::fs::canonicalize(dir).map_err(|_| refuse())?;
+    let real = match std::fs::canonicalize(log) {
+        Ok(p) => p,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if std::fs::symlink_metadata(log).is_ok() {
+                // A link to nothing.
+                return Err(refuse());
+            }
+            let parent = log.parent().ok_or_else(refuse)?;
+            let name = log.file_name().ok_or_else(refuse)?;
+            std::fs::canonicalize(parent)
+                .map_err(|_| refuse())?
+                .join(name)
+        }
+        Err(_) => return Err(refuse()),
+    };
+    if real.starts_with(&real_dir) && real != real_dir {
+        Ok(real)
+    } else {
+        Err(refuse())
+    }
 }
 
 /// Reads at most `cap` bytes of `path` from `offset`: the text, the offset after it, and
@@ -233,6 +284,25 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let page = read_page(&dir.path().join("none.log"), 0, 10).expect("page");
         assert_eq!(page, (String::new(), 0, false));
+    }
+
+    #[test]
+    fn a_log_path_out_of_its_run_folder_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let run = dir.path().join("run");
+        std::fs::create_dir(&run).expect("mkdir");
+        std::fs::write(dir.path().join("secret"), "s").expect("write");
+        std::fs::write(run.join("a.log"), "a").expect("write");
+        assert!(confined_to(&run, &run.join("a.log")).is_ok());
+        assert!(confined_to(&run, &run.join("not-yet.log")).is_ok());
+        assert_eq!(
+            confined_to(&run, &run.join("../secret")).map_err(|e| e.code),
+            Err(crate::exit::INVALID)
+        );
+        std::os::unix::fs::symlink(dir.path().join("secret"), run.join("b.log")).expect("ln");
+        assert!(confined_to(&run, &run.join("b.log")).is_err());
+        std::os::unix::fs::symlink(dir.path().join("none"), run.join("c.log")).expect("ln");
+        assert!(confined_to(&run, &run.join("c.log")).is_err());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The service layer: what a front-end does with runs, as data in and data out. The CLI
-//! (`cli/`), and later `bgflow mcp` and `bgflow serve`, parse their input into these
-//! options, call one function, and render what it returns.
+//! (`cli/`), `bgflow mcp` (`mcp/`) and `bgflow serve` (`serve/`) parse their input into
+//! these options, call one function, and render what it returns.
 //!
 //! Invariants: nothing here prints or prompts. What a person may want to read while a
 //! call works (a workflow's problems, a warning, a note) goes to the caller's [`Observer`];
@@ -25,7 +25,9 @@
 
 pub mod cleanup;
 pub mod events;
+pub mod graph;
 pub mod guard;
+pub mod history;
 pub mod launch;
 pub mod logs;
 pub mod plan;
@@ -42,13 +44,15 @@ use std::sync::Arc;
 use crate::diag::{Problem, SourceFile};
 use crate::exec::{RunReport, Sink};
 use crate::exit;
-use crate::store::{Store, StoreError};
+use crate::store::StoreError;
 
+/// The history and its rows, as the calls above take and return them.
+pub use crate::store::{RunRow, StepRow, Store};
 pub use events::{page as events, EventPage};
 pub use launch::{launch, run_workflow, Launched, Mode, Started, WorkflowRun};
 pub use logs::{page as logs, LogPage, LogQuery};
 pub use start::{resume, start, Resume, Resumed, StartCommand};
-pub use status::{active, list, status, wait, RunList, RunView};
+pub use status::{active, list, status, wait, RunList, RunPage, RunView};
 pub use stop::{stop, StopOptions, Stopped};
 
 /// Why a call did nothing, or could not finish: the exit code (docs/exit-codes.md) and

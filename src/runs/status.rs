@@ -72,6 +72,35 @@ pub fn list(store: &Store, state: Option<&str>, limit: usize) -> Result<RunList,
     Ok(RunList { runs, orphans })
 }
 
+/// A page of the runs, newest first: as `list --json` shows them, `offset` runs in.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunPage {
+    pub runs: Vec<RunRow>,
+    pub orphans: Vec<String>,
+    /// Where this page starts, and whether more runs follow it.
+    pub offset: usize,
+    pub more: bool,
+}
+
+/// At most `limit` runs after the first `offset` (newest first), only in `state` if given.
+/// A page reads `offset + limit + 1` rows: the first pages are what is cheap.
+pub fn page(
+    store: &Store,
+    state: Option<&str>,
+    offset: usize,
+    limit: usize,
+) -> Result<RunPage, Error> {
+    let mut all = list(store, state, offset.saturating_add(limit).saturating_add(1))?;
+    let more = all.runs.len() > offset.saturating_add(limit);
+    let runs: Vec<RunRow> = all.runs.drain(..).skip(offset).take(limit).collect();
+    Ok(RunPage {
+        runs,
+        orphans: all.orphans,
+        offset,
+        more,
+    })
+}
+
 /// Waits for run `id` (a full id) to end, reading it every `every`, and hands each reading
 /// to `each` (which may stop the wait with `Break`). Returns the last reading: the ended
 /// run, or its state when `timeout` passed or `each` stopped it.

@@ -5,6 +5,7 @@
 //! calls can share one file. Migrations are keyed on `PRAGMA user_version`.
 
 pub mod admit;
+mod cursor;
 mod fingerprints;
 pub mod liveness;
 mod schema;

@@ -73,6 +73,7 @@ fn log_pages_from_offsets_read_a_log_once_to_its_end() {
         offset,
         tail: None,
         cap: Some(9),
+        confine: false,
     };
     let first = runs::logs::page(&store, &id, &ask(None)).expect("page");
     assert_eq!(

@@ -1,14 +1,15 @@
-//! The run history the reading tools share: opened once (as `runs::open` opens it) and
-//! kept while its folder stays the same, so a `get_run` or `list_runs` does not pay for
-//! opening SQLite. Runs whose supervisor is gone are reconciled (recorded as lost) at
-//! most once a second, not at each call: reconciling reads every active run, and a run
-//! read in between is shown with its supervisor's liveness anyway (`Store::run`).
+//! The run history that a server's reading calls share (`bgflow mcp`, `bgflow serve`):
+//! opened once (as `runs::open` opens it) and kept while its folder stays the same, so a
+//! `get_run` or `list_runs` does not pay for opening SQLite. Runs whose supervisor is gone
+//! are reconciled (recorded as lost) at most once a second, not at each call: reconciling
+//! reads every active run, and a run read in between is shown with its supervisor's
+//! liveness anyway (`Store::run`).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::runs::{self, Error, Silent};
+use super::{self as runs, Error, Silent};
 use crate::store::Store;
 
 #[derive(Clone, Default)]
@@ -29,14 +30,18 @@ impl History {
         }
     }
 
-    /// Calls `f` with the history; the errors of `runs::open` when there is none.
-    pub fn with<T>(&self, f: impl FnOnce(&mut Store) -> Result<T, Error>) -> Result<T, Error> {
-        let found = self.dir.clone().or_else(|| {
+    /// The state folder: `--state-dir`, or the one found from the current folder upward.
+    pub fn dir(&self) -> Option<PathBuf> {
+        self.dir.clone().or_else(|| {
             std::env::current_dir()
                 .ok()
                 .and_then(|cwd| runs::find_state_dir(&cwd))
-        });
-        let Some(dir) = found else {
+        })
+    }
+
+    /// Calls `f` with the history; the errors of `runs::open` when there is none.
+    pub fn with<T>(&self, f: impl FnOnce(&mut Store) -> Result<T, Error>) -> Result<T, Error> {
+        let Some(dir) = self.dir() else {
             // Its error names what is missing, as the CLI says it.
             return runs::open(None, &mut Silent).and_then(|mut s| f(&mut s));
         };
