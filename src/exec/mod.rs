@@ -6,13 +6,16 @@
 
 pub mod contain;
 mod direct;
+mod executor;
 pub mod fingerprint;
 pub mod junit;
+mod local;
 pub mod logpipe;
 mod matching;
 pub mod probe;
 pub mod process;
 pub mod scheduler;
+pub mod slurm;
 mod spawn;
 pub mod step;
 pub mod tail;
@@ -291,6 +294,14 @@ pub enum RunEvent<'a> {
         /// with the pid, it names the process even after the number is recycled.
         start_time: Option<u64>,
     },
+    /// A step attempt's Slurm job was submitted (`state` `SUBMITTED`) or changed state
+    /// (`PENDING (Priority)`, `RUNNING`, …): the step is running, on the cluster.
+    StepJob {
+        step: usize,
+        attempt: u32,
+        job_id: &'a str,
+        state: &'a str,
+    },
     StepProgress {
         step: usize,
         progress: &'a Progress,
@@ -364,6 +375,13 @@ pub(crate) enum Msg {
         attempt: u32,
         pid: u32,
         start_time: Option<u64>,
+    },
+    /// An attempt's Slurm job was submitted or changed state.
+    Job {
+        step: usize,
+        attempt: u32,
+        job: String,
+        state: String,
     },
     Progress {
         step: usize,
@@ -460,6 +478,7 @@ pub async fn execute(
             .ok()
             .map(std::os::fd::OwnedFd::from),
         contain: Arc::clone(&opts.contain),
+        slurm: start_slurm(&wf, &opts.run_id, &log_dir),
     });
 
     let mut signals = Signals::new();
@@ -568,6 +587,13 @@ pub async fn execute(
                         r.pid = Some(pid);
                         r.started_at.get_or_insert_with(SystemTime::now);
                         sink.event(&RunEvent::StepStarted { step, attempt, pid, start_time });
+                    }
+                    Msg::Job { step, attempt, job, state } => {
+                        let r = &mut reports[step];
+                        r.state = StepState::Running;
+                        r.attempts = attempt;
+                        r.started_at.get_or_insert_with(SystemTime::now);
+                        sink.event(&RunEvent::StepJob { step, attempt, job_id: &job, state: &state });
                     }
                     Msg::Progress { step, progress } => {
                         sink.event(&RunEvent::StepProgress { step, progress: &progress });
@@ -718,6 +744,13 @@ fn cancelled_because(reason: Option<String>, stop: Option<&str>) -> Option<Strin
         None | Some("cancelled") => format!("stopped: {stop}"),
         Some(r) => format!("{r}: {stop}"),
     })
+}
+
+/// The run's Slurm cluster, when a step runs on Slurm. A job script that cannot be
+/// written fails those steps at their start (`step::run` then runs them locally: no).
+fn start_slurm(wf: &Workflow, run_id: &str, log_dir: &Path) -> Option<Arc<slurm::Cluster>> {
+    let settings = wf.slurm.clone()?;
+    slurm::Cluster::start(run_id, log_dir, settings).ok()
 }
 
 /// A success's fingerprint: its inputs as it started, its outputs as it ended.

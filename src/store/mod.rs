@@ -238,6 +238,15 @@ pub enum Write {
         pid_start: Option<u64>,
         at: i64,
     },
+    /// A step's Slurm job: submitted, or in a new state.
+    StepJob {
+        run: String,
+        idx: usize,
+        attempt: u32,
+        job_id: String,
+        state: String,
+        at: i64,
+    },
     StepProgress {
         run: String,
         idx: usize,
@@ -436,6 +445,11 @@ impl Store {
                     "UPDATE steps SET state = 'running', attempts = ?3, pid = ?4, pgid = ?4, pid_start = ?6,
                      started_at = COALESCE(started_at, ?5), finished_at = NULL WHERE run_id = ?1 AND idx = ?2",
                     params![run, *idx as i64, attempt, *pid as i64, at, pid_start.and_then(|s| i64::try_from(s).ok())],
+                ),
+                Write::StepJob { run, idx, attempt, job_id, state, at } => cached(tx,
+                    "UPDATE steps SET state = 'running', attempts = ?3, job_id = ?4, job_state = ?5,
+                     started_at = COALESCE(started_at, ?6), finished_at = NULL WHERE run_id = ?1 AND idx = ?2",
+                    params![run, *idx as i64, attempt, job_id, state, at],
                 ),
                 Write::StepProgress { run, idx, percent, current, total, message } => cached(tx,
                     "UPDATE steps SET progress_percent = ?3, progress_current = ?4, progress_total = ?5, progress_message = ?6
