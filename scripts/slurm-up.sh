@@ -69,7 +69,7 @@ InactiveLimit=0
 ReturnToService=2
 MpiDefault=none
 $node_line State=UNKNOWN
-PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
+PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
 CONF
 fi
 
