@@ -73,28 +73,38 @@ PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscr
 CONF
 fi
 
+# Whether a live (not zombie) process has this exact name.
+alive() {
+    for pid in $(pgrep -x "$1" || true); do
+        state=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)
+        if [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]; then
+            return 0
+        fi
+    done
+    return 1
+}
+
 # munge: its key comes with the package; the daemon runs as its own user.
-if ! pgrep -x munged >/dev/null 2>&1; then
+if ! alive munged; then
     chown munge:munge /run/munge
     su -s /bin/sh munge -c munged || munged --force
 fi
-if ! pgrep -x slurmctld >/dev/null 2>&1; then
+if ! alive slurmctld; then
     slurmctld
 fi
-if ! pgrep -x slurmd >/dev/null 2>&1; then
+if ! alive slurmd; then
     slurmd
 fi
 
-# Wait (with a deadline) until the node takes jobs.
-i=0
+# Wait (30 s at most, each query bounded too) until the node takes jobs.
+deadline=$(($(date +%s) + 30))
 while :; do
-    state=$(sinfo --noheader --nodes="$host" --format=%T 2>/dev/null | head -n 1 || true)
+    state=$(timeout 5 sinfo --noheader --nodes="$host" --format=%T 2>/dev/null | head -n 1 || true)
     case "$state" in
         idle*|mixed*|allocated*) break ;;
-        down*|drain*|fail*) scontrol update nodename="$host" state=resume 2>/dev/null || true ;;
+        down*|drain*|fail*) timeout 5 scontrol update nodename="$host" state=resume 2>/dev/null || true ;;
     esac
-    i=$((i + 1))
-    if [ "$i" -ge 60 ]; then
+    if [ "$(date +%s)" -ge "$deadline" ]; then
         echo "slurm-up: node $host is not ready after 30 s (state: ${state:-none}); see $log_dir/" >&2
         exit 1
     fi
