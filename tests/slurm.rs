@@ -521,3 +521,44 @@ resources = { mem = "lots" }
     assert!(all.contains("service `api` cannot run on Slurm"), "{all}");
     assert!(all.contains("invalid memory `lots`"), "{all}");
 }
+
+#[test]
+fn slurm_status_shows_the_job_and_its_pending_reason() {
+    if !slurm_here() {
+        return;
+    }
+    // `--hold` keeps the job pending, with Slurm's reason JobHeldUser.
+    let home = Home::new(
+        r#"[workflow]
+name = "held"
+executor = "slurm"
+
+[executor.slurm]
+poll_interval = "300ms"
+extra = ["--hold"]
+
+[steps.waits]
+run = "true"
+"#,
+    );
+    let run = home.detach();
+    let status = home.wait_status(&run, "the job's pending reason", |s| {
+        Home::step(s, "waits")["job_state"] == "PENDING (JobHeldUser)"
+    });
+    let job = Home::step(&status, "waits")["job_id"]
+        .as_str()
+        .expect("a job id")
+        .to_owned();
+    let human = home.bgflow(&["status", &run]);
+    let shown = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        shown.contains(&format!("slurm job {job}: PENDING (JobHeldUser)")),
+        "{shown}"
+    );
+    // A pending job is cancelled at once by stop.
+    let out = home.bgflow(&["stop", &run, "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(jobs_queued(&run).is_empty(), "{:?}", jobs_queued(&run));
+    let step = Home::step(&home.status(&run), "waits").clone();
+    assert_eq!(step["state"], "cancelled", "{step}");
+}

@@ -45,14 +45,19 @@ pub(crate) async fn run_attempt(a: Attempt<'_>) -> (End, Seen, u64) {
         Ok(prepared) => prepared,
         Err(end) => return (end, Seen::default(), 0),
     };
-    let cluster = a
-        .ctx
-        .slurm
-        .as_ref()
-        .filter(|_| a.ctx.wf.steps[a.index].slurm().is_some())
-        .cloned();
-    match cluster {
+    if a.ctx.wf.steps[a.index].slurm().is_none() {
+        return local::attempt(a, command, from).await;
+    }
+    match a.ctx.slurm.clone() {
         Some(cluster) => slurm::attempt(a, &cluster, command, from).await,
-        None => local::attempt(a, command, from).await,
+        // A Slurm step never runs here instead.
+        None => (
+            End::NotStarted(format!(
+                "cannot write the Slurm job script in {}",
+                a.ctx.log_dir.join("slurm").display()
+            )),
+            Seen::default(),
+            from,
+        ),
     }
 }

@@ -746,10 +746,16 @@ fn cancelled_because(reason: Option<String>, stop: Option<&str>) -> Option<Strin
     })
 }
 
-/// The run's Slurm cluster, when a step runs on Slurm. A job script that cannot be
-/// written fails those steps at their start (`step::run` then runs them locally: no).
+/// The run's Slurm cluster, when a step runs on Slurm. When its job script cannot be
+/// written, each Slurm step fails as it starts (`executor::run_attempt`): it never runs
+/// locally instead.
 fn start_slurm(wf: &Workflow, run_id: &str, log_dir: &Path) -> Option<Arc<slurm::Cluster>> {
-    let settings = wf.slurm.clone()?;
+    if !wf.steps.iter().any(|s| s.slurm().is_some()) {
+        return None;
+    }
+    let settings = wf.slurm.clone().unwrap_or_else(|| {
+        crate::validate::slurm::Settings::merged(wf.slurm_section.as_ref(), None)
+    });
     slurm::Cluster::start(run_id, log_dir, settings).ok()
 }
 

@@ -51,6 +51,21 @@ fn step_lines(out: &mut String, wf: &Workflow, plan: &Plan, i: usize) {
     out.push_str(&step.name);
     out.push_str(" (");
     out.push_str(step.kind().as_str());
+    if let Some(job) = step.slurm() {
+        out.push_str(", on slurm");
+        if let Some(c) = job.cpus {
+            let _ = write!(out, ", {c} cpus");
+        }
+        if let Some(m) = job.mem_mb {
+            let _ = write!(out, ", {m} MB");
+        }
+        if let Some(g) = job.gpus {
+            let _ = write!(out, ", {g} gpus");
+        }
+        if let Some(t) = job.time {
+            let _ = write!(out, ", time {t}");
+        }
+    }
     if let Some(t) = step.timeout() {
         let _ = write!(out, ", timeout {t}");
     }
