@@ -309,27 +309,41 @@ run = "echo victim-started; sleep 331"
 }
 
 #[test]
-fn slurm_timeout_cancels_the_job_and_its_processes() {
+fn slurm_timeout_sends_term_to_the_step_group_then_cancels_the_job() {
     if !slurm_here() {
         return;
     }
     let home = Home::new(&format!(
         r#"{HEADER}
 [steps.slow]
-run = "sleep 317 & sleep 317"
+run = "trap 'touch got-term; exit 7' TERM; sleep 317 & sleep 317 & wait"
 timeout = "1s"
-kill_grace = "2s"
+kill_grace = "60s"
 "#
     ));
+    let started = Instant::now();
     let out = home.bgflow(&["run", "wf.toml", "--progress", "never"]);
     let all = text(&out);
     assert_eq!(out.status.code(), Some(1), "{all}");
     assert!(all.contains("timed out after 1s"), "{all}");
+    // TERM reached the step's process group at once (the job script passes it on): the step
+    // ran its trap, and the run did not wait out the 60 s grace for Slurm's kill.
+    assert!(home.path().join("got-term").exists(), "{all}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the timeout waited for the grace: {:?}",
+        started.elapsed()
+    );
     let list: Value =
         serde_json::from_slice(&home.bgflow(&["list", "--json"]).stdout).expect("list --json");
     let run = list["runs"][0]["id"].as_str().expect("a run id").to_owned();
     let status = home.status(&run);
-    assert_eq!(Home::step(&status, "slow")["state"], "timed_out");
+    let slow = Home::step(&status, "slow");
+    assert_eq!(slow["state"], "timed_out", "{slow}");
+    assert_eq!(
+        slow["exit_code"], 7,
+        "the status the step's trap exited with: {slow}"
+    );
     assert!(jobs_queued(&run).is_empty(), "{:?}", jobs_queued(&run));
     common::assert_no_process("sleep 317");
 }
@@ -561,4 +575,57 @@ run = "true"
     assert!(jobs_queued(&run).is_empty(), "{:?}", jobs_queued(&run));
     let step = Home::step(&home.status(&run), "waits").clone();
     assert_eq!(step["state"], "cancelled", "{step}");
+}
+
+#[test]
+fn slurm_fail_fast_and_the_workflow_timeout_cancel_running_jobs() {
+    if !slurm_here() {
+        return;
+    }
+    // fail_fast: `bad` fails while `busy` runs; `busy`'s job is cancelled.
+    let home = Home::new(&format!(
+        r#"{HEADER}
+[steps.busy]
+run = "touch busy-started; sleep 337"
+
+[steps.bad]
+run = "sh wait.sh busy-started; exit 4"
+"#
+    ));
+    let out = home.bgflow(&["run", "wf.toml", "--progress", "never"]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    let list: Value =
+        serde_json::from_slice(&home.bgflow(&["list", "--json"]).stdout).expect("list --json");
+    let run = list["runs"][0]["id"].as_str().expect("a run id").to_owned();
+    let status = home.status(&run);
+    assert_eq!(Home::step(&status, "bad")["reason"], "exit code 4");
+    let busy = Home::step(&status, "busy");
+    assert_eq!(busy["state"], "cancelled", "{busy}");
+    assert!(jobs_queued(&run).is_empty(), "{:?}", jobs_queued(&run));
+    common::assert_no_process("sleep 337");
+
+    // The workflow's timeout ends the job the same way.
+    let home = Home::new(
+        r#"[workflow]
+name = "deadline"
+executor = "slurm"
+timeout = "3s"
+
+[executor.slurm]
+poll_interval = "300ms"
+
+[steps.forever]
+run = "sleep 339"
+"#,
+    );
+    let out = home.bgflow(&["run", "wf.toml", "--progress", "never"]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("workflow timeout (3s) was reached"), "{all}");
+    let list: Value =
+        serde_json::from_slice(&home.bgflow(&["list", "--json"]).stdout).expect("list --json");
+    let run = list["runs"][0]["id"].as_str().expect("a run id").to_owned();
+    assert!(jobs_queued(&run).is_empty(), "{:?}", jobs_queued(&run));
+    common::assert_no_process("sleep 339");
 }

@@ -88,8 +88,9 @@ pub struct Cluster {
 }
 
 /// The job script. It holds no value of the workflow: the exit file and the step's argv
-/// are its arguments (`sbatch SCRIPT EXIT_FILE ARGV...`).
-pub const JOB_SCRIPT: &str = r#"#!/bin/sh
+/// are its arguments (`sbatch SCRIPT EXIT_FILE ARGV...`). bash, not sh: dash's `kill`
+/// cannot signal a process group (`kill -TERM -- -PGID` is "Illegal number").
+pub const JOB_SCRIPT: &str = r#"#!/bin/bash
 # Written by bgflow: one attempt of a step as a Slurm batch job (docs/slurm.md).
 # $1: the file that receives the step's exit status; the other arguments: the step's argv.
 # The step runs in its own session and process group; TERM, INT or USR2 to this script
