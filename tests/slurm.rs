@@ -629,3 +629,57 @@ run = "sleep 339"
     assert!(jobs_queued(&run).is_empty(), "{:?}", jobs_queued(&run));
     common::assert_no_process("sleep 339");
 }
+
+#[test]
+fn slurm_ctrl_c_of_a_foreground_run_cancels_its_job() {
+    if !slurm_here() {
+        return;
+    }
+    let home = Home::new(&format!(
+        r#"{HEADER}
+[steps.watched]
+run = "sleep 343"
+"#
+    ));
+    let mut child = Command::new(BIN)
+        .current_dir(home.path())
+        .arg("--state-dir")
+        .arg(home.path().join(".bgflow"))
+        .args(["run", "wf.toml", "--progress", "never"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start bgflow run");
+    let deadline = Instant::now() + DEADLINE;
+    let run = loop {
+        let list: Value =
+            serde_json::from_slice(&home.bgflow(&["list", "--json"]).stdout).unwrap_or(Value::Null);
+        if let Some(id) = list["runs"][0]["id"].as_str() {
+            let s = home.status(id);
+            if Home::step(&s, "watched")["job_state"] == "RUNNING" {
+                break id.to_owned();
+            }
+        }
+        assert!(Instant::now() < deadline, "the job never ran");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(sent.success());
+    let code = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status.code();
+        }
+        assert!(Instant::now() < deadline, "bgflow did not end after Ctrl-C");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(code, Some(130));
+    assert!(jobs_queued(&run).is_empty(), "{:?}", jobs_queued(&run));
+    assert_eq!(
+        Home::step(&home.status(&run), "watched")["state"],
+        "cancelled"
+    );
+    common::assert_no_process("sleep 343");
+}
