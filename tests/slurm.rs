@@ -683,3 +683,29 @@ run = "sleep 343"
     );
     common::assert_no_process("sleep 343");
 }
+
+/// File-local: needs no cluster.
+#[test]
+fn misspelt_slurm_keys_are_unknown_keys_with_a_hint() {
+    let home = Home::new(
+        r#"[workflow]
+name = "typo"
+executor = "slurm"
+
+[executor.slurm]
+partiton = "debug"
+
+[steps.a]
+run = "true"
+resources = { cpu = 2 }
+"#,
+    );
+    let out = home.bgflow(&["plan", "--offline", "wf.toml"]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{all}");
+    assert!(
+        all.contains("`partiton`") && all.contains("partition"),
+        "{all}"
+    );
+    assert!(all.contains("`cpu`") && all.contains("cpus"), "{all}");
+}

@@ -455,6 +455,25 @@ mod tests {
     }
 
     #[test]
+    fn the_workflows_slurm_keys_win_key_by_key_over_the_configs() {
+        let wf = SlurmSection {
+            partition: Some("gpu".into()),
+            ..SlurmSection::default()
+        };
+        let config = SlurmSection {
+            partition: Some("batch".into()),
+            account: Some("lab".into()),
+            extra: Some(vec!["--exclusive".into()]),
+            ..SlurmSection::default()
+        };
+        let s = Settings::merged(Some(&wf), Some(&config));
+        assert_eq!(s.partition.as_deref(), Some("gpu"));
+        assert_eq!(s.account.as_deref(), Some("lab"));
+        assert_eq!(s.extra, vec!["--exclusive".to_owned()]);
+        assert_eq!(s.poll(), DEFAULT_POLL);
+    }
+
+    #[test]
     fn gres_strings_count_gpus() {
         assert_eq!(gpu_count("(null)"), 0);
         assert_eq!(gpu_count("gpu:2"), 2);
