@@ -709,3 +709,33 @@ resources = { cpu = 2 }
     );
     assert!(all.contains("`cpu`") && all.contains("cpus"), "{all}");
 }
+
+#[test]
+fn slurm_failing_status_polls_are_a_warning_not_silence() {
+    if !slurm_here() {
+        return;
+    }
+    let mut home = Home::new(&format!(
+        r#"{HEADER}
+[steps.unseen]
+run = "sleep 2; echo done-unseen"
+"#
+    ));
+    // squeue fails as with a controller that does not answer; the job still runs.
+    let bin = home.path().join("bin");
+    std::fs::create_dir(&bin).expect("mkdir bin");
+    let squeue = bin.join("squeue");
+    std::fs::write(
+        &squeue,
+        "#!/bin/sh\necho 'squeue: error: Unable to contact slurm controller' >&2\nexit 1\n",
+    )
+    .expect("write squeue");
+    std::fs::set_permissions(&squeue, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    home.path_first = Some(bin);
+    let out = home.bgflow(&["run", "wf.toml", "--progress", "never"]);
+    let all = text(&out);
+    // The exit file still tells the end; the failing polls are said, not swallowed.
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(all.contains("status polls in a row failed"), "{all}");
+    assert!(all.contains("Unable to contact slurm controller"), "{all}");
+}

@@ -40,6 +40,7 @@ pub(crate) async fn attempt(
         progress_path,
         tx,
         stop,
+        warnings: a_warnings,
         ..
     } = a;
     let step = &ctx.wf.steps[index];
@@ -61,6 +62,7 @@ pub(crate) async fn attempt(
         }
     };
     cluster.track(&job);
+    let submitted = Instant::now();
     let _ = tx.send(Msg::Job {
         step: index,
         attempt,
@@ -89,6 +91,8 @@ pub(crate) async fn attempt(
     // When the job was seen ended without an exit file; when a nonzero status was read.
     let mut ended_since: Option<Instant> = None;
     let mut status_since: Option<(Instant, ExitStatus)> = None;
+    // Whether the steps were told that polls fail (again once they work and fail again).
+    let mut warned = false;
 
     let end = loop {
         let timeout_at = running_since
@@ -96,6 +100,22 @@ pub(crate) async fn attempt(
             .unwrap_or(far);
         tokio::select! {
             _ = polls.changed() => {
+                let failing = cluster.failing();
+                if failing.is_some() && running_since.is_none() {
+                    // Without a working poll the job's start is not seen: the timeout
+                    // counts from the submission rather than never.
+                    running_since = Some(submitted);
+                }
+                match (failing, warned) {
+                    (Some(why), false) => {
+                        warned = true;
+                        let text = format!("slurm job {job} of step `{}`: {why}; its state is not known until a poll works", step.name);
+                        let _ = tx.send(Msg::Warning { step: index, text: text.clone() });
+                        a_warnings.push(text);
+                    }
+                    (None, true) => warned = false,
+                    _ => {}
+                }
                 let view = cluster.view(&job);
                 if view.state.is_some() && (view.state != shown.state || view.reason != shown.reason) {
                     let _ = tx.send(Msg::Job { step: index, attempt, job: job.clone(), state: view.describe() });

@@ -85,7 +85,12 @@ pub struct Cluster {
     script: PathBuf,
     jobs: Mutex<HashMap<String, Tracked>>,
     polls: watch::Sender<u64>,
+    /// The error of the last poll and how many polls in a row failed (0: the last worked).
+    failing: Mutex<(u32, String)>,
 }
+
+/// After this many failed polls in a row, each running Slurm step warns once.
+pub const POLL_FAILURES_WARNED: u32 = 3;
 
 /// The job script. It holds no value of the workflow: the exit file and the step's argv
 /// are its arguments (`sbatch SCRIPT EXIT_FILE ARGV...`). bash, not sh: dash's `kill`
@@ -133,6 +138,7 @@ impl Cluster {
             script,
             jobs: Mutex::new(HashMap::new()),
             polls: watch::Sender::new(0),
+            failing: Mutex::new((0, String::new())),
         });
         tokio::spawn(poll_loop(Arc::downgrade(&cluster)));
         Ok(cluster)
@@ -177,6 +183,19 @@ impl Cluster {
         self.polls.subscribe()
     }
 
+    /// Why the last `POLL_FAILURES_WARNED` or more polls failed, if they did.
+    fn failing(&self) -> Option<String> {
+        let f = self.failing_lock();
+        (f.0 >= POLL_FAILURES_WARNED)
+            .then(|| format!("{} status polls in a row failed: {}", f.0, f.1))
+    }
+
+    fn failing_lock(&self) -> std::sync::MutexGuard<'_, (u32, String)> {
+        self.failing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Tracked>> {
         self.jobs
             .lock()
@@ -189,9 +208,21 @@ impl Cluster {
             return;
         }
         let asked = Instant::now();
-        let Ok(listed) = query::squeue(&self.tag).await else {
-            // The controller did not answer: what is known stays as it was.
-            return;
+        let listed = match query::squeue(&self.tag).await {
+            Ok(listed) => {
+                self.failing_lock().0 = 0;
+                listed
+            }
+            Err(e) => {
+                // The controller did not answer: what is known stays as it was, and the
+                // steps are told once it has gone on for a while (`failing`).
+                let mut failing = self.failing_lock();
+                failing.0 += 1;
+                failing.1 = e;
+                drop(failing);
+                self.polls.send_modify(|n| *n += 1);
+                return;
+            }
         };
         let mut jobs = self.lock();
         for (id, t) in jobs.iter_mut() {
