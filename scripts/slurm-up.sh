@@ -7,7 +7,8 @@
 #   scripts/slurm-up.sh          start (or check) the cluster, wait until its node is idle
 #   scripts/slurm-up.sh down     stop the daemons this script started
 #
-# The cluster: one node (this machine, as `slurmd -C` describes it), one partition `debug`,
+# The cluster: one node (this machine, as `slurmd -C` describes it, reached at 127.0.0.1 so
+# that its name need not resolve), one partition `debug` where 4 jobs may share a core,
 # no accounting database; finished jobs stay visible to `squeue` for 10 minutes
 # (MinJobAge=600) and are written to a job completion log that `sacct -c` reads. Jobs are
 # scheduled in submission order at once, without the batch delay, and at least once a second
@@ -41,7 +42,7 @@ if [ ! -f "$conf_dir/slurm.conf" ] || ! grep -q '^# bgflow one-node cluster' "$c
     cat > "$conf_dir/slurm.conf" <<CONF
 # bgflow one-node cluster (scripts/slurm-up.sh)
 ClusterName=bgflow
-SlurmctldHost=$host
+SlurmctldHost=$host(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
@@ -68,7 +69,7 @@ KillWait=2
 InactiveLimit=0
 ReturnToService=2
 MpiDefault=none
-$node_line State=UNKNOWN
+$node_line NodeAddr=127.0.0.1 State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
 CONF
 fi

@@ -45,13 +45,14 @@ pub(crate) async fn attempt(
     } = a;
     let step = &ctx.wf.steps[index];
     let mut seen = Seen::default();
+    // Before anything is submitted: `plan` compiled the same patterns, so not expected.
+    let mut lines = match LineMatcher::new(step.progress(), step.fail_on(), None) {
+        Ok(m) => m,
+        Err(e) => return (End::NotStarted(format!("cannot compile {e}")), seen, from),
+    };
     let exit_file = cluster.exit_file(&step.name, attempt);
     let _ = std::fs::remove_file(&exit_file);
-    let job = match submit(
-        a.ctx, index, attempt, cluster, &command, log_path, &exit_file,
-    )
-    .await
-    {
+    let job = match submit(ctx, index, attempt, cluster, &command, log_path, &exit_file).await {
         Ok(job) => job,
         Err(why) => {
             if let Ok(log) = open_log(log_path) {
@@ -70,10 +71,6 @@ pub(crate) async fn attempt(
         state: "SUBMITTED".to_owned(),
     });
     let mut polls = cluster.subscribe();
-    let mut lines = match LineMatcher::new(step.progress(), step.fail_on(), None) {
-        Ok(m) => m,
-        Err(e) => return (End::NotStarted(format!("cannot compile {e}")), seen, from),
-    };
     let needs_lines = step.progress().is_some() || !step.fail_on().is_empty();
     let mut follower = Follower::new(log_path, from);
     let mut progress_file = Follower::new(progress_path, 0);
