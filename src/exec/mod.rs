@@ -15,6 +15,7 @@ mod matching;
 pub mod probe;
 pub mod process;
 pub mod scheduler;
+mod signals;
 pub mod slurm;
 mod spawn;
 pub mod step;
@@ -26,13 +27,13 @@ use std::time::{Duration, SystemTime};
 
 use nix::sys::signal::Signal;
 use serde::Serialize;
-use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::plan::Plan;
 use crate::validate::Workflow;
 use scheduler::{Scheduler, Slot};
+use signals::Signals;
 pub use tail::Progress;
 
 /// How to run.
@@ -478,7 +479,7 @@ pub async fn execute(
             .ok()
             .map(std::os::fd::OwnedFd::from),
         contain: Arc::clone(&opts.contain),
-        slurm: start_slurm(&wf, &opts.run_id, &log_dir),
+        slurm: slurm::Cluster::for_run(&wf, &opts.run_id, &log_dir),
     });
 
     let mut signals = Signals::new();
@@ -746,67 +747,5 @@ fn cancelled_because(reason: Option<String>, stop: Option<&str>) -> Option<Strin
     })
 }
 
-/// The run's Slurm cluster, when a step runs on Slurm. When its job script cannot be
-/// written, each Slurm step fails as it starts (`executor::run_attempt`): it never runs
-/// locally instead.
-fn start_slurm(wf: &Workflow, run_id: &str, log_dir: &Path) -> Option<Arc<slurm::Cluster>> {
-    if !wf.steps.iter().any(|s| s.slurm().is_some()) {
-        return None;
-    }
-    let settings = wf.slurm.clone().unwrap_or_else(|| {
-        crate::validate::slurm::Settings::merged(wf.slurm_section.as_ref(), None)
-    });
-    slurm::Cluster::start(run_id, log_dir, settings).ok()
-}
-
 /// A success's fingerprint: its inputs as it started, its outputs as it ended.
 type Taken = (String, String);
-
-/// SIGINT, SIGTERM and SIGHUP as one stream.
-struct Signals {
-    streams: Vec<(Signal, Option<tokio::signal::unix::Signal>)>,
-}
-
-impl Signals {
-    fn new() -> Self {
-        let kinds = [
-            (Signal::SIGINT, SignalKind::interrupt()),
-            (Signal::SIGTERM, SignalKind::terminate()),
-            (Signal::SIGHUP, SignalKind::hangup()),
-        ];
-        Self {
-            streams: kinds
-                .into_iter()
-                .map(|(s, k)| (s, signal(k).ok()))
-                .collect(),
-        }
-    }
-
-    async fn next(&mut self) -> Option<Signal> {
-        let futures = self.streams.iter_mut().filter_map(|(sig, stream)| {
-            let sig = *sig;
-            stream
-                .as_mut()
-                .map(|st| Box::pin(async move { st.recv().await.map(|()| sig) }))
-        });
-        let all: Vec<_> = futures.collect();
-        if all.is_empty() {
-            return std::future::pending().await;
-        }
-        select_first(all).await
-    }
-}
-
-async fn select_first<F: std::future::Future<Output = Option<Signal>> + Unpin>(
-    mut futures: Vec<F>,
-) -> Option<Signal> {
-    std::future::poll_fn(move |cx| {
-        for f in &mut futures {
-            if let std::task::Poll::Ready(v) = std::pin::Pin::new(f).poll(cx) {
-                return std::task::Poll::Ready(v);
-            }
-        }
-        std::task::Poll::Pending
-    })
-    .await
-}

@@ -144,6 +144,23 @@ impl Cluster {
         Ok(cluster)
     }
 
+    /// The run's Slurm cluster, when a step runs on Slurm. When its job script cannot be
+    /// written, each Slurm step fails as it starts (`executor::run_attempt`): it never runs
+    /// locally instead.
+    pub fn for_run(
+        wf: &crate::validate::Workflow,
+        run_id: &str,
+        log_dir: &Path,
+    ) -> Option<Arc<Self>> {
+        if !wf.steps.iter().any(|s| s.slurm().is_some()) {
+            return None;
+        }
+        let settings = wf.slurm.clone().unwrap_or_else(|| {
+            crate::validate::slurm::Settings::merged(wf.slurm_section.as_ref(), None)
+        });
+        Self::start(run_id, log_dir, settings).ok()
+    }
+
     pub fn settings(&self) -> &Settings {
         &self.settings
     }
