@@ -739,3 +739,39 @@ run = "sleep 2; echo done-unseen"
     assert!(all.contains("status polls in a row failed"), "{all}");
     assert!(all.contains("Unable to contact slurm controller"), "{all}");
 }
+
+/// File-local: needs no cluster.
+#[test]
+fn plan_shows_which_steps_run_on_slurm_and_what_they_ask_for() {
+    let home = Home::new(
+        r#"[workflow]
+name = "mixed"
+executor = "slurm"
+
+[steps.big]
+run = "true"
+resources = { cpus = 8, mem = "16G", time = "2h" }
+
+[steps.here]
+executor = "local"
+run = "true"
+needs = ["big"]
+"#,
+    );
+    let out = home.bgflow(&["plan", "--offline", "--json", "wf.toml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("plan --json");
+    let steps = &doc["files"][0]["plan"]["steps"];
+    assert_eq!(
+        steps[0]["slurm"],
+        serde_json::json!({"cpus": 8, "mem_mb": 16384, "gpus": null, "time": "2h"})
+    );
+    assert!(steps[1].get("slurm").is_none(), "{}", steps[1]);
+    let human = home.bgflow(&["plan", "--offline", "wf.toml"]);
+    let shown = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        shown.contains("big (task, on slurm, 8 cpus, 16384 MB, time 2h)"),
+        "{shown}"
+    );
+    assert!(shown.contains("here (task)"), "{shown}");
+}

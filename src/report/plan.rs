@@ -214,6 +214,9 @@ pub struct StepJson {
     /// A matrix instance: the step as written and the instance's values.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub matrix: Option<MatrixJson>,
+    /// A step that runs on Slurm: what its job asks for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slurm: Option<serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -310,6 +313,14 @@ fn plan_json(wf: &Workflow, plan: &Plan) -> PlanJson {
                             .iter()
                             .map(|(k, v)| (k.clone(), serde_json::Value::from(v.as_str())))
                             .collect(),
+                    }),
+                    slurm: s.slurm().map(|j| {
+                        serde_json::json!({
+                            "cpus": j.cpus,
+                            "mem_mb": j.mem_mb,
+                            "gpus": j.gpus,
+                            "time": j.time.map(|t| t.to_string()),
+                        })
                     }),
                 }
             })
