@@ -7,7 +7,9 @@
 #   scripts/slurm-up.sh          start (or check) the cluster, wait until its node is idle
 #   scripts/slurm-up.sh down     stop the daemons this script started
 #
-# The cluster: one node (this machine, as `slurmd -C` describes it, reached at 127.0.0.1 so
+# Processes are tracked by the job script's process group (proctrack/pgid: cgroups need
+# systemd or a pure cgroup v2 here), so a job's processes are killed when it ends even if
+# its script died. The cluster: one node (this machine, as `slurmd -C` describes it, reached at 127.0.0.1 so
 # that its name need not resolve), one partition `debug` where 4 jobs may share a core,
 # no accounting database; finished jobs stay visible to `squeue` for 10 minutes
 # (MinJobAge=600) and are written to a job completion log that `sacct -c` reads. Jobs are
@@ -54,7 +56,7 @@ SlurmctldLogFile=$log_dir/slurmctld.log
 SlurmdLogFile=$log_dir/slurmd.log
 SlurmctldDebug=info
 SlurmdDebug=info
-ProctrackType=proctrack/linuxproc
+ProctrackType=proctrack/pgid
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none

@@ -775,3 +775,40 @@ needs = ["big"]
     );
     assert!(shown.contains("here (task)"), "{shown}");
 }
+
+#[test]
+fn slurm_job_that_ends_without_an_exit_status_fails_with_slurms_state_after_the_grace() {
+    if !slurm_here() {
+        return;
+    }
+    // The step kills its job script, which then never writes the exit file.
+    let home = Home::new(&format!(
+        r#"{HEADER}
+[steps.selfkill]
+run = "echo about-to-kill; kill -KILL $PPID; sleep 347"
+"#
+    ));
+    let out = home.bgflow(&["run", "wf.toml", "--progress", "never"]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("no exit status written within 10s"), "{all}");
+    assert!(all.contains("about-to-kill"), "{all}");
+    assert!(!all.contains("unknown"), "{all}");
+    let list: Value =
+        serde_json::from_slice(&home.bgflow(&["list", "--json"]).stdout).expect("list --json");
+    let run = list["runs"][0]["id"].as_str().expect("a run id").to_owned();
+    let step = Home::step(&home.status(&run), "selfkill").clone();
+    let job = step["job_id"].as_str().expect("a job id");
+    let reason = step["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with(&format!("slurm job {job} ended ")),
+        "{reason}"
+    );
+    assert!(jobs_queued(&run).is_empty(), "{:?}", jobs_queued(&run));
+    // The step stays in the job script's process group: Slurm ends it with its job.
+    let deadline = Instant::now() + DEADLINE;
+    while !common::live_processes("sleep 347").is_empty() {
+        assert!(Instant::now() < deadline, "sleep 347 outlived its job");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -93,25 +93,27 @@ pub struct Cluster {
 pub const POLL_FAILURES_WARNED: u32 = 3;
 
 /// The job script. It holds no value of the workflow: the exit file and the step's argv
-/// are its arguments (`sbatch SCRIPT EXIT_FILE ARGV...`). bash, not sh: dash's `kill`
-/// cannot signal a process group (`kill -TERM -- -PGID` is "Illegal number").
+/// are its arguments (`sbatch SCRIPT EXIT_FILE ARGV...`). The step stays in the script's
+/// process group (Slurm makes the batch script a group leader), so that Slurm's process
+/// tracking still finds it if the script dies; TERM, INT or USR2 to the script (`scancel
+/// --full`, the job's time limit) goes to the whole group, once. bash, not sh: dash's
+/// `kill` cannot signal a process group.
 pub const JOB_SCRIPT: &str = r#"#!/bin/bash
 # Written by bgflow: one attempt of a step as a Slurm batch job (docs/slurm.md).
 # $1: the file that receives the step's exit status; the other arguments: the step's argv.
-# The step runs in its own session and process group; TERM, INT or USR2 to this script
-# (scancel --full, the job's time limit) goes to the whole group. The status is written
-# to a temporary file and renamed, so that it is never read half written.
+# The step runs in this script's process group; TERM, INT or USR2 to this script goes to
+# the whole group. The status is written to a temporary file and renamed, so that it is
+# never read half written.
 exit_file=$1
 shift
-setsid "$@" </dev/null &
+"$@" </dev/null &
 child=$!
-trap 'kill -TERM -- "-$child" 2>/dev/null' TERM INT USR2
+trap 'trap "" TERM INT USR2; kill -TERM 0 2>/dev/null' TERM INT USR2
 while :; do
     wait "$child"
     status=$?
     kill -0 "$child" 2>/dev/null || break
 done
-kill -KILL -- "-$child" 2>/dev/null
 printf '%s\n' "$status" > "$exit_file.tmp" && mv -f "$exit_file.tmp" "$exit_file"
 exit "$status"
 "#;
