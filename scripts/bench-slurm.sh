@@ -21,6 +21,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=bench-lib.sh
 source "$repo/scripts/bench-lib.sh"
 pick_binary "$@"
+need bc bc
 
 layers=${LAYERS:-10}
 width=${WIDTH:-20}
