@@ -31,10 +31,15 @@ fn slurm_here() -> bool {
         eprintln!("skipped: BGFLOW_SKIP_SLURM_TESTS=1");
         return false;
     }
-    let up = Command::new("sinfo")
-        .args(["--noheader", "--format=%a"])
-        .output()
-        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("up"));
+    // Asked once per test binary, and for 15 s at most (a missing controller makes `sinfo`
+    // retry for a minute).
+    static UP: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let up = *UP.get_or_init(|| {
+        Command::new("timeout")
+            .args(["15", "sinfo", "--noheader", "--format=%a"])
+            .output()
+            .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("up"))
+    });
     assert!(
         up,
         "no Slurm cluster answers (`sinfo` failed): install slurm-wlm, slurmctld, slurmd and munge, \
