@@ -24,6 +24,9 @@ pub struct Config {
     /// where bgflow may create one, else a process group with bgflow as subreaper),
     /// `cgroup` (refuse to run without one) or `process-group`.
     pub containment: Containment,
+    /// `[executor.slurm]`: Slurm settings for every workflow that runs steps on Slurm; a
+    /// workflow's own `[executor.slurm]` keys win, key by key.
+    pub executor: crate::manifest::ExecutorSection,
 }
 
 /// The containment mechanism asked for (`containment` in bgflow.toml).

@@ -182,6 +182,18 @@ fn status_text(run: &RunRow, steps: &[StepRow]) -> String {
                 format!("{detail} · {t}")
             };
         }
+        if let Some(job) = &s.job_id {
+            // A running step shows its job's state and Slurm's reason (PENDING (Priority)).
+            let j = match (&s.job_state, s.state.as_str()) {
+                (Some(st), "running") => format!("slurm job {job}: {st}"),
+                _ => format!("slurm job {job}"),
+            };
+            detail = if detail.is_empty() {
+                j
+            } else {
+                format!("{j} · {detail}")
+            };
+        }
         if let Some(r) = &s.reason {
             detail = if detail.is_empty() {
                 r.clone()

@@ -127,7 +127,7 @@ pub fn plan(args: &PlanArgs, color: bool, config: Option<&Path>) -> io::Result<u
             }
             continue;
         }
-        let checked = validate::check(&source, &opts);
+        let mut checked = validate::check(&source, &opts);
         // A fragment lacks [workflow] or its `name` (a `missing-key` problem); only then is
         // the file parsed again to tell.
         let maybe_fragment = checked.problems.iter().any(|p| p.code == "missing-key");
@@ -150,15 +150,16 @@ pub fn plan(args: &PlanArgs, color: bool, config: Option<&Path>) -> io::Result<u
             }
         }
         let root = checked.workflow.as_ref().map(|w| w.root.clone());
-        let strict = args.strict
-            || match crate::config::load_for(config, root.as_deref(), Some(&path)) {
-                Ok(c) => c.config.validation.strict,
-                Err(msg) => {
-                    report::stderr(&msg);
-                    code = exit::USAGE;
-                    continue;
-                }
-            };
+        let loaded = match crate::config::load_for(config, root.as_deref(), Some(&path)) {
+            Ok(c) => c.config,
+            Err(msg) => {
+                report::stderr(&msg);
+                code = exit::USAGE;
+                continue;
+            }
+        };
+        validate::slurm::check_cluster(&mut checked, loaded.executor.slurm.as_ref(), args.offline);
+        let strict = args.strict || loaded.validation.strict;
         let errors = checked.has_errors();
         let warnings = checked.problems.iter().any(|p| !p.is_error());
         let valid = !(errors || (strict && warnings));

@@ -6,13 +6,17 @@
 
 pub mod contain;
 mod direct;
+mod executor;
 pub mod fingerprint;
 pub mod junit;
+mod local;
 pub mod logpipe;
 mod matching;
 pub mod probe;
 pub mod process;
 pub mod scheduler;
+mod signals;
+pub mod slurm;
 mod spawn;
 pub mod step;
 pub mod tail;
@@ -23,13 +27,13 @@ use std::time::{Duration, SystemTime};
 
 use nix::sys::signal::Signal;
 use serde::Serialize;
-use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::plan::Plan;
 use crate::validate::Workflow;
 use scheduler::{Scheduler, Slot};
+use signals::Signals;
 pub use tail::Progress;
 
 /// How to run.
@@ -291,6 +295,14 @@ pub enum RunEvent<'a> {
         /// with the pid, it names the process even after the number is recycled.
         start_time: Option<u64>,
     },
+    /// A step attempt's Slurm job was submitted (`state` `SUBMITTED`) or changed state
+    /// (`PENDING (Priority)`, `RUNNING`, …): the step is running, on the cluster.
+    StepJob {
+        step: usize,
+        attempt: u32,
+        job_id: &'a str,
+        state: &'a str,
+    },
     StepProgress {
         step: usize,
         progress: &'a Progress,
@@ -364,6 +376,13 @@ pub(crate) enum Msg {
         attempt: u32,
         pid: u32,
         start_time: Option<u64>,
+    },
+    /// An attempt's Slurm job was submitted or changed state.
+    Job {
+        step: usize,
+        attempt: u32,
+        job: String,
+        state: String,
     },
     Progress {
         step: usize,
@@ -460,6 +479,7 @@ pub async fn execute(
             .ok()
             .map(std::os::fd::OwnedFd::from),
         contain: Arc::clone(&opts.contain),
+        slurm: slurm::Cluster::for_run(&wf, &opts.run_id, &log_dir),
     });
 
     let mut signals = Signals::new();
@@ -568,6 +588,13 @@ pub async fn execute(
                         r.pid = Some(pid);
                         r.started_at.get_or_insert_with(SystemTime::now);
                         sink.event(&RunEvent::StepStarted { step, attempt, pid, start_time });
+                    }
+                    Msg::Job { step, attempt, job, state } => {
+                        let r = &mut reports[step];
+                        r.state = StepState::Running;
+                        r.attempts = attempt;
+                        r.started_at.get_or_insert_with(SystemTime::now);
+                        sink.event(&RunEvent::StepJob { step, attempt, job_id: &job, state: &state });
                     }
                     Msg::Progress { step, progress } => {
                         sink.event(&RunEvent::StepProgress { step, progress: &progress });
@@ -722,52 +749,3 @@ fn cancelled_because(reason: Option<String>, stop: Option<&str>) -> Option<Strin
 
 /// A success's fingerprint: its inputs as it started, its outputs as it ended.
 type Taken = (String, String);
-
-/// SIGINT, SIGTERM and SIGHUP as one stream.
-struct Signals {
-    streams: Vec<(Signal, Option<tokio::signal::unix::Signal>)>,
-}
-
-impl Signals {
-    fn new() -> Self {
-        let kinds = [
-            (Signal::SIGINT, SignalKind::interrupt()),
-            (Signal::SIGTERM, SignalKind::terminate()),
-            (Signal::SIGHUP, SignalKind::hangup()),
-        ];
-        Self {
-            streams: kinds
-                .into_iter()
-                .map(|(s, k)| (s, signal(k).ok()))
-                .collect(),
-        }
-    }
-
-    async fn next(&mut self) -> Option<Signal> {
-        let futures = self.streams.iter_mut().filter_map(|(sig, stream)| {
-            let sig = *sig;
-            stream
-                .as_mut()
-                .map(|st| Box::pin(async move { st.recv().await.map(|()| sig) }))
-        });
-        let all: Vec<_> = futures.collect();
-        if all.is_empty() {
-            return std::future::pending().await;
-        }
-        select_first(all).await
-    }
-}
-
-async fn select_first<F: std::future::Future<Output = Option<Signal>> + Unpin>(
-    mut futures: Vec<F>,
-) -> Option<Signal> {
-    std::future::poll_fn(move |cx| {
-        for f in &mut futures {
-            if let std::task::Poll::Ready(v) = std::pin::Pin::new(f).poll(cx) {
-                return std::task::Poll::Ready(v);
-            }
-        }
-        std::task::Poll::Pending
-    })
-    .await
-}

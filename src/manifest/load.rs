@@ -13,7 +13,8 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
 use super::types::{
-    Hooks, Manifest, Probe, Requires, RunSpec, StepKind, StepSpec, WorkflowSection,
+    ExecutorKind, ExecutorSection, Hooks, Manifest, Probe, Requires, Resources, RunSpec,
+    SlurmSection, StepKind, StepSpec, WorkflowSection,
 };
 use super::Duration;
 use crate::diag::{did_you_mean, Problem, SourceFile};
@@ -242,6 +243,24 @@ fn read_root(root: &DeTable<'_>) -> Loaded {
         check_table_keys(v, keys::<Hooks>(), "[hooks]", &mut problems);
         manifest.hooks = read_collecting(v, &mut problems);
     }
+    if let Some(v) = root.get("executor") {
+        check_table_keys(v, keys::<ExecutorSection>(), "[executor]", &mut problems);
+        if let Some(slurm) = v.get_ref().get("slurm") {
+            check_table_keys(
+                slurm,
+                keys::<SlurmSection>(),
+                "[executor.slurm]",
+                &mut problems,
+            );
+        }
+        manifest.executor = read_prepared(v, &mut problems, |cleaned| {
+            if let DeValue::Table(t) = cleaned.get_mut() {
+                if let Some(slurm) = t.get_mut("slurm") {
+                    drop_unknown_keys(slurm, keys::<SlurmSection>());
+                }
+            }
+        });
+    }
     if let Some(value) = root.get("steps") {
         match value.get_ref().as_table() {
             Some(table) => {
@@ -314,6 +333,14 @@ fn read_step(name: &str, value: &Spanned<DeValue<'_>>, problems: &mut Vec<Proble
     }
     check_table_keys(value, keys::<StepSpec>(), &what, problems);
     check_probe_keys(value, &what, problems);
+    if let Some(v) = value.get_ref().get("resources") {
+        check_table_keys(
+            v,
+            keys::<Resources>(),
+            &format!("{what} resources"),
+            problems,
+        );
+    }
     if let Some(spec) = step_direct(value.get_ref()) {
         return spec;
     }
@@ -323,6 +350,9 @@ fn read_step(name: &str, value: &Spanned<DeValue<'_>>, problems: &mut Vec<Proble
                 if let Some(v) = step.get_mut(probe) {
                     drop_unknown_keys(v, keys::<Probe>());
                 }
+            }
+            if let Some(v) = step.get_mut("resources") {
+                drop_unknown_keys(v, keys::<Resources>());
             }
         }
     })
@@ -396,6 +426,13 @@ fn step_direct(value: &DeValue<'_>) -> Option<StepSpec> {
             "fail_on" => spec.fail_on = strings(v)?,
             "tags" => spec.tags = strings(v)?,
             "junit" => spec.junit = Some(string(v)?),
+            "executor" => {
+                spec.executor = Some(match v.as_str()? {
+                    "local" => ExecutorKind::Local,
+                    "slurm" => ExecutorKind::Slurm,
+                    _ => return None,
+                })
+            }
             _ => return None,
         }
     }
@@ -445,7 +482,17 @@ macro_rules! sections {
         }
     )*};
 }
-sections!(Manifest, WorkflowSection, Requires, Hooks, StepSpec, Probe);
+sections!(
+    Manifest,
+    WorkflowSection,
+    Requires,
+    Hooks,
+    StepSpec,
+    Probe,
+    ExecutorSection,
+    SlurmSection,
+    Resources
+);
 
 pub fn keys<T: Section>() -> &'static Keys {
     T::keys()

@@ -13,5 +13,6 @@ pub use include::load;
 pub use load::{Document, Loaded, LoadedStep};
 pub use matrix::{Axis, GlobAxis, Matrix, MatrixValue};
 pub use types::{
-    EnvFile, Hooks, Manifest, Probe, Requires, RunSpec, StepKind, StepSpec, WorkflowSection,
+    EnvFile, ExecutorKind, ExecutorSection, Hooks, Manifest, Probe, Requires, Resources, RunSpec,
+    SlurmSection, StepKind, StepSpec, WorkflowSection,
 };

@@ -33,6 +33,71 @@ pub struct Manifest {
     /// The steps, by name (letters, digits, `-` and `_`).
     #[serde(default)]
     pub steps: IndexMap<String, StepSpec>,
+    /// Settings of the executors: `[executor.slurm]`.
+    #[serde(default)]
+    pub executor: ExecutorSection,
+}
+
+/// Where a step's attempts run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutorKind {
+    /// A supervised process group (or cgroup) on this machine (the default).
+    #[default]
+    Local,
+    /// A Slurm batch job per attempt (docs/slurm.md). The workflow root must be on a file
+    /// system the cluster's nodes share.
+    Slurm,
+}
+
+/// `[executor]` (in the workflow, or in bgflow.toml).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutorSection {
+    /// `[executor.slurm]`: where and how Slurm jobs are submitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm: Option<SlurmSection>,
+}
+
+/// `[executor.slurm]`; a key the workflow leaves out is taken from bgflow.toml's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SlurmSection {
+    /// `sbatch --partition`; default: the cluster's default partition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+    /// `sbatch --account`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// `sbatch --qos`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qos: Option<String>,
+    /// Time between two `squeue` calls (one per poll for the whole run; default 5s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll_interval: Option<Duration>,
+    /// More `sbatch` arguments, one list item per argument (never split by a shell).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra: Option<Vec<String>>,
+}
+
+/// A step's `resources` on Slurm: what its job asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    /// CPUs for the step (`--cpus-per-task`; default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub cpus: Option<u32>,
+    /// Memory, `512M`, `4G`, `1T` or a number of megabytes (`--mem`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem: Option<String>,
+    /// GPUs (`--gres=gpu:N`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpus: Option<u32>,
+    /// The job's time limit (`--time`, whole minutes rounded up); default: the step's
+    /// `timeout` plus its `kill_grace` and a minute, else the partition's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<Duration>,
 }
 
 /// `[workflow]`
@@ -66,6 +131,9 @@ pub struct WorkflowSection {
     /// table `{ path = ".env", optional = true }` allows the file to be missing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env_file: Option<EnvFile>,
+    /// Where steps run unless a step says otherwise: `local` (default) or `slurm`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor: Option<ExecutorKind>,
 }
 
 /// `[workflow] env_file`: a path, or `{ path, optional }`.
@@ -224,6 +292,12 @@ pub struct StepSpec {
     /// Tests: glob of JUnit XML reports read after the step. A template.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub junit: Option<String>,
+    /// Where this step runs: `local` or `slurm` (default: `[workflow] executor`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor: Option<ExecutorKind>,
+    /// What the step's Slurm job asks for: `{ cpus, mem, gpus, time }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Box<Resources>>,
 }
 
 /// A readiness or health probe: exactly one of `http`, `tcp`, `command`, `log`.

@@ -135,6 +135,29 @@ impl Sink for Plain {
                 };
                 out.say(format_args!("started {}{again}, pid {pid}", names[*step]));
             }
+            RunEvent::StepJob {
+                step,
+                attempt,
+                job_id,
+                state,
+            } => {
+                let again = if *attempt > 1 {
+                    format!(" (attempt {attempt})")
+                } else {
+                    String::new()
+                };
+                if *state == "SUBMITTED" {
+                    out.say(format_args!(
+                        "submitted {}{again}, slurm job {job_id}",
+                        names[*step]
+                    ));
+                } else {
+                    out.say(format_args!(
+                        "slurm job {job_id} of {}{again}: {state}",
+                        names[*step]
+                    ));
+                }
+            }
             RunEvent::StepProgress { step, progress } => {
                 let due = last_progress
                     .get(step)
@@ -256,6 +279,28 @@ impl Sink for Bars {
             }
             RunEvent::StepWarning { message, .. } => {
                 let _ = self.multi.println(format!("warning: {message}"));
+            }
+            RunEvent::StepJob {
+                step,
+                attempt,
+                job_id,
+                state,
+            } => {
+                if let Some(bar) = self.steps.get(step) {
+                    bar.set_message(format!("slurm job {job_id}: {state}"));
+                }
+                if *state == "SUBMITTED" {
+                    // The bar appears as for a local start.
+                    self.event(&RunEvent::StepStarted {
+                        step: *step,
+                        attempt: *attempt,
+                        pid: 0,
+                        start_time: None,
+                    });
+                    if let Some(bar) = self.steps.get(step) {
+                        bar.set_message(format!("slurm job {job_id}: submitted"));
+                    }
+                }
             }
             RunEvent::StepStarted { step, attempt, .. } => {
                 let bar = self.steps.entry(*step).or_insert_with(|| {

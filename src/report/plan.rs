@@ -51,6 +51,21 @@ fn step_lines(out: &mut String, wf: &Workflow, plan: &Plan, i: usize) {
     out.push_str(&step.name);
     out.push_str(" (");
     out.push_str(step.kind().as_str());
+    if let Some(job) = step.slurm() {
+        out.push_str(", on slurm");
+        if let Some(c) = job.cpus {
+            let _ = write!(out, ", {c} cpus");
+        }
+        if let Some(m) = job.mem_mb {
+            let _ = write!(out, ", {m} MB");
+        }
+        if let Some(g) = job.gpus {
+            let _ = write!(out, ", {g} gpus");
+        }
+        if let Some(t) = job.time {
+            let _ = write!(out, ", time {t}");
+        }
+    }
     if let Some(t) = step.timeout() {
         let _ = write!(out, ", timeout {t}");
     }
@@ -199,6 +214,9 @@ pub struct StepJson {
     /// A matrix instance: the step as written and the instance's values.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub matrix: Option<MatrixJson>,
+    /// A step that runs on Slurm: what its job asks for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slurm: Option<serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -295,6 +313,14 @@ fn plan_json(wf: &Workflow, plan: &Plan) -> PlanJson {
                             .iter()
                             .map(|(k, v)| (k.clone(), serde_json::Value::from(v.as_str())))
                             .collect(),
+                    }),
+                    slurm: s.slurm().map(|j| {
+                        serde_json::json!({
+                            "cpus": j.cpus,
+                            "mem_mb": j.mem_mb,
+                            "gpus": j.gpus,
+                            "time": j.time.map(|t| t.to_string()),
+                        })
                     }),
                 }
             })

@@ -77,7 +77,7 @@ pub(super) fn prepare(
     // The checks one at a time, and one heap for them and the run after them.
     par::use_one_thread();
     par::one_heap();
-    let checked = validate::check(
+    let mut checked = validate::check(
         &source,
         &Options {
             vars: spec.vars.clone(),
@@ -89,6 +89,7 @@ pub(super) fn prepare(
         Ok(c) => c.config,
         Err(msg) => return Err(Error::usage(msg)),
     };
+    validate::slurm::check_cluster(&mut checked, config.executor.slurm.as_ref(), false);
     let strict = config.validation.strict;
     let errors = checked
         .problems

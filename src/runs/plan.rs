@@ -22,7 +22,7 @@ pub fn plan(
     config: Option<&Path>,
 ) -> Result<serde_json::Value, Error> {
     let source = diag::read_source(file).map_err(|m| Error::usage(format!("error: {m}\n")))?;
-    let checked = validate::check(
+    let mut checked = validate::check(
         &source,
         &Options {
             vars: vars.to_vec(),
@@ -30,12 +30,11 @@ pub fn plan(
         },
     );
     let root = checked.workflow.as_ref().map(|w| w.root.clone());
-    let strict = strict
-        || crate::config::load_for(config, root.as_deref(), Some(file))
-            .map_err(Error::usage)?
-            .config
-            .validation
-            .strict;
+    let loaded = crate::config::load_for(config, root.as_deref(), Some(file))
+        .map_err(Error::usage)?
+        .config;
+    validate::slurm::check_cluster(&mut checked, loaded.executor.slurm.as_ref(), offline);
+    let strict = strict || loaded.validation.strict;
     let json = out::file_json(&source, &checked, strict);
     let mut value = serde_json::to_value(&json)
         .map_err(|e| Error::internal(format!("error: cannot write output: {e}\n")))?;

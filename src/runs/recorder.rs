@@ -346,6 +346,26 @@ impl Sink for StoreSink {
                 let data = format!(r#"{{"attempt":{attempt},"pid":{pid},"version":1}}"#);
                 self.event_data("step_started", Some(*step), data);
             }
+            RunEvent::StepJob {
+                step,
+                attempt,
+                job_id,
+                state,
+            } => {
+                self.pending.push(Write::StepJob {
+                    run: self.run.clone(),
+                    idx: *step,
+                    attempt: *attempt,
+                    job_id: (*job_id).to_owned(),
+                    state: (*state).to_owned(),
+                    at: now_ms(),
+                });
+                self.event(
+                    "step_job",
+                    Some(*step),
+                    json!({ "version": 1, "attempt": attempt, "job_id": job_id, "state": state }),
+                );
+            }
             RunEvent::StepProgress { step, progress } => {
                 self.pending.push(Write::StepProgress {
                     run: self.run.clone(),

@@ -89,7 +89,18 @@ pub fn stop(
             ));
         }
     }
-    if !run.is_active() && left.is_empty() {
+    // A run with Slurm steps: its jobs still queued or running (a lost supervisor's too).
+    let on_slurm = steps.iter().any(|s| s.job_id.is_some());
+    let jobs = if on_slurm {
+        crate::exec::slurm::jobs_left(&id).map_err(|e| {
+            Error::internal(format!(
+                "error: run {id}: cannot list its Slurm jobs: {e}\n"
+            ))
+        })?
+    } else {
+        Vec::new()
+    };
+    if !run.is_active() && left.is_empty() && jobs.is_empty() {
         return Ok(Stopped::NotRunning {
             id,
             state: run.state,
@@ -98,7 +109,7 @@ pub fn stop(
     if !confirm(&ToStop {
         id: &id,
         workflow: &run.workflow,
-        processes: left.len().max(1),
+        processes: (left.len() + jobs.len()).max(1),
     })? {
         return Ok(Stopped::Declined);
     }
@@ -161,6 +172,9 @@ pub fn stop(
             what.join(", ")
         ));
     }
+    if on_slurm {
+        stop_jobs(&id, opts.force, obs)?;
+    }
     let _ = store.reconcile_lost();
     let state = store
         .run(&id)
@@ -175,6 +189,34 @@ pub fn stop(
         )));
     }
     Ok(Stopped::Stopped { id, state })
+}
+
+/// Cancels the Slurm jobs of run `id` that are still queued or running (those a lost
+/// supervisor left; an ended supervisor cancelled its own) and waits until `squeue` lists
+/// none. Exit 4 when some are still there after the wait.
+fn stop_jobs(id: &str, force: bool, obs: &mut dyn Observer) -> Result<(), Error> {
+    let before = crate::exec::slurm::jobs_left(id).unwrap_or_default();
+    let wait = Duration::from_secs(if force { 15 } else { 60 });
+    let left = crate::exec::slurm::cancel_run(id, wait).map_err(|e| {
+        Error::internal(format!(
+            "error: run {id}: cannot cancel its Slurm jobs: {e}\n"
+        ))
+    })?;
+    if !left.is_empty() {
+        return Err(Error::internal(format!(
+            "error: run {id}: {} Slurm job(s) still queued or running after scancel: {}\n",
+            left.len(),
+            left.join(", ")
+        )));
+    }
+    if !before.is_empty() {
+        obs.note(&format!(
+            "cancelled {} Slurm job(s) of run {id} that its supervisor left: {}\n",
+            before.len(),
+            before.join(", ")
+        ));
+    }
+    Ok(())
 }
 
 /// SIGKILL to the run's supervisor, through a pidfd opened before its start time is checked

@@ -9,9 +9,11 @@ mod cursor;
 mod fingerprints;
 pub mod liveness;
 mod schema;
+mod write;
 
 pub use fingerprints::Recorded;
 pub use liveness::supervisor_alive;
+pub use write::{StepFinish, Write};
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -214,92 +216,6 @@ pub struct NewRun {
     pub heartbeat_ms: i64,
 }
 
-/// One write, applied in batches by `Store::apply`.
-#[derive(Debug, Clone)]
-pub enum Write {
-    /// The run's row and its steps' rows. A foreground run sends this as its first write, so
-    /// that its steps start while the rows are written (40 ms at 10,000 steps).
-    RunCreated(Box<NewRun>),
-    RunStarted {
-        run: String,
-        pid: u32,
-        start: Option<u64>,
-        heartbeat_ms: i64,
-        containment: &'static str,
-        cgroup: Option<String>,
-    },
-    Heartbeat {
-        run: String,
-    },
-    StepStarted {
-        run: String,
-        idx: usize,
-        attempt: u32,
-        pid: u32,
-        pid_start: Option<u64>,
-        at: i64,
-    },
-    StepProgress {
-        run: String,
-        idx: usize,
-        percent: Option<f64>,
-        current: Option<u64>,
-        total: Option<u64>,
-        message: Option<String>,
-    },
-    StepLine {
-        run: String,
-        idx: usize,
-        line: String,
-    },
-    /// A step's fingerprint after a success (`exec::fingerprint`), for later up-to-date
-    /// checks; `run` is the run it succeeded in.
-    Fingerprint {
-        key: String,
-        inputs: String,
-        outputs: String,
-        run: String,
-    },
-    StepFinished {
-        run: String,
-        idx: usize,
-        row: Box<StepFinish>,
-    },
-    RunFinished {
-        run: String,
-        state: String,
-        reason: Option<String>,
-        exit_code: i64,
-    },
-    Event {
-        run: String,
-        at: i64,
-        kind: String,
-        step: Option<String>,
-        /// The event's data, already a JSON object.
-        data: String,
-    },
-}
-
-/// The final fields of a step.
-#[derive(Debug, Clone)]
-pub struct StepFinish {
-    pub state: String,
-    pub reason: Option<String>,
-    pub attempts: u32,
-    pub exit_code: Option<i32>,
-    pub signal: Option<String>,
-    pub started_at: Option<i64>,
-    pub finished_at: Option<i64>,
-    /// The process of the last attempt, when its `StepStarted` row was folded into this one.
-    pub pid: Option<u32>,
-    /// The start time of `pid`, with it.
-    pub pid_start: Option<u64>,
-    pub counts_done: bool,
-    /// (passed, failed, errors, skipped, failing tests as JSON).
-    pub tests: Option<(u64, u64, u64, u64, serde_json::Value)>,
-}
-
 impl Store {
     /// Opens (creating it, mode 0700, if needed) the store in `state_dir`.
     pub fn open(state_dir: &Path) -> Result<Self> {
@@ -437,6 +353,11 @@ impl Store {
                     "UPDATE steps SET state = 'running', attempts = ?3, pid = ?4, pgid = ?4, pid_start = ?6,
                      started_at = COALESCE(started_at, ?5), finished_at = NULL WHERE run_id = ?1 AND idx = ?2",
                     params![run, *idx as i64, attempt, *pid as i64, at, pid_start.and_then(|s| i64::try_from(s).ok())],
+                ),
+                Write::StepJob { run, idx, attempt, job_id, state, at } => cached(tx,
+                    "UPDATE steps SET state = 'running', attempts = ?3, job_id = ?4, job_state = ?5,
+                     started_at = COALESCE(started_at, ?6), finished_at = NULL WHERE run_id = ?1 AND idx = ?2",
+                    params![run, *idx as i64, attempt, job_id, state, at],
                 ),
                 Write::StepProgress { run, idx, percent, current, total, message } => cached(tx,
                     "UPDATE steps SET progress_percent = ?3, progress_current = ?4, progress_total = ?5, progress_message = ?6

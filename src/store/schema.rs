@@ -90,6 +90,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
         run_id TEXT NOT NULL,
         recorded_at INTEGER NOT NULL
      );",
+    // 5: a step's Slurm job (its id, and its last state with Slurm's reason).
+    "ALTER TABLE steps ADD COLUMN job_id TEXT;
+     ALTER TABLE steps ADD COLUMN job_state TEXT;",
 ];
 
 pub(super) const RUN_COLUMNS: &str = "id, workflow, file, root, kind, state, reason, detached, supervisor_pid, supervisor_start,
@@ -134,7 +137,7 @@ pub(super) fn run_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
 
 pub(super) const STEP_COLUMNS: &str = "idx, name, kind, state, reason, attempts, pid, pgid, exit_code, signal, started_at, finished_at,
     progress_percent, progress_current, progress_total, progress_message, last_line, log_path,
-    tests_passed, tests_failed, tests_errors, tests_skipped, tests_failing, pid_start";
+    tests_passed, tests_failed, tests_errors, tests_skipped, tests_failing, pid_start, job_id, job_state";
 
 pub(super) fn step_row(r: &Row<'_>) -> rusqlite::Result<StepRow> {
     Ok(StepRow {
@@ -164,6 +167,8 @@ pub(super) fn step_row(r: &Row<'_>) -> rusqlite::Result<StepRow> {
             .get::<_, Option<String>>(22)?
             .and_then(|t| serde_json::from_str(&t).ok()),
         pid_start: r.get(23)?,
+        job_id: r.get(24)?,
+        job_state: r.get(25)?,
     })
 }
 
@@ -240,6 +245,10 @@ pub struct StepRow {
     pub log_path: String,
     /// The start time of `pid` (clock ticks after boot): with it, `pid` names one process.
     pub pid_start: Option<i64>,
+    /// The Slurm job of the last attempt, when the step ran on Slurm.
+    pub job_id: Option<String>,
+    /// Its last state as Slurm showed it, with the reason: `PENDING (Priority)`, `RUNNING`.
+    pub job_state: Option<String>,
     pub tests_passed: Option<i64>,
     pub tests_failed: Option<i64>,
     pub tests_errors: Option<i64>,

@@ -1,7 +1,8 @@
 //! From a read manifest to a checked `Workflow` and its `Plan`, collecting every problem.
 //!
 //! Order of checks: the file (syntax, schema) -> names and values -> templates -> the graph
-//! -> the machine (skipped by `--offline`). Nothing here starts a process.
+//! -> the machine (skipped by `--offline`). Nothing here starts a process of the workflow;
+//! the machine checks of Slurm steps ask the cluster with `sinfo` and `scontrol` (`slurm`).
 
 mod env_file;
 pub mod host;
@@ -11,6 +12,7 @@ pub mod matrix;
 mod paths;
 pub mod ports;
 mod rendering;
+pub mod slurm;
 mod step;
 pub mod template;
 mod values;
@@ -86,6 +88,11 @@ pub struct Workflow {
     pub hooks: Hooks,
     pub steps: Vec<Step>,
     pub renderer: Renderer,
+    /// `[executor.slurm]` as the workflow writes it.
+    pub slurm_section: Option<manifest::SlurmSection>,
+    /// With the config's keys under the workflow's (`slurm::check_cluster`), when a step
+    /// runs on Slurm.
+    pub slurm: Option<slurm::Settings>,
 }
 
 /// A checked step. A run holds one per step for its whole length, so what few steps set is
@@ -140,6 +147,8 @@ pub struct More {
     /// `inputs` and `outputs` as `plan` shows them, when a template of them reads the
     /// caller's environment (`<env:NAME>`).
     pub shown_paths: Option<Box<[Vec<String>; 2]>>,
+    /// The step's Slurm job, when it runs on Slurm.
+    pub slurm: Option<Box<slurm::Job>>,
 }
 
 static NO_MORE: More = More {
@@ -159,6 +168,7 @@ static NO_MORE: More = More {
     junit: None,
     instance: None,
     shown_paths: None,
+    slurm: None,
 };
 
 impl More {
@@ -180,6 +190,7 @@ impl More {
             junit,
             instance,
             shown_paths,
+            slurm,
         } = self;
         needs.is_empty()
             && cwd.is_none()
@@ -197,6 +208,7 @@ impl More {
             && junit.is_none()
             && instance.is_none()
             && shown_paths.is_none()
+            && slurm.is_none()
     }
 }
 
@@ -217,6 +229,10 @@ impl Step {
     }
     pub fn timeout(&self) -> Option<Duration> {
         self.more().timeout
+    }
+    /// The step's Slurm job, when it runs on Slurm.
+    pub fn slurm(&self) -> Option<&slurm::Job> {
+        self.more().slurm.as_deref()
     }
     pub fn kill_grace(&self) -> Duration {
         self.kill_grace.unwrap_or(DEFAULT_KILL_GRACE)
@@ -459,6 +475,7 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
     // Steps, one by one.
     // Each step is checked on its own, so the steps are spread over every core.
     let shared_root: Arc<Path> = Arc::from(root.as_path());
+    let default_executor = wf.executor.unwrap_or_default();
     let mut steps = Vec::with_capacity(step_count);
     let mut groups = matrix::Groups::new();
     let mut matrix_globs = Vec::new();
@@ -478,6 +495,7 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
                 cx.step(
                     s.name,
                     s.spec,
+                    default_executor,
                     &renderer,
                     &shared_root,
                     s.broken,
@@ -552,6 +570,8 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
         hooks: m.hooks.clone(),
         steps,
         renderer,
+        slurm_section: m.executor.slurm.clone(),
+        slurm: None,
     };
     // A workflow without problems is parsed once: a place looked up where no problem needs
     // it parses the whole file again (`Document`), which costs as much as the first parse.

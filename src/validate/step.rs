@@ -5,10 +5,12 @@ use super::matrix::Instance;
 use super::*;
 
 impl Cx<'_, '_> {
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn step(
         &mut self,
         name: String,
         mut spec: StepSpec,
+        default_executor: manifest::ExecutorKind,
         r: &Renderer,
         root: &Arc<Path>,
         broken: bool,
@@ -297,7 +299,16 @@ impl Cx<'_, '_> {
                 RunSpec::Argv(argv) => argv.iter().any(|a| template::is_template(a)),
             })
             .map(Box::new);
+        let slurm = self.slurm_job(
+            in_file,
+            first,
+            spec_kind,
+            spec.executor,
+            default_executor,
+            spec.resources.as_deref(),
+        );
         let more = More {
+            slurm,
             needs: spec.needs,
             cwd: spec.cwd,
             env,
