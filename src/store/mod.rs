@@ -76,6 +76,14 @@ impl StoreError {
 }
 
 /// `Sql`, or `Damaged` when SQLite says the file is not a database or is corrupt.
+/// SQLite's "database is locked" (or a table locked by this connection).
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
 fn sql_error(path: &Path, source: rusqlite::Error) -> StoreError {
     use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
     match source.sqlite_error_code() {
@@ -232,8 +240,20 @@ impl Store {
             path,
             created_over: 0,
         };
-        store.setup()?;
-        Ok(store)
+        // A history being created or migrated by another process can answer "database is
+        // locked" where SQLite's busy wait does not apply (switching a new file to WAL, its
+        // shared-memory index being set up): set-up is tried again until BUSY_TIMEOUT.
+        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+        loop {
+            match store.setup() {
+                Err(StoreError::Sql { source, .. })
+                    if is_busy(&source) && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                done => return done.map(|()| store),
+            }
+        }
     }
 
     /// Opens an existing store; `None` when there is none.

@@ -274,3 +274,26 @@ fn a_damaged_history_is_refused_not_read_as_empty() {
     assert!(matches!(err, StoreError::Damaged { .. }), "{err}");
     assert!(err.to_string().contains("not a database"), "{err}");
 }
+
+#[test]
+fn twenty_processes_creating_one_history_at_once_all_open_it() {
+    // Twenty `run -d` into a history that does not exist yet: some got "database is
+    // locked" from the set-up (SQLite's busy wait does not cover all of it).
+    for _ in 0..40 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(20));
+        let openers: Vec<_> = (0..20)
+            .map(|_| {
+                let dir = dir.path().to_path_buf();
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    Store::open(&dir).map(drop).map_err(|e| e.to_string())
+                })
+            })
+            .collect();
+        for o in openers {
+            o.join().expect("join").expect("open");
+        }
+    }
+}
