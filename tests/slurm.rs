@@ -690,3 +690,51 @@ run = "echo about-to-kill; kill -KILL $PPID; sleep 347"
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn slurm_job_that_left_the_run_s_queue_without_an_exit_status_fails_with_the_state_accounting_gives(
+) {
+    if !slurm_here() {
+        return;
+    }
+    // The step renames its job, so the run's one `squeue --name=bgflow-RUN` no longer lists
+    // it (as when Slurm has purged a job), then kills its job script, which never writes the
+    // exit file. bgflow must ask accounting (here the job completion log, `sacct -c`).
+    let home = Home::new(&format!(
+        r#"{HEADER}
+[steps.renamed]
+run = "scontrol update jobid=$SLURM_JOB_ID name=bgflow-renamed-away && echo renamed && kill -KILL $PPID; sleep 348"
+"#
+    ));
+    let out = home.bgflow(&["run", "wf.toml", "--progress", "never"]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("renamed"), "{all}");
+    assert!(all.contains("no exit status written within 10s"), "{all}");
+    let list: Value =
+        serde_json::from_slice(&home.bgflow(&["list", "--json"]).stdout).expect("list --json");
+    let run = list["runs"][0]["id"].as_str().expect("a run id").to_owned();
+    let step = Home::step(&home.status(&run), "renamed").clone();
+    let job = step["job_id"].as_str().expect("a job id");
+    let reason = step["reason"].as_str().unwrap_or_default();
+    // Accounting knew the job: its state is in the reason, not "gone" or "unknown".
+    assert!(
+        reason.starts_with(&format!("slurm job {job} ended ")),
+        "{reason}"
+    );
+    assert!(
+        ["FAILED", "CANCELLED", "COMPLETED", "NODE_FAIL"]
+            .iter()
+            .any(|s| reason.contains(s)),
+        "{reason}"
+    );
+    assert!(
+        !reason.contains("gone") && !reason.contains("unknown"),
+        "{reason}"
+    );
+    let deadline = Instant::now() + DEADLINE;
+    while !common::live_processes("sleep 348").is_empty() {
+        assert!(Instant::now() < deadline, "sleep 348 outlived its job");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
