@@ -1,7 +1,6 @@
 //! The local executor: an attempt as a supervised process group (or cgroup leaf) on this
 //! machine, with its timeout, stall detection, probes, progress and `fail_on`.
 
-use std::fs;
 use std::io::Write;
 use std::os::fd::AsFd;
 use std::time::Duration;
@@ -13,15 +12,15 @@ use tokio::time::Instant;
 use super::executor::Attempt;
 use super::logpipe;
 use super::matching::LineMatcher;
+use super::output::OutputWatch;
 use super::probe;
 use super::process::{self, Spawn};
 use super::step::{open_log, wait_stop, End};
-use super::tail::{self, Follower, Progress, Seen};
+use super::tail::Seen;
 use super::{Msg, Stop};
 use crate::validate::Command;
 
 const TICK: Duration = Duration::from_millis(100);
-const OUTPUT_EVERY: Duration = Duration::from_millis(500);
 
 /// What woke the supervision loop.
 enum Wake {
@@ -82,7 +81,7 @@ pub(crate) async fn attempt(a: Attempt<'_>, command: Command, from: u64) -> (End
         .and_then(|re| regex::Regex::new(re).ok());
     let needs_lines =
         step.progress().is_some() || !step.fail_on().is_empty() || ready_log.is_some();
-    let mut lines = match LineMatcher::new(step.progress(), step.fail_on(), ready_log.as_ref()) {
+    let lines = match LineMatcher::new(step.progress(), step.fail_on(), ready_log.as_ref()) {
         Ok(m) => m,
         // `plan` compiled every pattern with the same engine: not expected.
         Err(e) => return (End::NotStarted(format!("cannot compile {e}")), seen, from),
@@ -187,14 +186,10 @@ pub(crate) async fn attempt(a: Attempt<'_>, command: Command, from: u64) -> (End
         },
     };
     let mut probing: Option<ProbeFuture> = None;
-    let mut follower = Follower::new(log_path, from);
-    let mut progress_file = Follower::new(progress_path, 0);
     let started = Instant::now();
     let timeout_at = step.timeout().map(|t| started + t.as_std());
     let stall = step.more().stall_timeout.map(|d| d.as_std());
-    let mut last_activity = Instant::now();
-    let mut last_size = from;
-    let mut last_output_sent = Instant::now() - OUTPUT_EVERY;
+    let mut output = OutputWatch::new(index, log_path, progress_path, from, lines, needs_lines);
     // The first tick comes after one period: a step that ends sooner is never polled for
     // output or progress while it runs (the end reads both once anyway).
     let mut ticker = tokio::time::interval_at(started + TICK, TICK);
@@ -266,37 +261,7 @@ pub(crate) async fn attempt(a: Attempt<'_>, command: Command, from: u64) -> (End
                 break (End::Cancelled(None), Some(first));
             }
             Wake::Tick => {
-                let grew = if needs_lines {
-                    follower.poll(&mut lines.with(&mut seen)) > 0
-                } else {
-                    let size = fs::metadata(log_path).map_or(last_size, |m| m.len());
-                    let grew = size != last_size;
-                    last_size = size;
-                    grew
-                };
-                progress_file.poll_text(|line| {
-                    if let Some(p) = Progress::from_progress_line(line) {
-                        seen.set_progress(p);
-                    }
-                });
-                if grew || seen.progress_changed {
-                    last_activity = Instant::now();
-                }
-                if seen.progress_changed {
-                    seen.progress_changed = false;
-                    if let Some(p) = &seen.progress {
-                        let _ = tx.send(Msg::Progress {
-                            step: index,
-                            progress: p.clone(),
-                        });
-                    }
-                }
-                if grew && last_output_sent.elapsed() >= OUTPUT_EVERY {
-                    last_output_sent = Instant::now();
-                    if let Some(line) = tail::last_line(log_path, from) {
-                        let _ = tx.send(Msg::Output { step: index, line });
-                    }
-                }
+                output.poll(&mut seen, tx);
                 match &mut phase {
                     Phase::Starting {
                         deadline,
@@ -353,7 +318,7 @@ pub(crate) async fn attempt(a: Attempt<'_>, command: Command, from: u64) -> (End
                     Phase::Task => {}
                 }
                 if let Some(limit) = stall {
-                    if last_activity.elapsed() >= limit {
+                    if output.last_activity.elapsed() >= limit {
                         break (End::Stalled(None), Some(Signal::SIGTERM));
                     }
                 }
@@ -379,24 +344,8 @@ pub(crate) async fn attempt(a: Attempt<'_>, command: Command, from: u64) -> (End
     drop(unit);
     // Everything the step printed is in the log before it is read for the last time.
     let _ = copier.finish().await;
-    if needs_lines {
-        follower.poll(&mut lines.with(&mut seen));
-        follower.finish(&mut lines.with(&mut seen));
-    }
-    progress_file.poll_text(|line| {
-        if let Some(p) = Progress::from_progress_line(line) {
-            seen.set_progress(p);
-        }
-    });
     // Progress written just before the exit (after the last tick) is reported too.
-    if std::mem::take(&mut seen.progress_changed) {
-        if let Some(p) = &seen.progress {
-            let _ = tx.send(Msg::Progress {
-                step: index,
-                progress: p.clone(),
-            });
-        }
-    }
+    output.finish(&mut seen, tx);
     (end, seen, from)
 }
 

@@ -12,6 +12,7 @@ pub mod junit;
 mod local;
 pub mod logpipe;
 mod matching;
+mod output;
 pub mod probe;
 pub mod process;
 pub mod scheduler;

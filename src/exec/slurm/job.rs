@@ -11,14 +11,14 @@ use super::query::{self, names_a_cause};
 use super::{Cluster, Ended, JobView};
 use crate::exec::executor::Attempt;
 use crate::exec::matching::LineMatcher;
+use crate::exec::output::OutputWatch;
 use crate::exec::step::{open_log, wait_stop, End};
-use crate::exec::tail::{self, Follower, Progress, Seen};
+use crate::exec::tail::Seen;
 use crate::exec::{Msg, Stop};
 use crate::validate::Command;
 
 /// How often the attempt looks for its exit file and follows its log between polls.
 const TICK: Duration = Duration::from_millis(100);
-const OUTPUT_EVERY: Duration = Duration::from_millis(500);
 /// How long a job that ended or left the queue may take to show its exit file (a shared
 /// file system may show it late) before the step fails with Slurm's state.
 pub const EXIT_GRACE: Duration = Duration::from_secs(10);
@@ -46,7 +46,7 @@ pub(crate) async fn attempt(
     let step = &ctx.wf.steps[index];
     let mut seen = Seen::default();
     // Before anything is submitted: `plan` compiled the same patterns, so not expected.
-    let mut lines = match LineMatcher::new(step.progress(), step.fail_on(), None) {
+    let lines = match LineMatcher::new(step.progress(), step.fail_on(), None) {
         Ok(m) => m,
         Err(e) => return (End::NotStarted(format!("cannot compile {e}")), seen, from),
     };
@@ -72,8 +72,7 @@ pub(crate) async fn attempt(
     });
     let mut polls = cluster.subscribe();
     let needs_lines = step.progress().is_some() || !step.fail_on().is_empty();
-    let mut follower = Follower::new(log_path, from);
-    let mut progress_file = Follower::new(progress_path, 0);
+    let mut output = OutputWatch::new(index, log_path, progress_path, from, lines, needs_lines);
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let far = Instant::now() + Duration::from_secs(86_400 * 365);
@@ -81,9 +80,6 @@ pub(crate) async fn attempt(
     let grace = step.kill_grace().as_std();
     // The step's timeout and stall count from when its job runs, not while it waits.
     let mut running_since: Option<Instant> = None;
-    let mut last_activity = Instant::now();
-    let mut last_size = from;
-    let mut last_output_sent = Instant::now() - OUTPUT_EVERY;
     let mut shown = JobView::default();
     // When the job was seen ended without an exit file; when a nonzero status was read.
     let mut ended_since: Option<Instant> = None;
@@ -119,7 +115,7 @@ pub(crate) async fn attempt(
                 }
                 if running_since.is_none() && view.state.as_deref().is_some_and(|s| s != "PENDING" && s != "CONFIGURING") {
                     running_since = Some(Instant::now());
-                    last_activity = Instant::now();
+                    output.last_activity = Instant::now();
                 }
                 shown = view;
             }
@@ -153,61 +149,16 @@ pub(crate) async fn attempt(
             }
         }
         // Output, progress and stall, as for a local step.
-        let grew = if needs_lines {
-            follower.poll(&mut lines.with(&mut seen)) > 0
-        } else {
-            let size = std::fs::metadata(log_path).map_or(last_size, |m| m.len());
-            let grew = size != last_size;
-            last_size = size;
-            grew
-        };
-        progress_file.poll_text(|line| {
-            if let Some(p) = Progress::from_progress_line(line) {
-                seen.set_progress(p);
-            }
-        });
-        if grew || seen.progress_changed {
-            last_activity = Instant::now();
-        }
-        if std::mem::take(&mut seen.progress_changed) {
-            if let Some(p) = &seen.progress {
-                let _ = tx.send(Msg::Progress {
-                    step: index,
-                    progress: p.clone(),
-                });
-            }
-        }
-        if grew && last_output_sent.elapsed() >= OUTPUT_EVERY {
-            last_output_sent = Instant::now();
-            if let Some(line) = tail::last_line(log_path, from) {
-                let _ = tx.send(Msg::Output { step: index, line });
-            }
-        }
+        output.poll(&mut seen, tx);
         if let (Some(limit), Some(_)) = (stall, running_since) {
-            if last_activity.elapsed() >= limit {
+            if output.last_activity.elapsed() >= limit {
                 let status = end_job(cluster, &job, &shown, &exit_file, grace, stop).await;
                 break End::Stalled(status);
             }
         }
     };
     cluster.forget(&job);
-    if needs_lines {
-        follower.poll(&mut lines.with(&mut seen));
-        follower.finish(&mut lines.with(&mut seen));
-    }
-    progress_file.poll_text(|line| {
-        if let Some(p) = Progress::from_progress_line(line) {
-            seen.set_progress(p);
-        }
-    });
-    if std::mem::take(&mut seen.progress_changed) {
-        if let Some(p) = &seen.progress {
-            let _ = tx.send(Msg::Progress {
-                step: index,
-                progress: p.clone(),
-            });
-        }
-    }
+    output.finish(&mut seen, tx);
     (end, seen, from)
 }
 
