@@ -411,7 +411,7 @@ fn scan(text: &str) -> (Vec<String>, Vec<Problem>) {
                         includes.push(s.to_owned());
                     }
                 }
-            } else if super::load::keys::<super::types::WorkflowSection>().contains(key_name) {
+            } else if super::keys::keys::<super::types::WorkflowSection>().contains(key_name) {
                 problems.push(root_only(
                     key.span(),
                     format!("`{key_name}` in the [workflow] of an included file"),

@@ -6,18 +6,20 @@
 use std::ops::Range;
 use std::sync::OnceLock;
 
-use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
+use super::keys::{
+    check_keys, check_probe_keys, check_table_keys, drop_unknown_keys, keys, Section,
+};
 use super::types::{
     ExecutorKind, ExecutorSection, Hooks, Manifest, Probe, Requires, Resources, RunSpec,
     SlurmSection, StepKind, StepSpec, WorkflowSection,
 };
 use super::Duration;
-use crate::diag::{did_you_mean, Problem, SourceFile};
+use crate::diag::{Problem, SourceFile};
 
 /// A workflow file, with its spanned TOML tree parsed only when a problem needs a place.
 ///
@@ -439,100 +441,6 @@ fn step_direct(value: &DeValue<'_>) -> Option<StepSpec> {
     Some(spec)
 }
 
-/// The keys a section accepts, read off its JSON Schema so they cannot drift from the types.
-pub struct Keys {
-    /// In the order the schema declares them (for "known keys: ..." help).
-    pub list: Vec<String>,
-    /// Positions in `list`, in the order of the keys, for lookups.
-    sorted: Vec<usize>,
-}
-
-impl Keys {
-    fn of<T: JsonSchema>() -> Self {
-        let schema = schemars::SchemaGenerator::default().into_root_schema_for::<T>();
-        let list: Vec<String> = schema
-            .get("properties")
-            .and_then(|p| p.as_object())
-            .map(|o| o.keys().cloned().collect())
-            .unwrap_or_default();
-        let mut sorted: Vec<usize> = (0..list.len()).collect();
-        sorted.sort_unstable_by(|&a, &b| list[a].cmp(&list[b]));
-        Self { list, sorted }
-    }
-
-    pub fn contains(&self, key: &str) -> bool {
-        self.sorted
-            .binary_search_by(|&i| self.list[i].as_str().cmp(key))
-            .is_ok()
-    }
-}
-
-/// A section of the manifest whose keys are checked; each keeps its key set in a static.
-pub trait Section: JsonSchema {
-    fn keys() -> &'static Keys;
-}
-
-macro_rules! sections {
-    ($($t:ty),*) => {$(
-        impl Section for $t {
-            fn keys() -> &'static Keys {
-                static KEYS: OnceLock<Keys> = OnceLock::new();
-                KEYS.get_or_init(Keys::of::<$t>)
-            }
-        }
-    )*};
-}
-sections!(
-    Manifest,
-    WorkflowSection,
-    Requires,
-    Hooks,
-    StepSpec,
-    Probe,
-    ExecutorSection,
-    SlurmSection,
-    Resources
-);
-
-pub fn keys<T: Section>() -> &'static Keys {
-    T::keys()
-}
-
-fn check_table_keys(
-    value: &Spanned<DeValue<'_>>,
-    known: &Keys,
-    what: &str,
-    problems: &mut Vec<Problem>,
-) {
-    if let Some(table) = value.get_ref().as_table() {
-        check_keys(table, known, what, problems);
-    }
-}
-
-fn check_keys(table: &DeTable<'_>, known: &Keys, what: &str, problems: &mut Vec<Problem>) {
-    for key in table.keys() {
-        let name: &str = key.get_ref();
-        if known.contains(name) {
-            continue;
-        }
-        let mut p = Problem::error("unknown-key", format!("unknown key `{name}` in {what}"))
-            .at(key.span(), "not a key of this table");
-        p = match did_you_mean(name, known.list.iter().map(String::as_str)) {
-            Some(close) => p.help(format!("did you mean `{close}`?")),
-            None => p.help(format!("known keys: {}", known.list.join(", "))),
-        };
-        problems.push(p);
-    }
-}
-
-fn check_probe_keys(step: &Spanned<DeValue<'_>>, what: &str, problems: &mut Vec<Problem>) {
-    for probe in ["ready", "health"] {
-        if let Some(v) = step.get_ref().get(probe) {
-            check_table_keys(v, keys::<Probe>(), &format!("{what} {probe}"), problems);
-        }
-    }
-}
-
 /// Deserializes a table into `T`, reporting every key that fails rather than only the first.
 ///
 /// The fast path deserializes one copy of the table. On an error the offending key is found
@@ -581,24 +489,6 @@ fn read_prepared<T: DeserializeOwned + Default + Section>(
             _ => return T::default(),
         }
         attempt = T::deserialize(ValueDeserializer::from(current.clone()));
-    }
-}
-
-/// Unknown keys were reported already; dropping them keeps `deny_unknown_fields` from
-/// reporting them again (and from discarding the whole table they are in).
-fn drop_unknown_keys(value: &mut Spanned<DeValue<'_>>, known: &Keys) {
-    if let DeValue::Table(table) = value.get_mut() {
-        if table.keys().all(|k| known.contains(k.get_ref())) {
-            return;
-        }
-        let unknown: Vec<String> = table
-            .keys()
-            .filter(|k| !known.contains(k.get_ref()))
-            .map(|k| k.get_ref().to_string())
-            .collect();
-        for k in unknown {
-            table.remove(k.as_str());
-        }
     }
 }
 

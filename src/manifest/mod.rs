@@ -3,6 +3,7 @@
 pub mod dotenv;
 pub mod duration;
 pub mod include;
+mod keys;
 pub mod load;
 pub mod matrix;
 mod split;
