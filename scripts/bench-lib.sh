@@ -33,3 +33,32 @@ pick_binary() {
   fi
   bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
 }
+
+# seed_history WORK STATE RUNS: one real run of a three-step workflow into the history in
+# STATE, then its rows copied under new ids (bench-history.sh's seeding code, kept there in
+# one copy) until the history holds RUNS runs. WORK is a scratch folder.
+seed_history() {
+  local work=$1 state=$2 runs=$3
+  mkdir -p "$work/flow"
+  cat >"$work/flow/three.toml" <<TOML
+[workflow]
+name = "$bench_name"
+
+[steps.fetch]
+run = "echo fetching"
+
+[steps.build]
+needs = ["fetch"]
+run = "echo building"
+
+[steps.test]
+needs = ["build"]
+run = "echo testing"
+TOML
+  "$bin" -q --state-dir "$state" run --progress never "$work/flow/three.toml" 2>"$work/seed.err" || {
+    cat "$work/seed.err" >&2
+    exit 1
+  }
+  sed -n "/<<'PY'\$/,/^PY\$/p" "$repo/scripts/bench-history.sh" | sed '1d;$d' >"$work/seed.py"
+  python3 "$work/seed.py" "$state/bgflow.db" "$runs" 2>&1 | sed "s/^bench-history/$bench_name/" >&2
+}

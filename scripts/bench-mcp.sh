@@ -35,30 +35,8 @@ trap 'rm -rf "$work"' EXIT
 export XDG_CONFIG_HOME=$work/xdg
 unset BGFLOW_CONFIG BGFLOW_STATE_DIR
 state="$work/history"
-mkdir -p "$work/flow"
-cat >"$work/flow/three.toml" <<'TOML'
-[workflow]
-name = "bench-mcp"
-
-[steps.fetch]
-run = "echo fetching"
-
-[steps.build]
-needs = ["fetch"]
-run = "echo building"
-
-[steps.test]
-needs = ["build"]
-run = "echo testing"
-TOML
 echo "bench-mcp: $(nproc) CPUs; binary $bin ($("$bin" --version)); $history runs in the history" >&2
-"$bin" -q --state-dir "$state" run --progress never "$work/flow/three.toml" 2>"$work/seed.err" || {
-  cat "$work/seed.err" >&2
-  exit 1
-}
-# The seeding code of bench-history.sh, to keep one copy of it.
-sed -n "/<<'PY'\$/,/^PY\$/p" "$repo/scripts/bench-history.sh" | sed '1d;$d' >"$work/seed.py"
-python3 "$work/seed.py" "$state/bgflow.db" "$history" 2>&1 | sed 's/^bench-history/bench-mcp/' >&2
+seed_history "$work" "$state" "$history"
 
 python3 - "$bin" "$state" "$work" "$calls" "${BENCH_STRICT:-0}" <<'PY'
 import json, os, statistics, subprocess, sys, threading, time

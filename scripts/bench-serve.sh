@@ -44,30 +44,8 @@ trap cleanup EXIT
 export XDG_CONFIG_HOME=$work/xdg
 unset BGFLOW_CONFIG BGFLOW_STATE_DIR
 state="$work/history"
-mkdir -p "$work/flow"
-cat >"$work/flow/three.toml" <<'TOML'
-[workflow]
-name = "bench-serve"
-
-[steps.fetch]
-run = "echo fetching"
-
-[steps.build]
-needs = ["fetch"]
-run = "echo building"
-
-[steps.test]
-needs = ["build"]
-run = "echo testing"
-TOML
 echo "bench-serve: $(nproc) CPUs; binary $bin ($("$bin" --version)); $history runs in the history" >&2
-"$bin" -q --state-dir "$state" run --progress never "$work/flow/three.toml" 2>"$work/seed.err" || {
-  cat "$work/seed.err" >&2
-  exit 1
-}
-# The seeding code of bench-history.sh, to keep one copy of it.
-sed -n "/<<'PY'\$/,/^PY\$/p" "$repo/scripts/bench-history.sh" | sed '1d;$d' >"$work/seed.py"
-python3 "$work/seed.py" "$state/bgflow.db" "$history" 2>&1 | sed 's/^bench-history/bench-serve/' >&2
+seed_history "$work" "$state" "$history"
 
 "$bin" --state-dir "$state" serve --bind 127.0.0.1:0 >"$work/url" 2>"$work/serve.err" &
 server_pid=$!
