@@ -110,8 +110,8 @@ pub(crate) async fn attempt(a: Attempt<'_>, command: Command, from: u64) -> (End
             (super::contain::TOKEN_VAR, unit.token.as_str()),
         ])
         .collect();
-    let (output, copier) = match logpipe::start(log_path.to_path_buf()) {
-        Ok(pair) => pair,
+    let copier = match logpipe::start(log_path.to_path_buf()) {
+        Ok(copier) => copier,
         Err(e) => {
             return (
                 End::NotStarted(format!("cannot make the output pipe: {e}")),
@@ -127,7 +127,7 @@ pub(crate) async fn attempt(a: Attempt<'_>, command: Command, from: u64) -> (End
             env: &env,
             environment: &ctx.environment,
             stdin: stdin.as_fd(),
-            output,
+            output: copier.writer(),
             cgroup: unit.cgroup(),
         }),
         None => Err(std::io::Error::new(
@@ -167,7 +167,7 @@ pub(crate) async fn attempt(a: Attempt<'_>, command: Command, from: u64) -> (End
         step: index,
         attempt,
         pid,
-        start_time: process::start_time(pid),
+        start_time: child.start_time(),
     });
 
     let mut phase = match (is_service, ready_probe) {

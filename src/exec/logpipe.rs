@@ -7,10 +7,15 @@
 //! that prints nothing leaves no file, which matters when thousands of quiet steps run
 //! (creating a file is the dearest thing bgflow does per step on some file systems).
 //!
-//! The copy ends when every writer has closed the pipe. Processes that escaped the step's
-//! process group may hold it open for ever, so `finish` also tells the copy to take what
-//! is there now and stop. If the copy fails (a full disk), the step's next write fails
-//! with EPIPE: the step sees the failure instead of its output vanishing.
+//! bgflow keeps the pipe's write end open until `finish`, once the step's processes are
+//! gone: the pipe then never reports its end while the step runs, so a quiet step costs
+//! the supervisor no wake-up but its exit (when the step closed the last writer, the
+//! supervisor woke once for the pipe's end and again for the exit: a sleep and a wake of
+//! the supervisor's thread more per step, and a step preempted for it on a busy machine).
+//! `finish` closes that end and tells the copy to take what is there and stop: processes
+//! that escaped the step may hold the pipe open for ever. If the copy fails (a full
+//! disk), the step's next write fails with EPIPE: the step sees the failure instead of its
+//! output vanishing.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -35,13 +40,15 @@ const LAST_HELPINGS: usize = 64;
 
 /// The running copy of one attempt's output.
 pub struct Copier {
+    /// bgflow's write end, the step's output (`writer`), closed by `finish`.
+    write: OwnedFd,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<io::Result<u64>>,
 }
 
 /// Makes the pipe and starts the copy into `log` (created when the first byte comes, or
-/// continued where it ends). Returns the end the step writes to. Call within the runtime.
-pub fn start(log: PathBuf) -> io::Result<(OwnedFd, Copier)> {
+/// continued where it ends); the step writes to `Copier::writer`. Call within the runtime.
+pub fn start(log: PathBuf) -> io::Result<Copier> {
     let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(io::Error::from)?;
     // Only bgflow's end is made non-blocking; the step's end stays as programs expect.
     // A new pipe's read end has no other status flag to keep, and is known to be a pipe,
@@ -51,13 +58,20 @@ pub fn start(log: PathBuf) -> io::Result<(OwnedFd, Copier)> {
     let read = Receiver::from_owned_fd_unchecked(read)?;
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(copy(read, log, stopped));
-    Ok((write, Copier { stop, task }))
+    Ok(Copier { write, stop, task })
 }
 
 impl Copier {
+    /// The end the step's stdout and stderr go to.
+    pub fn writer(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.write.as_fd()
+    }
+
     /// Waits for the copy to end; call when the step's processes are gone. Returns the
     /// number of bytes written to the log.
     pub async fn finish(self) -> io::Result<u64> {
+        // With bgflow's end closed, a pipe no process of the step holds reads as ended.
+        drop(self.write);
         let _ = self.stop.send(true);
         match self.task.await {
             Ok(r) => r,

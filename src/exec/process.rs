@@ -4,7 +4,7 @@
 //! attempt's containment unit (`contain`), which is what is signalled to end it: a signal
 //! (SIGTERM, or the caller's), then `kill_grace`, then SIGKILL to the whole unit.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::ExitStatus;
@@ -28,16 +28,16 @@ pub struct Spawn<'a> {
     pub environment: &'a Environment,
     /// Standard input (/dev/null, opened once per run).
     pub stdin: std::os::fd::BorrowedFd<'a>,
-    /// Where stdout and stderr go (the write end of the log pipe).
-    pub output: OwnedFd,
+    /// Where stdout and stderr go (the write end of the log pipe). The caller keeps it:
+    /// the log pipe's copy holds it until the step's processes are gone (`logpipe`).
+    pub output: std::os::fd::BorrowedFd<'a>,
     /// The attempt's cgroup (its folder and `cgroup.procs`), when it has one.
     pub cgroup: Option<(std::os::fd::BorrowedFd<'a>, std::os::fd::BorrowedFd<'a>)>,
 }
 
-/// Starts the process: stdin from /dev/null, stdout and stderr into `output`. `output` is
-/// closed here once the child has its copies, so the reader sees the end when the step's
-/// processes are gone. A string command runs under `sh -c`, unless it is a plain command
-/// (`direct::plain_argv`) whose program starts: then it runs as an array does, directly.
+/// Starts the process: stdin from /dev/null, stdout and stderr into `output`. A string
+/// command runs under `sh -c`, unless it is a plain command (`direct::plain_argv`) whose
+/// program starts: then it runs as an array does, directly.
 pub fn spawn(s: Spawn<'_>) -> std::io::Result<Child> {
     let started = match s.command {
         Command::Shell(script) => {
@@ -56,13 +56,13 @@ pub fn spawn(s: Spawn<'_>) -> std::io::Result<Child> {
             launch(&s, &argv, clean_absolute(s.cwd))?
         }
     };
-    drop(s.output);
     // A pidfd turns the exit into an event on the runtime; without one (Linux < 5.2) the
     // wait polls.
-    let pid = started.pid;
+    let (pid, start_time) = (started.pid, started.start_time);
     let exit = posix::exit_event(started);
     Ok(Child {
         pid,
+        start_time,
         exit,
         status: None,
     })
@@ -86,7 +86,7 @@ fn launch(s: &Spawn<'_>, argv: &[&str], pwd: Option<&str>) -> std::io::Result<po
             cwd: s.cwd,
             env,
             stdin: s.stdin,
-            output: s.output.as_fd(),
+            output: s.output,
             cgroup: s.cgroup,
         },
     )
@@ -109,6 +109,8 @@ fn clean_absolute(path: &Path) -> Option<&str> {
 /// under the explicit group kills: never leave a child behind on a panic).
 pub struct Child {
     pid: i32,
+    /// From the clock at the start, when it tells (`spawn::start_time_between`).
+    start_time: Option<u64>,
     exit: Option<AsyncFd<OwnedFd>>,
     status: Option<ExitStatus>,
 }
@@ -116,6 +118,12 @@ pub struct Child {
 impl Child {
     pub fn id(&self) -> u32 {
         self.pid.unsigned_abs()
+    }
+
+    /// Its start time (clock ticks after boot, as /proc/PID/stat gives it): from the clock
+    /// at the start, or else from /proc.
+    pub fn start_time(&self) -> Option<u64> {
+        self.start_time.or_else(|| start_time(self.id()))
     }
 
     /// Waits for the process to exit and reaps it; cancel-safe, and returns the same status
