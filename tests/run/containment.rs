@@ -330,7 +330,17 @@ fn killed_supervisor(mechanism: &str, tag: u32, detached: bool) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("that its supervisor left"), "{stderr}");
+    // A step pid recorded before the kill carries the start time /proc gives (taken from
+    // the clock around `clone`); a wrong one would be "left alone" as recycled.
+    assert!(!stderr.contains("left alone"), "{stderr}");
     assert_all_gone(tag, "after stop of the lost run");
+}
+
+/// Field 22 of /proc/PID/stat: the process's start time in clock ticks after boot.
+fn proc_start_time(pid: u64) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split(' ').nth(19)?.parse().ok()
 }
 
 /// Both mechanisms for each trigger: `name` becomes `name_cgroup` and `name_process_group`.
@@ -430,6 +440,14 @@ fn stop_leaves_a_recycled_pid_alone_and_says_so() {
         pid.is_some()
     });
     let pid = i32::try_from(pid.expect("pid")).expect("pid fits");
+    // The start time recorded with it (from the clock around `clone`) is the one /proc
+    // gives, which `stop` compares.
+    let step = status_json(&flow, &id)["steps"][0].clone();
+    assert_eq!(
+        step["pid_start"].as_u64(),
+        proc_start_time(pid.unsigned_abs().into()),
+        "{step}"
+    );
     let run = status_json(&flow, &id)["run"].clone();
     let sup = run["supervisor_pid"].as_i64().expect("supervisor pid");
     kill(
