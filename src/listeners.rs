@@ -390,8 +390,13 @@ mod tests {
         let me = std::process::id();
         assert_eq!(holders(&[found[0].inode], [me]), [(me, found[0].inode)]);
         assert!(describe(&found).starts_with(&format!("pid {me} (")));
+        let inode = found[0].inode;
         drop(sock);
-        assert!(answering(&all(), "127.0.0.1".parse().expect("ip"), port).is_empty());
+        // Another process may bind the freed port at once (tests run side by side), so
+        // what is checked is that this socket is gone.
+        let table = all();
+        let after = answering(&table, "127.0.0.1".parse().expect("ip"), port);
+        assert!(after.iter().all(|l| l.inode != inode), "{after:?}");
     }
 
     #[test]
