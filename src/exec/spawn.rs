@@ -24,7 +24,7 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// The variables every step of a run starts with: bgflow's own environment with the
 /// workflow's `[env]` applied, as `KEY=value` C strings.
@@ -42,6 +42,36 @@ pub struct Environment {
     found: Mutex<HashMap<String, Arc<CStr>>>,
     /// The signals a child resets before `execve` (`signals_to_reset`).
     reset: Vec<libc::c_int>,
+    /// The descriptor limit a child gets back when the run raised its own
+    /// (`raise_descriptor_limit`).
+    nofile: Option<libc::rlimit>,
+}
+
+/// Raises this process's soft limit on open descriptors to its hard limit, once, and
+/// returns the limit it had. Each running step holds descriptors in the supervisor (its
+/// output pipe's two ends, a pidfd, and its cgroup's files): at a common soft limit of
+/// 1,024 a run of a few hundred parallel steps would fail to start some with "Too many
+/// open files". Go's runtime does the same. The steps get the old limit back
+/// (`child_main`), so a program that uses `select(2)` sees what it would have.
+fn raise_descriptor_limit() -> Option<libc::rlimit> {
+    static BEFORE: OnceLock<Option<libc::rlimit>> = OnceLock::new();
+    *BEFORE.get_or_init(|| {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: plain system calls on a local struct.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 || lim.rlim_cur >= lim.rlim_max {
+                return None;
+            }
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            (libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0).then_some(lim)
+        }
+    })
 }
 
 /// Variables bgflow sets for each step; an inherited value is never passed on.
@@ -94,6 +124,7 @@ impl Environment {
             path,
             found: Mutex::new(HashMap::new()),
             reset: signals_to_reset(),
+            nofile: raise_descriptor_limit(),
         }
     }
 
@@ -292,6 +323,10 @@ pub fn spawn(envs: &Environment, l: &Launch<'_>) -> io::Result<Started> {
         cgroup_procs: l.cgroup.map_or(-1, |(_, procs)| procs.as_raw_fd()),
         reset: envs.reset.as_ptr(),
         reset_len: envs.reset.len(),
+        nofile: envs
+            .nofile
+            .as_ref()
+            .map_or(std::ptr::null(), std::ptr::from_ref),
         err: 0,
     };
     let mut pidfd: libc::c_int = -1;
@@ -515,6 +550,8 @@ struct ChildArgs {
     cgroup_procs: libc::c_int,
     reset: *const libc::c_int,
     reset_len: usize,
+    /// The descriptor limit to give back before `execve`, or null.
+    nofile: *const libc::rlimit,
     /// The errno of the call that failed before `execve` (0: none failed).
     err: libc::c_int,
 }
@@ -536,7 +573,8 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         // "0" written to `cgroup.procs` moves the writer, this child, into that cgroup.
-        let ready = libc::setpgid(0, 0) == 0
+        let ready = (a.nofile.is_null() || libc::setrlimit(libc::RLIMIT_NOFILE, a.nofile) == 0)
+            && libc::setpgid(0, 0) == 0
             && (a.cgroup_procs < 0 || libc::write(a.cgroup_procs, b"0".as_ptr().cast(), 1) == 1)
             && onto(a.stdin, 0)
             && onto(a.output, 1)

@@ -574,3 +574,36 @@ run = "echo before; setsid sh -c 'touch escaped; exec sleep 377' & while [ ! -e 
     );
     assert_eq!(out.log("leave"), "before\nafter\n");
 }
+
+/// bgflow raises its own soft limit on open descriptors (each running step holds some in
+/// the supervisor) and starts each step with the limit it was given.
+#[test]
+fn many_parallel_steps_fit_under_a_low_descriptor_limit_and_get_that_limit() {
+    let mut toml = String::from("[workflow]\nname = \"fds\"\n");
+    for i in 0..40 {
+        toml.push_str(&format!(
+            "\n[steps.s{i}]\nrun = '''ulimit -n > limit{i}; sleep 0.5'''\n"
+        ));
+    }
+    let flow = Flow::new(&toml);
+    // 40 steps at once hold well over 64 descriptors in the supervisor.
+    let out = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "ulimit -Sn 64 && exec \"$0\" run -j 40 --progress never bgflow.toml",
+            BIN,
+        ])
+        .current_dir(flow.path())
+        .output()
+        .expect("start bgflow");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for i in 0..40 {
+        let limit = std::fs::read_to_string(flow.path().join(format!("limit{i}")))
+            .expect("the step wrote its limit");
+        assert_eq!(limit.trim(), "64", "step s{i}");
+    }
+}
