@@ -46,6 +46,13 @@ pub fn proc_state(pid: u32) -> Option<char> {
     proc_stat(pid).map(|(s, _)| s)
 }
 
+/// Field 22 of /proc/PID/stat: the process's start time in clock ticks after boot.
+pub fn proc_start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split(' ').nth(19)?.parse().ok()
+}
+
 /// Live (non-zombie) members of process group `pgid`.
 pub fn live_group_members(pgid: i32) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {

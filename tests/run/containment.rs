@@ -336,13 +336,6 @@ fn killed_supervisor(mechanism: &str, tag: u32, detached: bool) {
     assert_all_gone(tag, "after stop of the lost run");
 }
 
-/// Field 22 of /proc/PID/stat: the process's start time in clock ticks after boot.
-fn proc_start_time(pid: u64) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split(' ').nth(19)?.parse().ok()
-}
-
 /// Both mechanisms for each trigger: `name` becomes `name_cgroup` and `name_process_group`.
 macro_rules! both {
     ($name:ident, $tag:expr, |$m:ident, $t:ident| $body:expr) => {
@@ -445,7 +438,7 @@ fn stop_leaves_a_recycled_pid_alone_and_says_so() {
     let step = status_json(&flow, &id)["steps"][0].clone();
     assert_eq!(
         step["pid_start"].as_u64(),
-        proc_start_time(pid.unsigned_abs().into()),
+        common::proc_start_time(pid.unsigned_abs()),
         "{step}"
     );
     let run = status_json(&flow, &id)["run"].clone();

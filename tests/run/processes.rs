@@ -587,23 +587,14 @@ fn many_parallel_steps_fit_under_a_low_descriptor_limit_and_get_that_limit() {
     }
     let flow = Flow::new(&toml);
     // 40 steps at once hold well over 64 descriptors in the supervisor.
-    let out = std::process::Command::new("sh")
-        .args([
-            "-c",
-            "ulimit -Sn 64 && exec \"$0\" run -j 40 --progress never bgflow.toml",
-            BIN,
-        ])
-        .current_dir(flow.path())
-        .output()
-        .expect("start bgflow");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    flow.start_via(
+        &["sh", "-c", "ulimit -Sn 64 && exec \"$0\" \"$@\""],
+        &["-j", "40"],
+        &[],
+    )
+    .finish()
+    .expect_code(0);
     for i in 0..40 {
-        let limit = std::fs::read_to_string(flow.path().join(format!("limit{i}")))
-            .expect("the step wrote its limit");
-        assert_eq!(limit.trim(), "64", "step s{i}");
+        assert_eq!(flow.read(&format!("limit{i}")).trim(), "64", "step s{i}");
     }
 }
