@@ -127,12 +127,7 @@ impl Sink for Plain {
             RunEvent::StepStarted {
                 step, attempt, pid, ..
             } => {
-                // Empty (no allocation) on a first attempt.
-                let again = if *attempt > 1 {
-                    format!(" (attempt {attempt})")
-                } else {
-                    String::new()
-                };
+                let again = attempt_suffix(*attempt);
                 out.say(format_args!("started {}{again}, pid {pid}", names[*step]));
             }
             RunEvent::StepJob {
@@ -141,11 +136,7 @@ impl Sink for Plain {
                 job_id,
                 state,
             } => {
-                let again = if *attempt > 1 {
-                    format!(" (attempt {attempt})")
-                } else {
-                    String::new()
-                };
+                let again = attempt_suffix(*attempt);
                 if *state == "SUBMITTED" {
                     out.say(format_args!(
                         "submitted {}{again}, slurm job {job_id}",
@@ -314,11 +305,7 @@ impl Sink for Bars {
                     b.enable_steady_tick(Duration::from_millis(120));
                     b
                 });
-                let again = if *attempt > 1 {
-                    format!(" (attempt {attempt})")
-                } else {
-                    String::new()
-                };
+                let again = attempt_suffix(*attempt);
                 bar.set_prefix(format!("{}{again}", self.names[*step]));
             }
             RunEvent::StepProgress { step, progress } => {
@@ -403,6 +390,16 @@ pub fn human_ms(ms: u64) -> String {
         format!("{}m{:02}s", s / 60, s % 60)
     } else {
         format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    }
+}
+
+/// " (attempt N)" after a step's name from its second attempt on; empty (no allocation)
+/// on a first attempt.
+fn attempt_suffix(attempt: u32) -> String {
+    if attempt > 1 {
+        format!(" (attempt {attempt})")
+    } else {
+        String::new()
     }
 }
 
