@@ -45,6 +45,8 @@ pub struct Environment {
     /// The descriptor limit a child gets back when the run raised its own
     /// (`raise_descriptor_limit`).
     nofile: Option<libc::rlimit>,
+    /// USER_HZ, the unit of /proc's start times (`start_time_between`).
+    ticks_per_second: u64,
 }
 
 /// Raises this process's soft limit on open descriptors to its hard limit, once, and
@@ -125,6 +127,7 @@ impl Environment {
             found: Mutex::new(HashMap::new()),
             reset: signals_to_reset(),
             nofile: raise_descriptor_limit(),
+            ticks_per_second: ticks_per_second(),
         }
     }
 
@@ -388,7 +391,7 @@ pub fn spawn(envs: &Environment, l: &Launch<'_>) -> io::Result<Started> {
     })?;
     let start_time = before
         .zip(boottime_ns())
-        .and_then(|(b, a)| start_time_between(b, a, ticks_per_second()));
+        .and_then(|(b, a)| start_time_between(b, a, envs.ticks_per_second));
     // SAFETY: a descriptor the kernel just made for us (or -1, left as it was by a kernel
     // without CLONE_PIDFD).
     let pidfd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) });
