@@ -23,31 +23,21 @@ impl Signals {
         }
     }
 
+    /// The next of them to come; never, when none could be registered. `None` once a
+    /// stream has ended.
     pub(super) async fn next(&mut self) -> Option<Signal> {
-        let futures = self.streams.iter_mut().filter_map(|(sig, stream)| {
-            let sig = *sig;
-            stream
-                .as_mut()
-                .map(|st| Box::pin(async move { st.recv().await.map(|()| sig) }))
-        });
-        let all: Vec<_> = futures.collect();
-        if all.is_empty() {
-            return std::future::pending().await;
-        }
-        select_first(all).await
-    }
-}
-
-async fn select_first<F: std::future::Future<Output = Option<Signal>> + Unpin>(
-    mut futures: Vec<F>,
-) -> Option<Signal> {
-    std::future::poll_fn(move |cx| {
-        for f in &mut futures {
-            if let std::task::Poll::Ready(v) = std::pin::Pin::new(f).poll(cx) {
-                return std::task::Poll::Ready(v);
+        // Polls the streams in place: called on every turn of the run loop, so it builds
+        // no futures and allocates nothing.
+        std::future::poll_fn(|cx| {
+            for (sig, stream) in &mut self.streams {
+                if let Some(st) = stream {
+                    if let std::task::Poll::Ready(got) = st.poll_recv(cx) {
+                        return std::task::Poll::Ready(got.map(|()| *sig));
+                    }
+                }
             }
-        }
-        std::task::Poll::Pending
-    })
-    .await
+            std::task::Poll::Pending
+        })
+        .await
+    }
 }
