@@ -5,6 +5,7 @@
 //! calls can share one file. Migrations are keyed on `PRAGMA user_version`.
 
 pub mod admit;
+mod create;
 mod cursor;
 mod fingerprints;
 pub mod liveness;
@@ -230,6 +231,7 @@ impl Store {
         ensure_private_dir(state_dir)?;
         let path = state_dir.join("bgflow.db");
         check_header(&path)?;
+        let created = create::new_history(state_dir, &path);
         let conn = Connection::open(&path).map_err(|source| StoreError::Open {
             path: path.clone(),
             source,
@@ -238,7 +240,7 @@ impl Store {
         let mut store = Self {
             conn,
             path,
-            created_over: 0,
+            created_over: if created { run_folders(state_dir) } else { 0 },
         };
         // A history being created or migrated by another process can answer "database is
         // locked" where SQLite's busy wait does not apply (switching a new file to WAL, its
@@ -306,10 +308,7 @@ impl Store {
                 .query_row("PRAGMA user_version", [], |r| r.get(0))
                 .unwrap_or(version);
             if current == 0 {
-                let runs = self.path.parent().map(|d| d.join("runs"));
-                self.created_over = runs
-                    .and_then(|r| std::fs::read_dir(r).ok())
-                    .map_or(0, |d| d.flatten().filter(|e| e.path().is_dir()).count());
+                self.created_over = self.path.parent().map_or(0, run_folders);
             }
             for (i, m) in MIGRATIONS
                 .iter()
@@ -723,6 +722,12 @@ fn check_header(path: &Path) -> Result<()> {
             source,
         }),
     }
+}
+
+/// How many run folders `state_dir/runs` holds.
+fn run_folders(state_dir: &Path) -> usize {
+    std::fs::read_dir(state_dir.join("runs"))
+        .map_or(0, |d| d.flatten().filter(|e| e.path().is_dir()).count())
 }
 
 /// Creates `dir` with mode 0700 (an existing folder is left as it is).
