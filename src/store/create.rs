@@ -7,8 +7,8 @@
 //! (`schema::FRESH`) goes into a file of its own, unsynced, in one transaction; that file
 //! is synced once, linked in as `bgflow.db` (a link never replaces a file: a history
 //! another process made first wins) and its folder synced. A crash before the link
-//! leaves only the temporary file, which the next creation removes; after it, a complete
-//! history. Four `fsync`s, and a new history is no longer 3-5 ms of a run's start.
+//! leaves only the temporary file, which a later creation removes once it is a minute old;
+//! after it, a complete history. Four `fsync`s instead of six.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -26,6 +26,7 @@ pub(super) fn new_history(state_dir: &Path, path: &Path) -> bool {
     if fs::symlink_metadata(path).is_ok() {
         return false;
     }
+    remove_stale(state_dir);
     let tmp = state_dir.join(format!(".bgflow.db.{}.new", std::process::id()));
     let made = write(&tmp).and_then(|()| match fs::hard_link(&tmp, path) {
         Ok(()) => Ok(true),
@@ -69,6 +70,40 @@ fn write(tmp: &Path) -> std::io::Result<()> {
     fs::set_permissions(tmp, fs::Permissions::from_mode(0o600))?;
     fs::File::open(tmp)?.sync_all()
 }
+
+/// Removes what a creation that crashed left (`.bgflow.db.<pid>.new` and SQLite's files
+/// beside it) once it is a minute old: a creation takes milliseconds, so an older one is no
+/// creation still under way.
+fn remove_stale(state_dir: &Path) {
+    let Ok(entries) = fs::read_dir(state_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(rest) = name.strip_prefix(".bgflow.db.") else {
+            continue;
+        };
+        let Some((pid, tail)) = rest.split_once(".new") else {
+            continue;
+        };
+        let ours = !pid.is_empty()
+            && pid.bytes().all(|b| b.is_ascii_digit())
+            && ["", "-wal", "-shm", "-journal"].contains(&tail);
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= STALE);
+        if ours && old {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// How old a temporary file of a creation is before it counts as left by a crash.
+const STALE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Removes `tmp` and whatever SQLite kept beside it.
 fn remove(tmp: &Path) {
@@ -195,5 +230,44 @@ mod tests {
         );
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn what_a_crashed_creation_left_is_removed_once_it_is_old() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = std::time::SystemTime::now() - STALE - std::time::Duration::from_secs(5);
+        let touch = |name: &str, at: std::time::SystemTime| {
+            let p = dir.path().join(name);
+            fs::write(&p, b"x").unwrap();
+            fs::File::options()
+                .write(true)
+                .open(&p)
+                .unwrap()
+                .set_modified(at)
+                .unwrap();
+        };
+        touch(".bgflow.db.4242.new", old);
+        touch(".bgflow.db.4242.new-wal", old);
+        // Under way in another process: too young to touch.
+        touch(".bgflow.db.4343.new", std::time::SystemTime::now());
+        // Not a creation's: left alone however old.
+        touch(".bgflow.db.notes", old);
+        touch("keep.new", old);
+        let path = dir.path().join("bgflow.db");
+        assert!(new_history(dir.path(), &path));
+        let mut names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            vec![
+                ".bgflow.db.4343.new",
+                ".bgflow.db.notes",
+                "bgflow.db",
+                "keep.new"
+            ]
+        );
     }
 }
