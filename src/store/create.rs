@@ -122,58 +122,40 @@ mod tests {
     /// Each table's columns (name, type, not null, default, primary key), indexes and
     /// foreign keys, and each index's columns, as SQLite reports them.
     fn shape(conn: &Connection) -> Vec<String> {
-        let mut out = Vec::new();
-        let names: Vec<(String, String, String)> = conn
-            .prepare("SELECT type, name, tbl_name FROM sqlite_schema ORDER BY type, name")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
-        for (kind, name, table) in names {
-            out.push(format!("{kind} {name} on {table}"));
-            let query = match kind.as_str() {
-                "table" => {
-                    "SELECT name || ' ' || type || ' ' || \"notnull\" || ' ' || \
-                            coalesce(dflt_value, '-') || ' ' || pk FROM pragma_table_info(?1)"
-                }
-                "index" => {
-                    "SELECT name || ' ' || coalesce(desc, 0) FROM pragma_index_xinfo(?1) \
-                            WHERE key"
-                }
-                _ => continue,
-            };
-            let rows: Vec<String> = conn
-                .prepare(query)
+        // Each query yields one text per row; `?1`, when given, is a table's or index's name.
+        let rows = |query: &str, args: &[&dyn rusqlite::ToSql]| -> Vec<String> {
+            conn.prepare(query)
                 .unwrap()
-                .query_map([&name], |r| r.get(0))
+                .query_map(args, |r| r.get(0))
                 .unwrap()
                 .collect::<rusqlite::Result<_>>()
-                .unwrap();
-            out.extend(rows.into_iter().map(|r| format!("  {r}")));
-            if kind == "table" {
-                let indexes: Vec<String> = conn
-                    .prepare(
-                        "SELECT name || ' unique=' || \"unique\" || ' origin=' || origin \
-                         FROM pragma_index_list(?1) ORDER BY name",
-                    )
-                    .unwrap()
-                    .query_map([&name], |r| r.get(0))
-                    .unwrap()
-                    .collect::<rusqlite::Result<_>>()
-                    .unwrap();
-                out.extend(indexes.into_iter().map(|r| format!("  index {r}")));
-                let keys: Vec<String> = conn
-                    .prepare(
-                        "SELECT \"from\" || ' -> ' || \"table\" || '.' || \"to\" || ' ' || \
-                         on_delete FROM pragma_foreign_key_list(?1)",
-                    )
-                    .unwrap()
-                    .query_map([&name], |r| r.get(0))
-                    .unwrap()
-                    .collect::<rusqlite::Result<_>>()
-                    .unwrap();
-                out.extend(keys.into_iter().map(|r| format!("  key {r}")));
+                .unwrap()
+        };
+        let columns = "SELECT name || ' ' || type || ' ' || \"notnull\" || ' ' || \
+                       coalesce(dflt_value, '-') || ' ' || pk FROM pragma_table_info(?1)";
+        let indexes = "SELECT 'index ' || name || ' unique=' || \"unique\" || ' origin=' || \
+                       origin FROM pragma_index_list(?1) ORDER BY name";
+        let keys = "SELECT 'key ' || \"from\" || ' -> ' || \"table\" || '.' || \"to\" || \
+                    ' ' || on_delete FROM pragma_foreign_key_list(?1)";
+        let index_columns = "SELECT name || ' ' || coalesce(desc, 0) FROM pragma_index_xinfo(?1) \
+                             WHERE key";
+        let mut out = Vec::new();
+        let objects = rows(
+            "SELECT type || ' ' || name || ' on ' || tbl_name FROM sqlite_schema \
+             ORDER BY type, name",
+            &[],
+        );
+        for object in objects {
+            let mut words = object.split(' ');
+            let (kind, name) = (words.next().unwrap(), words.next().unwrap());
+            let queries: &[&str] = match kind {
+                "table" => &[columns, indexes, keys],
+                "index" => &[index_columns],
+                _ => &[],
+            };
+            out.push(object.clone());
+            for query in queries {
+                out.extend(rows(query, &[&name]).into_iter().map(|r| format!("  {r}")));
             }
         }
         out
