@@ -31,14 +31,18 @@ pub fn live_processes(needle: &str) -> Vec<u32> {
         .collect()
 }
 
-/// State letter and process group of a pid, from /proc/PID/stat.
-pub fn proc_stat(pid: u32) -> Option<(char, i32)> {
+/// The fields of /proc/PID/stat after the command name (field 3, the state, first).
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = &stat[stat.rfind(')')? + 2..];
-    let mut fields = rest.split(' ');
-    let state = fields.next()?.chars().next()?;
-    let _ppid = fields.next()?;
-    let pgrp = fields.next()?.parse().ok()?;
+    Some(rest.split(' ').map(str::to_owned).collect())
+}
+
+/// State letter and process group of a pid, from /proc/PID/stat.
+pub fn proc_stat(pid: u32) -> Option<(char, i32)> {
+    let fields = stat_fields(pid)?;
+    let state = fields.first()?.chars().next()?;
+    let pgrp = fields.get(2)?.parse().ok()?;
     Some((state, pgrp))
 }
 
@@ -48,9 +52,7 @@ pub fn proc_state(pid: u32) -> Option<char> {
 
 /// Field 22 of /proc/PID/stat: the process's start time in clock ticks after boot.
 pub fn proc_start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split(' ').nth(19)?.parse().ok()
+    stat_fields(pid)?.get(19)?.parse().ok()
 }
 
 /// Live (non-zombie) members of process group `pgid`.
