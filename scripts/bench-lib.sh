@@ -34,9 +34,9 @@ pick_binary() {
   bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
 }
 
-# seed_history WORK STATE RUNS: one real run of a three-step workflow into the history in
-# STATE, then its rows copied under new ids (bench-history.sh's seeding code, kept there in
-# one copy) until the history holds RUNS runs. WORK is a scratch folder.
+# seed_history WORK STATE RUNS: one real run of a three-step workflow (its first step reports
+# progress) into the history in STATE, then its rows copied under new ids by
+# scripts/seed-history.py until the history holds RUNS runs. WORK is a scratch folder.
 seed_history() {
   local work=$1 state=$2 runs=$3
   mkdir -p "$work/flow"
@@ -45,7 +45,7 @@ seed_history() {
 name = "$bench_name"
 
 [steps.fetch]
-run = "echo fetching"
+run = "echo fetching; echo 1/2 fetching >> \"\$BGFLOW_PROGRESS\"; echo 2/2 done >> \"\$BGFLOW_PROGRESS\""
 
 [steps.build]
 needs = ["fetch"]
@@ -55,10 +55,10 @@ run = "echo building"
 needs = ["build"]
 run = "echo testing"
 TOML
-  "$bin" -q --state-dir "$state" run --progress never "$work/flow/three.toml" 2>"$work/seed.err" || {
+  if ! "$bin" -q --state-dir "$state" run --progress never "$work/flow/three.toml" 2>"$work/seed.err"; then
+    echo "$bench_name: the seed run failed:" >&2
     cat "$work/seed.err" >&2
     exit 1
-  }
-  sed -n "/<<'PY'\$/,/^PY\$/p" "$repo/scripts/bench-history.sh" | sed '1d;$d' >"$work/seed.py"
-  python3 "$work/seed.py" "$state/bgflow.db" "$runs" 2>&1 | sed "s/^bench-history/$bench_name/" >&2
+  fi
+  python3 "$repo/scripts/seed-history.py" "$state/bgflow.db" "$runs" "$bench_name"
 }

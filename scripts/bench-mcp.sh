@@ -7,8 +7,8 @@
 #   (c) the server idles at ≤ 1 % CPU and ≤ 20 MB RSS while a run goes on: once with no
 #       call in flight, once while a wait_for_run call waits on the run.
 #
-# The history is seeded as scripts/bench-history.sh seeds it (one real run, its rows copied
-# under new ids). The client is a small raw JSON-RPC driver in python3 (no packages), so the
+# The history is seeded by `seed_history` (bench-lib.sh: one real run, its rows copied
+# under new ids by seed-history.py). The client is a small raw JSON-RPC driver in python3 (no packages), so the
 # figures are the server's, not an SDK's.
 #
 # Usage: scripts/bench-mcp.sh [BGFLOW_BINARY]

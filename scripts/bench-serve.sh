@@ -9,8 +9,8 @@
 #       part fetched again on it (what the page's script does) minus `at`.
 # Also the server's RSS at the end.
 #
-# The history is seeded as scripts/bench-history.sh seeds it (one real run, its rows copied
-# under new ids). The client is python3 with no packages (http.client, a raw socket for
+# The history is seeded by `seed_history` (bench-lib.sh: one real run, its rows copied
+# under new ids by seed-history.py). The client is python3 with no packages (http.client, a raw socket for
 # the event stream), so the figures are the server's.
 #
 # Usage: scripts/bench-serve.sh [BGFLOW_BINARY]
