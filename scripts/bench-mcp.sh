@@ -8,8 +8,8 @@
 #       call in flight, once while a wait_for_run call waits on the run.
 #
 # The history is seeded by `seed_history` (bench-lib.sh: one real run, its rows copied
-# under new ids by seed-history.py). The client is a small raw JSON-RPC driver in python3 (no packages), so the
-# figures are the server's, not an SDK's.
+# under new ids by seed-history.py). The client is a small raw JSON-RPC driver in python3
+# (no packages), so the figures are the server's, not an SDK's.
 #
 # Usage: scripts/bench-mcp.sh [BGFLOW_BINARY]
 #   BGFLOW_BINARY  default: target/release/bgflow, built with `cargo build --release --locked`

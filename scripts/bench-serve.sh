@@ -10,8 +10,8 @@
 # Also the server's RSS at the end.
 #
 # The history is seeded by `seed_history` (bench-lib.sh: one real run, its rows copied
-# under new ids by seed-history.py). The client is python3 with no packages (http.client, a raw socket for
-# the event stream), so the figures are the server's.
+# under new ids by seed-history.py). The client is python3 with no packages (http.client,
+# a raw socket for the event stream), so the figures are the server's.
 #
 # Usage: scripts/bench-serve.sh [BGFLOW_BINARY]
 #   BGFLOW_BINARY  default: target/release/bgflow, built with `cargo build --release --locked`
