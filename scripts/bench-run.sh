@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Measures `bgflow run`: (a) scheduling overhead on layered DAGs of `touch` steps, beside
 # `ninja -j2` on an equivalent build.ninja and `make -j2` on an equivalent Makefile, with
-# bgflow's peak RSS as the step count grows. bgflow is timed against make twice: with the
-# containment it picks here (`auto`: a cgroup v2 leaf per step where one can be made) and
-# with `containment = "process-group"` (issue 18: containment must not cost the hot path).
+# bgflow's peak RSS as the step count grows. bgflow is timed against make three times:
+# with the containment it picks here (`auto`: a cgroup v2 leaf per step where one can be
+# made), with `containment = "process-group"` (issue 18: containment must not cost the hot
+# path), and as a rebuild is usually run, the outputs deleted but the history kept.
 # A step is `run = "touch out/L_S"`, which bgflow starts without a shell (plain words,
 # docs/manifest.md); the "via sh" column times the same DAG written as
 # `run = ["sh", "-c", "touch out/L_S"]`, the very processes ninja starts, so that it shows
@@ -176,10 +177,16 @@ PY
   read -r _ _ mk_mean mk_sd mk_ratio mk_lo mk_hi < <(paired "$dir" "$bg_prepare" "$bg_cmd" "$mk_prepare" "$mk_cmd")
   echo "bench-run: (a) $steps steps: bgflow (process-group) and make, $runs rounds" >&2
   read -r pg_mean pg_sd _ _ pg_ratio pg_lo pg_hi < <(paired "$dir" "$bg_prepare" "$bg_pg_cmd" "$mk_prepare" "$mk_cmd")
-  mk_verdict=$(python3 -c "print('ok' if $mk_ratio <= $dag_ratio_max and $pg_ratio <= $dag_ratio_max else 'OVER')")
+  # The usual rebuild: the outputs deleted, the history of the earlier runs kept (each
+  # round adds a run to it). Steps with a recorded success are checked for being up to
+  # date, which a first run skips.
+  (cd "$dir" && rm -rf out .bgflow && eval "$bg_cmd" >/dev/null 2>&1)
+  echo "bench-run: (a) $steps steps again, with the history kept: bgflow ($mechanism) and make, $runs rounds" >&2
+  read -r kh_mean kh_sd _ _ kh_ratio kh_lo kh_hi < <(paired "$dir" "rm -rf out" "$bg_cmd" "$mk_prepare" "$mk_cmd")
+  mk_verdict=$(python3 -c "print('ok' if max($mk_ratio, $pg_ratio, $kh_ratio) <= $dag_ratio_max else 'OVER')")
   [[ $mk_verdict == ok ]] || over=1
-  make_rows+=("$(printf '%6s  %13s  %13s  %-13s  %18s  %18s   %s' \
-    "$steps" "$mk_mean±$mk_sd" "$pg_mean±$pg_sd" "$mechanism" "${mk_ratio}x ($mk_lo–$mk_hi)" "${pg_ratio}x ($pg_lo–$pg_hi)" "$mk_verdict")")
+  make_rows+=("$(printf '%6s  %13s  %13s  %13s  %-13s  %18s  %18s  %18s   %s' \
+    "$steps" "$mk_mean±$mk_sd" "$pg_mean±$pg_sd" "$kh_mean±$kh_sd" "$mechanism" "${mk_ratio}x ($mk_lo–$mk_hi)" "${pg_ratio}x ($pg_lo–$pg_hi)" "${kh_ratio}x ($kh_lo–$kh_hi)" "$mk_verdict")")
   bg_rss=$(peak_rss_mb "$dir" "$bg_prepare" "$bg_cmd")
   nj_rss=$(peak_rss_mb "$dir" "$nj_prepare" "$nj_cmd")
   # What validation and planning alone hold: the rest of `run`'s peak is the executor's.
@@ -236,9 +243,9 @@ echo "run MB: bgflow run's peak RSS (median of $rss_runs runs); plan MB: \`bgflo
 echo "bgflow run peak RSS growth, largest/smallest size: ${growth}x   target ≤ ${rss_growth_max}x: $growth_verdict"
 echo "executor's own memory (run − plan) at most ${exec_max} MB   target ≤ ${exec_rss_max_mb} MB at every size: $exec_verdict"
 echo
-echo "(a') the same DAGs beside make -j2: bgflow as it contains steps here (auto), and with containment = \"process-group\""
-printf '%6s  %13s  %13s  %-13s  %18s  %18s   %s\n' \
-  "steps" "make s" "bgflow pg s" "auto is" "auto/make (CI)" "pg/make (CI)" "target (both ≤ ${dag_ratio_max})"
+echo "(a') the same DAGs beside make -j2: bgflow as it contains steps here (auto), with containment = \"process-group\", and again (auto) with the history of the earlier runs kept"
+printf '%6s  %13s  %13s  %13s  %-13s  %18s  %18s  %18s   %s\n' \
+  "steps" "make s" "bgflow pg s" "again s" "auto is" "auto/make (CI)" "pg/make (CI)" "again/make (CI)" "target (all ≤ ${dag_ratio_max})"
 printf '%s\n' "${make_rows[@]}"
 echo
 echo "(b) one step printing $big (log: $log_bytes bytes)"

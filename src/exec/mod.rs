@@ -11,6 +11,7 @@ pub mod fingerprint;
 pub mod junit;
 mod local;
 pub mod logpipe;
+mod lookahead;
 mod matching;
 mod output;
 pub mod probe;
@@ -492,6 +493,25 @@ pub async fn execute(
     // Steps whose end is decided but not yet recorded or reported.
     let mut finished: Vec<(usize, Box<StepReport>, Option<Taken>)> = Vec::new();
 
+    // The outputs of steps that could be up to date are looked up beside the run
+    // (`lookahead`): a step found with one missing starts without a lookup of its own.
+    let absent = if opts.force && opts.resume.is_none() {
+        lookahead::Absent::none()
+    } else {
+        let candidates = plan
+            .order
+            .iter()
+            .copied()
+            .filter(|&s| {
+                selected[s]
+                    && opts
+                        .fingerprints
+                        .contains_key(&fingerprint::key(&wf.name, &wf.steps[s].name))
+            })
+            .collect();
+        lookahead::Absent::look_ahead(&wf, candidates)
+    };
+
     loop {
         // Start what can start; up-to-date steps finish at once and may unlock others.
         let mut started_any = false;
@@ -501,9 +521,12 @@ pub async fn execute(
                 break;
             }
             for s in ready {
-                let recorded = opts
-                    .fingerprints
-                    .get(&fingerprint::key(&wf.name, &wf.steps[s].name));
+                let recorded = (!absent.missing(s))
+                    .then(|| {
+                        opts.fingerprints
+                            .get(&fingerprint::key(&wf.name, &wf.steps[s].name))
+                    })
+                    .flatten();
                 if let Some(why) =
                     fingerprint::needs_no_run(&wf, s, recorded, opts.force, opts.resume.as_ref())
                 {

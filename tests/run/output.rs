@@ -492,6 +492,42 @@ outputs = ["final.txt"]
     assert_eq!(runs(), 5);
 }
 
+/// A rebuild after some outputs were deleted: the look-ahead that finds missing outputs
+/// beside the run (`exec::lookahead`) must decide exactly as the check at each step's
+/// start would. Of 40 steps in one folder, a chain and its dependents, the ones whose
+/// output went run again and every other one stays up to date.
+#[test]
+fn after_outputs_are_deleted_exactly_their_steps_and_what_reads_them_run_again() {
+    let mut manifest = String::from("[workflow]\nname = \"rebuild\"\n");
+    for i in 0..40 {
+        manifest.push_str(&format!(
+            "\n[steps.s{i}]\nrun = \"echo {i} > out/{i}.txt\"\noutputs = [\"out/{i}.txt\"]\n"
+        ));
+        // Steps 20-39 each read the output of step i - 20.
+        if i >= 20 {
+            manifest.push_str(&format!("inputs = [\"out/{}.txt\"]\n", i - 20));
+        }
+    }
+    let flow = Flow::new(&manifest);
+    flow.run(&[]).expect_code(0);
+    let again = flow.run(&[]);
+    again.expect_code(0);
+    for i in 0..40 {
+        again.expect_state(&format!("s{i}"), "skipped");
+    }
+    // Deleted: 0-4 (each read by 20-24) and 30-34 (read by nothing).
+    for i in (0..5).chain(30..35) {
+        std::fs::remove_file(flow.path().join(format!("out/{i}.txt"))).expect("rm output");
+    }
+    let rebuilt = flow.run(&[]);
+    rebuilt.expect_code(0);
+    for i in 0..40 {
+        let runs = i < 5 || (20..25).contains(&i) || (30..35).contains(&i);
+        rebuilt.expect_state(&format!("s{i}"), if runs { "succeeded" } else { "skipped" });
+    }
+    assert_eq!(flow.read("out/3.txt"), "3\n");
+}
+
 /// The fingerprint records the inputs as the step found them when it started: an input
 /// edited while the step runs (here by the step itself, after reading it) makes the next
 /// run rerun the step instead of keeping an output built from the old content.
