@@ -494,8 +494,9 @@ outputs = ["final.txt"]
 
 /// A rebuild after some outputs were deleted: the look-ahead that finds missing outputs
 /// beside the run (`exec::lookahead`) must decide exactly as the check at each step's
-/// start would. Of 40 steps in one folder, a chain and its dependents, the ones whose
-/// output went run again and every other one stays up to date.
+/// start would. Of 40 steps writing into one folder (20, and 20 that each read one of
+/// theirs), those whose output went and those reading a remade one run again; every
+/// other step stays up to date.
 #[test]
 fn after_outputs_are_deleted_exactly_their_steps_and_what_reads_them_run_again() {
     let mut manifest = String::from("[workflow]\nname = \"rebuild\"\n");
