@@ -147,18 +147,22 @@ pub(super) fn execute(
         "bgflow-summary",
         || summary::write_json(&report),
         || {
-            // Waits for the history writer: `error` is complete after this. Then the WAL
-            // goes into bgflow.db, so losing the WAL later loses nothing of this run.
-            if let Some(store) = store_sink.store() {
+            // Printed while the history writer writes the run's end and checkpoints.
+            if foreground {
+                obs.summary(&report);
+            }
+            // Waits for the history writer: `error` is complete after this. The WAL is
+            // then in bgflow.db (the writer checkpointed after the run's last write, and
+            // this tries again if a reader held that back), so losing the WAL later loses
+            // nothing of this run.
+            let wal_left = store_sink.store().is_some() && !store_sink.checkpointed;
+            if let Some(store) = store_sink.store().filter(|_| wal_left) {
                 let _ = store.checkpoint();
             }
             if let Some(e) = store_sink.error.take() {
                 obs.note(&format!(
                     "warning: the run history could not be fully written: {e}\n"
                 ));
-            }
-            if foreground {
-                obs.summary(&report);
             }
         },
     );
