@@ -46,12 +46,15 @@ impl ClientHandler for Client {
 
 type Session = RunningService<RoleClient, Client>;
 
-/// `bgflow mcp [extra]` started in `dir`, with a client session on its pipes.
+/// `bgflow mcp [extra]` started in `dir`, with a client session on its pipes. Its state
+/// folder is `dir/.bgflow`, where its workflows' runs go anyway: found by walking up from
+/// `dir`, a stray `/tmp/.bgflow` left by someone's run in `/tmp` would be read instead.
 async fn connect(dir: &Path, extra: &[&str]) -> (Session, Client) {
     let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
     let cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_bgflow")).configure(|c| {
         c.arg("mcp").args(&extra).current_dir(dir);
-        c.env_remove("BGFLOW_STATE_DIR").env_remove("BGFLOW_CONFIG");
+        c.env("BGFLOW_STATE_DIR", dir.join(".bgflow"))
+            .env_remove("BGFLOW_CONFIG");
     });
     let client = Client::default();
     let session = client
