@@ -6,14 +6,14 @@
 //! that lookup is of a name the kernel has not seen yet, and it takes the folder's lock,
 //! which every step then creating its output in the same folder holds in turn: at 1,000
 //! steps the executor's thread was put to sleep there 260 times, and the run took 1.20x
-//! make's time instead of 1.05x (`scripts/bench-run.sh`, "with its history").
+//! make's time instead of 1.05x (`scripts/bench-run.sh`, "again": the history kept).
 //!
-//! So a thread of its own looks at every such step's outputs as the run starts, in the
-//! order the steps come, and marks the steps with one missing. Such a step is not up to
-//! date, and the executor starts it without a lookup of its own. A mark can only make a
-//! step run: an output missing at some moment of this run, then put back, has a new
-//! modification time and would not match its record anyway. A step not yet looked at, or
-//! whose outputs are there, is checked as before.
+//! So a thread of its own looks at the selected steps' outputs as the run starts (when any
+//! step has a record), in the order the steps come, and marks the steps with one missing.
+//! Such a step is not up to date, and the executor starts it without a lookup of its own.
+//! A mark can only make a step run: an output missing at some moment of this run, then
+//! put back, has a new modification time and would not match its record anyway. A step
+//! not yet looked at, or whose outputs are there, is checked as before.
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -41,7 +41,8 @@ impl Absent {
     }
 
     /// Starts looking at the outputs of `steps` (indexes into `wf.steps`, in the order
-    /// they are likely to become ready). Without a thread, nothing is marked.
+    /// they are likely to become ready); a step without outputs is passed over. Without a
+    /// thread, nothing is marked.
     pub fn look_ahead(wf: &Arc<Workflow>, steps: Vec<usize>) -> Self {
         if steps.is_empty() {
             return Self::none();
@@ -58,7 +59,11 @@ impl Absent {
                     if s.load(Ordering::Relaxed) {
                         return;
                     }
-                    let there = fingerprint::outputs_exist(&wf.root, &wf.steps[i].outputs);
+                    let outputs = &wf.steps[i].outputs;
+                    if outputs.is_empty() {
+                        continue;
+                    }
+                    let there = fingerprint::outputs_exist(&wf.root, outputs);
                     m[i].store(if there { THERE } else { MISSING }, Ordering::Relaxed);
                 }
             });
