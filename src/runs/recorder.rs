@@ -131,17 +131,16 @@ pub struct StoreSink {
     pending: Vec<Write>,
     /// Checkpoint after the next batch.
     checkpoint_next: bool,
-    /// The run's steps not yet ended, and how many are left when the early checkpoint
-    /// comes (`None` once it came, or for a run too small for one).
-    steps_left: usize,
-    early_at: Option<usize>,
+    /// How many more steps end before the early checkpoint (`None` once it came, or for
+    /// a run too small for one).
+    early_checkpoint_in: Option<usize>,
     last_flush: Instant,
     last_beat: Instant,
     /// How often the heartbeat time is written (`monitoring.heartbeat`).
     pub beat_every: Duration,
-    /// Whether the last batch written was checkpointed in full (the run's last batch is:
-    /// once `store()` has been called, `false` means the WAL may still hold some of it).
-    pub checkpointed: bool,
+    /// Whether the last batch written was checkpointed in full (known once `store()` has
+    /// taken the connection back).
+    checkpointed: bool,
     /// The first write error, reported once at the end (a run is never failed by its
     /// history). Complete once `store()` has been called.
     pub error: Option<String>,
@@ -179,8 +178,7 @@ impl StoreSink {
             pending: Vec::new(),
             checkpoint_next: false,
             checkpointed: false,
-            steps_left: 0,
-            early_at: None,
+            early_checkpoint_in: None,
             last_flush: Instant::now(),
             last_beat: Instant::now(),
             beat_every: DEFAULT_BEAT,
@@ -215,6 +213,19 @@ impl StoreSink {
         match &mut self.writer {
             Writer::Here(store) => Some(store),
             _ => None,
+        }
+    }
+
+    /// Waits for every write, then makes sure the WAL is in `bgflow.db`: the writer
+    /// checkpointed after the run's last write, and this tries again only if a reader held
+    /// that one back. Losing the WAL later then loses nothing written so far.
+    pub fn checkpoint(&mut self) {
+        // `store()` first: it joins the writer, which says how its last checkpoint went.
+        if self.store().is_none() || self.checkpointed {
+            return;
+        }
+        if let Some(store) = self.store() {
+            let _ = store.checkpoint();
         }
     }
 
@@ -295,10 +306,12 @@ impl StoreSink {
 
     /// The final state of a step: its row, and a `step_finished` event.
     fn step_finished(&mut self, step: usize, report: &StepReport, counts_done: bool) {
-        self.steps_left = self.steps_left.saturating_sub(1);
-        if self.early_at == Some(self.steps_left) {
-            self.early_at = None;
-            self.checkpoint_next = true;
+        if let Some(n) = self.early_checkpoint_in.as_mut() {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.early_checkpoint_in = None;
+                self.checkpoint_next = true;
+            }
         }
         let started = self.take_started(step);
         self.pending.push(Write::StepFinished {
@@ -371,9 +384,8 @@ impl Sink for StoreSink {
                 ..
             } => {
                 self.log_dir = log_dir.to_path_buf();
-                self.steps_left = *steps;
-                let early_at = (*steps / EARLY_CHECKPOINT_SHARE).max(EARLY_CHECKPOINT_MIN);
-                self.early_at = (*steps > early_at).then_some(early_at);
+                let left = (*steps / EARLY_CHECKPOINT_SHARE).max(EARLY_CHECKPOINT_MIN);
+                self.early_checkpoint_in = steps.checked_sub(left).filter(|&n| n > 0);
                 let pid = std::process::id();
                 self.pending.push(Write::RunStarted {
                     run: self.run.clone(),

@@ -151,14 +151,9 @@ pub(super) fn execute(
             if foreground {
                 obs.summary(&report);
             }
-            // Waits for the history writer: `error` is complete after this. The WAL is
-            // then in bgflow.db (the writer checkpointed after the run's last write, and
-            // this tries again if a reader held that back), so losing the WAL later loses
-            // nothing of this run.
-            let wal_left = store_sink.store().is_some() && !store_sink.checkpointed;
-            if let Some(store) = store_sink.store().filter(|_| wal_left) {
-                let _ = store.checkpoint();
-            }
+            // Waits for the history writer (`error` is complete after this), with the WAL
+            // then in bgflow.db.
+            store_sink.checkpoint();
             if let Some(e) = store_sink.error.take() {
                 obs.note(&format!(
                     "warning: the run history could not be fully written: {e}\n"
