@@ -94,20 +94,39 @@ pub fn at_start(wf: &Workflow, step: &Step) -> Option<String> {
 /// The second half: each declared output's files with their size and modification time;
 /// `None` when an output is missing (then the step is not up to date).
 pub fn outputs(wf: &Workflow, step: &Step) -> Option<String> {
+    check_outputs(wf, step, true).ok().flatten()
+}
+
+/// Whether every declared output of a finished attempt is there (`Err`: why the first
+/// missing one is not) and, when `hash`, the outputs' half of the fingerprint, each file
+/// looked at once for both (a step's success costs one `stat` of its output, not two).
+pub fn check_outputs(wf: &Workflow, step: &Step, hash: bool) -> Result<Option<String>, String> {
+    if !hash {
+        return match step
+            .outputs
+            .iter()
+            .find_map(|o| missing_output(&wf.root, o))
+        {
+            Some(why) => Err(why),
+            None => Ok(None),
+        };
+    }
     let h = &mut Sha256::new();
     for pattern in &step.outputs {
         let files = matching_files_with_meta(&wf.root, pattern);
         // A match is there; without one, the output may still be (an empty folder given
         // without its `/`), as `missing_output` says.
-        if files.is_empty() && missing_output(&wf.root, pattern).is_some() {
-            return None;
+        if files.is_empty() {
+            if let Some(why) = missing_output(&wf.root, pattern) {
+                return Err(why);
+            }
         }
         field(h, "output", pattern.as_bytes());
         for (path, meta) in files {
             file(h, &path, meta.as_ref());
         }
     }
-    Some(format!("{:x}", std::mem::take(h).finalize()))
+    Ok(Some(format!("{:x}", std::mem::take(h).finalize())))
 }
 
 fn field(h: &mut Sha256, label: &str, value: &[u8]) {

@@ -408,8 +408,9 @@ pub(crate) enum Msg {
     Finished {
         step: usize,
         report: Box<StepReport>,
-        /// A success's fingerprint (`fingerprint::at_start`), to record.
-        fingerprint: Option<String>,
+        /// A success's fingerprint: its inputs as it started (`fingerprint::at_start`)
+        /// and its outputs as it ended (`fingerprint::check_outputs`), to record.
+        fingerprint: Option<Taken>,
     },
     /// A service passed its ready probe.
     Ready {
@@ -633,9 +634,6 @@ pub async fn execute(
                     Msg::Finished { step, mut report, fingerprint } => {
                         // Decide now; record and report after the steps this unlocks have
                         // started (below), so their start does not wait on the bookkeeping.
-                        // The outputs' half of the fingerprint is taken before then: as the
-                        // success left them, before a dependent can touch them.
-                        let fingerprint = fingerprint.and_then(|inputs| Some((inputs, fingerprint::outputs(&wf, &wf.steps[step])?)));
                         if report.state == StepState::Cancelled {
                             // Only a stop cancels a running step, and each stop has a reason.
                             report.reason = cancelled_because(report.reason.take(), stop_reason.as_deref());

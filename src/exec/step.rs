@@ -17,7 +17,7 @@ use super::executor::Attempt;
 use super::logpipe;
 use super::tail::{self, Seen};
 use super::{Msg, StepReport, StepState, Stop};
-use crate::exec::fingerprint::{self, missing_output};
+use crate::exec::fingerprint;
 use crate::plan::artifacts::{is_glob, normalize};
 use crate::validate::{Command, Workflow};
 
@@ -92,8 +92,10 @@ pub(crate) async fn run(
     let attempts = step.retries() + 1;
     let mut delay = step.retry_delay().as_std();
 
-    // The fingerprint of the attempt that ran last.
+    // The fingerprint of the attempt that ran last: its inputs as it started, and its
+    // outputs as its success left them (taken here, before a dependent can touch them).
     let mut fingerprint = None;
+    let mut outputs = None;
     for attempt in 1..=attempts {
         report.attempts = attempt;
         // The reports there before the attempt: those it leaves unchanged are not its own.
@@ -122,7 +124,9 @@ pub(crate) async fn run(
         // A cancelled, timed-out or stalled attempt, or one that never started, reads no
         // report: what matches the pattern then is not a result of this attempt.
         let exited = matches!(end, End::Exited(_));
-        let (mut state, mut reason, status) = judge(&ctx, index, end, &seen);
+        outputs = None;
+        let hash = fingerprint.is_some();
+        let (mut state, mut reason, status) = judge(&ctx, index, end, &seen, hash, &mut outputs);
         report.tests = None;
         if let (Some((pattern, before)), true) = (&junit, exited) {
             let mut read = super::junit::read(&ctx.wf.root, pattern, before, &step.cwd);
@@ -161,7 +165,9 @@ pub(crate) async fn run(
     }
     report.finished_at = Some(SystemTime::now());
     report.duration_ms = Some(u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX));
-    let fingerprint = fingerprint.filter(|_| report.state == StepState::Succeeded);
+    let fingerprint = fingerprint
+        .filter(|_| report.state == StepState::Succeeded)
+        .zip(outputs);
     let _ = tx.send(Msg::Finished {
         step: index,
         report: Box::new(report),
@@ -232,6 +238,8 @@ fn judge(
     index: usize,
     end: End,
     seen: &Seen,
+    hash: bool,
+    outputs: &mut Option<String>,
 ) -> (StepState, Option<String>, Option<std::process::ExitStatus>) {
     let step = &ctx.wf.steps[index];
     match end {
@@ -346,12 +354,13 @@ fn judge(
                     Some(status),
                 );
             }
-            for out in &step.outputs {
-                if let Some(why) = missing_output(&ctx.wf.root, out) {
-                    return (StepState::Failed, Some(why), Some(status));
+            match fingerprint::check_outputs(&ctx.wf, step, hash) {
+                Err(why) => (StepState::Failed, Some(why), Some(status)),
+                Ok(hashed) => {
+                    *outputs = hashed;
+                    (StepState::Succeeded, None, Some(status))
                 }
             }
-            (StepState::Succeeded, None, Some(status))
         }
     }
 }
