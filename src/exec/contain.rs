@@ -148,6 +148,7 @@ impl Containment {
             pool: self,
             pgid: 0,
             signalled: std::sync::atomic::AtomicBool::new(false),
+            killed: std::sync::atomic::AtomicBool::new(false),
             empty: false,
         })
     }
@@ -210,6 +211,8 @@ pub struct Unit<'a> {
     /// Whether the unit was told to end (a timeout, a stop): its processes are then given
     /// a moment to go before what is left is counted.
     signalled: std::sync::atomic::AtomicBool,
+    /// `cgroup.kill` was written to the leaf: it is never used again (see `Drop`).
+    killed: std::sync::atomic::AtomicBool,
     /// `end` found nothing left.
     empty: bool,
 }
@@ -297,8 +300,13 @@ impl Unit<'_> {
 
     /// `cgroup.kill` of the leaf: every process in it and below it, at once.
     fn kill_cgroup(&self) -> bool {
-        self.leaf()
-            .is_some_and(|leaf| fs::write(leaf.join("cgroup.kill"), "1").is_ok())
+        let Some(leaf) = self.leaf() else {
+            return false;
+        };
+        // Marked before the write: a write that fails half-way may still have killed.
+        self.killed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        fs::write(leaf.join("cgroup.kill"), "1").is_ok()
     }
 
     /// Whether anything of the unit may still be alive, cheaply: the leaf's `populated`;
@@ -377,6 +385,14 @@ impl Drop for Unit<'_> {
             // Never leave a process behind; the leaf is not used again (the run's end
             // removes it).
             let _ = fs::write(leaf.path.join("cgroup.kill"), "1");
+        } else if self.killed.load(std::sync::atomic::Ordering::Relaxed) {
+            // A leaf that was killed is not used again: here (Linux 6.18) every process
+            // later started into it by `clone3` with CLONE_INTO_CGROUP was killed at once,
+            // and the step reported as "killed by signal SIGKILL". Removed now, being
+            // empty; else the run's end removes it.
+            let path = leaf.path.clone();
+            drop(leaf);
+            let _ = fs::remove_dir(path);
         } else if let Ok(mut free) = self.pool.free.lock() {
             free.push(leaf);
         }

@@ -291,6 +291,47 @@ fn service_end(mechanism: &str, tag: u32) {
 
 /// `kill -9` of the run's supervisor (`detached`) or of a foreground `bgflow run`: the run
 /// is `lost`, and `stop` ends every process of it, the escapes too.
+/// A unit bgflow killed (escapees ended at the step's exit; a step that ignores SIGTERM,
+/// killed after its grace) does not take down what starts after it: here `cgroup.kill`
+/// left its leaf killing every process later started into it, and the next step (or
+/// attempt) given that leaf failed at once with SIGKILL.
+fn after_a_kill(mechanism: &str, tag: u32) {
+    let flow = Flow::new(&format!(
+        r#"[workflow]
+name = "after-kill"
+
+[steps.leave]
+run = '''{}; touch spawned; echo done'''
+
+[steps.next]
+run = "echo next ran"
+needs = ["leave"]
+
+[steps.stubborn]
+run = '''if [ "$BGFLOW_ATTEMPT" = 1 ]; then trap '' TERM; sleep {tag}9; fi; echo attempt $BGFLOW_ATTEMPT'''
+needs = ["next"]
+timeout = "1s"
+kill_grace = "200ms"
+retries = 1
+retry_delay = "10ms"
+
+[steps.last]
+run = "echo last ran"
+needs = ["stubborn"]
+"#,
+        escapes(tag)
+    ));
+    let conf = config(&flow, mechanism);
+    let out = flow.start_env(&[], &[("BGFLOW_CONFIG", &conf)]).finish();
+    out.expect_code(0)
+        .expect_state("leave", "succeeded")
+        .expect_state("next", "succeeded")
+        .expect_state("stubborn", "succeeded")
+        .expect_state("last", "succeeded");
+    assert_eq!(out.step("stubborn")["attempts"], 2, "{}", out.stderr);
+    assert_all_gone(tag, "after the run");
+}
+
 fn killed_supervisor(mechanism: &str, tag: u32, detached: bool) {
     let flow = one_step(tag, &format!("sleep {tag}9"), "");
     let conf = config(&flow, mechanism);
@@ -382,6 +423,9 @@ both!(escapes_end_at_fail_fast, 515, |m, t| fail_fast(m, t));
 both!(escapes_end_with_their_service, 517, |m, t| service_end(
     m, t
 ));
+both!(steps_after_a_killed_unit_start_normally, 531, |m, t| {
+    after_a_kill(m, t)
+});
 both!(stop_ends_a_killed_supervisors_steps, 519, |m, t| {
     killed_supervisor(m, t, true)
 });
