@@ -384,7 +384,7 @@ async fn mcp_stop_run_ends_a_running_command_and_leaves_no_process() {
     let marker = format!("mcp-stop-marker-{}", std::process::id());
     let (s, _) = connect(dir.path(), &[]).await;
     let id = data(
-        &call(&s, "start_process", json!({"command": ["sh", "-c", format!("sleep 300; echo {marker}")], "name": "sleeper"})).await,
+        &call(&s, "start_process", json!({"command": ["sh", "-c", format!("sleep 3073; echo {marker}")], "name": "sleeper"})).await,
     )["run_id"]
         .as_str()
         .expect("run id")
@@ -400,12 +400,17 @@ async fn mcp_stop_run_ends_a_running_command_and_leaves_no_process() {
     let stopped = data(&call(&s, "stop_run", json!({"run_id": id})).await);
     assert_eq!(stopped["was_running"], true, "{stopped}");
     assert_eq!(stopped["state"], "cancelled", "{stopped}");
+    // The shell and its `sleep` child (which does not carry the marker); a number no
+    // other test's `sleep` uses, as the check matches command lines by substring.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !common::live_processes(&marker).is_empty() {
+    while !common::live_processes(&marker).is_empty()
+        || !common::live_processes("sleep 3073").is_empty()
+    {
         assert!(Instant::now() < deadline, "a process of the run survived");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     common::assert_no_process(&marker);
+    common::assert_no_process("sleep 3073");
     s.cancel().await.expect("close");
 }
 

@@ -77,6 +77,36 @@ pub fn still_running(pid: u32, needle: &str) -> bool {
 
 #[track_caller]
 pub fn assert_no_process(needle: &str) {
-    let left = live_processes(needle);
-    assert!(left.is_empty(), "processes `{needle}` survived: {left:?}");
+    let left: Vec<String> = live_processes(needle).into_iter().map(describe).collect();
+    assert!(left.is_empty(), "processes `{needle}` survived: {left:#?}");
+}
+
+/// What a failed test should say about a process: its state, parent, group, cgroup and
+/// command line (so that a survivor can be told from someone else's process).
+pub fn describe(pid: u32) -> String {
+    let fields = stat_fields(pid).unwrap_or_default();
+    let field = |i: usize| fields.get(i).map_or("?", String::as_str).to_owned();
+    let read = |what: &str| {
+        std::fs::read(format!("/proc/{pid}/{what}"))
+            .map(|raw| {
+                String::from_utf8_lossy(&raw)
+                    .replace('\0', " ")
+                    .trim()
+                    .to_owned()
+            })
+            .unwrap_or_default()
+    };
+    let cgroups = read("cgroup");
+    // The cgroup v2 line; this machine also lists its v1 hierarchies.
+    let cgroup = cgroups
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .unwrap_or("?");
+    format!(
+        "pid {pid} state {} ppid {} pgid {} cgroup {cgroup}: {}",
+        field(0),
+        field(1),
+        field(2),
+        read("cmdline")
+    )
 }
