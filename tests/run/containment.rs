@@ -289,8 +289,6 @@ fn service_end(mechanism: &str, tag: u32) {
     assert_all_gone(tag, "after the service was stopped");
 }
 
-/// `kill -9` of the run's supervisor (`detached`) or of a foreground `bgflow run`: the run
-/// is `lost`, and `stop` ends every process of it, the escapes too.
 /// A unit bgflow killed (escapees ended at the step's exit; a step that ignores SIGTERM,
 /// killed after its grace) does not take down what starts after it: here `cgroup.kill`
 /// left its leaf killing every process later started into it, and the next step (or
@@ -332,6 +330,8 @@ needs = ["stubborn"]
     assert_all_gone(tag, "after the run");
 }
 
+/// `kill -9` of the run's supervisor (`detached`) or of a foreground `bgflow run`: the run
+/// is `lost`, and `stop` ends every process of it, the escapes too.
 fn killed_supervisor(mechanism: &str, tag: u32, detached: bool) {
     let flow = one_step(tag, &format!("sleep {tag}9"), "");
     let conf = config(&flow, mechanism);
