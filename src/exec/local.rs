@@ -63,6 +63,7 @@ pub(crate) async fn attempt(a: Attempt<'_>, command: Command, from: u64) -> (End
         stop,
         service_stop,
         warnings,
+        attempts,
         ..
     } = a;
     let wf = &ctx.wf;
@@ -325,6 +326,22 @@ pub(crate) async fn attempt(a: Attempt<'_>, command: Command, from: u64) -> (End
             }
         }
     };
+    // A success frees its job slot before its unit, output and progress are seen to and
+    // it is judged: a ready step starts meanwhile (`Scheduler::release`). Only where that
+    // end cannot turn into a failure or a retry: a task without `fail_on` on its last
+    // attempt, its outputs there.
+    if let (End::Exited(status), None) = (&end, ending) {
+        if status.success()
+            && step.kind() == crate::manifest::StepKind::Task
+            && step.fail_on().is_empty()
+            && attempt == attempts
+            && super::fingerprint::check_outputs(wf, step, false).is_ok()
+        {
+            let _ = tx.send(Msg::Exited { step: index });
+            // The run loop and the step it starts go first; this one's bookkeeping after.
+            tokio::task::yield_now().await;
+        }
+    }
     let end = match ending {
         Some(first) => {
             end.with_status(terminate_escalating(&mut child, &unit, first, grace, stop).await)

@@ -405,6 +405,11 @@ pub(crate) enum Msg {
         delay: Duration,
         reason: String,
     },
+    /// The attempt's command exited with success and the step's outputs are there: its
+    /// job slot is free while its end is judged and recorded (`Finished` follows).
+    Exited {
+        step: usize,
+    },
     Finished {
         step: usize,
         report: Box<StepReport>,
@@ -622,6 +627,7 @@ pub async fn execute(
                         sink.event(&RunEvent::StepProgress { step, progress: &progress });
                         reports[step].progress = Some(Box::new(progress));
                     }
+                    Msg::Exited { step } => sched.release(step),
                     Msg::Ready { step } => {
                         sched.service_ready(step);
                         sink.event(&RunEvent::ServiceReady { step });
@@ -707,7 +713,7 @@ pub async fn execute(
                     stop_reason.as_deref().unwrap_or("the run stopped")
                 ));
             }
-            Slot::Pending { .. } | Slot::Ready | Slot::Running
+            Slot::Pending { .. } | Slot::Ready | Slot::Running | Slot::Exited
                 if r.state == StepState::Pending || r.state == StepState::Running =>
             {
                 r.state = StepState::Lost;

@@ -15,6 +15,9 @@ pub enum Slot {
     },
     Ready,
     Running,
+    /// Its command exited with success and its outputs are there: it holds no job slot
+    /// while its end is judged and recorded (`release`), and its dependents wait for that.
+    Exited,
     /// A service that passed its ready probe: dependents may start; it holds no job slot.
     Serving,
     /// Finished; `ok` when dependents may go on (success, up to date, or an allowed failure).
@@ -48,6 +51,8 @@ pub struct Scheduler<'p> {
     fail_fast: bool,
     jobs: usize,
     running: usize,
+    /// Steps in `Slot::Exited`: not finished, but holding no job slot.
+    exited: usize,
     stopping: bool,
     /// Services in `Slot::Serving`, kept apart so the run loop need not scan every slot.
     serving: BTreeSet<usize>,
@@ -91,6 +96,7 @@ impl<'p> Scheduler<'p> {
             fail_fast,
             jobs: jobs.max(1),
             running: 0,
+            exited: 0,
             stopping: false,
             serving: BTreeSet::new(),
         }
@@ -130,6 +136,17 @@ impl<'p> Scheduler<'p> {
         self.unlock_downstream(step);
     }
 
+    /// A running step's command exited with success: its job slot is free for a ready step
+    /// while its end is judged and recorded; its dependents still wait for `finish`.
+    pub fn release(&mut self, step: usize) {
+        if self.slots[step] != Slot::Running {
+            return;
+        }
+        self.slots[step] = Slot::Exited;
+        self.running -= 1;
+        self.exited += 1;
+    }
+
     /// Whether every direct dependent of `step` has finished or will not run: a service
     /// nobody needs any more can be stopped.
     pub fn no_longer_needed(&self, step: usize) -> bool {
@@ -163,11 +180,16 @@ impl<'p> Scheduler<'p> {
     /// `counts_as_failure`: the failure fails the run (false for `allow_failure` steps).
     pub fn finish(&mut self, step: usize, ok: bool, counts_as_failure: bool) -> Decision {
         let was_serving = self.serving.remove(&step);
-        debug_assert!(matches!(self.slots[step], Slot::Running | Slot::Serving));
-        self.slots[step] = Slot::Done { ok };
-        if !was_serving {
+        debug_assert!(matches!(
+            self.slots[step],
+            Slot::Running | Slot::Serving | Slot::Exited
+        ));
+        if self.slots[step] == Slot::Exited {
+            self.exited -= 1;
+        } else if !was_serving {
             self.running -= 1;
         }
+        self.slots[step] = Slot::Done { ok };
         let mut decision = Decision::default();
         if ok {
             if !was_serving {
@@ -219,7 +241,7 @@ impl<'p> Scheduler<'p> {
 
     /// No step is running or can still start.
     pub fn is_done(&self) -> bool {
-        self.running == 0 && (self.stopping || self.ready.is_empty())
+        self.running == 0 && self.exited == 0 && (self.stopping || self.ready.is_empty())
     }
 
     /// The no-stall invariant: work remains only while something runs or is ready.
@@ -228,7 +250,7 @@ impl<'p> Scheduler<'p> {
             .slots
             .iter()
             .any(|s| matches!(s, Slot::Pending { .. } | Slot::Ready));
-        !remaining || self.running > 0 || !self.ready.is_empty()
+        !remaining || self.running > 0 || self.exited > 0 || !self.ready.is_empty()
     }
 }
 
@@ -269,6 +291,36 @@ mod tests {
             "d starts without waiting for c's wave-mate"
         );
         s.finish(2, true, false);
+        s.finish(3, true, false);
+        assert!(s.is_done());
+    }
+
+    #[test]
+    fn a_released_step_frees_its_slot_but_not_its_dependents() {
+        let mut s = diamond(true, 1);
+        assert_eq!(s.start_ready(), vec![0]);
+        s.release(0);
+        assert_eq!(s.slot(0), &Slot::Exited);
+        assert_eq!(
+            s.start_ready(),
+            vec![4],
+            "the free slot goes to a ready step"
+        );
+        assert_eq!(
+            s.start_ready(),
+            Vec::<usize>::new(),
+            "b waits for a's finish"
+        );
+        s.finish(0, true, false);
+        assert_eq!(s.start_ready(), Vec::<usize>::new(), "e holds the one slot");
+        s.release(4);
+        assert_eq!(s.start_ready(), vec![1]);
+        s.finish(4, true, false);
+        assert!(!s.is_done());
+        s.finish(1, true, false);
+        assert_eq!(s.start_ready(), vec![2]);
+        s.finish(2, true, false);
+        assert_eq!(s.start_ready(), vec![3]);
         s.finish(3, true, false);
         assert!(s.is_done());
     }
@@ -402,6 +454,20 @@ mod tests {
                 k += 1;
                 let step = running.swap_remove(i);
                 let ok = outcomes[step];
+                // A success may first free its slot (its command exited): steps already
+                // ready fill it, and none of its dependents may start before `finish`.
+                if ok && k % 2 == 0 {
+                    s.release(step);
+                    for started in s.start_ready() {
+                        for &u in &upstream[started] {
+                            prop_assert!(succeeded[u], "step {} started before {}", started, u);
+                        }
+                        running.push(started);
+                    }
+                    prop_assert!(running.len() <= jobs, "more steps than job slots");
+                    prop_assert!(s.invariant_holds());
+                    prop_assert!(!s.is_done(), "done while a released step is unfinished");
+                }
                 succeeded[step] = ok;
                 s.finish(step, ok, !ok);
             }

@@ -74,6 +74,90 @@ fn independent_slot_steps(names: &[&str], slots: usize, barrier: Option<usize>) 
     manifest
 }
 
+/// When a step started or ended, as summary.json gives it (RFC 3339): its date, then its
+/// second of the day (the nanoseconds are printed without their trailing zeros).
+fn instant(step: &Value, field: &str) -> (String, f64) {
+    let text = step[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("{field}: {step}"));
+    let (date, time) = text
+        .trim_end_matches('Z')
+        .split_once('T')
+        .expect("RFC 3339");
+    let seconds = time
+        .split(':')
+        .map(|p| p.parse::<f64>().expect("a number"))
+        .fold(0.0, |total, part| total * 60.0 + part);
+    (date.to_owned(), seconds)
+}
+
+/// A step's job slot is free once its command exits with success and its outputs are
+/// there: with -j 1, a ready step starts while the first step's leftover process is still
+/// being ended (it ignores SIGTERM, so that takes `kill_grace`), and a dependent of the first
+/// step still waits for its end. A command that exits 0 without its output keeps the slot:
+/// the step fails and fail-fast starts nothing more.
+#[test]
+fn a_successful_command_frees_its_slot_while_its_leftovers_are_ended() {
+    let flow = Flow::new(
+        r#"
+[workflow]
+name = "release"
+
+[steps.a]
+run = '''trap '' TERM; sleep 3074 & touch a.out'''
+outputs = ["a.out"]
+kill_grace = "2s"
+
+[steps.b]
+run = "touch b.out"
+outputs = ["b.out"]
+
+[steps.c]
+needs = ["a"]
+run = "touch c.out"
+outputs = ["c.out"]
+"#,
+    );
+    let out = flow.run(&["-j", "1"]);
+    out.expect_code(0);
+    for s in ["a", "b", "c"] {
+        out.expect_state(s, "succeeded");
+    }
+    let a_end = instant(out.step("a"), "finished_at");
+    let b_start = instant(out.step("b"), "started_at");
+    let c_start = instant(out.step("c"), "started_at");
+    assert!(
+        b_start.0 < a_end.0 || (b_start.0 == a_end.0 && b_start.1 + 1.0 < a_end.1),
+        "b started at {b_start:?}, not while a's leftover was ended (a ended {a_end:?})"
+    );
+    assert!(
+        c_start >= a_end,
+        "c started at {c_start:?} before a ended at {a_end:?}"
+    );
+    let warnings = out.step("a")["warnings"].to_string();
+    assert!(warnings.contains("sleep 3074"), "{warnings}");
+    assert_no_process("sleep 3074");
+
+    let flow = Flow::new(
+        r#"
+[workflow]
+name = "holds"
+
+[steps.x]
+run = "true"
+outputs = ["x.out"]
+
+[steps.y]
+run = "touch y.out"
+"#,
+    );
+    let out = flow.run(&["-j", "1"]);
+    out.expect_code(1);
+    out.expect_state("x", "failed");
+    out.expect_state("y", "cancelled");
+    assert!(!flow.exists("y.out"), "y ran after x failed");
+}
+
 /// -j 1 overrides workflow.max_parallel: each step takes the single slot, so any overlap
 /// fails a step.
 #[test]
