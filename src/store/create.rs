@@ -23,6 +23,14 @@ use super::schema::{FRESH, MIGRATIONS};
 /// On any failure nothing is left behind and the caller opens `path` as before, which
 /// reports the problem in its own words.
 pub(super) fn new_history(state_dir: &Path, path: &Path) -> bool {
+    // The temporary file is named after the process: two threads of one process (the MCP
+    // server starting two runs, the tests' twenty openers) would write, remove and link
+    // the same file at once, and one of them could open a history half made ("disk I/O
+    // error"). One creation at a time per process; the next finds the history linked.
+    static CREATING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = CREATING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if fs::symlink_metadata(path).is_ok() {
         return false;
     }
