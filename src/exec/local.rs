@@ -329,12 +329,17 @@ pub(crate) async fn attempt(a: Attempt<'_>, command: Command, from: u64) -> (End
     // A success frees its job slot before its unit, output and progress are seen to and
     // it is judged: a ready step starts meanwhile (`Scheduler::release`). Only where that
     // end cannot turn into a failure or a retry: a task without `fail_on` on its last
-    // attempt, its outputs there.
+    // attempt, its outputs there. Outputs named by a glob are looked for once, when the
+    // step is judged: matching one again here could walk a large folder twice.
     if let (End::Exited(status), None) = (&end, ending) {
         if status.success()
             && step.kind() == crate::manifest::StepKind::Task
             && step.fail_on().is_empty()
             && attempt == attempts
+            && !step
+                .outputs
+                .iter()
+                .any(|o| crate::plan::artifacts::is_glob(o))
             && super::fingerprint::check_outputs(wf, step, false).is_ok()
         {
             let _ = tx.send(Msg::Exited { step: index });

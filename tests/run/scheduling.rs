@@ -95,7 +95,7 @@ fn instant(step: &Value, field: &str) -> (String, f64) {
 /// there: with -j 1, a ready step starts while the first step's leftover process is still
 /// being ended (it ignores SIGTERM, so that takes `kill_grace`), and a dependent of the first
 /// step still waits for its end. A command that exits 0 without its output keeps the slot:
-/// the step fails and fail-fast starts nothing more.
+/// the step fails and fail-fast starts nothing more; so does a step whose outputs are a glob.
 #[test]
 fn a_successful_command_frees_its_slot_while_its_leftovers_are_ended() {
     let flow = Flow::new(
@@ -156,6 +156,32 @@ run = "touch y.out"
     out.expect_state("x", "failed");
     out.expect_state("y", "cancelled");
     assert!(!flow.exists("y.out"), "y ran after x failed");
+
+    // Outputs named by a glob are looked for once, when the step is judged: such a step
+    // keeps its slot until then.
+    let flow = Flow::new(
+        r#"
+[workflow]
+name = "glob"
+
+[steps.g]
+run = '''mkdir -p g; touch g/x.txt; trap '' TERM; sleep 3075 &'''
+outputs = ["g/*.txt"]
+kill_grace = "1s"
+
+[steps.h]
+run = "touch h.out"
+"#,
+    );
+    let out = flow.run(&["-j", "1"]);
+    out.expect_code(0);
+    let g_end = instant(out.step("g"), "finished_at");
+    let h_start = instant(out.step("h"), "started_at");
+    assert!(
+        h_start >= g_end,
+        "h started at {h_start:?}, before g ended at {g_end:?}"
+    );
+    assert_no_process("sleep 3075");
 }
 
 /// -j 1 overrides workflow.max_parallel: each step takes the single slot, so any overlap
