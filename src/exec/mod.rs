@@ -474,6 +474,8 @@ pub async fn execute(
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
     let (stop_tx, stop_rx) = watch::channel(Stop::No);
     let mut tasks = JoinSet::new();
+    // Which step each task follows: a task that panics fails its step.
+    let mut task_steps = std::collections::HashMap::new();
     // Per-step "you are no longer needed" switches; only services listen.
     let not_a_service = watch::Sender::new(false);
     let mut service_stops: std::collections::HashMap<usize, watch::Sender<bool>> =
@@ -549,13 +551,14 @@ pub async fn execute(
                     } else {
                         not_a_service.subscribe()
                     };
-                    tasks.spawn(step::run(
+                    let task = tasks.spawn(step::run(
                         Arc::clone(&ctx),
                         s,
                         service_rx,
                         tx.clone(),
                         stop_rx.clone(),
                     ));
+                    task_steps.insert(task.id(), s);
                     started_any = true;
                 }
             }
@@ -684,10 +687,25 @@ pub async fn execute(
                     }
                 }
             }
-            Some(joined) = tasks.join_next() => {
-                if let Err(e) = joined {
-                    // A step task panicked: its step can no longer be followed.
-                    stop_reason.get_or_insert_with(|| format!("internal error in a step supervisor: {e}"));
+            Some(joined) = tasks.join_next_with_id() => {
+                let (id, failed) = match joined {
+                    Ok((id, ())) => (id, None),
+                    Err(e) => (e.id(), Some(e)),
+                };
+                let step = task_steps.remove(&id);
+                if let Some(e) = failed {
+                    // A step task panicked: its step can no longer be followed. It fails
+                    // (else the run would wait for its end for ever) and the run stops.
+                    let why = format!("internal error in a step supervisor: {e}");
+                    stop_reason.get_or_insert_with(|| why.clone());
+                    if let Some(s) = step.filter(|&s| matches!(sched.slot(s), Slot::Running | Slot::Exited | Slot::Serving)) {
+                        let mut report = Box::new(StepReport::new(&wf.steps[s].name, false));
+                        (report.state, report.reason, report.finished_at) = (StepState::Failed, Some(why), Some(SystemTime::now()));
+                        sched.finish(s, false, true);
+                        sched.stop();
+                        let _ = stop_tx.send(Stop::Graceful(Signal::SIGTERM));
+                        finished.push((s, report, None));
+                    }
                 }
             }
         }

@@ -81,6 +81,11 @@ pub(crate) async fn run(
     mut stop: watch::Receiver<Stop>,
 ) {
     let step = &ctx.wf.steps[index];
+    // Tests make a step's supervisor panic this way; release builds have no such switch.
+    #[cfg(debug_assertions)]
+    if std::env::var_os("BGFLOW_TEST_PANIC_STEP").is_some_and(|v| v == step.name.as_str()) {
+        panic!("BGFLOW_TEST_PANIC_STEP={}", step.name);
+    }
     let log_path = super::log_file(&ctx.log_dir, &step.name);
     let progress_path = ctx.log_dir.join(format!(
         "{}.progress",

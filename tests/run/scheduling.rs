@@ -456,3 +456,40 @@ run = "touch after.ran"
     assert!(out.elapsed < Duration::from_secs(15), "{:?}", out.elapsed);
     assert_no_process("sleep 361");
 }
+
+/// A step's supervisor that panics (an internal error; a debug build injects one with
+/// `BGFLOW_TEST_PANIC_STEP`) fails its step and ends the run: the run does not wait for that
+/// step for ever, its dependent is skipped and the step still running is stopped.
+#[test]
+fn a_step_supervisor_that_panics_fails_its_step_and_the_run_ends() {
+    let flow = Flow::new(
+        r#"
+[workflow]
+name = "panics"
+
+[steps.a]
+run = "true"
+
+[steps.b]
+needs = ["a"]
+run = "touch b.out"
+
+[steps.c]
+run = "sleep 3076"
+"#,
+    );
+    let out = flow
+        .start_env(&["-j", "2"], &[("BGFLOW_TEST_PANIC_STEP", "a")])
+        .finish();
+    out.expect_code(1);
+    out.expect_state("a", "failed");
+    let reason = out.step("a")["reason"].to_string();
+    assert!(
+        reason.contains("internal error in a step supervisor"),
+        "{reason}"
+    );
+    out.expect_state("b", "skipped");
+    assert!(!flow.exists("b.out"), "b ran after a failed");
+    out.expect_state("c", "cancelled");
+    assert_no_process("sleep 3076");
+}
