@@ -49,9 +49,23 @@ try {
   // The first step ends: its box turns green live.
   writeFileSync(marker, '');
   await page.waitForSelector('g.node[data-step="fetch"][data-state="succeeded"]', { timeout: T });
-  const fill = await page.$eval('g.node[data-step="fetch"] rect', (r) => getComputedStyle(r).fill);
-  if (fill !== 'rgb(230, 245, 236)') throw new Error(`fetch's box is not green: ${fill}`);
-  step(`fetch turned green live (${fill})`);
+  // The graph is drawn again as events arrive (the next steps start right after), so the
+  // box found above may already be replaced (a detached box has no computed fill): the
+  // fill is read from the box on the page until it is green, or the wait fails.
+  const green = 'rgb(230, 245, 236)';
+  const fillNow = () => page.evaluate(() => {
+    const r = document.querySelector('g.node[data-step="fetch"] rect');
+    return r ? getComputedStyle(r).fill : '(no box)';
+  });
+  try {
+    await page.waitForFunction((want) => {
+      const r = document.querySelector('g.node[data-step="fetch"] rect');
+      return r && getComputedStyle(r).fill === want;
+    }, green, { timeout: T });
+  } catch (e) {
+    throw new Error(`fetch's box is not green: ${await fillNow()}`);
+  }
+  step(`fetch turned green live (${await fillNow()})`);
   await page.waitForSelector('g.node[data-step="build"][data-state="running"]', { timeout: T });
   await page.waitForSelector('g.node[data-step="lint"][data-state="succeeded"]', { timeout: T });
   await page.waitForFunction(() => {
