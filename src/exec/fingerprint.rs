@@ -56,7 +56,7 @@ pub fn needs_no_run(
 }
 
 /// Whether a step can ever be up to date: it declares outputs and is not a service.
-fn can_be_up_to_date(step: &Step) -> bool {
+pub(crate) fn can_be_up_to_date(step: &Step) -> bool {
     !step.outputs.is_empty() && step.kind() != StepKind::Service
 }
 

@@ -329,8 +329,9 @@ pub(crate) async fn attempt(a: Attempt<'_>, command: Command, from: u64) -> (End
     // A success frees its job slot before its unit, output and progress are seen to and
     // it is judged: a ready step starts meanwhile (`Scheduler::release`). Only where that
     // end cannot turn into a failure or a retry: a task without `fail_on` on its last
-    // attempt, its outputs there. Outputs named by a glob are looked for once, when the
-    // step is judged: matching one again here could walk a large folder twice.
+    // attempt, its outputs there (that look is the one the step is judged by). Outputs
+    // named by a glob are matched when the step is judged, after the next step started:
+    // a glob can walk a large folder.
     if let (End::Exited(status), None) = (&end, ending) {
         if status.success()
             && step.kind() == crate::manifest::StepKind::Task
@@ -340,11 +341,14 @@ pub(crate) async fn attempt(a: Attempt<'_>, command: Command, from: u64) -> (End
                 .outputs
                 .iter()
                 .any(|o| crate::plan::artifacts::is_glob(o))
-            && super::fingerprint::check_outputs(wf, step, false).is_ok()
         {
-            let _ = tx.send(Msg::Exited { step: index });
-            // The run loop and the step it starts go first; this one's bookkeeping after.
-            tokio::task::yield_now().await;
+            let hash = super::fingerprint::can_be_up_to_date(step);
+            if let Ok(outputs) = super::fingerprint::check_outputs(wf, step, hash) {
+                seen.outputs_at_exit = Some(outputs);
+                let _ = tx.send(Msg::Exited { step: index });
+                // The run loop and the step it starts go first; this one's bookkeeping after.
+                tokio::task::yield_now().await;
+            }
         }
     }
     let end = match ending {

@@ -359,7 +359,12 @@ fn judge(
                     Some(status),
                 );
             }
-            match fingerprint::check_outputs(&ctx.wf, step, hash) {
+            // Looked at once: at the exit when the step freed its slot then, else here.
+            let looked = match &seen.outputs_at_exit {
+                Some(outputs) => Ok(outputs.clone()),
+                None => fingerprint::check_outputs(&ctx.wf, step, hash),
+            };
+            match looked {
                 Err(why) => (StepState::Failed, Some(why), Some(status)),
                 Ok(hashed) => {
                     *outputs = hashed;

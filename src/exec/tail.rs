@@ -247,6 +247,10 @@ pub struct Seen {
     pub fail_match: Option<(String, String)>,
     /// Whether the `ready = { log = ... }` pattern has matched.
     pub log_ready: bool,
+    /// The outputs as a successful exit left them, when the step freed its job slot then
+    /// (with the outputs' half of its fingerprint when it can be up to date): the step is
+    /// judged from this look, not from a second one.
+    pub outputs_at_exit: Option<Option<String>>,
 }
 
 impl Seen {
