@@ -74,21 +74,13 @@ fn independent_slot_steps(names: &[&str], slots: usize, barrier: Option<usize>) 
     manifest
 }
 
-/// When a step started or ended, as summary.json gives it (RFC 3339): its date, then its
-/// second of the day (the nanoseconds are printed without their trailing zeros).
-fn instant(step: &Value, field: &str) -> (String, f64) {
-    let text = step[field]
+/// When a step started or ended, as summary.json gives it (RFC 3339).
+fn instant(step: &Value, field: &str) -> jiff::Timestamp {
+    step[field]
         .as_str()
-        .unwrap_or_else(|| panic!("{field}: {step}"));
-    let (date, time) = text
-        .trim_end_matches('Z')
-        .split_once('T')
-        .expect("RFC 3339");
-    let seconds = time
-        .split(':')
-        .map(|p| p.parse::<f64>().expect("a number"))
-        .fold(0.0, |total, part| total * 60.0 + part);
-    (date.to_owned(), seconds)
+        .unwrap_or_else(|| panic!("{field}: {step}"))
+        .parse()
+        .expect("RFC 3339")
 }
 
 /// A step's job slot is free once its command exits with success and its outputs are
@@ -127,7 +119,7 @@ outputs = ["c.out"]
     let b_start = instant(out.step("b"), "started_at");
     let c_start = instant(out.step("c"), "started_at");
     assert!(
-        b_start.0 < a_end.0 || (b_start.0 == a_end.0 && b_start.1 + 1.0 < a_end.1),
+        b_start + jiff::SignedDuration::from_secs(1) < a_end,
         "b started at {b_start:?}, not while a's leftover was ended (a ended {a_end:?})"
     );
     assert!(
