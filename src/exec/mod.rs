@@ -700,7 +700,9 @@ pub async fn execute(
                     stop_reason.get_or_insert_with(|| why.clone());
                     if let Some(s) = step.filter(|&s| matches!(sched.slot(s), Slot::Running | Slot::Exited | Slot::Serving)) {
                         let mut report = Box::new(StepReport::new(&wf.steps[s].name, false));
-                        (report.state, report.reason, report.finished_at) = (StepState::Failed, Some(why), Some(SystemTime::now()));
+                        report.state = StepState::Failed;
+                        report.reason = Some(why);
+                        report.finished_at = Some(SystemTime::now());
                         sched.finish(s, false, true);
                         sched.stop();
                         let _ = stop_tx.send(Stop::Graceful(Signal::SIGTERM));
