@@ -150,6 +150,7 @@ impl Containment {
             signalled: std::sync::atomic::AtomicBool::new(false),
             killed: std::sync::atomic::AtomicBool::new(false),
             empty: false,
+            ended: false,
         })
     }
 
@@ -215,6 +216,8 @@ pub struct Unit<'a> {
     killed: std::sync::atomic::AtomicBool,
     /// `end` found nothing left.
     empty: bool,
+    /// `end` ran to its close: what it ended is gone, and `Drop` has nothing to do.
+    ended: bool,
 }
 
 /// Who belongs to a unit, apart from it: its leaf, or its group and token.
@@ -336,6 +339,7 @@ impl Unit<'_> {
         if self.pgid == 0 || !self.maybe_alive() {
             // An empty unit stays empty: nothing is left in it to start a process.
             self.empty = true;
+            self.ended = true;
             return Vec::new();
         }
         if self.signalled.load(std::sync::atomic::Ordering::Relaxed) {
@@ -354,6 +358,7 @@ impl Unit<'_> {
             })
             .collect();
         if left.is_empty() {
+            self.ended = true;
             return left;
         }
         self.signal(Signal::SIGTERM);
@@ -372,6 +377,7 @@ impl Unit<'_> {
                 reap(l.pid);
             }
         }
+        self.ended = true;
         left
     }
 }
@@ -379,6 +385,12 @@ impl Unit<'_> {
 impl Drop for Unit<'_> {
     fn drop(&mut self) {
         let Some(leaf) = self.leaf.take() else {
+            // A process group's unit dropped before `end` ran to its close: the task that
+            // supervised it panicked, or was cancelled. Everything of it is ended now, as
+            // `cgroup.kill` does below (its leader, if not yet reaped, by `Child`'s drop).
+            if !self.ended && self.pgid != 0 {
+                self.signal(Signal::SIGKILL);
+            }
             return;
         };
         if !self.empty && leaf.populated() {

@@ -262,6 +262,8 @@ pub(crate) async fn attempt(a: Attempt<'_>, command: Command, from: u64) -> (End
                 break (End::Cancelled(None), Some(first));
             }
             Wake::Tick => {
+                #[cfg(debug_assertions)]
+                super::step::test_panic(step, true);
                 output.poll(&mut seen, tx);
                 match &mut phase {
                     Phase::Starting {

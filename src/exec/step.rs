@@ -72,6 +72,32 @@ pub(crate) enum End {
     Slurm(super::slurm::Ended),
 }
 
+/// Tests make a step's supervisor panic; release builds have no such switch.
+/// `BGFLOW_TEST_PANIC_STEP=NAME`: as the task of step NAME starts (`running` false).
+/// `BGFLOW_TEST_PANIC_STEP=NAME@FILE`: while an attempt of it runs (`running` true), at its
+/// first tick (100 ms) once FILE, in the step's folder, exists: its processes are there.
+#[cfg(debug_assertions)]
+pub(crate) fn test_panic(step: &crate::validate::Step, running: bool) {
+    let Some(value) = std::env::var_os("BGFLOW_TEST_PANIC_STEP") else {
+        return;
+    };
+    let value = value.to_string_lossy();
+    let (name, file) = match value.split_once('@') {
+        Some((name, file)) => (name, Some(file)),
+        None => (&*value, None),
+    };
+    if name != step.name.as_str() {
+        return;
+    }
+    match (running, file) {
+        (false, None) => panic!("BGFLOW_TEST_PANIC_STEP={value}"),
+        (true, Some(file)) if step.cwd.join(file).exists() => {
+            panic!("BGFLOW_TEST_PANIC_STEP={value}")
+        }
+        _ => {}
+    }
+}
+
 /// Runs every attempt of step `index`; the last message it sends is `Finished`.
 pub(crate) async fn run(
     ctx: Arc<Ctx>,
@@ -81,11 +107,8 @@ pub(crate) async fn run(
     mut stop: watch::Receiver<Stop>,
 ) {
     let step = &ctx.wf.steps[index];
-    // Tests make a step's supervisor panic this way; release builds have no such switch.
     #[cfg(debug_assertions)]
-    if std::env::var_os("BGFLOW_TEST_PANIC_STEP").is_some_and(|v| v == step.name.as_str()) {
-        panic!("BGFLOW_TEST_PANIC_STEP={}", step.name);
-    }
+    test_panic(step, false);
     let log_path = super::log_file(&ctx.log_dir, &step.name);
     let progress_path = ctx.log_dir.join(format!(
         "{}.progress",

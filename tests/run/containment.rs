@@ -232,6 +232,30 @@ fn timeout(mechanism: &str, tag: u32) {
     assert_all_gone(tag, "after the timeout");
 }
 
+/// The task that supervises the step panics while the step and its escapes run (a fault
+/// injected in debug builds, `BGFLOW_TEST_PANIC_STEP`): the step fails, the run ends, and
+/// nothing of the step is left, under either mechanism.
+fn supervisor_panics(mechanism: &str, tag: u32) {
+    let flow = one_step(tag, &format!("sleep {tag}9"), "");
+    let conf = config(&flow, mechanism);
+    let out = flow
+        .start_env(
+            &[],
+            &[
+                ("BGFLOW_CONFIG", &conf),
+                ("BGFLOW_TEST_PANIC_STEP", "leave@spawned"),
+            ],
+        )
+        .finish();
+    out.expect_code(1).expect_state("leave", "failed");
+    let reason = out.step("leave")["reason"].to_string();
+    assert!(
+        reason.contains("internal error in a step supervisor"),
+        "{reason}"
+    );
+    assert_all_gone(tag, "after the step's supervisor panicked");
+}
+
 fn stop(mechanism: &str, tag: u32, force: bool) {
     let flow = one_step(tag, &format!("sleep {tag}9"), "");
     let conf = config(&flow, mechanism);
@@ -423,6 +447,9 @@ both!(escapes_end_at_fail_fast, 515, |m, t| fail_fast(m, t));
 both!(escapes_end_with_their_service, 517, |m, t| service_end(
     m, t
 ));
+both!(escapes_end_when_the_steps_supervisor_panics, 541, |m, t| {
+    supervisor_panics(m, t)
+});
 both!(steps_after_a_killed_unit_start_normally, 531, |m, t| {
     after_a_kill(m, t)
 });
