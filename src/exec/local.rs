@@ -347,9 +347,13 @@ pub(crate) async fn attempt(a: Attempt<'_>, command: Command, from: u64) -> (End
             let hash = super::fingerprint::can_be_up_to_date(step);
             if let Ok(outputs) = super::fingerprint::check_outputs(wf, step, hash) {
                 seen.outputs_at_exit = Some(outputs);
-                let _ = tx.send(Msg::Exited { step: index });
-                // The run loop and the step it starts go first; this one's bookkeeping after.
-                tokio::task::yield_now().await;
+                let (ack, acked) = tokio::sync::oneshot::channel();
+                let _ = tx.send(Msg::Exited { step: index, ack });
+                // The run loop and the steps it starts go first; this one's bookkeeping
+                // after. (A `yield_now` did not: the runtime queues a task that yields
+                // when it next polls for events, which came before the run loop's turn, so
+                // this task ran ahead of the steps that loop then started.)
+                let _ = acked.await;
             }
         }
     }

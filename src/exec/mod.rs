@@ -193,9 +193,12 @@ pub(crate) enum Msg {
         reason: String,
     },
     /// The attempt's command exited with success and the step's outputs are there: its
-    /// job slot is free while its end is judged and recorded (`Finished` follows).
+    /// job slot is free while its end is judged and recorded (`Finished` follows). `ack`
+    /// is dropped once the steps the slot lets start have been started: the step's task
+    /// waits for that, so that its bookkeeping comes after their starts.
     Exited {
         step: usize,
+        ack: tokio::sync::oneshot::Sender<()>,
     },
     Finished {
         step: usize,
@@ -304,6 +307,7 @@ pub async fn execute(
         lookahead::Absent::look_ahead(&wf, candidates)
     };
 
+    let mut exited: Vec<tokio::sync::oneshot::Sender<()>> = Vec::new();
     loop {
         // Start what can start; up-to-date steps finish at once and may unlock others.
         let mut started_any = false;
@@ -350,6 +354,9 @@ pub async fn execute(
                 }
             }
         }
+        // The tasks of steps whose exit freed a slot go on after the tasks just started
+        // (the runtime runs tasks in the order they are woken).
+        exited.clear();
         if !finished.is_empty() {
             // Let the new step tasks run first: their processes start now, and the
             // bookkeeping below overlaps them instead of delaying them.
@@ -417,7 +424,10 @@ pub async fn execute(
                         sink.event(&RunEvent::StepProgress { step, progress: &progress });
                         reports[step].progress = Some(Box::new(progress));
                     }
-                    Msg::Exited { step } => sched.release(step),
+                    Msg::Exited { step, ack } => {
+                        sched.release(step);
+                        exited.push(ack);
+                    }
                     Msg::Ready { step } => {
                         sched.service_ready(step);
                         sink.event(&RunEvent::ServiceReady { step });
@@ -499,6 +509,8 @@ pub async fn execute(
             }
         }
     }
+    // A task waiting for its `Exited` to be acknowledged goes on (it would wait for ever).
+    drop(exited);
     while tasks.join_next().await.is_some() {}
     ctx.contain.reap_orphans();
 
