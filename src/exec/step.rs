@@ -136,7 +136,7 @@ pub(crate) async fn run(
         // The inputs as the attempt finds them: taken before it starts, so that nothing the
         // step or anyone else changes once it runs can make them look up to date.
         fingerprint = fingerprint::at_start(&ctx.wf, step);
-        let (end, seen, from) = super::executor::run_attempt(Attempt {
+        let (end, mut seen, from) = super::executor::run_attempt(Attempt {
             ctx: &ctx,
             index,
             attempt,
@@ -154,7 +154,8 @@ pub(crate) async fn run(
         let exited = matches!(end, End::Exited(_));
         outputs = None;
         let hash = fingerprint.is_some();
-        let (mut state, mut reason, status) = judge(&ctx, index, end, &seen, hash, &mut outputs);
+        let (mut state, mut reason, status) =
+            judge(&ctx, index, end, &mut seen, hash, &mut outputs);
         report.tests = None;
         if let (Some((pattern, before)), true) = (&junit, exited) {
             let mut read = super::junit::read(&ctx.wf.root, pattern, before, &step.cwd);
@@ -265,7 +266,7 @@ fn judge(
     ctx: &Ctx,
     index: usize,
     end: End,
-    seen: &Seen,
+    seen: &mut Seen,
     hash: bool,
     outputs: &mut Option<String>,
 ) -> (StepState, Option<String>, Option<std::process::ExitStatus>) {
@@ -383,8 +384,8 @@ fn judge(
                 );
             }
             // Looked at once: at the exit when the step freed its slot then, else here.
-            let looked = match &seen.outputs_at_exit {
-                Some(outputs) => Ok(outputs.clone()),
+            let looked = match seen.outputs_at_exit.take() {
+                Some(outputs) => Ok(outputs),
                 None => fingerprint::check_outputs(&ctx.wf, step, hash),
             };
             match looked {
