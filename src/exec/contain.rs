@@ -463,6 +463,14 @@ impl RunProcesses {
                 })
     }
 
+    /// Removes the run's cgroup folder (and its leaves) when no live process is in it; for
+    /// a run whose supervisor is gone, so that nothing starts there again.
+    pub fn remove_if_empty(&self) {
+        if let Some(dir) = self.dir.as_deref().filter(|d| cgroup_members(d).is_empty()) {
+            remove_tree(dir);
+        }
+    }
+
     /// The run's processes, each held by a pidfd opened before it is checked again, so a
     /// number recycled meanwhile is never signalled.
     fn held(&self) -> Vec<(u32, OwnedFd)> {

@@ -84,7 +84,7 @@ pub fn follow<E>(
             return Ok(Ok(()));
         }
         // Records `run_lost`, `run_unresponsive`, `run_responsive` as readers see them.
-        let _ = store.reconcile_lost();
+        super::reconcile(store);
         if let Some(id) = run {
             let active = store.run(id).ok().flatten().is_some_and(|r| r.is_active());
             if !active
@@ -145,7 +145,7 @@ impl Tail {
     /// it returns that many).
     pub fn read(&mut self) -> Result<Vec<Recorded>, Error> {
         if self.reconciled.elapsed() >= Duration::from_secs(1) {
-            let _ = self.store.reconcile_lost();
+            super::reconcile(&mut self.store);
             self.reconciled = std::time::Instant::now();
             // Its own writes do not move `data_version`.
             self.version = None;

@@ -55,7 +55,7 @@ impl History {
             *open = Some((dir, store, Instant::now()));
         } else if let Some((_, store, at)) = open.as_mut() {
             if at.elapsed() >= RECONCILE_EVERY {
-                let _ = store.reconcile_lost();
+                runs::reconcile(store);
                 *at = Instant::now();
             }
         }

@@ -169,7 +169,7 @@ pub fn open(state_dir: Option<&Path>, obs: &mut dyn Observer) -> Result<Store, E
             if let Some(w) = s.new_history_warning() {
                 obs.note(&w);
             }
-            let _ = s.reconcile_lost();
+            reconcile(&mut s);
             Ok(s)
         }
         Ok(None) => Err(Error::usage(format!(
@@ -177,6 +177,23 @@ pub fn open(state_dir: Option<&Path>, obs: &mut dyn Observer) -> Result<Store, E
             dir.display()
         ))),
         Err(e) => Err(internal(&e)),
+    }
+}
+
+/// Writes what readers see (`Store::reconcile_lost`: runs whose supervisor is gone become
+/// `lost`), then removes the cgroup folder of every lost run that no live process is left
+/// in. A supervisor killed by SIGKILL never removes its own, and each folder left is a
+/// kernel object kept for good; one that still holds the run's orphans stays, for `stop`.
+/// Best effort, like the reconcile itself.
+pub fn reconcile(store: &mut Store) {
+    let _ = store.reconcile_lost();
+    let Ok(lost) = store.runs_stored(&["lost"], 10_000) else {
+        return;
+    };
+    for run in &lost {
+        if let Some(dir) = run.cgroup.as_deref().map(Path::new).filter(|d| d.is_dir()) {
+            crate::exec::contain::RunProcesses::of(&run.id, Some(dir)).remove_if_empty();
+        }
     }
 }
 

@@ -129,7 +129,7 @@ pub fn wait(
                 (v, seen, at)
             }
             _ => {
-                let _ = store.reconcile_lost();
+                super::reconcile(store);
                 (view(store, id)?, version, Instant::now())
             }
         };

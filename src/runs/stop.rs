@@ -175,7 +175,7 @@ pub fn stop(
     if on_slurm {
         stop_jobs(&id, opts.force, obs)?;
     }
-    let _ = store.reconcile_lost();
+    super::reconcile(store);
     let state = store
         .run(&id)
         .ok()

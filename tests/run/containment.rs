@@ -485,6 +485,58 @@ fn auto_takes_the_cgroup_here_and_status_shows_the_mechanism() {
     });
 }
 
+/// A supervisor killed by SIGKILL cannot remove its run's cgroup folder. The folder stays
+/// while the run's orphans live in it (for `stop`), and the first reader after they are
+/// gone removes it: none is left behind for good.
+#[test]
+fn a_lost_runs_cgroup_goes_once_nothing_is_left_in_it() {
+    let flow = one_step(543, "sleep 5439", "");
+    let conf = config(&flow, "cgroup");
+    let run = detach(&flow, &conf);
+    let id = run.id.clone();
+    wait_escaped(&flow, 543);
+    let status = status_json(&flow, &id);
+    let cgroup = status["run"]["cgroup"]
+        .as_str()
+        .expect("the run's cgroup")
+        .to_owned();
+    let sup = status["run"]["supervisor_pid"]
+        .as_i64()
+        .expect("a supervisor pid");
+    kill(
+        Pid::from_raw(i32::try_from(sup).expect("pid")),
+        Signal::SIGKILL,
+    )
+    .expect("kill -9 the supervisor");
+    wait_until(SOON, "the run to show lost", || {
+        status_json(&flow, &id)["run"]["state"] == "lost"
+    });
+    assert!(
+        Path::new(&cgroup).is_dir(),
+        "the folder went while the run's orphans live in it"
+    );
+    // The orphans end on their own (here, by SIGKILL from outside bgflow).
+    for n in needles(543) {
+        for pid in live_processes(&n) {
+            let _ = kill(
+                Pid::from_raw(i32::try_from(pid).expect("pid")),
+                Signal::SIGKILL,
+            );
+        }
+    }
+    assert_all_gone(543, "after they were killed");
+    wait_until(SOON, "a reader to remove the lost run's cgroup", || {
+        let out = bgflow(&flow, &["list"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        !Path::new(&cgroup).exists()
+    });
+    assert_eq!(status_json(&flow, &id)["run"]["state"], "lost");
+}
+
 /// A recorded pid that a new process has taken is never signalled: `stop` of a lost run
 /// leaves it alone and says so. The number is handed to the new process by writing
 /// /proc/sys/kernel/ns_last_pid (as root), retried if another process takes it first.
