@@ -4,8 +4,9 @@
 
 use std::path::Path;
 
+use crate::exec::contain::RunProcesses;
 use crate::exit;
-use crate::store::admit::{Admission, Refusal};
+use crate::store::admit::{overlap, Admission, Refusal};
 use crate::store::{now_ms, NewRun, Store};
 
 use super::Error;
@@ -69,6 +70,9 @@ fn human_bytes(n: u64) -> String {
 /// Admits the run in the history (inserting its row), or says why not: exit 3 when it is
 /// refused, 4 when the history cannot be written.
 pub fn admit(store: &mut Store, run: &NewRun, a: Admission, state_dir: &Path) -> Result<(), Error> {
+    if a.check_lock {
+        lost_writers(store, run, state_dir)?;
+    }
     match store.admit(run, a) {
         Ok(None) => Ok(()),
         Ok(Some(Refusal::Limit { active, limit })) => {
@@ -101,4 +105,50 @@ pub fn admit(store: &mut Store, run: &NewRun, a: Admission, state_dir: &Path) ->
             "error: cannot record the run: {e}\n"
         ))),
     }
+}
+
+/// A lost run (its supervisor gone) whose processes still run in the same root, with
+/// outputs that overlap, holds the lock as a live run does (guarantee 11): the steps of a
+/// killed supervisor write on, and a new run beside them would write the same files. Its
+/// lock goes with its last process, so a crashed run still leaves no stale lock.
+fn lost_writers(store: &mut Store, run: &NewRun, state_dir: &Path) -> Result<(), Error> {
+    let Some(mine) = &run.outputs else {
+        return Ok(());
+    };
+    super::reconcile(store);
+    let Ok(lost) = store.runs_stored(&["lost"], 10_000) else {
+        return Ok(());
+    };
+    let root = run.root.display().to_string();
+    for other in lost.iter().filter(|r| r.root == root) {
+        let Some(lock) = &other.lock else { continue };
+        let common: Vec<&str> = mine
+            .iter()
+            .filter(|m| lock.outputs.iter().any(|o| overlap(m, o)))
+            .map(String::as_str)
+            .collect();
+        if common.is_empty() {
+            continue;
+        }
+        let left = RunProcesses::of(&other.id, other.cgroup.as_deref().map(Path::new)).list();
+        if left.is_empty() {
+            continue;
+        }
+        let what: Vec<String> = left
+            .iter()
+            .take(3)
+            .map(|&pid| format!("{} (pid {pid})", crate::procfs::command_line(pid)))
+            .collect();
+        let more = if left.len() > 3 { ", ..." } else { "" };
+        let sd = crate::validate::template::shell_quote(&state_dir.display().to_string());
+        return Err(Error::invalid(format!(
+            "error: run {id} of `{wf}` is lost (its supervisor is gone), but {n} of its processes still run in {root} and may write the same outputs ({outs}): {what}{more}; nothing ran\n  help: end them: bgflow --state-dir {sd} stop {id}; or pass --allow-concurrent\n",
+            id = other.id,
+            wf = other.workflow,
+            n = left.len(),
+            outs = common.join(", "),
+            what = what.join(", "),
+        )));
+    }
+    Ok(())
 }

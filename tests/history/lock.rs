@@ -9,7 +9,7 @@ fn a_second_run_writing_the_same_outputs_is_refused_until_the_first_is_gone() {
     let home = Home::new();
     home.write(
         "lock.toml",
-        "[workflow]\nname = \"lock\"\n\n[steps.make]\nrun = \"sh wait.sh go; mkdir -p build; echo x > build/x.txt\"\noutputs = [\"build/x.txt\"]\n",
+        "[workflow]\nname = \"lock\"\n\n[steps.make]\nrun = \"sh wait.sh go-lock; mkdir -p build; echo x > build/x.txt\"\noutputs = [\"build/x.txt\"]\n",
     );
     home.write(
         "other.toml",
@@ -71,19 +71,77 @@ fn a_second_run_writing_the_same_outputs_is_refused_until_the_first_is_gone() {
     home.bgflow(&["stop", &allowed, "--force", "--yes"])
         .expect(0);
 
-    // The holder crashes: its lock goes with it, no stale lock.
+    // The holder crashes while its step runs: the step writes on, so the lost run holds
+    // the lock as long as it does; a new run would write the same file beside it.
     signal(
         i64::from(first_run.child.id()),
         nix::sys::signal::Signal::SIGKILL,
     );
     drop(first_run);
-    let next = run_id_of(&home.bgflow(&["run", "-d", "lock.toml"]).expect(0));
+    let out = home.bgflow(&["run", "-d", "lock.toml"]).expect(3);
     assert_eq!(home.status(&first)["run"]["state"], "lost");
-    home.touch("go");
+    assert!(
+        out.stderr
+            .contains(&format!("error: run {first} of `lock` is lost"))
+            && out.stderr.contains("of its processes still run")
+            && out.stderr.contains("wait.sh go-lock")
+            && out.stderr.contains("build/x.txt")
+            && out.stderr.contains("nothing ran")
+            && out.stderr.contains(&format!("stop {first}")),
+        "{}",
+        out.stderr
+    );
+    // Once its last process ends (here its step finishes on its own), the lock goes with
+    // it: no stale lock.
+    let step = [
+        "sh",
+        "-c",
+        "sh wait.sh go-lock; mkdir -p build; echo x > build/x.txt",
+    ];
+    assert_eq!(processes(&step).len(), 1, "the lost run's step runs on");
+    home.touch("go-lock");
+    wait_gone(&step);
+    assert!(home.path().join("build/x.txt").exists());
+    let next = run_id_of(&home.bgflow(&["run", "-d", "lock.toml"]).expect(0));
     let s = home.wait_done(&next);
     assert_eq!(s["run"]["state"], "succeeded", "{s}");
     // A finished run holds nothing: the next one is admitted.
     let (_, out) = home.run("lock.toml");
+    out.expect(0);
+}
+
+/// With `containment = "process-group"` too (a lost run's processes found by their
+/// token): a lost run whose step still runs holds its lock until `stop` ends the step.
+#[test]
+fn a_lost_runs_running_step_holds_its_lock_until_stop_ends_it() {
+    let home = Home::new();
+    home.write("bgflow.toml", "containment = \"process-group\"\n");
+    home.write(
+        "held.toml",
+        "[workflow]\nname = \"held\"\n\n[steps.write]\nrun = \"sh wait.sh go-318; echo y > out.txt\"\noutputs = [\"out.txt\"]\n",
+    );
+    let id = home.detach("held.toml");
+    let s = home.wait_step_running(&id, "write");
+    assert_eq!(s["run"]["containment"], "process-group", "{s}");
+    let pid = s["run"]["supervisor_pid"].as_i64().expect("supervisor_pid");
+    signal(pid, nix::sys::signal::Signal::SIGKILL);
+    let out = home
+        .bgflow(&["run", "held.toml", "--progress", "never"])
+        .expect(3);
+    assert!(
+        out.stderr
+            .contains(&format!("error: run {id} of `held` is lost"))
+            && out.stderr.contains("wait.sh go-318")
+            && out.stderr.contains("(out.txt)")
+            && out.stderr.contains(&format!("stop {id}")),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(home.status(&id)["run"]["state"], "lost");
+    home.bgflow(&["stop", &id, "--yes"]).expect(0);
+    wait_gone(&["sh", "wait.sh", "go-318"]);
+    home.touch("go-318");
+    let (_, out) = home.run("held.toml");
     out.expect(0);
 }
 
