@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::exec::contain::RunProcesses;
+use crate::exec::contain;
 use crate::exit;
 use crate::store::admit::{overlap, Admission, Refusal};
 use crate::store::{now_ms, NewRun, Store};
@@ -120,35 +120,45 @@ fn lost_writers(store: &mut Store, run: &NewRun, state_dir: &Path) -> Result<(),
         return Ok(());
     };
     let root = run.root.display().to_string();
-    for other in lost.iter().filter(|r| r.root == root) {
-        let Some(lock) = &other.lock else { continue };
-        let common: Vec<&str> = mine
-            .iter()
-            .filter(|m| lock.outputs.iter().any(|o| overlap(m, o)))
-            .map(String::as_str)
-            .collect();
-        if common.is_empty() {
-            continue;
-        }
-        let left = RunProcesses::of(&other.id, other.cgroup.as_deref().map(Path::new)).list();
-        if left.is_empty() {
-            continue;
-        }
-        let what: Vec<String> = left
-            .iter()
-            .take(3)
-            .map(|&pid| format!("{} (pid {pid})", crate::procfs::command_line(pid)))
-            .collect();
-        let more = if left.len() > 3 { ", ..." } else { "" };
-        let sd = crate::validate::template::shell_quote(&state_dir.display().to_string());
-        return Err(Error::invalid(format!(
-            "error: run {id} of `{wf}` is lost (its supervisor is gone), but {n} of its processes still run in {root} and may write the same outputs ({outs}): {what}{more}; nothing ran\n  help: end them: bgflow --state-dir {sd} stop {id}; or pass --allow-concurrent\n",
-            id = other.id,
-            wf = other.workflow,
-            n = left.len(),
-            outs = common.join(", "),
-            what = what.join(", "),
-        )));
+    let holders: Vec<(&crate::store::RunRow, Vec<&str>)> = lost
+        .iter()
+        .filter(|r| r.root == root)
+        .filter_map(|r| {
+            let lock = r.lock.as_ref()?;
+            let common: Vec<&str> = mine
+                .iter()
+                .filter(|m| lock.outputs.iter().any(|o| overlap(m, o)))
+                .map(String::as_str)
+                .collect();
+            (!common.is_empty()).then_some((r, common))
+        })
+        .collect();
+    if holders.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    // One scan of /proc for all of them.
+    let keys: Vec<(&str, Option<&Path>)> = holders
+        .iter()
+        .map(|(r, _)| (r.id.as_str(), r.cgroup.as_deref().map(Path::new)))
+        .collect();
+    let live = contain::live_of(&keys);
+    let Some(((other, common), left)) = holders.iter().zip(live).find(|(_, l)| !l.is_empty())
+    else {
+        return Ok(());
+    };
+    let what: Vec<String> = left
+        .iter()
+        .take(3)
+        .map(|&pid| format!("{} (pid {pid})", crate::procfs::command_line(pid)))
+        .collect();
+    let more = if left.len() > 3 { ", ..." } else { "" };
+    let sd = crate::validate::template::shell_quote(&state_dir.display().to_string());
+    Err(Error::invalid(format!(
+        "error: run {id} of `{wf}` is lost (its supervisor is gone), but {n} of its processes still run in {root} and may write the same outputs ({outs}): {what}{more}; nothing ran\n  help: end them: bgflow --state-dir {sd} stop {id}; or pass --allow-concurrent\n",
+        id = other.id,
+        wf = other.workflow,
+        n = left.len(),
+        outs = common.join(", "),
+        what = what.join(", "),
+    )))
 }

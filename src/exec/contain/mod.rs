@@ -32,8 +32,10 @@ use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 
 use super::process::proc_stat;
-use super::spawn;
 use crate::config::Containment as Asked;
+
+mod outside;
+pub use outside::{live_of, RunProcesses, Swept};
 
 /// The environment variable that marks every process of a step attempt.
 pub const TOKEN_VAR: &str = "BGFLOW_STEP_TOKEN";
@@ -411,123 +413,6 @@ impl Drop for Unit<'_> {
     }
 }
 
-/// What `stop` found and did for a run whose supervisor is gone.
-#[derive(Debug, Default)]
-pub struct Swept {
-    /// Processes signalled, with their command lines.
-    pub ended: Vec<Leftover>,
-    /// Processes still alive after the last SIGKILL (should be none).
-    pub survivors: Vec<u32>,
-}
-
-/// Every process of one run, seen from outside its supervisor (`stop`): in the run's cgroup
-/// folder (`recorded` when it is that run's, else found by its name), or carrying one of
-/// the run's tokens. The folder is found once.
-pub struct RunProcesses {
-    prefix: String,
-    dir: Option<PathBuf>,
-    mount: Option<PathBuf>,
-}
-
-impl RunProcesses {
-    pub fn of(run_id: &str, recorded: Option<&Path>) -> Self {
-        let name = format!("bgflow-{run_id}");
-        let dir = recorded
-            .filter(|d| d.file_name() == Some(std::ffi::OsStr::new(&name)))
-            .filter(|d| d.is_dir())
-            .map(Path::to_path_buf)
-            .or_else(|| find_run_cgroup(run_id));
-        Self {
-            prefix: format!("{run_id}."),
-            dir,
-            mount: cgroup2_mount(),
-        }
-    }
-
-    /// The live processes of the run.
-    pub fn list(&self) -> Vec<u32> {
-        let mut pids = self.dir.as_deref().map(cgroup_members).unwrap_or_default();
-        pids.extend(scan_proc(|pid, _| has_token(pid, &self.prefix, true)));
-        pids.sort_unstable();
-        pids.dedup();
-        pids
-    }
-
-    /// Whether `pid` is a live process of the run.
-    pub fn owns(&self, pid: u32) -> bool {
-        alive(pid)
-            && (has_token(pid, &self.prefix, true)
-                || match (&self.dir, &self.mount) {
-                    (Some(dir), Some(mount)) => in_cgroup(pid, dir, mount),
-                    _ => false,
-                })
-    }
-
-    /// Removes the run's cgroup folder (and its leaves) when no live process is in it; for
-    /// a run whose supervisor is gone, so that nothing starts there again.
-    pub fn remove_if_empty(&self) {
-        if let Some(dir) = self.dir.as_deref().filter(|d| cgroup_members(d).is_empty()) {
-            remove_tree(dir);
-        }
-    }
-
-    /// The run's processes, each held by a pidfd opened before it is checked again, so a
-    /// number recycled meanwhile is never signalled.
-    fn held(&self) -> Vec<(u32, OwnedFd)> {
-        self.list()
-            .into_iter()
-            .filter_map(|pid| {
-                let fd = spawn::pidfd_open(pid).ok()?;
-                self.owns(pid).then_some((pid, fd))
-            })
-            .collect()
-    }
-
-    /// Ends every process of the run that its supervisor left behind. `grace`: between
-    /// SIGTERM and SIGKILL (zero: SIGKILL at once).
-    pub fn sweep(&self, grace: Duration) -> Swept {
-        let find = || self.held();
-        let dir = &self.dir;
-        let mut swept = Swept::default();
-        let first = find();
-        swept.ended = first
-            .iter()
-            .map(|(pid, _)| Leftover {
-                pid: *pid,
-                command: crate::procfs::command_line(*pid),
-            })
-            .collect();
-        if !grace.is_zero() {
-            for (_, fd) in &first {
-                let _ = spawn::pidfd_signal(fd.as_fd(), libc::SIGTERM);
-            }
-            let deadline = Instant::now() + grace;
-            while !find().is_empty() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        if let Some(d) = &dir {
-            let _ = fs::write(d.join("cgroup.kill"), "1");
-        }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let left = find();
-            for (_, fd) in &left {
-                let _ = spawn::pidfd_signal(fd.as_fd(), libc::SIGKILL);
-            }
-            if left.is_empty() || Instant::now() >= deadline {
-                swept.survivors = left.iter().map(|(p, _)| *p).collect();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        if let Some(d) = &dir {
-            remove_tree(d);
-        }
-        swept
-    }
-}
-
 /// A short description of processes that outlived their step, for a warning.
 pub fn describe(step: &str, left: &[Leftover]) -> String {
     const SHOWN: usize = 5;
@@ -720,20 +605,22 @@ fn scan_proc(pick: impl Fn(u32, u32) -> bool) -> Vec<u32> {
 /// Whether the process's environment holds `BGFLOW_STEP_TOKEN=<token>` (or, with
 /// `prefix`, a token starting with `token`).
 fn has_token(pid: u32, token: &str, prefix: bool) -> bool {
-    let Ok(env) = fs::read(format!("/proc/{pid}/environ")) else {
-        return false;
-    };
-    let key = TOKEN_VAR.as_bytes();
-    env.split(|b| *b == 0).any(|entry| {
-        entry.len() > key.len() && entry.starts_with(key) && entry[key.len()] == b'=' && {
-            let value = &entry[key.len() + 1..];
-            if prefix {
-                value.starts_with(token.as_bytes())
-            } else {
-                value == token.as_bytes()
-            }
+    token_of(pid).is_some_and(|value| {
+        if prefix {
+            value.starts_with(token.as_bytes())
+        } else {
+            value == token.as_bytes()
         }
     })
+}
+
+/// The value of `BGFLOW_STEP_TOKEN` in the process's environment, if it has one.
+fn token_of(pid: u32) -> Option<Vec<u8>> {
+    let env = fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let key = TOKEN_VAR.as_bytes();
+    env.split(|b| *b == 0)
+        .find(|entry| entry.len() > key.len() && entry.starts_with(key) && entry[key.len()] == b'=')
+        .map(|entry| entry[key.len() + 1..].to_vec())
 }
 
 /// The children of this process's main thread, where the kernel puts a subreaper's
