@@ -1,33 +1,64 @@
 //! Removing what finished runs left: their records and log folders (`cleanup`, and the
 //! retention after each run), and run folders the history does not know.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::store::{now_ms, RunRow, Store, StoreError};
 
 use super::Error;
 
+/// What `remove_old` removed (or, with `dry_run`, would remove), and what it kept.
+#[derive(Debug, Default)]
+pub struct Removed {
+    pub runs: Vec<RunRow>,
+    /// Lost runs old enough but with processes still running (their supervisor was killed
+    /// and their steps run on), with those processes: kept, so that `stop` can still find
+    /// and end them, and their lock holds.
+    pub kept: Vec<(RunRow, Vec<u32>)>,
+}
+
 /// Removes the records and log folders of finished runs in `states` older than `age`;
-/// never an active run. Returns what was (or, with `dry_run`, would be) removed.
+/// never an active run, nor a lost one whose processes still run.
 pub fn remove_old(
     store: &mut Store,
     age: crate::manifest::Duration,
     states: &[&str],
     dry_run: bool,
-) -> Result<Vec<RunRow>, StoreError> {
+) -> Result<Removed, StoreError> {
     let runs = store.runs(states, usize::MAX >> 1)?;
     let cutoff = now_ms() - i64::try_from(age.as_std().as_millis()).unwrap_or(i64::MAX);
     let old: Vec<RunRow> = runs
         .into_iter()
         .filter(|r| !r.is_active() && r.finished_at.unwrap_or(r.created_at) <= cutoff)
         .collect();
+    // One scan of /proc for every lost run among them.
+    let lost: Vec<(&str, Option<&Path>)> = old
+        .iter()
+        .filter(|r| r.state == "lost")
+        .map(|r| (r.id.as_str(), r.cgroup.as_deref().map(Path::new)))
+        .collect();
+    let mut live = crate::exec::contain::live_of(&lost).into_iter();
+    let mut out = Removed::default();
+    for r in old {
+        // `live` has an entry for each lost run, in their order.
+        let pids = if r.state == "lost" {
+            live.next().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        if pids.is_empty() {
+            out.runs.push(r);
+        } else {
+            out.kept.push((r, pids));
+        }
+    }
     if !dry_run {
-        for r in &old {
+        for r in &out.runs {
             let _ = std::fs::remove_dir_all(&r.log_dir);
             store.delete_run(&r.id)?;
         }
     }
-    Ok(old)
+    Ok(out)
 }
 
 /// What `remove_orphans` did with one folder.

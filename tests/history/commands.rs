@@ -369,6 +369,42 @@ fn cleanup_removes_finished_runs_only_and_dry_run_removes_nothing() {
     assert_eq!(ids(), set(&[&live]));
 }
 
+/// A lost run whose step still runs (its supervisor was killed) is kept by `cleanup`, so
+/// that `stop` can still find and end what it left; once they are ended it goes.
+#[test]
+fn cleanup_keeps_a_lost_run_whose_processes_still_run() {
+    let home = Home::new();
+    home.write(
+        "left.toml",
+        "[workflow]\nname = \"left\"\n\n[steps.s]\nrun = \"sh wait.sh go-319\"\n",
+    );
+    let id = home.detach("left.toml");
+    let s = home.wait_step_running(&id, "s");
+    let pid = s["run"]["supervisor_pid"].as_i64().expect("supervisor_pid");
+    signal(pid, nix::sys::signal::Signal::SIGKILL);
+    wait_until("the run to be lost", SOON, || {
+        (home.status(&id)["run"]["state"] == "lost").then_some(())
+    });
+    let out = home.bgflow(&["cleanup", "--older-than", "0s"]).expect(0);
+    assert!(!out.stdout.contains(&id), "{}", out.stdout);
+    assert!(
+        out.stderr
+            .contains(&format!("note: kept run {id} of `left`: it is lost, but"))
+            && out.stderr.contains(&format!("bgflow stop {id}")),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(home.status(&id)["run"]["state"], "lost");
+    home.bgflow(&["stop", &id, "--yes"]).expect(0);
+    wait_gone(&["sh", "wait.sh", "go-319"]);
+    let out = home.bgflow(&["cleanup", "--older-than", "0s"]).expect(0);
+    assert!(
+        out.stdout.contains(&format!("removed {id} left lost")),
+        "{}",
+        out.stdout
+    );
+}
+
 #[test]
 fn run_ids_resolve_by_any_unique_prefix() {
     let home = Home::new();
