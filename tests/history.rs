@@ -477,6 +477,13 @@ impl Drop for Tmpfs {
 }
 
 /// Sends `signal` to `pid`.
+/// `kill -9` of the supervisor that status `s` names; its pid.
+fn kill_supervisor(s: &Value) -> i64 {
+    let pid = s["run"]["supervisor_pid"].as_i64().expect("supervisor_pid");
+    signal(pid, nix::sys::signal::Signal::SIGKILL);
+    pid
+}
+
 fn signal(pid: i64, signal: nix::sys::signal::Signal) {
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(i32::try_from(pid).expect("pid")),

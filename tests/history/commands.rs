@@ -379,9 +379,7 @@ fn cleanup_keeps_a_lost_run_whose_processes_still_run() {
         "[workflow]\nname = \"left\"\n\n[steps.s]\nrun = \"sh wait.sh go-319\"\n",
     );
     let id = home.detach("left.toml");
-    let s = home.wait_step_running(&id, "s");
-    let pid = s["run"]["supervisor_pid"].as_i64().expect("supervisor_pid");
-    signal(pid, nix::sys::signal::Signal::SIGKILL);
+    kill_supervisor(&home.wait_step_running(&id, "s"));
     wait_until("the run to be lost", SOON, || {
         (home.status(&id)["run"]["state"] == "lost").then_some(())
     });

@@ -367,12 +367,7 @@ fn a_killed_supervisor_is_lost_and_stop_ends_its_orphans() {
     wait_until("both sleeps to start", SOON, || {
         (processes(&sleeper).len() == 2).then_some(())
     });
-    let pid = s["run"]["supervisor_pid"].as_i64().expect("supervisor_pid");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(i32::try_from(pid).expect("pid")),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .expect("kill -9 the supervisor");
+    let pid = kill_supervisor(&s);
 
     // The next reader notices (DESIGN.md §5.5): the run and its running step are lost.
     let s = wait_until("the run to be lost", SOON, || {
@@ -415,12 +410,7 @@ fn a_killed_supervisor_keeps_what_its_finished_steps_made_up_to_date() {
     let id = home.detach("fp.toml");
     let s = home.wait_step_running(&id, "hang");
     assert_eq!(step_of(&s, "made")["state"], "succeeded", "{s}");
-    let pid = s["run"]["supervisor_pid"].as_i64().expect("supervisor_pid");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(i32::try_from(pid).expect("pid")),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .expect("kill -9 the supervisor");
+    kill_supervisor(&s);
     home.bgflow(&["stop", &id, "--yes"]).expect(0);
     wait_gone(&["sleep", "318"]);
 

@@ -123,8 +123,7 @@ fn a_lost_runs_running_step_holds_its_lock_until_stop_ends_it() {
     let id = home.detach("held.toml");
     let s = home.wait_step_running(&id, "write");
     assert_eq!(s["run"]["containment"], "process-group", "{s}");
-    let pid = s["run"]["supervisor_pid"].as_i64().expect("supervisor_pid");
-    signal(pid, nix::sys::signal::Signal::SIGKILL);
+    kill_supervisor(&s);
     let out = home
         .bgflow(&["run", "held.toml", "--progress", "never"])
         .expect(3);

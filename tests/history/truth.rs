@@ -204,8 +204,7 @@ fn a_history_that_cannot_be_written_is_never_shown_running() {
     assert_ne!(list["runs"][0]["state"], "running", "{list}");
 
     // Its supervisor dies while nothing can be written: shown lost on read, with the reason.
-    let pid = s["run"]["supervisor_pid"].as_i64().expect("supervisor_pid");
-    signal(pid, Signal::SIGKILL);
+    let pid = kill_supervisor(&s);
     let s = wait_until("the run to be shown lost", SOON, || {
         let s = home.status(&id);
         (s["run"]["state"] == "lost").then_some(s)
