@@ -115,10 +115,7 @@ fn lost_writers(store: &mut Store, run: &NewRun, state_dir: &Path) -> Result<(),
     let Some(mine) = &run.outputs else {
         return Ok(());
     };
-    super::reconcile(store);
-    let Ok(lost) = store.runs_stored(&["lost"], 10_000) else {
-        return Ok(());
-    };
+    let lost = super::reconcile(store);
     let root = run.root.display().to_string();
     let holders: Vec<(&crate::store::RunRow, Vec<&str>)> = lost
         .iter()
@@ -146,19 +143,20 @@ fn lost_writers(store: &mut Store, run: &NewRun, state_dir: &Path) -> Result<(),
     else {
         return Ok(());
     };
-    let what: Vec<String> = left
+    let what: Vec<contain::Leftover> = left
         .iter()
-        .take(3)
-        .map(|&pid| format!("{} (pid {pid})", crate::procfs::command_line(pid)))
+        .map(|&pid| contain::Leftover {
+            pid,
+            command: crate::procfs::command_line(pid),
+        })
         .collect();
-    let more = if left.len() > 3 { ", ..." } else { "" };
     let sd = crate::validate::template::shell_quote(&state_dir.display().to_string());
     Err(Error::invalid(format!(
-        "error: run {id} of `{wf}` is lost (its supervisor is gone), but {n} of its processes still run in {root} and may write the same outputs ({outs}): {what}{more}; nothing ran\n  help: end them: bgflow --state-dir {sd} stop {id}; or pass --allow-concurrent\n",
+        "error: run {id} of `{wf}` is lost (its supervisor is gone), but {n} of its processes still run in {root} and may write the same outputs ({outs}): {what}; nothing ran\n  help: end them: bgflow --state-dir {sd} stop {id}; or pass --allow-concurrent\n",
         id = other.id,
         wf = other.workflow,
         n = left.len(),
         outs = common.join(", "),
-        what = what.join(", "),
+        what = contain::listing(&what),
     )))
 }

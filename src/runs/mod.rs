@@ -184,17 +184,17 @@ pub fn open(state_dir: Option<&Path>, obs: &mut dyn Observer) -> Result<Store, E
 /// `lost`), then removes the cgroup folder of every lost run that no live process is left
 /// in. A supervisor killed by SIGKILL never removes its own, and each folder left is a
 /// kernel object kept for good; one that still holds the run's orphans stays, for `stop`.
-/// Best effort, like the reconcile itself.
-pub fn reconcile(store: &mut Store) {
+/// Best effort, like the reconcile itself. Returns the lost runs it read (none when the
+/// history could not be read).
+pub fn reconcile(store: &mut Store) -> Vec<crate::store::RunRow> {
     let _ = store.reconcile_lost();
-    let Ok(lost) = store.runs_stored(&["lost"], 10_000) else {
-        return;
-    };
+    let lost = store.runs_stored(&["lost"], 10_000).unwrap_or_default();
     for run in &lost {
         if let Some(dir) = run.cgroup.as_deref().map(Path::new).filter(|d| d.is_dir()) {
             crate::exec::contain::RunProcesses::of(&run.id, Some(dir)).remove_if_empty();
         }
     }
+    lost
 }
 
 /// The full id of the run that `prefix` names (exit 2 when none or several do).

@@ -160,16 +160,10 @@ pub fn stop(
     };
     let swept = processes.sweep(grace);
     if !swept.ended.is_empty() {
-        let what: Vec<String> = swept
-            .ended
-            .iter()
-            .take(5)
-            .map(|l| format!("{} (pid {})", l.command, l.pid))
-            .collect();
         obs.note(&format!(
             "ended {} process(es) of run {id} that its supervisor left: {}\n",
             swept.ended.len(),
-            what.join(", ")
+            contain::listing(&swept.ended)
         ));
     }
     if on_slurm {

@@ -415,6 +415,18 @@ impl Drop for Unit<'_> {
 
 /// A short description of processes that outlived their step, for a warning.
 pub fn describe(step: &str, left: &[Leftover]) -> String {
+    let n = left.len();
+    format!(
+        "{n} process{} of step `{step}` outlived it and {} stopped: {}",
+        if n == 1 { "" } else { "es" },
+        if n == 1 { "was" } else { "were" },
+        listing(left)
+    )
+}
+
+/// Processes as messages name them: the first five as `command (pid N)`, then how many
+/// more.
+pub fn listing(left: &[Leftover]) -> String {
     const SHOWN: usize = 5;
     let what: Vec<String> = left
         .iter()
@@ -426,13 +438,7 @@ pub fn describe(step: &str, left: &[Leftover]) -> String {
     } else {
         String::new()
     };
-    let n = left.len();
-    format!(
-        "{n} process{} of step `{step}` outlived it and {} stopped: {}{more}",
-        if n == 1 { "" } else { "es" },
-        if n == 1 { "was" } else { "were" },
-        what.join(", ")
-    )
+    format!("{}{more}", what.join(", "))
 }
 
 /// The run's cgroup folder, made beside bgflow's own cgroup; it must offer `cgroup.kill`

@@ -33,10 +33,7 @@ pub struct RunProcesses {
 
 impl RunProcesses {
     pub fn of(run_id: &str, recorded: Option<&Path>) -> Self {
-        let name = format!("bgflow-{run_id}");
-        let dir = recorded
-            .filter(|d| d.file_name() == Some(std::ffi::OsStr::new(&name)))
-            .filter(|d| d.is_dir())
+        let dir = recorded_folder(run_id, recorded)
             .map(Path::to_path_buf)
             .or_else(|| find_run_cgroup(run_id));
         Self {
@@ -130,6 +127,14 @@ impl RunProcesses {
     }
 }
 
+/// The cgroup folder recorded for run `run_id`, when it is that run's and still there.
+fn recorded_folder<'a>(run_id: &str, recorded: Option<&'a Path>) -> Option<&'a Path> {
+    let name = format!("bgflow-{run_id}");
+    recorded
+        .filter(|d| d.file_name() == Some(std::ffi::OsStr::new(&name)))
+        .filter(|d| d.is_dir())
+}
+
 /// The live processes of each of `runs` (its id and the cgroup folder recorded for it), in
 /// their order, with one scan of /proc for all of them: the members of each recorded folder
 /// that is still there (one that is gone is not searched for), and every process carrying a
@@ -138,8 +143,7 @@ pub fn live_of(runs: &[(&str, Option<&Path>)]) -> Vec<Vec<u32>> {
     let mut found: Vec<Vec<u32>> = runs
         .iter()
         .map(|(id, dir)| {
-            dir.filter(|d| d.file_name() == Some(std::ffi::OsStr::new(&format!("bgflow-{id}"))))
-                .filter(|d| d.is_dir())
+            recorded_folder(id, *dir)
                 .map(cgroup_members)
                 .unwrap_or_default()
         })
