@@ -133,6 +133,15 @@ pub fn list(args: &ListArgs, state_dir: Option<&Path>) -> io::Result<u8> {
         args.status.as_deref(),
         args.limit
     )));
+    for r in &runs {
+        if let Some(note) = runs::status::still_running_note(r) {
+            report::stderr(&format!(
+                "warning: run {} is lost, but {note}\n  help: end them with {}\n",
+                r.id,
+                stop_command(state_dir, &r.id)
+            ));
+        }
+    }
     if !orphans.is_empty() {
         report::stderr(&format!(
             "warning: {} run folder(s) in {} are not in the history: {}; `bgflow cleanup --orphans` removes them\n",
@@ -152,7 +161,18 @@ pub fn list(args: &ListArgs, state_dir: Option<&Path>) -> io::Result<u8> {
     Ok(exit::SUCCESS)
 }
 
-fn status_text(run: &RunRow, steps: &[StepRow]) -> String {
+/// The `stop` command for run `id`, with the state folder when it was given.
+fn stop_command(state_dir: Option<&Path>, id: &str) -> String {
+    match state_dir {
+        Some(sd) => format!(
+            "bgflow --state-dir {} stop {id}",
+            crate::validate::template::shell_quote(&sd.display().to_string())
+        ),
+        None => format!("bgflow stop {id}"),
+    }
+}
+
+fn status_text(run: &RunRow, steps: &[StepRow], state_dir: Option<&Path>) -> String {
     let mut out = format!(
         "run {} · {} · {} · {} · {}\n",
         run.id,
@@ -163,6 +183,12 @@ fn status_text(run: &RunRow, steps: &[StepRow]) -> String {
     );
     if let Some(r) = &run.reason {
         out.push_str(&format!("  {r}\n"));
+    }
+    if let Some(note) = runs::status::still_running_note(run) {
+        out.push_str(&format!(
+            "  {note}\n  help: end them with {}\n",
+            stop_command(state_dir, &run.id)
+        ));
     }
     out.push_str(&format!("  logs: {}\n", run.log_dir));
     let width = steps.iter().map(|s| s.name.len()).max().unwrap_or(4).max(4);
@@ -235,14 +261,14 @@ pub fn status(args: &StatusArgs, state_dir: Option<&Path>) -> io::Result<u8> {
     };
     let id = tri!(or_code(runs::resolve(&store, prefix)));
     if args.watch {
-        return watch(store, &id);
+        return watch(store, &id, state_dir);
     }
     let runs::RunView { run, steps } = tri!(or_code(runs::status::view(&store, &id)));
     if args.json {
         let doc = serde_json::json!({ "version": 1, "run": run, "steps": steps });
         report::stdout(&(serde_json::to_string_pretty(&doc).map_err(io::Error::other)? + "\n"))?;
     } else {
-        report::stdout(&status_text(&run, &steps))?;
+        report::stdout(&status_text(&run, &steps, state_dir))?;
     }
     Ok(exit::SUCCESS)
 }
@@ -275,7 +301,7 @@ fn watch_key(run: &RunRow, steps: &[StepRow]) -> String {
 }
 
 /// Live bars drawn from the store until the run ends (plain snapshots when not a terminal).
-fn watch(mut store: Store, id: &str) -> io::Result<u8> {
+fn watch(mut store: Store, id: &str, state_dir: Option<&Path>) -> io::Result<u8> {
     use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
     let tty = io::stderr().is_terminal();
     let multi = MultiProgress::with_draw_target(if tty {
@@ -336,7 +362,7 @@ fn watch(mut store: Store, id: &str) -> io::Result<u8> {
             // state, a count or a progress does (a 66 s run printed 220 snapshots).
             let key = watch_key(run, steps);
             if key != last_plain {
-                if let Err(e) = report::stdout(&status_text(run, steps)) {
+                if let Err(e) = report::stdout(&status_text(run, steps, state_dir)) {
                     broken = Some(e);
                     return ControlFlow::Break(());
                 }
@@ -360,7 +386,7 @@ fn watch(mut store: Store, id: &str) -> io::Result<u8> {
     }
     overall.finish_and_clear();
     if tty {
-        report::stdout(&status_text(&ended.run, &ended.steps))?;
+        report::stdout(&status_text(&ended.run, &ended.steps, state_dir))?;
     }
     Ok(if ended.run.state == "succeeded" {
         exit::SUCCESS

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::store::{RunRow, StepRow, Store};
+use crate::exec::contain;
+use crate::store::{Process, RunRow, StepRow, Store};
 
 use super::Error;
 
@@ -51,7 +52,62 @@ pub fn view(store: &Store, id: &str) -> Result<RunView, Error> {
         .run_with_steps(id)
         .map_err(|e| super::internal(&e))?
         .ok_or_else(|| Error::internal("error: cannot write output: run vanished\n"))?;
+    let mut runs = [run];
+    find_still_running(&mut runs);
+    let [run] = runs;
     Ok(RunView { run, steps })
+}
+
+/// What a `lost` run still runs, for people: `None` when nothing (or not lost).
+pub fn still_running_note(run: &RunRow) -> Option<String> {
+    let left = &run.still_running;
+    if left.is_empty() {
+        return None;
+    }
+    let listed: Vec<contain::Leftover> = left
+        .iter()
+        .map(|p| contain::Leftover {
+            pid: p.pid,
+            command: p.command.clone(),
+        })
+        .collect();
+    let n = left.len();
+    Some(format!(
+        "{n} of its process{es} still run{s}: {}",
+        contain::listing(&listed),
+        es = if n == 1 { "" } else { "es" },
+        s = if n == 1 { "s" } else { "" },
+    ))
+}
+
+/// Fills in what each `lost` run still runs: its supervisor is gone, but its steps'
+/// processes may not be, and a run shown `lost` while they write on would be the silent
+/// failure bgflow exists to prevent. One scan of /proc for all of them; nothing for a page
+/// without a lost run.
+fn find_still_running(runs: &mut [RunRow]) {
+    let lost: Vec<usize> = (0..runs.len())
+        .filter(|&i| runs[i].state == "lost")
+        .collect();
+    if lost.is_empty() {
+        return;
+    }
+    let keys: Vec<(&str, Option<&std::path::Path>)> = lost
+        .iter()
+        .map(|&i| {
+            let r = &runs[i];
+            (r.id.as_str(), r.cgroup.as_deref().map(std::path::Path::new))
+        })
+        .collect();
+    let live = contain::live_of(&keys);
+    for (i, pids) in lost.into_iter().zip(live) {
+        runs[i].still_running = pids
+            .into_iter()
+            .map(|pid| Process {
+                pid,
+                command: crate::procfs::command_line(pid),
+            })
+            .collect();
+    }
 }
 
 /// The active runs, newest first (at most 1,000).
@@ -65,9 +121,10 @@ pub fn list(store: &Store, state: Option<&str>, limit: usize) -> Result<RunList,
         None | Some("all") => Vec::new(),
         Some(s) => vec![s],
     };
-    let runs = store
+    let mut runs = store
         .runs(&states, limit)
         .map_err(|e| super::internal(&e))?;
+    find_still_running(&mut runs);
     let orphans = store.orphans(ORPHAN_MIN_AGE).unwrap_or_default();
     Ok(RunList { runs, orphans })
 }

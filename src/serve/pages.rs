@@ -243,8 +243,16 @@ fn run_live(v: &RunView, g: &runs::graph::Graph) -> String {
             esc(reason)
         );
     }
+    if let Some(note) = runs::status::still_running_note(r) {
+        let _ = write!(
+            out,
+            "<dt>still running</dt><dd class=\"reason\" id=\"still-running\">{}</dd>",
+            esc(&note)
+        );
+    }
     out.push_str("</dl>\n");
-    if r.is_active() {
+    // A lost run whose processes still run is stopped as an active one is (`stop` ends them).
+    if r.is_active() || !r.still_running.is_empty() {
         let _ = writeln!(
             out,
             r#"<p><button type="button" class="stop" data-stop="{id}">Stop run</button> <span id="stop-status"></span></p><noscript><p class="note">Stopping needs JavaScript here, or: <code>bgflow stop {id}</code></p></noscript>"#,

@@ -24,7 +24,7 @@ use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use schema::{run_row, step_row, MIGRATIONS, RUN_COLUMNS, STEP_COLUMNS};
-pub use schema::{EventRow, Lock, RunRow, StepRow};
+pub use schema::{EventRow, Lock, Process, RunRow, StepRow};
 
 /// Errors of the store, with the file they concern.
 #[derive(Debug, thiserror::Error)]

@@ -212,6 +212,7 @@ pub(super) fn run_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
             }),
         containment: r.get(22)?,
         cgroup: r.get(23)?,
+        still_running: Vec::new(),
     })
 }
 
@@ -285,6 +286,17 @@ pub struct RunRow {
     pub containment: Option<String>,
     /// Its cgroup folder, with `cgroup` containment.
     pub cgroup: Option<String>,
+    /// A `lost` run's processes that still run (its supervisor is gone, its steps are
+    /// not): not stored, but found as the run is read (`runs::status`); empty otherwise.
+    pub still_running: Vec<Process>,
+}
+
+/// A process, as people and agents are told of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Process {
+    pub pid: u32,
+    /// Its command line, at most 80 characters.
+    pub command: String,
 }
 
 /// The lock of a run: its workflow root and the outputs its selected steps declare

@@ -382,13 +382,48 @@ fn a_killed_supervisor_is_lost_and_stop_ends_its_orphans() {
         "{s}"
     );
     assert_eq!(step_of(&s, "orphan")["state"], "lost", "{s}");
+    // Lost, but not silent about what still runs: every reader names the live processes
+    // and how to end them.
+    let mut sleeps = processes(&sleeper);
+    sleeps.sort_unstable();
+    let still = |s: &serde_json::Value| -> Vec<u64> {
+        let mut pids: Vec<u64> = s["still_running"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no still_running in {s}"))
+            .iter()
+            .filter(|p| p["command"] == "sleep 316")
+            .filter_map(|p| p["pid"].as_u64())
+            .collect();
+        pids.sort_unstable();
+        pids
+    };
+    let expected: Vec<u64> = sleeps.iter().map(|&p| u64::from(p)).collect();
+    assert_eq!(still(&s["run"]), expected, "{s}");
     let text = home.bgflow(&["status", &id]).expect(0).stdout;
     assert!(text.contains("lost"), "{text}");
+    assert!(
+        text.contains("processes still run")
+            && text.contains(&format!("sleep 316 (pid {})", sleeps[0])),
+        "{text}"
+    );
+    assert!(
+        text.contains("help: end them with bgflow") && text.contains(&format!("stop {id}")),
+        "{text}"
+    );
     let listed = home
         .bgflow(&["list", "--status", "lost", "--json"])
         .expect(0)
         .json();
     assert_eq!(listed["runs"][0]["id"], id.as_str());
+    assert_eq!(still(&listed["runs"][0]), expected, "{listed}");
+    let plain = home.bgflow(&["list"]).expect(0);
+    assert!(
+        plain.stderr.contains(&format!(
+            "warning: run {id} is lost, but 3 of its processes still run"
+        )),
+        "{}",
+        plain.stderr
+    );
     let types = event_types(&home.bgflow(&["events", &id]).expect(0).stdout, &id);
     assert!(types.iter().any(|t| t == "run_lost"), "{types:?}");
 
@@ -397,7 +432,12 @@ fn a_killed_supervisor_is_lost_and_stop_ends_its_orphans() {
     let out = home.bgflow(&["stop", &id, "--yes"]).expect(0);
     assert!(out.stderr.contains("lost"), "{}", out.stderr);
     wait_gone(&sleeper);
-    assert_eq!(home.status(&id)["run"]["state"], "lost");
+    let s = home.status(&id);
+    assert_eq!(s["run"]["state"], "lost");
+    assert_eq!(s["run"]["still_running"], serde_json::json!([]), "{s}");
+    let text = home.bgflow(&["status", &id]).expect(0).stdout;
+    assert!(!text.contains("still run"), "{text}");
+    assert!(!home.bgflow(&["list"]).expect(0).stderr.contains("is lost"));
 }
 
 #[test]

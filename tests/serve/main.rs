@@ -594,3 +594,57 @@ fn a_bind_off_loopback_warns_and_the_host_check_still_holds() {
     assert_eq!(quiet.get("/").status, 200);
     assert!(!quiet.stderr().contains("warning"), "{}", quiet.stderr());
 }
+
+#[test]
+fn a_lost_run_whose_processes_still_run_says_so_and_its_page_can_stop_them() {
+    let home = Home::new();
+    home.write(
+        "orphan.toml",
+        "[workflow]\nname = \"orphan\"\n\n[steps.long]\nrun = \"sh -c 'sleep 322 & sleep 322; wait'\"\n",
+    );
+    let id = home.detach("orphan.toml");
+    let s = Serve::start(&home);
+    let v = s.wait_run(&id, |v| {
+        v["steps"][0]["state"] == "running" && common::live_processes("sleep 322").len() >= 3
+    });
+    let supervisor = v["run"]["supervisor_pid"].as_i64().expect("supervisor pid");
+    let killed = Command::new("kill")
+        .args(["-9", &supervisor.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    // Lost, and the API and the page name what still runs.
+    let v = s.wait_run(&id, |v| v["run"]["state"] == "lost");
+    let still = v["run"]["still_running"].as_array().expect("still_running");
+    assert_eq!(
+        still.iter().filter(|p| p["command"] == "sleep 322").count(),
+        2,
+        "{v}"
+    );
+    let page = s.get(&format!("/runs/{id}"));
+    assert!(page.body.contains(r#"id="still-running""#), "{}", page.body);
+    assert!(page.body.contains("sleep 322 (pid "), "{}", page.body);
+    assert!(
+        page.body.contains(&format!(r#"data-stop="{id}""#)),
+        "{}",
+        page.body
+    );
+    // The page's stop ends them, as `bgflow stop` does.
+    let a = request(
+        "POST",
+        &s.addr,
+        &format!("/api/runs/{id}/stop"),
+        &[("X-Bgflow-Token", &s.token)],
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    common::assert_no_process("sleep 322");
+    let v = s.wait_run(&id, |v| v["run"]["still_running"] == serde_json::json!([]));
+    assert_eq!(v["run"]["state"], "lost");
+    let page = s.get(&format!("/runs/{id}"));
+    assert!(
+        !page.body.contains(r#"id="still-running""#),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("data-stop="), "{}", page.body);
+}
