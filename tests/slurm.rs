@@ -433,6 +433,7 @@ fn slurm_stop_of_a_lost_run_cancels_its_jobs() {
         r#"{HEADER}
 [steps.orphan]
 run = "sleep 323"
+outputs = ["orphan.txt"]
 "#
     ));
     let run = home.detach();
@@ -448,10 +449,20 @@ run = "sleep 323"
         .expect("kill");
     assert!(killed.success());
     home.wait_status(&run, "the run to be lost", |s| s["run"]["state"] == "lost");
-    assert_eq!(
-        jobs_queued(&run).len(),
-        1,
-        "the job outlives its supervisor"
+    let job = jobs_queued(&run);
+    assert_eq!(job.len(), 1, "the job outlives its supervisor");
+    // Its job may still write orphan.txt: the lost run holds its lock (guarantee 11).
+    let refused = home.bgflow(&["run", "-d", "wf.toml"]);
+    assert_eq!(refused.status.code(), Some(3), "{}", text(&refused));
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains(&format!("error: run {run} of `"))
+            && said.contains(&format!(
+                "1 of its Slurm jobs is still queued or running ({})",
+                job[0]
+            ))
+            && said.contains(&format!("stop {run}")),
+        "{said}"
     );
     let out = home.bgflow(&["stop", &run, "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -466,6 +477,11 @@ run = "sleep 323"
         assert!(Instant::now() < deadline, "sleep 323 survived");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // With its job gone, the lock went with it.
+    let again = home.detach();
+    let out = home.bgflow(&["stop", &again, "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(jobs_queued(&again).is_empty(), "{:?}", jobs_queued(&again));
 }
 
 fn which(tool: &str) -> PathBuf {

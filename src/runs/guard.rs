@@ -139,24 +139,65 @@ fn lost_writers(store: &mut Store, run: &NewRun, state_dir: &Path) -> Result<(),
         .map(|(r, _)| (r.id.as_str(), r.cgroup.as_deref().map(Path::new)))
         .collect();
     let live = contain::live_of(&keys);
-    let Some(((other, common), left)) = holders.iter().zip(live).find(|(_, l)| !l.is_empty())
-    else {
-        return Ok(());
-    };
-    let what: Vec<contain::Leftover> = left
-        .iter()
-        .map(|&pid| contain::Leftover {
-            pid,
-            command: crate::procfs::command_line(pid),
-        })
-        .collect();
     let sd = crate::validate::template::shell_quote(&state_dir.display().to_string());
-    Err(Error::invalid(format!(
-        "error: run {id} of `{wf}` is lost (its supervisor is gone), but {n} of its processes still run in {root} and may write the same outputs ({outs}): {what}; nothing ran\n  help: end them: bgflow --state-dir {sd} stop {id}; or pass --allow-concurrent\n",
-        id = other.id,
-        wf = other.workflow,
-        n = left.len(),
-        outs = common.join(", "),
-        what = contain::listing(&what),
-    )))
+    let refuse = |other: &crate::store::RunRow, common: &[&str], what: String| {
+        Error::invalid(format!(
+            "error: run {id} of `{wf}` is lost (its supervisor is gone), but it may still write the same outputs in {root} ({outs}): {what}; nothing ran\n  help: end them: bgflow --state-dir {sd} stop {id}; or pass --allow-concurrent\n",
+            id = other.id,
+            wf = other.workflow,
+            outs = common.join(", "),
+        ))
+    };
+    if let Some(((other, common), left)) = holders.iter().zip(&live).find(|(_, l)| !l.is_empty()) {
+        let what: Vec<contain::Leftover> = left
+            .iter()
+            .map(|&pid| contain::Leftover {
+                pid,
+                command: crate::procfs::command_line(pid),
+            })
+            .collect();
+        return Err(refuse(
+            other,
+            common,
+            format!(
+                "{n} of its processes still run: {}",
+                contain::listing(&what),
+                n = left.len()
+            ),
+        ));
+    }
+    // A Slurm step's job runs on without its supervisor too: `squeue` for each holder that
+    // submitted jobs (rare: a lost run of the same outputs in the same tree).
+    for (other, common) in &holders {
+        let submitted = store
+            .steps(&other.id)
+            .is_ok_and(|steps| steps.iter().any(|s| s.job_id.is_some()));
+        if !submitted {
+            continue;
+        }
+        match crate::exec::slurm::jobs_left(&other.id) {
+            Ok(jobs) if jobs.is_empty() => {}
+            Ok(jobs) => {
+                return Err(refuse(
+                    other,
+                    common,
+                    format!(
+                        "{n} of its Slurm jobs {are} still queued or running ({})",
+                        jobs.join(", "),
+                        n = jobs.len(),
+                        are = if jobs.len() == 1 { "is" } else { "are" }
+                    ),
+                ))
+            }
+            // Whether its jobs still run cannot be told: refused, as a live holder is.
+            Err(e) => {
+                return Err(refuse(
+                    other,
+                    common,
+                    format!("whether its Slurm jobs still run cannot be told (`squeue`: {e}); they may still run"),
+                ))
+            }
+        }
+    }
+    Ok(())
 }
