@@ -1,0 +1,104 @@
+/* The least a supervisor can do for `bench-run.sh`'s DAG of `touch` steps: start each
+ * `touch out/L_S` (layers of WIDTH steps) in plan order, at most two at a time, and wait.
+ * No shell, no history, no logs, no containment. It ignores the edges: a `touch` reads
+ * nothing, and with two slots in plan order a step's inputs, 99 and 100 steps back, have
+ * long ended. Used by scripts/bench-floor.sh.
+ *
+ *   spawn-floor vfork N WIDTH     clone(CLONE_VM | CLONE_VFORK) when a slot frees, as
+ *                                 posix_spawn and bgflow do
+ *   spawn-floor premade N WIDTH   the next child made ahead (CLONE_VM, its own stack),
+ *                                 waiting on a futex until a slot frees, then execve
+ */
+#define _GNU_SOURCE
+#include <linux/futex.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+struct child {
+    _Atomic int go;
+    char name[32];
+    char *argv[3];
+    char *stack;
+};
+
+enum { STACK = 64 * 1024 };
+
+static int waits_then_runs(void *arg) {
+    struct child *c = arg;
+    while (atomic_load(&c->go) == 0)
+        syscall(SYS_futex, &c->go, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+    syscall(SYS_execve, c->argv[0], c->argv, environ);
+    syscall(SYS_exit, 127);
+    return 0;
+}
+
+static int runs(void *arg) {
+    struct child *c = arg;
+    syscall(SYS_execve, c->argv[0], c->argv, environ);
+    syscall(SYS_exit, 127);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 4 || (strcmp(argv[1], "vfork") && strcmp(argv[1], "premade"))) {
+        fprintf(stderr, "usage: spawn-floor vfork|premade N WIDTH\n");
+        return 2;
+    }
+    int premade = strcmp(argv[1], "premade") == 0;
+    int n = atoi(argv[2]), width = atoi(argv[3]);
+    struct child *c = calloc((size_t)n, sizeof *c);
+    if (!c || n <= 0 || width <= 0)
+        return 2;
+    for (int i = 0; i < n; i++) {
+        snprintf(c[i].name, sizeof c[i].name, "out/%d_%d", i / width, i % width);
+        c[i].argv[0] = "/usr/bin/touch";
+        c[i].argv[1] = c[i].name;
+        c[i].stack = malloc(STACK);
+        if (!c[i].stack)
+            return 2;
+    }
+    int running = 0, next = 0, done = 0, made = -1;
+    while (done < n) {
+        while (running < 2 && next < n) {
+            /* A made child is let go; any other starts now (told to go before it waits). */
+            atomic_store(&c[next].go, 1);
+            if (made == next) {
+                syscall(SYS_futex, &c[next].go, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+            } else if (clone(premade ? waits_then_runs : runs, c[next].stack + STACK,
+                             CLONE_VM | SIGCHLD | (premade ? 0 : CLONE_VFORK), &c[next]) < 0) {
+                perror("clone");
+                return 1;
+            }
+            running++;
+            next++;
+        }
+        if (premade && next < n && made != next) {
+            if (clone(waits_then_runs, c[next].stack + STACK, CLONE_VM | SIGCHLD, &c[next]) < 0) {
+                perror("clone");
+                return 1;
+            }
+            made = next;
+        }
+        int status;
+        if (wait(&status) < 0) {
+            perror("wait");
+            return 1;
+        }
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            fprintf(stderr, "spawn-floor: a touch failed\n");
+            return 1;
+        }
+        running--;
+        done++;
+    }
+    return 0;
+}
