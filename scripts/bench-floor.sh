@@ -11,7 +11,7 @@
 # Usage: scripts/bench-floor.sh [BGFLOW_BINARY]
 #   BGFLOW_BINARY  default: target/release/bgflow, built with `cargo build --release --locked`
 # Environment:
-#   STEPS   steps in the DAG (default 1000; layers of 100)
+#   STEPS   steps in the DAG (default 1000; layers of 100, so a multiple of 100)
 #   RUNS    alternating rounds per pair (default 11)
 #   TMPDIR  where the DAG runs (default /tmp)
 #
@@ -21,9 +21,9 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
-steps=${STEPS:-1000}
-runs=${RUNS:-11}
 width=100
+steps=$(( ${STEPS:-1000} / width * width ))
+runs=${RUNS:-11}
 
 bench_name=bench-floor
 # shellcheck source=scripts/bench-lib.sh
@@ -40,25 +40,7 @@ gcc -O2 -Wall -o "$work/spawn-floor" "$repo/scripts/spawn-floor.c"
 
 dir="$work/dag"
 mkdir -p "$dir"
-python3 - "$dir" "$steps" "$width" <<'PY'
-import sys
-d, steps, width = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-toml, make, outs = ['[workflow]', 'name = "bench-floor"', ''], [], []
-for i in range(steps):
-    l, s = divmod(i, width)
-    out = f"out/{l}_{s}"
-    toml += [f"[steps.s_{l}_{s}]", f'run = "touch {out}"', f'outputs = ["{out}"]']
-    if l > 0:
-        a, b = f"out/{l-1}_{s}", f"out/{l-1}_{(s + 1) % width}"
-        toml.append(f'inputs = ["{a}", "{b}"]')
-        make.append(f"{out}: {a} {b}\n\ttouch {out}")
-    else:
-        make.append(f"{out}:\n\ttouch {out}")
-    toml.append("")
-    outs.append(out)
-open(f"{d}/bench.toml", "w").write("\n".join(toml))
-open(f"{d}/Makefile", "w").write("all: " + " ".join(outs) + "\n.PHONY: all\n" + "\n".join(make) + "\n")
-PY
+touch_dag "$dir" $((steps / width)) "$width"
 
 # Two commands in alternating rounds, each after its preparation. Prints the median ratio of
 # their wall times with its 95% bootstrap interval, and each one's mean wall and CPU time.

@@ -62,3 +62,44 @@ TOML
   fi
   python3 "$repo/scripts/seed-history.py" "$state/bgflow.db" "$runs" "$bench_name"
 }
+
+# touch_dag DIR LAYERS WIDTH: the layered DAG of `touch` steps that bench-run.sh and
+# bench-floor.sh time, written for each tool into DIR: bench.toml, bench-sh.toml (the same
+# steps as `["sh", "-c", ...]`), build.ninja and a Makefile. Layer 0 steps have no inputs;
+# a step of layer L reads two outputs of layer L-1 (same column and the next one) and
+# touches its own output out/L_S.
+touch_dag() {
+  python3 - "$1" "$2" "$3" <<'PY'
+import sys
+d, layers, width = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+toml = ['[workflow]', 'name = "bench-touch"', '']
+via_sh = []
+ninja = ['rule touch', '  command = touch $out', '']
+make = []
+outs = []
+for l in range(layers):
+    for s in range(width):
+        out = f"out/{l}_{s}"
+        toml.append(f"[steps.s_{l}_{s}]")
+        toml.append(f'run = "touch {out}"')
+        if l > 0:
+            a, b = f"out/{l-1}_{s}", f"out/{l-1}_{(s + 1) % width}"
+            toml.append(f'inputs = ["{a}", "{b}"]')
+            ninja.append(f"build {out}: touch {a} {b}")
+            make.append(f"{out}: {a} {b}\n\ttouch {out}")
+        else:
+            ninja.append(f"build {out}: touch")
+            make.append(f"{out}:\n\ttouch {out}")
+        outs.append(out)
+        toml.append(f'outputs = ["{out}"]')
+        toml.append("")
+for line in toml:
+    if line.startswith('run = "'):
+        line = f'run = ["sh", "-c", {line[6:]}]'
+    via_sh.append(line)
+open(f"{d}/bench.toml", "w").write("\n".join(toml))
+open(f"{d}/bench-sh.toml", "w").write("\n".join(via_sh))
+open(f"{d}/build.ninja", "w").write("\n".join(ninja) + "\n")
+open(f"{d}/Makefile", "w").write("all: " + " ".join(outs) + "\n.PHONY: all\n" + "\n".join(make) + "\n")
+PY
+}

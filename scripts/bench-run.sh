@@ -116,41 +116,7 @@ for steps in $sizes; do
   layers=$((steps / width))
   dir="$work/dag$steps"
   mkdir -p "$dir"
-  # Layer 0 steps have no inputs; a step of layer L reads two outputs of layer L-1 (same
-  # column and the next one) and touches its own output out/L_S.
-  python3 - "$dir" "$layers" "$width" <<'PY'
-import sys
-d, layers, width = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-toml = ['[workflow]', 'name = "bench-run"', '']
-via_sh = []
-ninja = ['rule touch', '  command = touch $out', '']
-make = []
-outs = []
-for l in range(layers):
-    for s in range(width):
-        out = f"out/{l}_{s}"
-        toml.append(f"[steps.s_{l}_{s}]")
-        toml.append(f'run = "touch {out}"')
-        if l > 0:
-            a, b = f"out/{l-1}_{s}", f"out/{l-1}_{(s + 1) % width}"
-            toml.append(f'inputs = ["{a}", "{b}"]')
-            ninja.append(f"build {out}: touch {a} {b}")
-            make.append(f"{out}: {a} {b}\n\ttouch {out}")
-        else:
-            ninja.append(f"build {out}: touch")
-            make.append(f"{out}:\n\ttouch {out}")
-        outs.append(out)
-        toml.append(f'outputs = ["{out}"]')
-        toml.append("")
-for line in toml:
-    if line.startswith('run = "'):
-        line = f'run = ["sh", "-c", {line[6:]}]'
-    via_sh.append(line)
-open(f"{d}/bench.toml", "w").write("\n".join(toml))
-open(f"{d}/bench-sh.toml", "w").write("\n".join(via_sh))
-open(f"{d}/build.ninja", "w").write("\n".join(ninja) + "\n")
-open(f"{d}/Makefile", "w").write("all: " + " ".join(outs) + "\n.PHONY: all\n" + "\n".join(make) + "\n")
-PY
+  touch_dag "$dir" "$layers" "$width"
   # Fail loudly if bgflow refuses the workflow: timing a refusal would measure the wrong thing.
   if ! (cd "$dir" && "$bin" -q run -j2 --progress never --force bench.toml >/dev/null 2>"$work/check.err"); then
     echo "bench-run: \`bgflow run\` failed on the generated $steps-step workflow:" >&2

@@ -171,6 +171,16 @@ impl Serve {
         request("GET", &self.addr, path, &[("X-Bgflow-Token", &self.token)])
     }
 
+    /// POST a stop of run `id`, with the token, as the page's button does.
+    pub fn stop(&self, id: &str) -> http::Answer {
+        request(
+            "POST",
+            &self.addr,
+            &format!("/api/runs/{id}/stop"),
+            &[("X-Bgflow-Token", &self.token)],
+        )
+    }
+
     /// The run, polled until `done` says so.
     pub fn wait_run(&self, id: &str, done: impl Fn(&Value) -> bool) -> Value {
         let end = Instant::now() + DEADLINE;
@@ -539,12 +549,7 @@ needs = ["first"]
     );
     s.wait_run(&id, |v| v["steps"][1]["state"] == "running");
     assert!(!common::live_processes("sleep 317").is_empty());
-    let a = request(
-        "POST",
-        &s.addr,
-        &format!("/api/runs/{id}/stop"),
-        &[("X-Bgflow-Token", &s.token)],
-    );
+    let a = s.stop(&id);
     assert_eq!(a.status, 200, "{}", a.body);
     assert_eq!(
         (
@@ -630,12 +635,7 @@ fn a_lost_run_whose_processes_still_run_says_so_and_its_page_can_stop_them() {
         page.body
     );
     // The page's stop ends them, as `bgflow stop` does.
-    let a = request(
-        "POST",
-        &s.addr,
-        &format!("/api/runs/{id}/stop"),
-        &[("X-Bgflow-Token", &s.token)],
-    );
+    let a = s.stop(&id);
     assert_eq!(a.status, 200, "{}", a.body);
     common::assert_no_process("sleep 322");
     let v = s.wait_run(&id, |v| v["run"]["still_running"] == serde_json::json!([]));
