@@ -415,6 +415,66 @@ async fn mcp_stop_run_ends_a_running_command_and_leaves_no_process() {
 }
 
 #[tokio::test]
+async fn mcp_get_run_and_list_runs_name_a_lost_runs_processes_and_stop_run_ends_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (s, _) = connect(dir.path(), &[]).await;
+    let id = data(
+        &call(
+            &s,
+            "start_process",
+            json!({"command": ["sh", "-c", "sleep 3074 & sleep 3074; wait"], "name": "orphans"}),
+        )
+        .await,
+    )["run_id"]
+        .as_str()
+        .expect("run id")
+        .to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while common::live_processes("sleep 3074").len() < 3 {
+        assert!(Instant::now() < deadline, "the command never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let run = data(&call(&s, "get_run", json!({"run_id": id})).await);
+    let supervisor = run["run"]["supervisor_pid"]
+        .as_i64()
+        .expect("supervisor pid");
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &supervisor.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let sleeps = |run: &Value| {
+        run["still_running"].as_array().map_or(0, |p| {
+            p.iter().filter(|p| p["command"] == "sleep 3074").count()
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let lost = loop {
+        let r = data(&call(&s, "get_run", json!({"run_id": id})).await);
+        if r["run"]["state"] == "lost" {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "never lost: {r}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(sleeps(&lost["run"]), 2, "{lost}");
+    let listed = data(&call(&s, "list_runs", json!({"status": "lost"})).await);
+    assert_eq!(sleeps(&listed["runs"][0]), 2, "{listed}");
+    data(&call(&s, "stop_run", json!({"run_id": id})).await);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !common::live_processes("sleep 3074").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "a process of the lost run survived stop_run"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let after = data(&call(&s, "get_run", json!({"run_id": id})).await);
+    assert_eq!(after["run"]["still_running"], json!([]), "{after}");
+    s.cancel().await.expect("close");
+}
+
+#[tokio::test]
 async fn mcp_errors_are_is_error_results_with_the_cli_message() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (s, _) = connect(dir.path(), &[]).await;
