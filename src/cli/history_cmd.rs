@@ -134,13 +134,7 @@ pub fn list(args: &ListArgs, state_dir: Option<&Path>) -> io::Result<u8> {
         args.limit
     )));
     for r in &runs {
-        if let Some(note) = runs::status::still_running_note(r) {
-            report::stderr(&format!(
-                "warning: run {} is lost, but {note}\n  help: end them with {}\n",
-                r.id,
-                stop_command(state_dir, &r.id)
-            ));
-        }
+        warn_still_running(r, state_dir);
     }
     if !orphans.is_empty() {
         report::stderr(&format!(
@@ -159,6 +153,17 @@ pub fn list(args: &ListArgs, state_dir: Option<&Path>) -> io::Result<u8> {
         report::stdout(&list_table(&runs))?;
     }
     Ok(exit::SUCCESS)
+}
+
+/// A warning on stderr for a lost run whose processes still run; nothing for another run.
+fn warn_still_running(run: &RunRow, state_dir: Option<&Path>) {
+    if let Some(note) = runs::status::still_running_note(run) {
+        report::stderr(&format!(
+            "warning: run {} is lost, but {note}\n  help: end them with {}\n",
+            run.id,
+            stop_command(state_dir, &run.id)
+        ));
+    }
 }
 
 /// The `stop` command for run `id`, with the state folder when it was given.
@@ -247,6 +252,10 @@ pub fn status(args: &StatusArgs, state_dir: Option<&Path>) -> io::Result<u8> {
     let store = tri!(open(state_dir));
     let Some(prefix) = &args.run else {
         let runs = tri!(or_code(runs::status::active(&store)));
+        // Not active, but not over: a lost run whose processes still run.
+        for r in tri!(or_code(runs::status::lost_but_running(&store))) {
+            warn_still_running(&r, state_dir);
+        }
         if args.json {
             let doc = serde_json::json!({ "version": 1, "runs": runs });
             report::stdout(

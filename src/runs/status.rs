@@ -115,6 +115,17 @@ pub fn active(store: &Store) -> Result<Vec<RunRow>, Error> {
     store.runs(&ACTIVE, 1000).map_err(|e| super::internal(&e))
 }
 
+/// The lost runs whose processes still run (newest first, of the last 1,000 lost): not
+/// active, yet not over either.
+pub fn lost_but_running(store: &Store) -> Result<Vec<RunRow>, Error> {
+    let mut lost = store
+        .runs(&["lost"], 1000)
+        .map_err(|e| super::internal(&e))?;
+    find_still_running(&mut lost);
+    lost.retain(|r| !r.still_running.is_empty());
+    Ok(lost)
+}
+
 /// Runs newest first, at most `limit`, only in `state` if given (`all`: every state).
 pub fn list(store: &Store, state: Option<&str>, limit: usize) -> Result<RunList, Error> {
     let states: Vec<&str> = match state {

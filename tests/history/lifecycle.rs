@@ -424,6 +424,15 @@ fn a_killed_supervisor_is_lost_and_stop_ends_its_orphans() {
         "{}",
         plain.stderr
     );
+    // `status` without a run lists the active runs; this one is not active, but not over.
+    let active = home.bgflow(&["status"]).expect(0);
+    assert!(
+        active.stderr.contains(&format!(
+            "warning: run {id} is lost, but 3 of its processes still run"
+        )),
+        "{}",
+        active.stderr
+    );
     let types = event_types(&home.bgflow(&["events", &id]).expect(0).stdout, &id);
     assert!(types.iter().any(|t| t == "run_lost"), "{types:?}");
 
@@ -438,6 +447,11 @@ fn a_killed_supervisor_is_lost_and_stop_ends_its_orphans() {
     let text = home.bgflow(&["status", &id]).expect(0).stdout;
     assert!(!text.contains("still run"), "{text}");
     assert!(!home.bgflow(&["list"]).expect(0).stderr.contains("is lost"));
+    assert!(!home
+        .bgflow(&["status"])
+        .expect(0)
+        .stderr
+        .contains("is lost"));
 }
 
 #[test]
