@@ -225,7 +225,8 @@ impl Drop for Home {
     }
 }
 
-/// Force-stops every active run of the history in `state`.
+/// Force-stops every active run of the history in `state`, and every lost one whose
+/// processes still run.
 fn stop_active(state: &Path) {
     if !state.join("bgflow.db").exists() {
         return;
@@ -244,6 +245,19 @@ fn stop_active(state: &Path) {
     };
     for run in doc["runs"].as_array().into_iter().flatten() {
         if let Some(id) = run["id"].as_str() {
+            let _ = cmd(&["stop", id, "--force", "--yes"]);
+        }
+    }
+    // A test that failed after killing a supervisor leaves a lost run whose steps live on.
+    let lost = cmd(&["list", "--status", "lost", "--limit", "1000", "--json"]);
+    let Ok(doc) = serde_json::from_str::<Value>(&lost.stdout) else {
+        return;
+    };
+    for run in doc["runs"].as_array().into_iter().flatten() {
+        let running = run["still_running"]
+            .as_array()
+            .is_some_and(|p| !p.is_empty());
+        if let (true, Some(id)) = (running, run["id"].as_str()) {
             let _ = cmd(&["stop", id, "--force", "--yes"]);
         }
     }

@@ -78,7 +78,8 @@ impl Home {
     }
 }
 
-/// A failing test leaves no supervisor behind: what is still active is force-stopped.
+/// A failing test leaves no supervisor behind: what is still active is force-stopped, and
+/// so is a lost run whose processes still run.
 impl Drop for Home {
     fn drop(&mut self) {
         if !self.state().join("bgflow.db").exists() {
@@ -86,10 +87,13 @@ impl Drop for Home {
         }
         let list = self.json(&["list", "--json"]);
         for r in list["runs"].as_array().into_iter().flatten() {
-            if matches!(
-                r["state"].as_str(),
-                Some("pending" | "running" | "unresponsive")
-            ) {
+            let still = r["still_running"].as_array().is_some_and(|p| !p.is_empty());
+            if still
+                || matches!(
+                    r["state"].as_str(),
+                    Some("pending" | "running" | "unresponsive")
+                )
+            {
                 let id = r["id"].as_str().unwrap_or_default();
                 let _ = Command::new(BIN)
                     .arg("--state-dir")
