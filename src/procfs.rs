@@ -32,15 +32,15 @@ pub fn start_time(pid: u32) -> Option<u64> {
     std::str::from_utf8(field).ok()?.parse().ok()
 }
 
-/// The command line of a process, for people: at most 80 characters.
+/// The command line of a process, for people: at most 80 characters, its arguments joined
+/// by spaces, and control characters other than white space shown as `?` (as `ps` does),
+/// so that a hostile command line cannot drive the terminal it is printed on.
 pub fn command_line(pid: u32) -> String {
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    let text = String::from_utf8_lossy(&raw)
-        .trim_end_matches('\0')
-        .replace('\0', " ");
+    let text = for_people(&raw);
     let text = if text.is_empty() {
         std::fs::read_to_string(format!("/proc/{pid}/comm"))
-            .map(|c| format!("[{}]", c.trim()))
+            .map(|c| format!("[{}]", for_people(c.trim().as_bytes())))
             .unwrap_or_else(|_| "?".to_owned())
     } else {
         text
@@ -49,5 +49,32 @@ pub fn command_line(pid: u32) -> String {
         text.chars().take(79).collect::<String>() + "…"
     } else {
         text
+    }
+}
+
+/// `cmdline` bytes as text: NUL-separated arguments joined by spaces, tabs and line breaks
+/// (of a multi-line script) as spaces, and any other control character as `?`.
+fn for_people(raw: &[u8]) -> String {
+    let text: String = String::from_utf8_lossy(raw)
+        .chars()
+        .map(|c| match c {
+            '\0' | '\t' | '\n' | '\r' => ' ',
+            c if c.is_control() => '?',
+            c => c,
+        })
+        .collect();
+    text.trim_end().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_line_cannot_carry_terminal_controls() {
+        let raw = b"sh\0-c\0printf '\x1b]0;owned\x07'; sleep 1\r\n\0";
+        assert_eq!(for_people(raw), "sh -c printf '?]0;owned?'; sleep 1");
+        assert_eq!(for_people(b"sleep\x00600\x00"), "sleep 600");
+        assert_eq!(for_people("caf\u{e9} \u{9b}2J".as_bytes()), "caf\u{e9} ?2J");
     }
 }
