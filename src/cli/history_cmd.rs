@@ -539,18 +539,14 @@ pub fn cleanup(args: &CleanupArgs, state_dir: Option<&Path>) -> io::Result<u8> {
         .map(|r| format!("{verb} {} {} {}\n", r.id, r.workflow, r.state))
         .collect();
     report::stdout(&text)?;
-    for (r, pids) in &old.kept {
-        report::stderr(&format!(
-            "note: kept run {id} of `{wf}`: it is lost, but {n} of its processes still run (pid {pids}); end them with bgflow stop {id}\n",
-            id = r.id,
-            wf = r.workflow,
-            n = pids.len(),
-            pids = pids
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(", "),
-        ));
+    for r in &old.kept {
+        if let Some(note) = runs::status::still_running_note(r) {
+            report::stderr(&format!(
+                "note: kept run {id} of `{wf}`: it is lost, but {note}; end them with bgflow stop {id}\n",
+                id = r.id,
+                wf = r.workflow,
+            ));
+        }
     }
     report::stderr(&format!(
         "{} run(s) {}\n",

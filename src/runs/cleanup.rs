@@ -1,7 +1,7 @@
 //! Removing what finished runs left: their records and log folders (`cleanup`, and the
 //! retention after each run), and run folders the history does not know.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::store::{now_ms, RunRow, Store, StoreError};
 
@@ -12,9 +12,9 @@ use super::Error;
 pub struct Removed {
     pub runs: Vec<RunRow>,
     /// Lost runs old enough but with processes still running (their supervisor was killed
-    /// and their steps run on), with those processes: kept, so that `stop` can still find
-    /// and end them, and their lock holds.
-    pub kept: Vec<(RunRow, Vec<u32>)>,
+    /// and their steps run on; `still_running` names them): kept, so that `stop` can still
+    /// find and end them, and their lock holds.
+    pub kept: Vec<RunRow>,
 }
 
 /// Removes the records and log folders of finished runs in `states` older than `age`;
@@ -27,31 +27,13 @@ pub fn remove_old(
 ) -> Result<Removed, StoreError> {
     let runs = store.runs(states, usize::MAX >> 1)?;
     let cutoff = now_ms() - i64::try_from(age.as_std().as_millis()).unwrap_or(i64::MAX);
-    let old: Vec<RunRow> = runs
+    let mut old: Vec<RunRow> = runs
         .into_iter()
         .filter(|r| !r.is_active() && r.finished_at.unwrap_or(r.created_at) <= cutoff)
         .collect();
-    // One scan of /proc for every lost run among them.
-    let lost: Vec<(&str, Option<&Path>)> = old
-        .iter()
-        .filter(|r| r.state == "lost")
-        .map(|r| (r.id.as_str(), r.cgroup.as_deref().map(Path::new)))
-        .collect();
-    let mut live = crate::exec::contain::live_of(&lost).into_iter();
-    let mut out = Removed::default();
-    for r in old {
-        // `live` has an entry for each lost run, in their order.
-        let pids = if r.state == "lost" {
-            live.next().unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        if pids.is_empty() {
-            out.runs.push(r);
-        } else {
-            out.kept.push((r, pids));
-        }
-    }
+    super::status::fill_still_running(&mut old);
+    let (kept, runs) = old.into_iter().partition(|r| !r.still_running.is_empty());
+    let out = Removed { runs, kept };
     if !dry_run {
         for r in &out.runs {
             let _ = std::fs::remove_dir_all(&r.log_dir);

@@ -4,7 +4,6 @@
 
 use std::path::Path;
 
-use crate::exec::contain;
 use crate::exit;
 use crate::store::admit::{overlap, Admission, Refusal};
 use crate::store::{now_ms, NewRun, Store};
@@ -115,60 +114,42 @@ fn lost_writers(store: &mut Store, run: &NewRun, state_dir: &Path) -> Result<(),
     let Some(mine) = &run.outputs else {
         return Ok(());
     };
-    let lost = super::reconcile(store);
+    let mut lost = super::reconcile(store);
     let root = run.root.display().to_string();
-    let holders: Vec<(&crate::store::RunRow, Vec<&str>)> = lost
-        .iter()
-        .filter(|r| r.root == root)
-        .filter_map(|r| {
-            let lock = r.lock.as_ref()?;
-            let common: Vec<&str> = mine
-                .iter()
-                .filter(|m| lock.outputs.iter().any(|o| overlap(m, o)))
-                .map(String::as_str)
-                .collect();
-            (!common.is_empty()).then_some((r, common))
-        })
-        .collect();
-    if holders.is_empty() {
+    // The outputs of this run that lost run `r` may still write.
+    let common_of = |r: &crate::store::RunRow| -> Vec<String> {
+        let Some(lock) = r.lock.as_ref() else {
+            return Vec::new();
+        };
+        mine.iter()
+            .filter(|m| lock.outputs.iter().any(|o| overlap(m, o)))
+            .cloned()
+            .collect()
+    };
+    lost.retain(|r| r.root == root && !common_of(r).is_empty());
+    if lost.is_empty() {
         return Ok(());
     }
-    // One scan of /proc for all of them.
-    let keys: Vec<(&str, Option<&Path>)> = holders
-        .iter()
-        .map(|(r, _)| (r.id.as_str(), r.cgroup.as_deref().map(Path::new)))
-        .collect();
-    let live = contain::live_of(&keys);
+    // What they still run, as `status` finds it: one scan of /proc for all of them.
+    super::status::fill_still_running(&mut lost);
     let sd = crate::validate::template::shell_quote(&state_dir.display().to_string());
-    let refuse = |other: &crate::store::RunRow, common: &[&str], what: String| {
+    let refuse = |other: &crate::store::RunRow, what: String| {
         Error::invalid(format!(
             "error: run {id} of `{wf}` is lost (its supervisor is gone), but it may still write the same outputs in {root} ({outs}): {what}; nothing ran\n  help: end them: bgflow --state-dir {sd} stop {id}; or pass --allow-concurrent\n",
             id = other.id,
             wf = other.workflow,
-            outs = common.join(", "),
+            outs = common_of(other).join(", "),
         ))
     };
-    if let Some(((other, common), left)) = holders.iter().zip(&live).find(|(_, l)| !l.is_empty()) {
-        let what: Vec<contain::Leftover> = left
-            .iter()
-            .map(|&pid| contain::Leftover {
-                pid,
-                command: crate::procfs::command_line(pid),
-            })
-            .collect();
-        return Err(refuse(
-            other,
-            common,
-            format!(
-                "{n} of its processes still run: {}",
-                contain::listing(&what),
-                n = left.len()
-            ),
-        ));
+    if let Some((other, note)) = lost
+        .iter()
+        .find_map(|r| super::status::still_running_note(r).map(|n| (r, n)))
+    {
+        return Err(refuse(other, note));
     }
     // A Slurm step's job runs on without its supervisor too: `squeue` for each holder that
     // submitted jobs (rare: a lost run of the same outputs in the same tree).
-    for (other, common) in &holders {
+    for other in &lost {
         let submitted = store
             .steps(&other.id)
             .is_ok_and(|steps| steps.iter().any(|s| s.job_id.is_some()));
@@ -180,7 +161,6 @@ fn lost_writers(store: &mut Store, run: &NewRun, state_dir: &Path) -> Result<(),
             Ok(jobs) => {
                 return Err(refuse(
                     other,
-                    common,
                     format!(
                         "{n} of its Slurm jobs {are} still queued or running ({})",
                         jobs.join(", "),
@@ -193,7 +173,6 @@ fn lost_writers(store: &mut Store, run: &NewRun, state_dir: &Path) -> Result<(),
             Err(e) => {
                 return Err(refuse(
                     other,
-                    common,
                     format!("whether its Slurm jobs still run cannot be told (`squeue`: {e}); they may still run"),
                 ))
             }

@@ -53,7 +53,7 @@ pub fn view(store: &Store, id: &str) -> Result<RunView, Error> {
         .map_err(|e| super::internal(&e))?
         .ok_or_else(|| Error::internal("error: cannot write output: run vanished\n"))?;
     let mut runs = [run];
-    find_still_running(&mut runs);
+    fill_still_running(&mut runs);
     let [run] = runs;
     Ok(RunView { run, steps })
 }
@@ -64,18 +64,10 @@ pub fn still_running_note(run: &RunRow) -> Option<String> {
     if left.is_empty() {
         return None;
     }
-    let listed: Vec<contain::Leftover> = left
-        .iter()
-        .map(|p| contain::Leftover {
-            pid: p.pid,
-            command: p.command.clone(),
-        })
-        .collect();
     let n = left.len();
     Some(format!(
-        "{n} of its process{es} still run{s}: {}",
-        contain::listing(&listed),
-        es = if n == 1 { "" } else { "es" },
+        "{n} of its processes still run{s}: {}",
+        contain::listing(left.iter().map(|p| (p.pid, p.command.as_str()))),
         s = if n == 1 { "s" } else { "" },
     ))
 }
@@ -83,8 +75,9 @@ pub fn still_running_note(run: &RunRow) -> Option<String> {
 /// Fills in what each `lost` run still runs: its supervisor is gone, but its steps'
 /// processes may not be, and a run shown `lost` while they write on would be the silent
 /// failure bgflow exists to prevent. One scan of /proc for all of them; nothing for a page
-/// without a lost run.
-fn find_still_running(runs: &mut [RunRow]) {
+/// without a lost run. Every reader that names them (`status`, `list`, `cleanup`, the lock
+/// per tree) fills them here.
+pub(crate) fn fill_still_running(runs: &mut [RunRow]) {
     let lost: Vec<usize> = (0..runs.len())
         .filter(|&i| runs[i].state == "lost")
         .collect();
@@ -121,7 +114,7 @@ pub fn lost_but_running(store: &Store) -> Result<Vec<RunRow>, Error> {
     let mut lost = store
         .runs(&["lost"], 1000)
         .map_err(|e| super::internal(&e))?;
-    find_still_running(&mut lost);
+    fill_still_running(&mut lost);
     lost.retain(|r| !r.still_running.is_empty());
     Ok(lost)
 }
@@ -135,7 +128,7 @@ pub fn list(store: &Store, state: Option<&str>, limit: usize) -> Result<RunList,
     let mut runs = store
         .runs(&states, limit)
         .map_err(|e| super::internal(&e))?;
-    find_still_running(&mut runs);
+    fill_still_running(&mut runs);
     let orphans = store.orphans(ORPHAN_MIN_AGE).unwrap_or_default();
     Ok(RunList { runs, orphans })
 }

@@ -163,7 +163,7 @@ pub fn stop(
         obs.note(&format!(
             "ended {} process(es) of run {id} that its supervisor left: {}\n",
             swept.ended.len(),
-            contain::listing(&swept.ended)
+            contain::listing(swept.ended.iter().map(contain::Leftover::named))
         ));
     }
     if on_slurm {

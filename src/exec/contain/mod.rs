@@ -249,6 +249,13 @@ pub struct Leftover {
     pub command: String,
 }
 
+impl Leftover {
+    /// As `listing` takes it.
+    pub fn named(&self) -> (u32, &str) {
+        (self.pid, &self.command)
+    }
+}
+
 impl Unit<'_> {
     /// The leaf's folder and `cgroup.procs`, for the child to start in.
     pub fn cgroup(&self) -> Option<(BorrowedFd<'_>, BorrowedFd<'_>)> {
@@ -420,21 +427,25 @@ pub fn describe(step: &str, left: &[Leftover]) -> String {
         "{n} process{} of step `{step}` outlived it and {} stopped: {}",
         if n == 1 { "" } else { "es" },
         if n == 1 { "was" } else { "were" },
-        listing(left)
+        listing(left.iter().map(Leftover::named))
     )
 }
 
-/// Processes as messages name them: the first five as `command (pid N)`, then how many
-/// more.
-pub fn listing(left: &[Leftover]) -> String {
+/// Processes as messages name them, from their `(pid, command line)`: the first five as
+/// `command (pid N)`, then how many more.
+pub fn listing<'a>(left: impl IntoIterator<Item = (u32, &'a str)>) -> String {
     const SHOWN: usize = 5;
-    let what: Vec<String> = left
-        .iter()
-        .take(SHOWN)
-        .map(|l| format!("{} (pid {})", l.command, l.pid))
-        .collect();
-    let more = if left.len() > SHOWN {
-        format!(", and {} more", left.len() - SHOWN)
+    let mut what: Vec<String> = Vec::new();
+    let mut more = 0;
+    for (pid, command) in left {
+        if what.len() < SHOWN {
+            what.push(format!("{command} (pid {pid})"));
+        } else {
+            more += 1;
+        }
+    }
+    let more = if more > 0 {
+        format!(", and {more} more")
     } else {
         String::new()
     };
