@@ -189,7 +189,7 @@ fn status_text(run: &RunRow, steps: &[StepRow], state_dir: Option<&Path>) -> Str
     if let Some(r) = &run.reason {
         out.push_str(&format!("  {r}\n"));
     }
-    if let Some(note) = runs::status::still_running_note(run) {
+    if let Some(note) = runs::status::left_running_note(run) {
         out.push_str(&format!(
             "  {note}\n  help: end them with {}\n",
             stop_command(state_dir, &run.id)
@@ -540,7 +540,7 @@ pub fn cleanup(args: &CleanupArgs, state_dir: Option<&Path>) -> io::Result<u8> {
         .collect();
     report::stdout(&text)?;
     for r in &old.kept {
-        if let Some(note) = runs::status::still_running_note(r) {
+        if let Some(note) = runs::status::left_running_note(r) {
             report::stderr(&format!(
                 "note: kept run {id} of `{wf}`: it is lost, but {note}; end them with bgflow stop {id}\n",
                 id = r.id,

@@ -12,13 +12,14 @@ use super::Error;
 pub struct Removed {
     pub runs: Vec<RunRow>,
     /// Lost runs old enough but with processes still running (their supervisor was killed
-    /// and their steps run on; `still_running` names them): kept, so that `stop` can still
-    /// find and end them, and their lock holds.
+    /// and their steps run on; `still_running` names them), or with Slurm jobs that `squeue`
+    /// lists as queued or running (`slurm_jobs_left`): kept, so that `stop` can still find
+    /// and end them, and their lock holds.
     pub kept: Vec<RunRow>,
 }
 
 /// Removes the records and log folders of finished runs in `states` older than `age`;
-/// never an active run, nor a lost one whose processes still run.
+/// never an active run, nor a lost one whose processes or Slurm jobs still run.
 pub fn remove_old(
     store: &mut Store,
     age: crate::manifest::Duration,
@@ -32,7 +33,15 @@ pub fn remove_old(
         .filter(|r| !r.is_active() && r.finished_at.unwrap_or(r.created_at) <= cutoff)
         .collect();
     super::status::fill_still_running(&mut old);
-    let (kept, runs) = old.into_iter().partition(|r| !r.still_running.is_empty());
+    for r in old.iter_mut().filter(|r| r.still_running.is_empty()) {
+        let steps = store.steps(&r.id)?;
+        super::status::fill_slurm_jobs_left(r, &steps);
+    }
+    // A run whose jobs `squeue` cannot tell of goes all the same: a retention that waited on
+    // a cluster no longer there would keep it for ever.
+    let (kept, runs) = old
+        .into_iter()
+        .partition(|r| !r.still_running.is_empty() || !r.slurm_jobs_left.is_empty());
     let out = Removed { runs, kept };
     if !dry_run {
         for r in &out.runs {

@@ -148,34 +148,15 @@ fn lost_writers(store: &mut Store, run: &NewRun, state_dir: &Path) -> Result<(),
         return Err(refuse(other, note));
     }
     // A Slurm step's job runs on without its supervisor too: `squeue` for each holder that
-    // submitted jobs (rare: a lost run of the same outputs in the same tree).
-    for other in &lost {
-        let submitted = store
-            .steps(&other.id)
-            .is_ok_and(|steps| steps.iter().any(|s| s.job_id.is_some()));
-        if !submitted {
+    // submitted jobs (rare: a lost run of the same outputs in the same tree). Whether its
+    // jobs still run cannot be told: refused, as a live holder is.
+    for other in &mut lost {
+        let Ok(steps) = store.steps(&other.id) else {
             continue;
-        }
-        match crate::exec::slurm::jobs_left(&other.id) {
-            Ok(jobs) if jobs.is_empty() => {}
-            Ok(jobs) => {
-                return Err(refuse(
-                    other,
-                    format!(
-                        "{n} of its Slurm jobs {are} still queued or running ({})",
-                        jobs.join(", "),
-                        n = jobs.len(),
-                        are = if jobs.len() == 1 { "is" } else { "are" }
-                    ),
-                ))
-            }
-            // Whether its jobs still run cannot be told: refused, as a live holder is.
-            Err(e) => {
-                return Err(refuse(
-                    other,
-                    format!("whether its Slurm jobs still run cannot be told (`squeue`: {e}); they may still run"),
-                ))
-            }
+        };
+        super::status::fill_slurm_jobs_left(other, &steps);
+        if let Some(note) = super::status::slurm_jobs_note(other) {
+            return Err(refuse(other, note));
         }
     }
     Ok(())

@@ -54,8 +54,53 @@ pub fn view(store: &Store, id: &str) -> Result<RunView, Error> {
         .ok_or_else(|| Error::internal("error: cannot write output: run vanished\n"))?;
     let mut runs = [run];
     fill_still_running(&mut runs);
-    let [run] = runs;
+    let [mut run] = runs;
+    fill_slurm_jobs_left(&mut run, &steps);
     Ok(RunView { run, steps })
+}
+
+/// Fills in which of a `lost` run's Slurm jobs are still queued or running: its supervisor
+/// is gone, but its jobs run on in the cluster. One `squeue` call, made only for a lost run
+/// with a step that was on Slurm when its supervisor went; none for any other run.
+pub(crate) fn fill_slurm_jobs_left(run: &mut RunRow, steps: &[StepRow]) {
+    let on_slurm = steps
+        .iter()
+        .any(|s| s.job_id.is_some() && s.state == "lost");
+    if run.state != "lost" || !on_slurm {
+        return;
+    }
+    match crate::exec::slurm::jobs_left(&run.id) {
+        Ok(jobs) => run.slurm_jobs_left = jobs,
+        Err(e) => run.slurm_jobs_unknown = Some(e),
+    }
+}
+
+/// What a `lost` run's Slurm jobs still do, for people: `None` when nothing is known to run.
+pub fn slurm_jobs_note(run: &RunRow) -> Option<String> {
+    if let Some(e) = &run.slurm_jobs_unknown {
+        return Some(format!(
+            "whether its Slurm jobs still run cannot be told (`squeue`: {e}); they may still run"
+        ));
+    }
+    let jobs = &run.slurm_jobs_left;
+    if jobs.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "{n} of its Slurm jobs {are} still queued or running ({})",
+        jobs.join(", "),
+        n = jobs.len(),
+        are = if jobs.len() == 1 { "is" } else { "are" }
+    ))
+}
+
+/// What a `lost` run still runs, on this machine and on Slurm: `None` when nothing is known
+/// to (a run that is not lost, or whose steps are all gone).
+pub fn left_running_note(run: &RunRow) -> Option<String> {
+    match (still_running_note(run), slurm_jobs_note(run)) {
+        (Some(here), Some(there)) => Some(format!("{here}; {there}")),
+        (here, there) => here.or(there),
+    }
 }
 
 /// What a `lost` run still runs, for people: `None` when nothing (or not lost).

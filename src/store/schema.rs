@@ -213,6 +213,8 @@ pub(super) fn run_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
         containment: r.get(22)?,
         cgroup: r.get(23)?,
         still_running: Vec::new(),
+        slurm_jobs_left: Vec::new(),
+        slurm_jobs_unknown: None,
     })
 }
 
@@ -289,6 +291,12 @@ pub struct RunRow {
     /// A `lost` run's processes that still run (its supervisor is gone, its steps are
     /// not): not stored, but found as the run is read (`runs::status`); empty otherwise.
     pub still_running: Vec<Process>,
+    /// A `lost` run's Slurm jobs that `squeue` lists as still queued or running, found when
+    /// the one run is read (`runs::status::view`: `status RUN`, `get_run`, its page); empty
+    /// otherwise.
+    pub slurm_jobs_left: Vec<String>,
+    /// Why `squeue` could not tell whether such a run's jobs still run; `None` otherwise.
+    pub slurm_jobs_unknown: Option<String>,
 }
 
 /// A process, as people and agents are told of it.
