@@ -6,7 +6,9 @@
 # children, `/usr/bin/time`): on a 2-CPU machine running -j2 `touch` steps the CPUs are
 # nearly always busy, so a tool's wall time follows the CPU time it adds to its steps'.
 # Also timed: the floor with the next child made ahead (waiting on a futex for a free
-# slot), the idea of taking `clone` off the path from one step's exit to the next start.
+# slot), the idea of taking `clone` off the path from one step's exit to the next start;
+# and the floor without CLONE_VFORK (the child on its own stack, the parent not put to
+# sleep until the child's `execve` and woken again), the idea of saving that wake-up.
 #
 # Usage: scripts/bench-floor.sh [BGFLOW_BINARY]
 #   BGFLOW_BINARY  default: target/release/bgflow, built with `cargo build --release --locked`
@@ -79,4 +81,5 @@ echo "| against make -j2 | wall ratio (95% CI) | its wall, CPU | make's wall, CP
 echo "|---|---|---|---|"
 echo "| spawn-floor vfork | $(paired "$mk_prep" "'$work/spawn-floor' vfork $steps $width" "$mk_prep" "$mk") |"
 echo "| spawn-floor premade | $(paired "$mk_prep" "'$work/spawn-floor' premade $steps $width" "$mk_prep" "$mk") |"
+echo "| spawn-floor shared | $(paired "$mk_prep" "'$work/spawn-floor' shared $steps $width" "$mk_prep" "$mk") |"
 echo "| bgflow run -j2 | $(paired "rm -rf out .bgflow" "'$bin' run -j2 --progress never bench.toml" "$mk_prep" "$mk") |"

@@ -8,6 +8,9 @@
  *                                 posix_spawn and bgflow do
  *   spawn-floor premade N WIDTH   the next child made ahead (CLONE_VM, its own stack),
  *                                 waiting on a futex until a slot frees, then execve
+ *   spawn-floor shared N WIDTH    clone(CLONE_VM) when a slot frees, without CLONE_VFORK:
+ *                                 the child execs on its own stack while the parent
+ *                                 goes on, with no wake-up of the parent at the exec
  */
 #define _GNU_SOURCE
 #include <linux/futex.h>
@@ -49,11 +52,13 @@ static int runs(void *arg) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 4 || (strcmp(argv[1], "vfork") && strcmp(argv[1], "premade"))) {
-        fprintf(stderr, "usage: spawn-floor vfork|premade N WIDTH\n");
+    if (argc != 4 ||
+        (strcmp(argv[1], "vfork") && strcmp(argv[1], "premade") && strcmp(argv[1], "shared"))) {
+        fprintf(stderr, "usage: spawn-floor vfork|premade|shared N WIDTH\n");
         return 2;
     }
     int premade = strcmp(argv[1], "premade") == 0;
+    int vfork = strcmp(argv[1], "vfork") == 0;
     int n = atoi(argv[2]), width = atoi(argv[3]);
     struct child *c = calloc((size_t)n, sizeof *c);
     if (!c || n <= 0 || width <= 0)
@@ -74,7 +79,7 @@ int main(int argc, char **argv) {
             if (made == next) {
                 syscall(SYS_futex, &c[next].go, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
             } else if (clone(premade ? waits_then_runs : runs, c[next].stack + STACK,
-                             CLONE_VM | SIGCHLD | (premade ? 0 : CLONE_VFORK), &c[next]) < 0) {
+                             CLONE_VM | SIGCHLD | (vfork ? CLONE_VFORK : 0), &c[next]) < 0) {
                 perror("clone");
                 return 1;
             }
