@@ -76,24 +76,30 @@ impl Home {
 
     /// Puts first on PATH a `squeue` that fails as with a controller that does not answer.
     fn fail_squeue(&mut self) {
+        self.fake_squeue("echo 'squeue: error: Unable to contact slurm controller' >&2\nexit 1\n");
+    }
+
+    /// Puts first on PATH a `squeue` that runs `script` (sh).
+    fn fake_squeue(&mut self, script: &str) {
         let bin = self.path().join("bin");
-        std::fs::create_dir(&bin).expect("mkdir bin");
+        let _ = std::fs::create_dir(&bin);
         let squeue = bin.join("squeue");
-        std::fs::write(
-            &squeue,
-            "#!/bin/sh\necho 'squeue: error: Unable to contact slurm controller' >&2\nexit 1\n",
-        )
-        .expect("write squeue");
+        std::fs::write(&squeue, format!("#!/bin/sh\n{script}")).expect("write squeue");
         std::fs::set_permissions(&squeue, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         self.path_first = Some(bin);
     }
 
     fn bgflow(&self, args: &[&str]) -> Output {
+        self.bgflow_with(args, &[])
+    }
+
+    fn bgflow_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut cmd = Command::new(BIN);
         cmd.current_dir(self.path())
             .arg("--state-dir")
             .arg(self.path().join(".bgflow"))
             .args(args)
+            .envs(env.iter().copied())
             .env("NO_COLOR", "1")
             .env_remove("BGFLOW_CONFIG");
         if let Some(first) = &self.path_first {

@@ -74,6 +74,24 @@ outputs = ["orphan.txt"]
         "{}",
         text(&out)
     );
+    // A controller that does not answer: `status` gives up on `squeue` at its limit (10 s;
+    // 1.5 s here), and says so, instead of hanging while `squeue` retries for a minute.
+    home.fake_squeue("exec sleep 319\n");
+    let out = home.bgflow_with(&["status", &run], &[("BGFLOW_TEST_SLURM_LIMIT_MS", "1500")]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("(`squeue`: `squeue` did not answer within 1s500ms)"),
+        "{}",
+        text(&out)
+    );
+    let deadline = Instant::now() + DEADLINE;
+    while !common::live_processes("sleep 319").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the hanging squeue was not killed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     home.path_first = None;
     // Its job may still write orphan.txt: the lost run holds its lock (guarantee 11).
     let refused = home.bgflow(&["run", "-d", "wf.toml"]);

@@ -174,19 +174,70 @@ pub(super) async fn scancel(job: &str, args: &[&str]) {
     let _ = run("scancel", &argv).await;
 }
 
+/// How long `squeue` or `scancel` may take when a command that reads or stops a lost run
+/// asks (`status`, the lock, `stop`): Slurm's default `MessageTimeout`. A controller that
+/// does not answer makes `squeue` retry for a minute; `status` must not wait that long.
+const ASK_LIMIT: Duration = Duration::from_secs(10);
+
+/// The limit for one such command; debug builds take `BGFLOW_TEST_SLURM_LIMIT_MS` (tests).
+fn ask_limit() -> Duration {
+    #[cfg(debug_assertions)]
+    if let Some(ms) = std::env::var("BGFLOW_TEST_SLURM_LIMIT_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        return Duration::from_millis(ms);
+    }
+    ASK_LIMIT
+}
+
+/// Runs `program` with `args` (no shell) and waits at most `ask_limit()` for it: its output,
+/// or why there is none. Past the limit it is killed, and its output is not waited for.
+fn output_within(program: &str, args: &[String]) -> Result<std::process::Output, String> {
+    let limit = ask_limit();
+    let child = std::process::Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run `{program}`: {e}"))?;
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // The output is read to its end while the limit runs (a long list would fill the pipe).
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.map_err(|e| format!("cannot run `{program}`: {e}")),
+        Err(_) => {
+            // Not reaped until the reading thread's wait returns, so `pid` is still ours.
+            if let Ok(raw) = i32::try_from(pid) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(raw),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            Err(format!(
+                "`{program}` did not answer within {}",
+                crate::manifest::Duration(limit)
+            ))
+        }
+    }
+}
+
 /// The ids of the jobs of run `run_id` that are still queued or running (`stop` of a lost
-/// run). `Err`: `squeue` did not answer.
+/// run, `status` of one, the lock). `Err`: `squeue` did not answer.
 pub fn jobs_left(run_id: &str) -> Result<Vec<String>, String> {
-    let out = std::process::Command::new("squeue")
-        .args([
+    let out = output_within(
+        "squeue",
+        &[
             "--noheader".to_owned(),
             format!("--states={JOB_STATES_ACTIVE}"),
             format!("--name={}", super::tag(run_id)),
             "--format=%i".to_owned(),
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run `squeue`: {e}"))?;
+        ],
+    )?;
     if !out.status.success() {
         return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
     }
@@ -208,10 +259,7 @@ pub fn cancel_run(run_id: &str, wait: Duration) -> Result<Vec<String>, String> {
         if left.is_empty() {
             return Ok(left);
         }
-        let _ = std::process::Command::new("scancel")
-            .arg(format!("--name={tag}"))
-            .stdin(Stdio::null())
-            .output();
+        let _ = output_within("scancel", &[format!("--name={tag}")]);
         if std::time::Instant::now() >= deadline {
             return Ok(left);
         }
