@@ -6,6 +6,7 @@
 //! Front-ends (`cli`) call the service layer (`runs`), which returns data and never
 //! prints; a layer never imports one above it (`tests/layers.rs`).
 
+pub mod bounded;
 pub mod cli;
 pub mod config;
 pub mod diag;

@@ -36,6 +36,10 @@ const RULES: &[(&str, &[&str])] = &[
         &["cli", "runs", "report", "store", "exec", "validate"],
     ),
     (
+        "bounded.rs",
+        &["cli", "runs", "report", "store", "exec", "validate"],
+    ),
+    (
         "procfs.rs",
         &["cli", "runs", "report", "store", "exec", "validate"],
     ),

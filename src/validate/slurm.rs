@@ -384,43 +384,12 @@ const QUERY_LIMIT: StdDuration = StdDuration::from_secs(20);
 
 /// A Slurm command's stdout, or its stderr as the error; killed after `QUERY_LIMIT`.
 fn run(program: &str, args: &[&str]) -> Result<String, String> {
-    use std::io::Read;
-    let mut child = Process::new(program)
-        .args(args)
-        .env("SLURM_TIME_FORMAT", "standard")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run `{program}`: {e}"))?;
-    let deadline = std::time::Instant::now() + QUERY_LIMIT;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(StdDuration::from_millis(20));
-            }
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "`{program}` did not answer within {} s",
-                    QUERY_LIMIT.as_secs()
-                ));
-            }
-        }
-    };
-    let mut out = std::process::Output {
-        status,
-        stdout: Vec::new(),
-        stderr: Vec::new(),
-    };
-    if let Some(mut o) = child.stdout.take() {
-        let _ = o.read_to_end(&mut out.stdout);
-    }
-    if let Some(mut e) = child.stderr.take() {
-        let _ = e.read_to_end(&mut out.stderr);
-    }
+    let out = crate::bounded::output_within(
+        Process::new(program)
+            .args(args)
+            .env("SLURM_TIME_FORMAT", "standard"),
+        QUERY_LIMIT,
+    )?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         return Err(err.trim().lines().next().unwrap_or("failed").to_owned());

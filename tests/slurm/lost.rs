@@ -80,7 +80,7 @@ outputs = ["orphan.txt"]
     let out = home.bgflow_with(&["status", &run], &[("BGFLOW_TEST_SLURM_LIMIT_MS", "1500")]);
     assert!(
         String::from_utf8_lossy(&out.stdout)
-            .contains("(`squeue`: `squeue` did not answer within 1s500ms)"),
+            .contains("(`squeue`: `squeue` did not answer within 1.5 s)"),
         "{}",
         text(&out)
     );

@@ -191,39 +191,9 @@ fn ask_limit() -> Duration {
     ASK_LIMIT
 }
 
-/// Runs `program` with `args` (no shell) and waits at most `ask_limit()` for it: its output,
-/// or why there is none. Past the limit it is killed, and its output is not waited for.
+/// Runs `program` with `args` (no shell), waiting at most `ask_limit()` for it.
 fn output_within(program: &str, args: &[String]) -> Result<std::process::Output, String> {
-    let limit = ask_limit();
-    let child = std::process::Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run `{program}`: {e}"))?;
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    // The output is read to its end while the limit runs (a long list would fill the pipe).
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(out) => out.map_err(|e| format!("cannot run `{program}`: {e}")),
-        Err(_) => {
-            // Not reaped until the reading thread's wait returns, so `pid` is still ours.
-            if let Ok(raw) = i32::try_from(pid) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(raw),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-            Err(format!(
-                "`{program}` did not answer within {}",
-                crate::manifest::Duration(limit)
-            ))
-        }
-    }
+    crate::bounded::output_within(std::process::Command::new(program).args(args), ask_limit())
 }
 
 /// The ids of the jobs of run `run_id` that are still queued or running (`stop` of a lost
