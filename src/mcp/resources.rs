@@ -110,7 +110,8 @@ fn contents(
 fn fingerprint(store: &crate::store::Store, uri: &str) -> Option<String> {
     match target(uri)? {
         Target::Run(id) => {
-            let v = runs::status(store, &id).ok()?;
+            // What the history holds is enough to see a change; no /proc scan or `squeue`.
+            let v = runs::status::stored(store, &id).ok()?;
             let steps: Vec<&str> = v.steps.iter().map(|s| s.state.as_str()).collect();
             Some(format!(
                 "{} {} {}",

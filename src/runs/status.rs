@@ -46,12 +46,26 @@ pub fn status(store: &Store, prefix: &str) -> Result<RunView, Error> {
     view(store, &id)
 }
 
-/// One run, by its full id, with its steps.
-pub fn view(store: &Store, id: &str) -> Result<RunView, Error> {
+/// One run (by id or unique prefix) with its steps as the history holds them, without
+/// what is found as a run is read (`still_running`, `slurm_jobs_left`): for a reader that
+/// polls for changes of state (the MCP server's subscriptions) and must not scan /proc or
+/// ask `squeue` each time.
+pub fn stored(store: &Store, prefix: &str) -> Result<RunView, Error> {
+    read(store, &super::resolve(store, prefix)?)
+}
+
+/// One run, by its full id, with its steps, as the history holds them.
+fn read(store: &Store, id: &str) -> Result<RunView, Error> {
     let (run, steps) = store
         .run_with_steps(id)
         .map_err(|e| super::internal(&e))?
         .ok_or_else(|| Error::internal("error: cannot write output: run vanished\n"))?;
+    Ok(RunView { run, steps })
+}
+
+/// One run, by its full id, with its steps.
+pub fn view(store: &Store, id: &str) -> Result<RunView, Error> {
+    let RunView { run, steps } = read(store, id)?;
     let mut runs = [run];
     fill_still_running(&mut runs);
     let [mut run] = runs;
