@@ -34,14 +34,11 @@ pub fn remove_old(
         .collect();
     super::status::fill_still_running(&mut old);
     for r in old.iter_mut().filter(|r| r.still_running.is_empty()) {
-        let steps = store.steps(&r.id)?;
-        super::status::fill_slurm_jobs_left(r, &steps);
+        super::status::ask_slurm_of(store, r)?;
     }
     // A run whose jobs `squeue` cannot tell of goes all the same: a retention that waited on
     // a cluster no longer there would keep it for ever.
-    let (kept, runs) = old
-        .into_iter()
-        .partition(|r| !r.still_running.is_empty() || !r.slurm_jobs_left.is_empty());
+    let (kept, runs) = old.into_iter().partition(RunRow::is_left_running);
     let out = Removed { runs, kept };
     if !dry_run {
         for r in &out.runs {

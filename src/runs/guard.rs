@@ -151,10 +151,8 @@ fn lost_writers(store: &mut Store, run: &NewRun, state_dir: &Path) -> Result<(),
     // submitted jobs (rare: a lost run of the same outputs in the same tree). Whether its
     // jobs still run cannot be told: refused, as a live holder is.
     for other in &mut lost {
-        let Ok(steps) = store.steps(&other.id) else {
-            continue;
-        };
-        super::status::fill_slurm_jobs_left(other, &steps);
+        // A history that cannot be read here is read again by the run's own writes.
+        let _ = super::status::ask_slurm_of(store, other);
         if let Some(note) = super::status::slurm_jobs_note(other) {
             return Err(refuse(other, note));
         }

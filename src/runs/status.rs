@@ -65,18 +65,29 @@ fn read(store: &Store, id: &str) -> Result<RunView, Error> {
 
 /// One run, by its full id, with its steps.
 pub fn view(store: &Store, id: &str) -> Result<RunView, Error> {
-    let RunView { run, steps } = read(store, id)?;
-    let mut runs = [run];
-    fill_still_running(&mut runs);
-    let [mut run] = runs;
+    let RunView { mut run, steps } = read(store, id)?;
+    fill_still_running(std::slice::from_mut(&mut run));
     fill_slurm_jobs_left(&mut run, &steps);
     Ok(RunView { run, steps })
+}
+
+/// `fill_slurm_jobs_left` for a run read without its steps: they are read only for a lost
+/// run.
+pub(crate) fn ask_slurm_of(
+    store: &Store,
+    run: &mut RunRow,
+) -> Result<(), crate::store::StoreError> {
+    if run.state == "lost" {
+        let steps = store.steps(&run.id)?;
+        fill_slurm_jobs_left(run, &steps);
+    }
+    Ok(())
 }
 
 /// Fills in which of a `lost` run's Slurm jobs are still queued or running: its supervisor
 /// is gone, but its jobs run on in the cluster. One `squeue` call, made only for a lost run
 /// with a step that was on Slurm when its supervisor went; none for any other run.
-pub(crate) fn fill_slurm_jobs_left(run: &mut RunRow, steps: &[StepRow]) {
+fn fill_slurm_jobs_left(run: &mut RunRow, steps: &[StepRow]) {
     let on_slurm = steps
         .iter()
         .any(|s| s.job_id.is_some() && s.state == "lost");

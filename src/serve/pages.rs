@@ -253,7 +253,7 @@ fn run_live(v: &RunView, g: &runs::graph::Graph) -> String {
     out.push_str("</dl>\n");
     // A lost run whose processes or jobs still run is stopped as an active one is (`stop`
     // ends them).
-    if r.is_active() || !r.still_running.is_empty() || !r.slurm_jobs_left.is_empty() {
+    if r.is_active() || r.is_left_running() {
         let _ = writeln!(
             out,
             r#"<p><button type="button" class="stop" data-stop="{id}">Stop run</button> <span id="stop-status"></span></p><noscript><p class="note">Stopping needs JavaScript here, or: <code>bgflow stop {id}</code></p></noscript>"#,

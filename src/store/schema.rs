@@ -320,6 +320,12 @@ impl RunRow {
     pub fn is_active(&self) -> bool {
         matches!(self.state.as_str(), "pending" | "running" | "unresponsive")
     }
+
+    /// A lost run with processes or Slurm jobs known to run on (as its reader found them:
+    /// `still_running`, `slurm_jobs_left`): not over, and `stop` still has work.
+    pub fn is_left_running(&self) -> bool {
+        !self.still_running.is_empty() || !self.slurm_jobs_left.is_empty()
+    }
 }
 
 /// A step as stored.
