@@ -34,29 +34,8 @@ pick_binary "$@"
 work=$(mktemp -d "${TMPDIR:-/tmp}/bgflow-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-# The workflow: layer 0 steps have no inputs; every later step reads two outputs of the
-# layer before (same column and the next one) and writes out/L_S.txt.
-python3 - "$work" "$layers" "$width" <<'PY'
-import sys
-work, layers, width = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-toml = ['[workflow]', 'name = "bench"', '']
-ninja = ['rule touch', '  command = touch $out', '']
-for l in range(layers):
-    for s in range(width):
-        out = f"out/{l}_{s}.txt"
-        toml.append(f"[steps.s_{l}_{s}]")
-        toml.append(f'run = "touch {out}"')
-        if l > 0:
-            a, b = f"out/{l-1}_{s}.txt", f"out/{l-1}_{(s+1) % width}.txt"
-            toml.append(f'inputs = ["{a}", "{b}"]')
-            ninja.append(f"build {out}: touch | {a} {b}")
-        else:
-            ninja.append(f"build {out}: touch")
-        toml.append(f'outputs = ["{out}"]')
-        toml.append("")
-open(f"{work}/bench.toml", "w").write("\n".join(toml))
-open(f"{work}/build.ninja", "w").write("\n".join(ninja) + "\n")
-PY
+# The workflow: bench-run's layered DAG of `touch` steps (bench-lib.sh), with its build.ninja.
+touch_dag "$work" "$layers" "$width"
 steps=$((layers * width))
 
 # Fail loudly if the workflow is not valid: timing a refusal would measure the wrong thing.
