@@ -63,11 +63,11 @@ TOML
   python3 "$repo/scripts/seed-history.py" "$state/bgflow.db" "$runs" "$bench_name"
 }
 
-# touch_dag DIR LAYERS WIDTH: the layered DAG of `touch` steps that bench-run.sh and
-# bench-floor.sh time, written for each tool into DIR: bench.toml, bench-sh.toml (the same
-# steps as `["sh", "-c", ...]`), build.ninja and a Makefile. Layer 0 steps have no inputs;
-# a step of layer L reads two outputs of layer L-1 (same column and the next one) and
-# touches its own output out/L_S.
+# touch_dag DIR LAYERS WIDTH: the layered DAG of `touch` steps that bench-run.sh,
+# bench-floor.sh and bench-plan.sh use, written for each tool into DIR: bench.toml,
+# bench-sh.toml (the same steps as `["sh", "-c", ...]`), build.ninja and a Makefile. Layer 0
+# steps have no inputs; a step of layer L reads two outputs of layer L-1 (same column and
+# the next one) and touches its own output out/L_S.
 touch_dag() {
   python3 - "$1" "$2" "$3" <<'PY'
 import sys
