@@ -542,9 +542,10 @@ pub fn cleanup(args: &CleanupArgs, state_dir: Option<&Path>) -> io::Result<u8> {
     for r in &old.kept {
         if let Some(note) = runs::status::left_running_note(r) {
             report::stderr(&format!(
-                "note: kept run {id} of `{wf}`: it is lost, but {note}; end them with bgflow stop {id}\n",
+                "note: kept run {id} of `{wf}`: it is lost, but {note}; end them with {stop}\n",
                 id = r.id,
                 wf = r.workflow,
+                stop = stop_command(state_dir, &r.id),
             ));
         }
     }

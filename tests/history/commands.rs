@@ -388,7 +388,10 @@ fn cleanup_keeps_a_lost_run_whose_processes_still_run() {
     assert!(
         out.stderr
             .contains(&format!("note: kept run {id} of `left`: it is lost, but"))
-            && out.stderr.contains(&format!("bgflow stop {id}")),
+            && out.stderr.contains(&format!(
+                "end them with bgflow --state-dir {} stop {id}\n",
+                home.state().display()
+            )),
         "{}",
         out.stderr
     );
