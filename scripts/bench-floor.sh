@@ -8,7 +8,10 @@
 # Also timed: the floor with the next child made ahead (waiting on a futex for a free
 # slot), the idea of taking `clone` off the path from one step's exit to the next start;
 # and the floor without CLONE_VFORK (the child on its own stack, the parent not put to
-# sleep until the child's `execve` and woken again), the idea of saving that wake-up.
+# sleep until the child's `execve` and woken again), the idea of saving that wake-up;
+# and the floor waiting for each exit as bgflow does (a pidfd in an epoll set, then
+# `waitpid`) instead of in `wait`, which the kernel wakes on the CPU the exiting child
+# frees: whether the way a supervisor is woken costs wall time.
 #
 # Usage: scripts/bench-floor.sh [BGFLOW_BINARY]
 #   BGFLOW_BINARY  default: target/release/bgflow, built with `cargo build --release --locked`
@@ -82,4 +85,5 @@ echo "|---|---|---|---|"
 echo "| spawn-floor vfork | $(paired "$mk_prep" "'$work/spawn-floor' vfork $steps $width" "$mk_prep" "$mk") |"
 echo "| spawn-floor premade | $(paired "$mk_prep" "'$work/spawn-floor' premade $steps $width" "$mk_prep" "$mk") |"
 echo "| spawn-floor shared | $(paired "$mk_prep" "'$work/spawn-floor' shared $steps $width" "$mk_prep" "$mk") |"
+echo "| spawn-floor epoll | $(paired "$mk_prep" "'$work/spawn-floor' epoll $steps $width" "$mk_prep" "$mk") |"
 echo "| bgflow run -j2 | $(paired "rm -rf out .bgflow" "'$bin' run -j2 --progress never bench.toml" "$mk_prep" "$mk") |"

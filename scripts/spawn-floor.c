@@ -11,6 +11,8 @@
  *   spawn-floor shared N WIDTH    clone(CLONE_VM) when a slot frees, without CLONE_VFORK:
  *                                 the child execs on its own stack while the parent
  *                                 goes on, with no wake-up of the parent at the exec
+ *   spawn-floor epoll N WIDTH     as vfork, but each exit is waited for as bgflow waits:
+ *                                 a pidfd (CLONE_PIDFD) in an epoll set, then waitpid
  */
 #define _GNU_SOURCE
 #include <linux/futex.h>
@@ -20,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
+#include <sys/epoll.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -53,12 +57,15 @@ static int runs(void *arg) {
 
 int main(int argc, char **argv) {
     if (argc != 4 ||
-        (strcmp(argv[1], "vfork") && strcmp(argv[1], "premade") && strcmp(argv[1], "shared"))) {
-        fprintf(stderr, "usage: spawn-floor vfork|premade|shared N WIDTH\n");
+        (strcmp(argv[1], "vfork") && strcmp(argv[1], "premade") && strcmp(argv[1], "shared") &&
+         strcmp(argv[1], "epoll"))) {
+        fprintf(stderr, "usage: spawn-floor vfork|premade|shared|epoll N WIDTH\n");
         return 2;
     }
     int premade = strcmp(argv[1], "premade") == 0;
-    int vfork = strcmp(argv[1], "vfork") == 0;
+    int epoll = strcmp(argv[1], "epoll") == 0;
+    int vfork = strcmp(argv[1], "vfork") == 0 || epoll;
+    int ep = epoll ? epoll_create1(EPOLL_CLOEXEC) : -1;
     int n = atoi(argv[2]), width = atoi(argv[3]);
     struct child *c = calloc((size_t)n, sizeof *c);
     if (!c || n <= 0 || width <= 0)
@@ -78,10 +85,22 @@ int main(int argc, char **argv) {
             atomic_store(&c[next].go, 1);
             if (made == next) {
                 syscall(SYS_futex, &c[next].go, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-            } else if (clone(premade ? waits_then_runs : runs, c[next].stack + STACK,
-                             CLONE_VM | SIGCHLD | (vfork ? CLONE_VFORK : 0), &c[next]) < 0) {
-                perror("clone");
-                return 1;
+            } else {
+                int pidfd = -1;
+                int pid = clone(premade ? waits_then_runs : runs, c[next].stack + STACK,
+                                CLONE_VM | SIGCHLD | (vfork ? CLONE_VFORK : 0) |
+                                    (epoll ? CLONE_PIDFD : 0),
+                                &c[next], &pidfd);
+                if (pid < 0) {
+                    perror("clone");
+                    return 1;
+                }
+                struct epoll_event ev = {.events = EPOLLIN,
+                                         .data.u64 = (uint64_t)pidfd << 32 | (uint32_t)pid};
+                if (epoll && epoll_ctl(ep, EPOLL_CTL_ADD, pidfd, &ev) < 0) {
+                    perror("epoll_ctl");
+                    return 1;
+                }
             }
             running++;
             next++;
@@ -94,7 +113,20 @@ int main(int argc, char **argv) {
             made = next;
         }
         int status;
-        if (wait(&status) < 0) {
+        if (epoll) {
+            struct epoll_event ev;
+            int k;
+            do
+                k = epoll_wait(ep, &ev, 1, -1);
+            while (k < 0);
+            int pid = (int)(uint32_t)ev.data.u64, pidfd = (int)(ev.data.u64 >> 32);
+            if (waitpid(pid, &status, 0) < 0) {
+                perror("waitpid");
+                return 1;
+            }
+            epoll_ctl(ep, EPOLL_CTL_DEL, pidfd, NULL);
+            close(pidfd);
+        } else if (wait(&status) < 0) {
             perror("wait");
             return 1;
         }
