@@ -20,6 +20,8 @@ use nix::unistd::Pid;
 use regex::Regex;
 use serde_json::Value;
 
+#[path = "run/big_summary.rs"]
+mod big_summary;
 #[path = "run/cancelled.rs"]
 mod cancelled;
 #[path = "common/mod.rs"]

@@ -1,5 +1,11 @@
 //! The end-of-run summary: a table of steps, then each failure with its reason, log path
 //! and last lines. The same report is written as `summary.json`.
+//!
+//! A run of more than `LISTED` steps lists in its table only the steps that ran and did
+//! not succeed (the first `LISTED`), with a count of the rest by state, and groups its
+//! `not run` list by state and reason: nobody reads a table of 10,000 rows after a run,
+//! and the rows that matter would scroll out of sight. Every step stays in
+//! `summary.json` (and in `bgflow status RUN`).
 
 use std::fmt::Write;
 use std::path::Path;
@@ -7,8 +13,11 @@ use std::path::Path;
 use crate::exec::{RunReport, StepState};
 use crate::report::live::{human_ms, mark};
 
-/// Prints the summary to stderr as it is made: at 10,000 steps the table alone is 0.7 MB,
-/// which a run need not hold.
+/// How many rows the table and the `not run` list show at most; a run of at most this
+/// many steps lists every one.
+pub const LISTED: usize = 50;
+
+/// Prints the summary to stderr as it is made.
 pub fn print(report: &RunReport) {
     let mut err = Adapter(std::io::BufWriter::new(std::io::stderr().lock()));
     write(report, &mut err);
@@ -27,13 +36,6 @@ impl<W: std::io::Write> Write for Adapter<W> {
 }
 
 fn write(report: &RunReport, out: &mut impl Write) {
-    let width = report
-        .steps
-        .iter()
-        .map(|s| s.name.len())
-        .max()
-        .unwrap_or(4)
-        .max(4);
     let _ = writeln!(
         out,
         "\nrun {} of {}: {}",
@@ -41,12 +43,31 @@ fn write(report: &RunReport, out: &mut impl Write) {
         report.workflow,
         report.state.as_str()
     );
-    let _ = writeln!(
-        out,
-        "  {:<2} {:<width$}  {:<18} {:>8}  {:>8}  exit",
-        "", "step", "state", "time", "attempts"
-    );
+    // Every step, or (past `LISTED` steps) those that ran and did not succeed, up to
+    // `LISTED` (skipped and cancelled steps are in `not run`, with why).
+    let every = report.steps.len() <= LISTED;
+    let mut left_out = Counts::default();
+    let mut rows = Vec::new();
     for s in &report.steps {
+        let plain = matches!(
+            s.state,
+            StepState::Succeeded | StepState::Skipped | StepState::Cancelled
+        );
+        if rows.len() < LISTED && (every || !plain) {
+            rows.push(s);
+        } else {
+            left_out.add(s.state);
+        }
+    }
+    let width = rows.iter().map(|s| s.name.len()).max().unwrap_or(4).max(4);
+    if !rows.is_empty() {
+        let _ = writeln!(
+            out,
+            "  {:<2} {:<width$}  {:<18} {:>8}  {:>8}  exit",
+            "", "step", "state", "time", "attempts"
+        );
+    }
+    for s in rows {
         let exit = match (s.exit_code, &s.signal) {
             (Some(c), _) => c.to_string(),
             (None, Some(sig)) => sig.clone(),
@@ -67,7 +88,15 @@ fn write(report: &RunReport, out: &mut impl Write) {
             s.attempts
         );
     }
-    for s in report.steps.iter().filter(|s| s.state.is_failure()) {
+    if let Some(counts) = left_out.describe() {
+        let _ = writeln!(
+            out,
+            "  not listed: {counts} (every step is in {})",
+            report.log_dir.join("summary.json").display()
+        );
+    }
+    let failures = report.steps.iter().filter(|s| s.state.is_failure());
+    for s in failures.clone().take(LISTED) {
         let _ = writeln!(
             out,
             "\n{} {} {}: {}",
@@ -97,6 +126,18 @@ fn write(report: &RunReport, out: &mut impl Write) {
             }
         }
     }
+    let mut unlisted = Counts::default();
+    for s in failures.skip(LISTED) {
+        unlisted.add(s.state);
+    }
+    if let Some(counts) = unlisted.describe() {
+        let _ = writeln!(
+            out,
+            "\n… {} more that did not succeed: {counts} (each with its reason in {})",
+            unlisted.total(),
+            report.log_dir.join("summary.json").display()
+        );
+    }
     for s in report
         .steps
         .iter()
@@ -114,19 +155,7 @@ fn write(report: &RunReport, out: &mut impl Write) {
             let _ = writeln!(out, "warning: {w}");
         }
     }
-    let skipped: Vec<String> = report
-        .steps
-        .iter()
-        .filter(|s| matches!(s.state, StepState::Skipped | StepState::Cancelled))
-        .filter_map(|s| {
-            s.reason
-                .as_ref()
-                .map(|r| format!("  {} {}: {r}", s.name, s.state.as_str()))
-        })
-        .collect();
-    if !skipped.is_empty() {
-        let _ = writeln!(out, "\nnot run:\n{}", skipped.join("\n"));
-    }
+    write_not_run(report, out);
     let verdict = match report.exit_code() {
         0 => "ok".to_owned(),
         code => format!("exit {code}"),
@@ -143,6 +172,97 @@ fn write(report: &RunReport, out: &mut impl Write) {
             .unwrap_or_default(),
         report.log_dir.display()
     );
+}
+
+/// The steps that did not run, and why: a line each, or past `LISTED` of them a line for
+/// each state and reason they share (a fail-fast of 10,000 steps gives one), naming the
+/// first few, at most `LISTED` lines in all.
+fn write_not_run(report: &RunReport, out: &mut impl Write) {
+    let not_run: Vec<(&crate::exec::StepReport, &String)> = report
+        .steps
+        .iter()
+        .filter(|s| matches!(s.state, StepState::Skipped | StepState::Cancelled))
+        .filter_map(|s| s.reason.as_ref().map(|r| (s, r)))
+        .collect();
+    if not_run.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\nnot run:");
+    if not_run.len() <= LISTED {
+        for (s, reason) in not_run {
+            let _ = writeln!(out, "  {} {}: {reason}", s.name, s.state.as_str());
+        }
+        return;
+    }
+    // Groups in the order first met: (state, reason, names).
+    let mut groups: Vec<(StepState, &str, Vec<&str>)> = Vec::new();
+    for (s, reason) in not_run {
+        match groups
+            .iter_mut()
+            .find(|(st, r, _)| *st == s.state && *r == reason.as_str())
+        {
+            Some((_, _, names)) => names.push(&s.name),
+            None => groups.push((s.state, reason, vec![&s.name])),
+        }
+    }
+    let mut rest = Counts::default();
+    for (i, (state, reason, names)) in groups.iter().enumerate() {
+        if i >= LISTED {
+            for _ in names {
+                rest.add(*state);
+            }
+            continue;
+        }
+        let shown = names
+            .iter()
+            .take(NAMED)
+            .copied()
+            .collect::<Vec<_>>()
+            .join(", ");
+        let more = match names.len().saturating_sub(NAMED) {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
+        let _ = writeln!(
+            out,
+            "  {} {}: {reason} ({shown}{more})",
+            names.len(),
+            state.as_str()
+        );
+    }
+    if let Some(counts) = rest.describe() {
+        let _ = writeln!(out, "  … {} more: {counts}", rest.total());
+    }
+}
+
+/// How many names a grouped `not run` line shows.
+const NAMED: usize = 5;
+
+/// How many steps of each state were left out of a list, in the order first met.
+#[derive(Default)]
+struct Counts(Vec<(StepState, usize)>);
+
+impl Counts {
+    fn add(&mut self, state: StepState) {
+        match self.0.iter_mut().find(|(s, _)| *s == state) {
+            Some((_, n)) => *n += 1,
+            None => self.0.push((state, 1)),
+        }
+    }
+
+    fn total(&self) -> usize {
+        self.0.iter().map(|(_, n)| n).sum()
+    }
+
+    /// `12 succeeded, 3 cancelled`; `None` when nothing was left out.
+    fn describe(&self) -> Option<String> {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|(s, n)| format!("{n} {}", s.as_str()))
+            .collect();
+        (!parts.is_empty()).then(|| parts.join(", "))
+    }
 }
 
 /// The lines of a failing test's message shown in the summary; the rest are counted.
