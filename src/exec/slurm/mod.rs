@@ -98,6 +98,12 @@ pub const POLL_FAILURES_WARNED: u32 = 3;
 /// tracking still finds it if the script dies; TERM, INT or USR2 to the script (`scancel
 /// --full`, the job's time limit) goes to the whole group, once. bash, not sh: dash's
 /// `kill` cannot signal a process group.
+///
+/// A trapped signal cuts the script's `wait` short with 128+N; the step's own status then comes from waiting again, which
+/// bash answers from the status it kept if the step has ended meanwhile. (Asking `kill
+/// -0` whether the step still ran, as the script did before, lost that status whenever
+/// bash had reaped the step first: a step whose TERM trap exited 7 was reported killed by
+/// SIGTERM.)
 pub const JOB_SCRIPT: &str = r#"#!/bin/bash
 # Written by bgflow: one attempt of a step as a Slurm batch job (docs/slurm.md).
 # $1: the file that receives the step's exit status; the other arguments: the step's argv.
@@ -108,12 +114,17 @@ exit_file=$1
 shift
 "$@" </dev/null &
 child=$!
-trap 'trap "" TERM INT USR2; kill -TERM 0 2>/dev/null' TERM INT USR2
-while :; do
+trapped=
+trap 'trapped=1; trap "" TERM INT USR2; kill -TERM 0 2>/dev/null' TERM INT USR2
+wait "$child"
+status=$?
+if [ -n "$trapped" ] && [ "$status" -gt 128 ]; then
+    # The trap cut the wait short: wait again for the step's own status (127: the first
+    # wait had it after all).
     wait "$child"
-    status=$?
-    kill -0 "$child" 2>/dev/null || break
-done
+    again=$?
+    [ "$again" -eq 127 ] || status=$again
+fi
 printf '%s\n' "$status" > "$exit_file.tmp" && mv -f "$exit_file.tmp" "$exit_file"
 exit "$status"
 "#;
@@ -269,3 +280,7 @@ async fn poll_loop(cluster: Weak<Cluster>) {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "script_tests.rs"]
+mod script_tests;
