@@ -23,6 +23,8 @@ mod common;
 mod lost;
 #[path = "slurm/plan.rs"]
 mod plan;
+#[path = "slurm/submit.rs"]
+mod submit;
 
 const BIN: &str = env!("CARGO_BIN_EXE_bgflow");
 /// Longest a test waits for a run or a job.
@@ -81,11 +83,16 @@ impl Home {
 
     /// Puts first on PATH a `squeue` that runs `script` (sh).
     fn fake_squeue(&mut self, script: &str) {
+        self.fake("squeue", script);
+    }
+
+    /// Puts first on PATH a program `name` that runs `script` (sh).
+    fn fake(&mut self, name: &str, script: &str) {
         let bin = self.path().join("bin");
         let _ = std::fs::create_dir(&bin);
-        let squeue = bin.join("squeue");
-        std::fs::write(&squeue, format!("#!/bin/sh\n{script}")).expect("write squeue");
-        std::fs::set_permissions(&squeue, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let program = bin.join(name);
+        std::fs::write(&program, format!("#!/bin/sh\n{script}")).expect("write the program");
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         self.path_first = Some(bin);
     }
 

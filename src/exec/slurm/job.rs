@@ -52,9 +52,48 @@ pub(crate) async fn attempt(
     };
     let exit_file = cluster.exit_file(&step.name, attempt);
     let _ = std::fs::remove_file(&exit_file);
-    let job = match submit(ctx, index, attempt, cluster, &command, log_path, &exit_file).await {
-        Ok(job) => job,
-        Err(why) => {
+    // A stop while `sbatch` runs gives it Slurm's `MessageTimeout` to answer: its job is
+    // then followed and ended as any other. A controller that does not answer could hold
+    // it for minutes; past that, it is killed (`None`).
+    let mut submission = Box::pin(submit(
+        ctx, index, attempt, cluster, &command, log_path, &exit_file,
+    ));
+    let submitted = tokio::select! {
+        r = &mut submission => Some(r),
+        () = wait_stop(stop, |s| *s != Stop::No) => tokio::select! {
+            r = tokio::time::timeout(query::ask_limit(), &mut submission) => r.ok(),
+            // A second Ctrl-C waits for nothing.
+            () = wait_stop(stop, |s| *s == Stop::Kill) => None,
+        },
+    };
+    // Kills a `sbatch` that did not answer (`kill_on_drop`) before its job is looked for.
+    drop(submission);
+    let job = match submitted {
+        None => {
+            let note = match cancel_unrecorded(cluster, &step.name).await {
+                Ok(note) => note,
+                Err(e) => {
+                    // A job may run on that nothing follows: said where people look.
+                    let text = format!(
+                        "step `{}` was stopped while `sbatch` ran, and whether Slurm took its job cannot be told ({e}); look with squeue --name={}",
+                        step.name, cluster.tag
+                    );
+                    let _ = tx.send(Msg::Warning {
+                        step: index,
+                        text: text.clone(),
+                    });
+                    a_warnings.push(text);
+                    format!("whether it had made a job cannot be told: {e}")
+                }
+            };
+            if let Ok(log) = open_log(log_path) {
+                use std::io::Write;
+                let _ = writeln!(&log, "bgflow: stopped while `sbatch` ran; {note}");
+            }
+            return (End::Cancelled(None), seen, from);
+        }
+        Some(Ok(job)) => job,
+        Some(Err(why)) => {
             if let Ok(log) = open_log(log_path) {
                 use std::io::Write;
                 let _ = writeln!(&log, "bgflow: {why}");
@@ -160,6 +199,23 @@ pub(crate) async fn attempt(
     cluster.forget(&job);
     output.finish(&mut seen, tx);
     (end, seen, from)
+}
+
+/// After a stop cut `sbatch` short (dropping it kills it), Slurm may have taken the job
+/// all the same, and the run would never learn its id: a queued or running job of this
+/// run (its name) and step (its comment) that the run does not follow is cancelled. What
+/// was done, for the step's log; `Err`: `squeue` could not tell.
+async fn cancel_unrecorded(cluster: &Cluster, step: &str) -> Result<String, String> {
+    let jobs = query::active_jobs_of_step(&cluster.tag, step).await?;
+    let unknown: Vec<String> = jobs.into_iter().filter(|j| !cluster.follows(j)).collect();
+    for job in &unknown {
+        query::scancel(job, &[]).await;
+    }
+    Ok(if unknown.is_empty() {
+        "Slurm lists no job of it".to_owned()
+    } else {
+        format!("cancelled the job it had made ({})", unknown.join(", "))
+    })
 }
 
 /// The sbatch arguments of an attempt, then `sbatch --parsable`: the job's id.

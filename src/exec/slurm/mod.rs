@@ -200,6 +200,11 @@ impl Cluster {
         self.lock().remove(job);
     }
 
+    /// Whether an attempt of the run follows `job`.
+    fn follows(&self, job: &str) -> bool {
+        self.lock().contains_key(job)
+    }
+
     /// What the last poll knows of `job`.
     fn view(&self, job: &str) -> JobView {
         self.lock()

@@ -119,6 +119,24 @@ fn parse_squeue(out: &str) -> HashMap<String, JobView> {
         .collect()
 }
 
+/// The ids of the queued or running jobs named `tag` whose comment is `step` (`sbatch
+/// --comment`, the step's name): one `squeue` call.
+pub(super) async fn active_jobs_of_step(tag: &str, step: &str) -> Result<Vec<String>, String> {
+    let args = [
+        "--noheader".to_owned(),
+        format!("--states={JOB_STATES_ACTIVE}"),
+        format!("--name={tag}"),
+        "--format=%i|%k".to_owned(),
+    ];
+    let out = run("squeue", &args).await?;
+    Ok(out
+        .lines()
+        .filter_map(|line| line.trim().split_once('|'))
+        .filter(|(id, comment)| !id.is_empty() && *comment == step)
+        .map(|(id, _)| id.to_owned())
+        .collect())
+}
+
 /// How a job that left the queue ended, from accounting: `sacct`, or the job completion
 /// log (`sacct --completion`) where accounting storage is off. `None`: neither knows.
 pub(super) async fn sacct(job: &str) -> Option<(String, Option<String>)> {
@@ -179,8 +197,9 @@ pub(super) async fn scancel(job: &str, args: &[&str]) {
 /// does not answer makes `squeue` retry for a minute; `status` must not wait that long.
 const ASK_LIMIT: Duration = Duration::from_secs(10);
 
-/// The limit for one such command; debug builds take `BGFLOW_TEST_SLURM_LIMIT_MS` (tests).
-fn ask_limit() -> Duration {
+/// The limit for one such command, and for a `sbatch` to answer once its run is stopped;
+/// debug builds take `BGFLOW_TEST_SLURM_LIMIT_MS` (tests).
+pub(super) fn ask_limit() -> Duration {
     #[cfg(debug_assertions)]
     if let Some(ms) = std::env::var("BGFLOW_TEST_SLURM_LIMIT_MS")
         .ok()
