@@ -544,6 +544,19 @@ pub async fn execute(
             sink.event(&RunEvent::StepNotRun { step: s, report: r });
         }
     }
+    // A job Slurm took although its `sbatch` gave no id runs on with nothing to follow
+    // it: looked for, cancelled and told of before the run ends.
+    if let Some(cluster) = &ctx.slurm {
+        for (name, text) in cluster.sweep().await {
+            if let Some(step) = reports.iter().position(|r| r.name == name) {
+                sink.event(&RunEvent::StepWarning {
+                    step,
+                    message: &text,
+                });
+                reports[step].warnings.push(text);
+            }
+        }
+    }
     let reports: Vec<StepReport> = reports
         .into_iter()
         .enumerate()

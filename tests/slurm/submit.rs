@@ -23,6 +23,48 @@ fn detach_until_sbatch_hangs(home: &Home) -> String {
     run
 }
 
+/// The `sbatch` on PATH, for a fake one to call.
+fn real_sbatch() -> String {
+    let out = Command::new("sh")
+        .args(["-c", "command -v sbatch"])
+        .output()
+        .expect("sh");
+    let real = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(real.starts_with('/'), "no sbatch on PATH: {real:?}");
+    real
+}
+
+/// The job id the real `sbatch` printed into `job-id` for a fake one.
+fn job_id(home: &Home) -> String {
+    let text = std::fs::read_to_string(home.path().join("job-id")).expect("the job id");
+    let job = text.trim().split(';').next().unwrap_or("").to_owned();
+    assert!(!job.is_empty(), "no job id in {text:?}");
+    job
+}
+
+/// Waits until Slurm lists no job of `run` queued or running.
+fn wait_no_job_of(run: &str) {
+    let deadline = Instant::now() + DEADLINE;
+    while !jobs_queued(run).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the job is still queued: {:?}",
+            jobs_queued(run)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The run's summary.json.
+fn summary_of(home: &Home, run: &str) -> serde_json::Value {
+    let path = home
+        .path()
+        .join(".bgflow/runs")
+        .join(run)
+        .join("summary.json");
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("summary.json")).expect("JSON")
+}
+
 #[test]
 fn a_stop_while_sbatch_hangs_ends_the_run_and_cancels_the_job_it_made() {
     if !slurm_here() {
@@ -36,21 +78,14 @@ run = "sleep 337"
     ));
     // The real `sbatch` takes the job and prints its id to a file; then this one answers
     // nothing, as with a controller that took the job but whose answer never came.
-    let real = Command::new("sh")
-        .args(["-c", "command -v sbatch"])
-        .output()
-        .expect("sh");
-    let real = String::from_utf8_lossy(&real.stdout).trim().to_owned();
-    assert!(real.starts_with('/'), "no sbatch on PATH: {real:?}");
+    let real = real_sbatch();
     let dir = home.path().display().to_string();
     home.fake(
         "sbatch",
         &format!("'{real}' \"$@\" > '{dir}/job-id'\ntouch '{dir}/submitted'\nexec sleep 339\n"),
     );
     let run = detach_until_sbatch_hangs(&home);
-    let job = std::fs::read_to_string(home.path().join("job-id")).expect("the job id");
-    let job = job.trim().split(';').next().unwrap_or("").to_owned();
-    assert!(!job.is_empty(), "no job id");
+    let job = job_id(&home);
     assert_eq!(jobs_queued(&run), vec![job.clone()], "the job sbatch made");
 
     let stopped = Instant::now();
@@ -73,21 +108,14 @@ run = "sleep 337"
         )),
         "{log}"
     );
-    let deadline = Instant::now() + DEADLINE;
-    while !jobs_queued(&run).is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "the job is still queued: {:?}",
-            jobs_queued(&run)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_no_job_of(&run);
     common::assert_no_process("sleep 339");
     common::assert_no_process("sleep 337");
 }
 
-/// When `squeue` cannot tell whether the killed `sbatch` had made a job, the step's
-/// warnings (and its log) say so and how to look: a job nothing follows is not silent.
+/// When `squeue` cannot tell whether the killed `sbatch` had made a job, now or at the
+/// run's end, the step gets one warning that says so and how to look: a job nothing
+/// follows is not silent.
 #[test]
 fn a_job_that_cannot_be_looked_for_after_a_stop_is_a_warning() {
     if !slurm_here() {
@@ -111,24 +139,71 @@ run = "sleep 341"
     let run = detach_until_sbatch_hangs(&home);
     let out = home.bgflow_with(&["stop", &run, "--yes"], &LIMIT);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let summary = home
-        .path()
-        .join(".bgflow/runs")
-        .join(&run)
-        .join("summary.json");
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&summary).expect("summary.json"))
-            .expect("JSON");
+    let summary = summary_of(&home, &run);
     let held = &summary["steps"][0];
     assert_eq!(held["state"], "cancelled", "{held}");
     let warned = held["warnings"].as_array().is_some_and(|w| {
         w.iter().any(|w| {
             w.as_str().is_some_and(|w| {
-                w.contains("whether Slurm took its job cannot be told")
+                w.contains("gave no job id, and whether Slurm took the job cannot be told")
                     && w.contains(&format!("squeue --name=bgflow-{run}"))
             })
         })
     });
     assert!(warned, "{held:#}");
+    assert_eq!(
+        held["warnings"].as_array().map(Vec::len),
+        Some(1),
+        "{held:#}"
+    );
     common::assert_no_process("sleep 343");
+}
+
+/// A controller that takes the job but whose answer times out makes `sbatch` fail
+/// although the job is queued (seen with a frozen `slurmctld`): the step fails as the
+/// refusal, and the run's end finds that job by name and comment, cancels it and says so.
+#[test]
+fn a_job_queued_although_sbatch_failed_is_cancelled_at_the_end_of_the_run() {
+    if !slurm_here() {
+        return;
+    }
+    let mut home = Home::new(&format!(
+        r#"{HEADER}
+[steps.taken]
+run = "sleep 347"
+"#
+    ));
+    let real = real_sbatch();
+    let dir = home.path().display().to_string();
+    home.fake(
+        "sbatch",
+        &format!(
+            "'{real}' \"$@\" > '{dir}/job-id'\n\
+             echo 'sbatch: error: Batch job submission failed: Socket timed out on send/recv operation' >&2\n\
+             exit 1\n"
+        ),
+    );
+    let out = home.bgflow(&["run", "wf.toml", "--progress", "never"]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("sbatch got no answer from the controller: sbatch: error: Batch job submission failed: Socket timed out"),
+        "{all}"
+    );
+    let job = job_id(&home);
+    let warning = format!(
+        "Slurm job {job} of step `taken` was queued although its `sbatch` gave no job id; cancelled at the end of the run"
+    );
+    assert!(all.contains(&warning), "{all}");
+    let list: serde_json::Value =
+        serde_json::from_slice(&home.bgflow(&["list", "--json"]).stdout).expect("list --json");
+    let run = list["runs"][0]["id"].as_str().expect("a run id").to_owned();
+    let summary = summary_of(&home, &run);
+    assert_eq!(
+        summary["steps"][0]["warnings"],
+        serde_json::json!([warning]),
+        "{summary:#}"
+    );
+    wait_no_job_of(&run);
+    common::assert_no_process("sleep 347");
 }

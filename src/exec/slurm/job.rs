@@ -71,19 +71,17 @@ pub(crate) async fn attempt(
     let job = match submitted {
         None => {
             let note = match cancel_unrecorded(cluster, &step.name).await {
-                Ok(note) => note,
-                Err(e) => {
-                    // A job may run on that nothing follows: said where people look.
-                    let text = format!(
-                        "step `{}` was stopped while `sbatch` ran, and whether Slurm took its job cannot be told ({e}); look with squeue --name={}",
-                        step.name, cluster.tag
-                    );
-                    let _ = tx.send(Msg::Warning {
-                        step: index,
-                        text: text.clone(),
-                    });
-                    a_warnings.push(text);
-                    format!("whether it had made a job cannot be told: {e}")
+                Ok(jobs) if !jobs.is_empty() => {
+                    format!("cancelled the job it had made ({})", jobs.join(", "))
+                }
+                found => {
+                    // Slurm may record the job later: the run's end looks again, and
+                    // warns if it still cannot tell (`Cluster::sweep`).
+                    cluster.unsure_of(&step.name);
+                    match found {
+                        Err(e) => format!("whether it had made a job cannot be told yet: {e}"),
+                        Ok(_) => "Slurm lists no job of it yet".to_owned(),
+                    }
                 }
             };
             if let Ok(log) = open_log(log_path) {
@@ -94,6 +92,11 @@ pub(crate) async fn attempt(
         }
         Some(Ok(job)) => job,
         Some(Err(why)) => {
+            // A `sbatch` that could not hear the controller's answer may have had its job
+            // taken all the same; one the controller refused has none.
+            if query::no_answer(&why) {
+                cluster.unsure_of(&step.name);
+            }
             if let Ok(log) = open_log(log_path) {
                 use std::io::Write;
                 let _ = writeln!(&log, "bgflow: {why}");
@@ -203,19 +206,15 @@ pub(crate) async fn attempt(
 
 /// After a stop cut `sbatch` short (dropping it kills it), Slurm may have taken the job
 /// all the same, and the run would never learn its id: a queued or running job of this
-/// run (its name) and step (its comment) that the run does not follow is cancelled. What
-/// was done, for the step's log; `Err`: `squeue` could not tell.
-async fn cancel_unrecorded(cluster: &Cluster, step: &str) -> Result<String, String> {
+/// run (its name) and step (its comment) that the run does not follow is cancelled. The
+/// jobs cancelled; `Err`: `squeue` could not tell.
+async fn cancel_unrecorded(cluster: &Cluster, step: &str) -> Result<Vec<String>, String> {
     let jobs = query::active_jobs_of_step(&cluster.tag, step).await?;
     let unknown: Vec<String> = jobs.into_iter().filter(|j| !cluster.follows(j)).collect();
     for job in &unknown {
         query::scancel(job, &[]).await;
     }
-    Ok(if unknown.is_empty() {
-        "Slurm lists no job of it".to_owned()
-    } else {
-        format!("cancelled the job it had made ({})", unknown.join(", "))
-    })
+    Ok(unknown)
 }
 
 /// The sbatch arguments of an attempt, then `sbatch --parsable`: the job's id.
@@ -296,10 +295,12 @@ async fn submit(
         .map_err(|e| format!("cannot run `sbatch`: {e}"))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        return Err(format!(
-            "sbatch refused the job: {}",
-            err.trim().replace('\n', "; ")
-        ));
+        let err = err.trim().replace('\n', "; ");
+        return Err(if query::no_answer(&err) {
+            format!("sbatch got no answer from the controller: {err}")
+        } else {
+            format!("sbatch refused the job: {err}")
+        });
     }
     // `ID` or `ID;CLUSTER`.
     let text = String::from_utf8_lossy(&out.stdout);

@@ -87,6 +87,9 @@ pub struct Cluster {
     polls: watch::Sender<u64>,
     /// The error of the last poll and how many polls in a row failed (0: the last worked).
     failing: Mutex<(u32, String)>,
+    /// Steps with a submission whose job id never came (`sbatch` failed or was killed):
+    /// Slurm may have taken the job all the same, so the run's end looks for it (`sweep`).
+    unsure: Mutex<Vec<String>>,
 }
 
 /// After this many failed polls in a row, each running Slurm step warns once.
@@ -152,6 +155,7 @@ impl Cluster {
             jobs: Mutex::new(HashMap::new()),
             polls: watch::Sender::new(0),
             failing: Mutex::new((0, String::new())),
+            unsure: Mutex::new(Vec::new()),
         });
         tokio::spawn(poll_loop(Arc::downgrade(&cluster)));
         Ok(cluster)
@@ -203,6 +207,73 @@ impl Cluster {
     /// Whether an attempt of the run follows `job`.
     fn follows(&self, job: &str) -> bool {
         self.lock().contains_key(job)
+    }
+
+    /// Notes that a submission of `step` ended without a job id.
+    fn unsure_of(&self, step: &str) {
+        let mut unsure = self
+            .unsure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !unsure.iter().any(|s| s == step) {
+            unsure.push(step.to_owned());
+        }
+    }
+
+    /// At the run's end: a queued or running job of a step whose submission ended without
+    /// a job id (a controller that took the job but whose answer timed out) runs on with
+    /// nothing to follow it. `squeue` looks for such jobs by the run's name and the step's
+    /// comment, every half second for up to `query::ask_limit()` (a controller that comes
+    /// back may record the job after answering the first look), and each found is
+    /// cancelled. Returns, per step, the warning to give it: the job cancelled, or that
+    /// none was found or none could be looked for, with the `squeue` to look with.
+    pub async fn sweep(&self) -> Vec<(String, String)> {
+        let mut unsure = std::mem::take(
+            &mut *self
+                .unsure
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let mut warnings = Vec::new();
+        let mut last_error: Option<String> = None;
+        let until = tokio::time::Instant::now() + query::ask_limit();
+        while !unsure.is_empty() {
+            let mut found_for = Vec::new();
+            for step in &unsure {
+                match query::active_jobs_of_step(&self.tag, step).await {
+                    Ok(jobs) => {
+                        for job in jobs.iter().filter(|j| !self.follows(j)) {
+                            query::scancel(job, &[]).await;
+                            warnings.push((
+                                step.clone(),
+                                format!("Slurm job {job} of step `{step}` was queued although its `sbatch` gave no job id; cancelled at the end of the run"),
+                            ));
+                            found_for.push(step.clone());
+                        }
+                    }
+                    Err(e) => last_error = Some(e),
+                }
+            }
+            unsure.retain(|s| !found_for.contains(s));
+            if tokio::time::Instant::now() >= until {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+        for step in unsure {
+            let what = match &last_error {
+                Some(e) => format!("whether Slurm took the job cannot be told ({e})"),
+                None => format!(
+                    "Slurm listed no job of it within {} s, but a controller that answers late may still record one",
+                    query::ask_limit().as_secs_f64()
+                ),
+            };
+            warnings.push((
+                step.clone(),
+                format!("a `sbatch` of step `{step}` gave no job id, and {what}; look with squeue --name={}", self.tag),
+            ));
+        }
+        warnings
     }
 
     /// What the last poll knows of `job`.

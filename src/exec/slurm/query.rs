@@ -119,6 +119,20 @@ fn parse_squeue(out: &str) -> HashMap<String, JobView> {
         .collect()
 }
 
+/// Whether a Slurm command's error says that the controller's answer never came (it may
+/// have done what was asked all the same), rather than that it refused.
+pub(super) fn no_answer(error: &str) -> bool {
+    [
+        "timed out",
+        "Unable to contact",
+        "did not answer",
+        "Connection refused",
+        "Connection reset",
+    ]
+    .iter()
+    .any(|words| error.contains(words))
+}
+
 /// The ids of the queued or running jobs named `tag` whose comment is `step` (`sbatch
 /// --comment`, the step's name): one `squeue` call.
 pub(super) async fn active_jobs_of_step(tag: &str, step: &str) -> Result<Vec<String>, String> {
