@@ -160,17 +160,19 @@ run = "sleep 341"
 }
 
 /// A controller that takes the job but whose answer times out makes `sbatch` fail
-/// although the job is queued (seen with a frozen `slurmctld`): the step fails as the
-/// refusal, and the run's end finds that job by name and comment, cancels it and says so.
+/// although the job is queued (seen with a frozen `slurmctld`): the attempt finds that job
+/// by the run's name and the step's comment and follows it, so the step runs once and
+/// succeeds, with a warning that says what happened.
 #[test]
-fn a_job_queued_although_sbatch_failed_is_cancelled_at_the_end_of_the_run() {
+fn a_job_queued_although_sbatch_failed_is_followed_as_the_attempts_job() {
     if !slurm_here() {
         return;
     }
     let mut home = Home::new(&format!(
         r#"{HEADER}
 [steps.taken]
-run = "sleep 347"
+run = "echo ran >> taken.txt"
+outputs = ["taken.txt"]
 "#
     ));
     let real = real_sbatch();
@@ -185,25 +187,73 @@ run = "sleep 347"
     );
     let out = home.bgflow(&["run", "wf.toml", "--progress", "never"]);
     let all = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{all}");
-    assert!(
-        all.contains("sbatch got no answer from the controller: sbatch: error: Batch job submission failed: Socket timed out"),
-        "{all}"
-    );
+    assert_eq!(out.status.code(), Some(0), "{all}");
     let job = job_id(&home);
     let warning = format!(
-        "Slurm job {job} of step `taken` was queued although its `sbatch` gave no job id; cancelled at the end of the run"
+        "sbatch got no answer from the controller: sbatch: error: Batch job submission failed: Socket timed out on send/recv operation; Slurm took the job all the same (job {job}), which runs the step"
     );
     assert!(all.contains(&warning), "{all}");
+    assert_eq!(
+        std::fs::read_to_string(home.path().join("taken.txt")).expect("taken.txt"),
+        "ran\n",
+        "the step ran once"
+    );
     let list: serde_json::Value =
         serde_json::from_slice(&home.bgflow(&["list", "--json"]).stdout).expect("list --json");
     let run = list["runs"][0]["id"].as_str().expect("a run id").to_owned();
     let summary = summary_of(&home, &run);
+    assert_eq!(summary["steps"][0]["state"], "succeeded", "{summary:#}");
     assert_eq!(
         summary["steps"][0]["warnings"],
         serde_json::json!([warning]),
         "{summary:#}"
     );
     wait_no_job_of(&run);
-    common::assert_no_process("sleep 347");
+}
+
+/// A job that Slurm records only after the stop killed `sbatch` (its answer never came):
+/// looked for right after the kill and again at the run's end, it is cancelled either
+/// way, and the step's log or its warning names it.
+#[test]
+fn a_job_recorded_just_after_sbatch_was_killed_is_cancelled() {
+    if !slurm_here() {
+        return;
+    }
+    let mut home = Home::new(&format!(
+        r#"{HEADER}
+[steps.late]
+run = "sleep 349"
+"#
+    ));
+    let real = real_sbatch();
+    let dir = home.path().display().to_string();
+    // The job reaches Slurm only once this `sbatch` is gone (killed by the stop).
+    home.fake(
+        "sbatch",
+        &format!(
+            "me=$$\n\
+             (while kill -0 $me 2>/dev/null; do sleep 0.05; done; '{real}' \"$@\" > '{dir}/job-id') </dev/null >/dev/null 2>&1 &\n\
+             touch '{dir}/submitted'\n\
+             exec sleep 353\n"
+        ),
+    );
+    let run = detach_until_sbatch_hangs(&home);
+    let out = home.bgflow_with(&["stop", &run, "--yes"], &LIMIT);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let job = job_id(&home);
+    let summary = summary_of(&home, &run);
+    let late = &summary["steps"][0];
+    assert_eq!(late["state"], "cancelled", "{late:#}");
+    let log = std::fs::read_to_string(late["log"].as_str().expect("a log path")).expect("log");
+    let named_in_log = log.contains(&format!("cancelled the job it had made ({job})"));
+    let named_in_warning = late["warnings"].as_array().is_some_and(|w| {
+        w.iter().any(|w| {
+            w.as_str()
+                .is_some_and(|w| w.contains(&format!("Slurm job {job} of step `late` was queued")))
+        })
+    });
+    assert!(named_in_log || named_in_warning, "{log}\n{late:#}");
+    wait_no_job_of(&run);
+    common::assert_no_process("sleep 349");
+    common::assert_no_process("sleep 353");
 }

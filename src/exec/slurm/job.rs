@@ -93,15 +93,36 @@ pub(crate) async fn attempt(
         Some(Ok(job)) => job,
         Some(Err(why)) => {
             // A `sbatch` that could not hear the controller's answer may have had its job
-            // taken all the same; one the controller refused has none.
-            if query::no_answer(&why) {
-                cluster.unsure_of(&step.name);
-            }
+            // taken all the same (one the controller refused has none): such a job runs
+            // this very attempt, and is followed as if `sbatch` had named it.
+            let taken = if query::no_answer(&why) {
+                find_taken(cluster, &step.name).await
+            } else {
+                None
+            };
+            let Some(job) = taken else {
+                if query::no_answer(&why) {
+                    // Slurm may record it later still: the run's end looks again.
+                    cluster.unsure_of(&step.name);
+                }
+                if let Ok(log) = open_log(log_path) {
+                    use std::io::Write;
+                    let _ = writeln!(&log, "bgflow: {why}");
+                }
+                return (End::NotStarted(why), seen, from);
+            };
+            let text =
+                format!("{why}; Slurm took the job all the same (job {job}), which runs the step");
             if let Ok(log) = open_log(log_path) {
                 use std::io::Write;
-                let _ = writeln!(&log, "bgflow: {why}");
+                let _ = writeln!(&log, "bgflow: {text}");
             }
-            return (End::NotStarted(why), seen, from);
+            let _ = tx.send(Msg::Warning {
+                step: index,
+                text: text.clone(),
+            });
+            a_warnings.push(text);
+            job
         }
     };
     cluster.track(&job);
@@ -215,6 +236,25 @@ async fn cancel_unrecorded(cluster: &Cluster, step: &str) -> Result<Vec<String>,
         query::scancel(job, &[]).await;
     }
     Ok(unknown)
+}
+
+/// After `sbatch` got no answer: the queued or running job of this run (its name) and
+/// step (its comment) that the run does not follow yet, looked for every half second for
+/// up to `query::ask_limit()` (a controller that answered nothing may record the job a
+/// moment later). `None` when none shows.
+async fn find_taken(cluster: &Cluster, step: &str) -> Option<String> {
+    let until = Instant::now() + query::ask_limit();
+    loop {
+        if let Ok(jobs) = query::active_jobs_of_step(&cluster.tag, step).await {
+            if let Some(job) = jobs.into_iter().find(|j| !cluster.follows(j)) {
+                return Some(job);
+            }
+        }
+        if Instant::now() >= until {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// The sbatch arguments of an attempt, then `sbatch --parsable`: the job's id.
