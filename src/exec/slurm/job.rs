@@ -96,7 +96,9 @@ pub(crate) async fn attempt(
             // taken all the same (one the controller refused has none): such a job runs
             // this very attempt, and is followed as if `sbatch` had named it.
             let taken = if query::no_answer(&why) {
-                find_taken(cluster, &step.name).await
+                let until = Instant::now() + query::ask_limit();
+                let found = cluster.unfollowed(&step.name, until).await;
+                found.ok().and_then(|jobs| jobs.into_iter().next())
             } else {
                 None
             };
@@ -226,35 +228,15 @@ pub(crate) async fn attempt(
 }
 
 /// After a stop cut `sbatch` short (dropping it kills it), Slurm may have taken the job
-/// all the same, and the run would never learn its id: a queued or running job of this
-/// run (its name) and step (its comment) that the run does not follow is cancelled. The
-/// jobs cancelled; `Err`: `squeue` could not tell.
+/// all the same, and the run would never learn its id: one look for such a job of this
+/// step (`Cluster::unfollowed`), and each found is cancelled. The jobs cancelled; `Err`:
+/// `squeue` could not tell.
 async fn cancel_unrecorded(cluster: &Cluster, step: &str) -> Result<Vec<String>, String> {
-    let jobs = query::active_jobs_of_step(&cluster.tag, step).await?;
-    let unknown: Vec<String> = jobs.into_iter().filter(|j| !cluster.follows(j)).collect();
-    for job in &unknown {
+    let jobs = cluster.unfollowed(step, Instant::now()).await?;
+    for job in &jobs {
         query::scancel(job, &[]).await;
     }
-    Ok(unknown)
-}
-
-/// After `sbatch` got no answer: the queued or running job of this run (its name) and
-/// step (its comment) that the run does not follow yet, looked for every half second for
-/// up to `query::ask_limit()` (a controller that answered nothing may record the job a
-/// moment later). `None` when none shows.
-async fn find_taken(cluster: &Cluster, step: &str) -> Option<String> {
-    let until = Instant::now() + query::ask_limit();
-    loop {
-        if let Ok(jobs) = query::active_jobs_of_step(&cluster.tag, step).await {
-            if let Some(job) = jobs.into_iter().find(|j| !cluster.follows(j)) {
-                return Some(job);
-            }
-        }
-        if Instant::now() >= until {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    Ok(jobs)
 }
 
 /// The sbatch arguments of an attempt, then `sbatch --parsable`: the job's id.

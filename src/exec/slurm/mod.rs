@@ -220,53 +220,62 @@ impl Cluster {
         }
     }
 
-    /// At the run's end: a queued or running job of a step whose submission ended without
-    /// a job id (a controller that took the job but whose answer timed out) runs on with
-    /// nothing to follow it. `squeue` looks for such jobs by the run's name and the step's
-    /// comment, every half second for up to `query::ask_limit()` (a controller that comes
-    /// back may record the job after answering the first look), and each found is
-    /// cancelled. Returns, per step, the warning to give it: the job cancelled, or that
-    /// none was found or none could be looked for, with the `squeue` to look with.
+    /// The queued or running jobs of `step` (the run's job name, the step's comment) that
+    /// no attempt follows: Slurm took them although their `sbatch` gave no job id. Looked
+    /// for every half second until one shows or `until` passes (once, if it has passed: a
+    /// controller that comes back may record the job after answering a first look).
+    /// `Err`: none showed and the last look failed.
+    pub(super) async fn unfollowed(
+        &self,
+        step: &str,
+        until: Instant,
+    ) -> Result<Vec<String>, String> {
+        loop {
+            let looked = query::active_jobs_of_step(&self.tag, step)
+                .await
+                .map(|jobs| {
+                    jobs.into_iter()
+                        .filter(|j| !self.follows(j))
+                        .collect::<Vec<_>>()
+                });
+            if matches!(&looked, Ok(jobs) if !jobs.is_empty()) || Instant::now() >= until {
+                return looked;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// At the run's end: a job of a step whose submission ended without a job id runs on
+    /// with nothing to follow it. Such jobs are looked for (`unfollowed`, for up to
+    /// `query::ask_limit()` in all) and cancelled. Returns, per step, the warning to give
+    /// it: the job cancelled, or that none was found or none could be looked for, with the
+    /// `squeue` to look with.
     pub async fn sweep(&self) -> Vec<(String, String)> {
-        let mut unsure = std::mem::take(
+        let unsure = std::mem::take(
             &mut *self
                 .unsure
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
+        let until = Instant::now() + query::ask_limit();
         let mut warnings = Vec::new();
-        let mut last_error: Option<String> = None;
-        let until = tokio::time::Instant::now() + query::ask_limit();
-        while !unsure.is_empty() {
-            let mut found_for = Vec::new();
-            for step in &unsure {
-                match query::active_jobs_of_step(&self.tag, step).await {
-                    Ok(jobs) => {
-                        for job in jobs.iter().filter(|j| !self.follows(j)) {
-                            query::scancel(job, &[]).await;
-                            warnings.push((
-                                step.clone(),
-                                format!("Slurm job {job} of step `{step}` was queued although its `sbatch` gave no job id; cancelled at the end of the run"),
-                            ));
-                            found_for.push(step.clone());
-                        }
-                    }
-                    Err(e) => last_error = Some(e),
-                }
-            }
-            unsure.retain(|s| !found_for.contains(s));
-            if tokio::time::Instant::now() >= until {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        }
         for step in unsure {
-            let what = match &last_error {
-                Some(e) => format!("whether Slurm took the job cannot be told ({e})"),
-                None => format!(
+            let what = match self.unfollowed(&step, until).await {
+                Ok(jobs) if !jobs.is_empty() => {
+                    for job in jobs {
+                        query::scancel(&job, &[]).await;
+                        warnings.push((
+                            step.clone(),
+                            format!("Slurm job {job} of step `{step}` was queued although its `sbatch` gave no job id; cancelled at the end of the run"),
+                        ));
+                    }
+                    continue;
+                }
+                Ok(_) => format!(
                     "Slurm listed no job of it within {} s, but a controller that answers late may still record one",
                     query::ask_limit().as_secs_f64()
                 ),
+                Err(e) => format!("whether Slurm took the job cannot be told ({e})"),
             };
             warnings.push((
                 step.clone(),

@@ -125,7 +125,6 @@ pub(super) fn no_answer(error: &str) -> bool {
     [
         "timed out",
         "Unable to contact",
-        "did not answer",
         "Connection refused",
         "Connection reset",
     ]
