@@ -56,7 +56,7 @@ fn write(report: &RunReport, out: &mut impl Write) {
         if rows.len() < LISTED && (every || !plain) {
             rows.push(s);
         } else {
-            left_out.add(s.state);
+            left_out.add(s.state, 1);
         }
     }
     let width = rows.iter().map(|s| s.name.len()).max().unwrap_or(4).max(4);
@@ -128,7 +128,7 @@ fn write(report: &RunReport, out: &mut impl Write) {
     }
     let mut unlisted = Counts::default();
     for s in failures.skip(LISTED) {
-        unlisted.add(s.state);
+        unlisted.add(s.state, 1);
     }
     if let Some(counts) = unlisted.describe() {
         let _ = writeln!(
@@ -194,23 +194,24 @@ fn write_not_run(report: &RunReport, out: &mut impl Write) {
         }
         return;
     }
-    // Groups in the order first met: (state, reason, names).
+    // Groups in the order first met: (state, reason, names), found by their key (10,000
+    // steps may each have a reason of their own).
     let mut groups: Vec<(StepState, &str, Vec<&str>)> = Vec::new();
+    let mut index: std::collections::HashMap<(&str, &str), usize> =
+        std::collections::HashMap::new();
     for (s, reason) in not_run {
-        match groups
-            .iter_mut()
-            .find(|(st, r, _)| *st == s.state && *r == reason.as_str())
-        {
-            Some((_, _, names)) => names.push(&s.name),
-            None => groups.push((s.state, reason, vec![&s.name])),
-        }
+        let at = *index
+            .entry((s.state.as_str(), reason.as_str()))
+            .or_insert_with(|| {
+                groups.push((s.state, reason, Vec::new()));
+                groups.len() - 1
+            });
+        groups[at].2.push(&s.name);
     }
     let mut rest = Counts::default();
     for (i, (state, reason, names)) in groups.iter().enumerate() {
         if i >= LISTED {
-            for _ in names {
-                rest.add(*state);
-            }
+            rest.add(*state, names.len());
             continue;
         }
         let shown = names
@@ -243,10 +244,10 @@ const NAMED: usize = 5;
 struct Counts(Vec<(StepState, usize)>);
 
 impl Counts {
-    fn add(&mut self, state: StepState) {
+    fn add(&mut self, state: StepState, n: usize) {
         match self.0.iter_mut().find(|(s, _)| *s == state) {
-            Some((_, n)) => *n += 1,
-            None => self.0.push((state, 1)),
+            Some((_, count)) => *count += n,
+            None => self.0.push((state, n)),
         }
     }
 
