@@ -358,26 +358,21 @@ impl Unit<'_> {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
-        let left: Vec<Leftover> = self
-            .members()
-            .into_iter()
-            .map(|pid| Leftover {
-                pid,
-                command: crate::procfs::command_line(pid),
-            })
-            .collect();
-        if left.is_empty() {
+        let mut left = Vec::new();
+        if !note_new(&mut left, self.members()) {
             self.ended = true;
             return left;
         }
         self.signal(Signal::SIGTERM);
+        // A process that one of them starts meanwhile (a daemon starting its workers) is
+        // one of them too: each look notes the new ones, so the warning counts them all.
         let deadline = tokio::time::Instant::now() + grace;
-        while !self.members().is_empty() && tokio::time::Instant::now() < deadline {
+        while note_new(&mut left, self.members()) && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         self.signal(Signal::SIGKILL);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while !self.members().is_empty() && tokio::time::Instant::now() < deadline {
+        while note_new(&mut left, self.members()) && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         if self.leaf.is_none() {
@@ -418,6 +413,26 @@ impl Drop for Unit<'_> {
             free.push(leaf);
         }
     }
+}
+
+/// Adds the processes of `members` that `left` does not hold yet, and reads every
+/// member's command line again: one first seen between its `fork` and its `execve` is
+/// named by what it runs once it does. Whether any member is alive.
+fn note_new(left: &mut Vec<Leftover>, members: Vec<u32>) -> bool {
+    let alive = !members.is_empty();
+    for pid in members {
+        let command = crate::procfs::command_line(pid);
+        match left.iter_mut().find(|l| l.pid == pid) {
+            Some(known) => {
+                // Not what a process that is gone or a zombie shows ("?", "[sleep]").
+                if command != "?" && !command.starts_with('[') {
+                    known.command = command;
+                }
+            }
+            None => left.push(Leftover { pid, command }),
+        }
+    }
+    alive
 }
 
 /// A short description of processes that outlived their step, for a warning.
