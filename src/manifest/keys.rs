@@ -97,12 +97,55 @@ pub(super) fn check_keys(
         }
         let mut p = Problem::error("unknown-key", format!("unknown key `{name}` in {what}"))
             .at(key.span(), "not a key of this table");
-        p = match did_you_mean(name, known.list.iter().map(String::as_str)) {
-            Some(close) => p.help(format!("did you mean `{close}`?")),
-            None => p.help(format!("known keys: {}", known.list.join(", "))),
+        let ours = other_tools_name(name).filter(|ours| known.contains(ours));
+        p = match (
+            ours,
+            did_you_mean(name, known.list.iter().map(String::as_str)),
+        ) {
+            (Some(ours), _) => p.help(format!(
+                "did you mean `{ours}`? (bgflow's name for what other tools call `{name}`)"
+            )),
+            (None, Some(close)) => p.help(format!("did you mean `{close}`?")),
+            (None, None) => p.help(format!("known keys: {}", known.list.join(", "))),
         };
         problems.push(p);
     }
+}
+
+/// bgflow's key for what other tools call `name` (docker compose's `depends_on`, GitHub
+/// Actions' `working-directory` and `continue-on-error`, GitLab CI's `script`, `variables`
+/// and `allow_failure`, Snakemake's `shell`): a spelling no edit distance would bring near.
+fn other_tools_name(name: &str) -> Option<&'static str> {
+    const OURS: [(&str, &[&str]); 5] = [
+        (
+            "needs",
+            &["depends_on", "depends-on", "dependencies", "deps", "after"],
+        ),
+        ("run", &["command", "cmd", "script", "shell", "commands"]),
+        (
+            "cwd",
+            &[
+                "working-directory",
+                "working_directory",
+                "working_dir",
+                "workdir",
+                "dir",
+            ],
+        ),
+        ("env", &["environment", "variables", "env_vars"]),
+        (
+            "allow_failure",
+            &[
+                "continue-on-error",
+                "continue_on_error",
+                "ignore_errors",
+                "ignore_failure",
+            ],
+        ),
+    ];
+    OURS.iter()
+        .find(|(_, theirs)| theirs.contains(&name))
+        .map(|(ours, _)| *ours)
 }
 
 pub(super) fn check_probe_keys(

@@ -406,3 +406,37 @@ fn service_without_ready_is_a_warning() {
         .stderr_has("service `api` has no `ready` probe")
         .stderr_has("0 errors, 1 warning (--strict); nothing ran");
 }
+
+/// Keys other tools spell far from bgflow's (docker compose's `depends_on`, GitHub
+/// Actions' `working-directory`, GitLab CI's `script`) name bgflow's key, where an edit
+/// distance finds nothing near.
+#[test]
+fn other_tools_keys_name_bgflows() {
+    let out = Test::manifest(
+        "[workflow]\nname = \"w\"\n\n[steps.a]\nrun = \"true\"\n\n[steps.b]\nscript = \"true\"\ndepends_on = [\"a\"]\nworking-directory = \"sub\"\ncontinue-on-error = true\n",
+    )
+    .args(["plan", "--offline", "bgflow.toml"])
+    .status(INVALID)
+    .run();
+    for (theirs, ours, line) in [
+        ("script", "run", 8),
+        ("depends_on", "needs", 9),
+        ("working-directory", "cwd", 10),
+        ("continue-on-error", "allow_failure", 11),
+    ] {
+        out.problem_at(
+            &format!("unknown key `{theirs}` in [steps.b]"),
+            &format!("bgflow.toml:{line}:1"),
+        )
+        .stderr_has(&format!(
+            "did you mean `{ours}`? (bgflow's name for what other tools call `{theirs}`)"
+        ));
+    }
+    // A name bgflow does not know at that place is not offered: `needs` is a step's key.
+    Test::manifest("[workflow]\nname = \"w\"\nafter = 1\n\n[steps.a]\nrun = \"true\"\n")
+        .args(["plan", "--offline", "bgflow.toml"])
+        .status(INVALID)
+        .run()
+        .stderr_has("unknown key `after` in [workflow]")
+        .stderr_has("known keys:");
+}
