@@ -113,8 +113,8 @@ pub(super) fn check_keys(
 }
 
 /// bgflow's key for what other tools call `name` (docker compose's `depends_on`, GitHub
-/// Actions' `working-directory` and `continue-on-error`, GitLab CI's `script`, `variables`
-/// and `allow_failure`, Snakemake's `shell`): a spelling no edit distance would bring near.
+/// Actions' `working-directory` and `continue-on-error`, GitLab CI's `script` and
+/// `variables`, Snakemake's `shell`): a spelling no edit distance would bring near.
 fn other_tools_name(name: &str) -> Option<&'static str> {
     const OURS: [(&str, &[&str]); 5] = [
         (

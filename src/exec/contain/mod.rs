@@ -358,31 +358,31 @@ impl Unit<'_> {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
-        let mut left = Vec::new();
-        if !note_new(&mut left, self.members()) {
+        let mut noted = Noted::default();
+        if !noted.note(self.members()) {
             self.ended = true;
-            return left;
+            return Vec::new();
         }
         self.signal(Signal::SIGTERM);
         // A process that one of them starts meanwhile (a daemon starting its workers) is
         // one of them too: each look notes the new ones, so the warning counts them all.
         let deadline = tokio::time::Instant::now() + grace;
-        while note_new(&mut left, self.members()) && tokio::time::Instant::now() < deadline {
+        while noted.note(self.members()) && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         self.signal(Signal::SIGKILL);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while note_new(&mut left, self.members()) && tokio::time::Instant::now() < deadline {
+        while noted.note(self.members()) && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         if self.leaf.is_none() {
             // They were this process's children once their parents were gone.
-            for l in &left {
+            for l in &noted.left {
                 reap(l.pid);
             }
         }
         self.ended = true;
-        left
+        noted.left
     }
 }
 
@@ -415,24 +415,42 @@ impl Drop for Unit<'_> {
     }
 }
 
-/// Adds the processes of `members` that `left` does not hold yet, and reads every
-/// member's command line again: one first seen between its `fork` and its `execve` is
-/// named by what it runs once it does. Whether any member is alive.
-fn note_new(left: &mut Vec<Leftover>, members: Vec<u32>) -> bool {
-    let alive = !members.is_empty();
-    for pid in members {
-        let command = crate::procfs::command_line(pid);
-        match left.iter_mut().find(|l| l.pid == pid) {
-            Some(known) => {
-                // Not what a process that is gone or a zombie shows ("?", "[sleep]").
-                if command != "?" && !command.starts_with('[') {
-                    known.command = command;
+/// The processes seen in a unit while it is ended, in the order first seen.
+#[derive(Default)]
+struct Noted {
+    left: Vec<Leftover>,
+    /// Where each pid is in `left`, and whether its command line was read again.
+    at: std::collections::HashMap<u32, (usize, bool)>,
+}
+
+impl Noted {
+    /// Adds the processes of `members` not seen before. One seen before has its command
+    /// line read once more, at the next look: one first seen between its `fork` and its
+    /// `execve` is named by what it runs. Whether any member is alive.
+    fn note(&mut self, members: Vec<u32>) -> bool {
+        let alive = !members.is_empty();
+        for pid in members {
+            match self.at.get_mut(&pid) {
+                Some((i, read_again @ false)) => {
+                    *read_again = true;
+                    let command = crate::procfs::command_line(pid);
+                    // Not what a process that is gone or a zombie shows ("?", "[sleep]").
+                    if command != "?" && !command.starts_with('[') {
+                        self.left[*i].command = command;
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    self.at.insert(pid, (self.left.len(), false));
+                    self.left.push(Leftover {
+                        pid,
+                        command: crate::procfs::command_line(pid),
+                    });
                 }
             }
-            None => left.push(Leftover { pid, command }),
         }
+        alive
     }
-    alive
 }
 
 /// A short description of processes that outlived their step, for a warning.
