@@ -1,7 +1,6 @@
 //! The local executor: an attempt as a supervised process group (or cgroup leaf) on this
 //! machine, with its timeout, stall detection, probes, progress and `fail_on`.
 
-use std::io::Write;
 use std::os::fd::AsFd;
 use std::time::Duration;
 
@@ -15,7 +14,7 @@ use super::matching::LineMatcher;
 use super::output::OutputWatch;
 use super::probe;
 use super::process::{self, Spawn};
-use super::step::{open_log, wait_stop, End};
+use super::step::{note_in_log, wait_stop, End};
 use super::tail::Seen;
 use super::{Msg, Stop};
 use crate::validate::Command;
@@ -144,21 +143,9 @@ pub(crate) async fn attempt(a: Attempt<'_>, command: Command, from: u64) -> (End
                 Command::Shell(_) => "sh".to_owned(),
                 Command::Argv(a) => a.first().cloned().unwrap_or_default(),
             };
-            if let Ok(log) = open_log(log_path) {
-                let _ = writeln!(
-                    &log,
-                    "bgflow: could not start `{what}` in {}: {e}",
-                    step.cwd.display()
-                );
-            }
-            return (
-                End::NotStarted(format!(
-                    "could not start `{what}` in {}: {e}",
-                    step.cwd.display()
-                )),
-                seen,
-                from,
-            );
+            let why = format!("could not start `{what}` in {}: {e}", step.cwd.display());
+            note_in_log(log_path, &why);
+            return (End::NotStarted(why), seen, from);
         }
     };
     let pid = child.id();

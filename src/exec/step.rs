@@ -412,6 +412,14 @@ pub(crate) fn open_log(path: &std::path::Path) -> std::io::Result<File> {
         .open(path)
 }
 
+/// Appends `bgflow: TEXT` to the step's log, where a reader of the log looks for why it
+/// ends as it does; best effort (the step's report carries the reason too).
+pub(crate) fn note_in_log(path: &std::path::Path, text: &str) {
+    if let Ok(log) = open_log(path) {
+        let _ = writeln!(&log, "bgflow: {text}");
+    }
+}
+
 /// Waits until the stop signal satisfies `pred` (forever if the sender is gone).
 pub(crate) async fn wait_stop(stop: &mut watch::Receiver<Stop>, pred: impl FnMut(&Stop) -> bool) {
     if stop.wait_for(pred).await.is_err() {

@@ -12,7 +12,7 @@ use super::{Cluster, Ended, JobView};
 use crate::exec::executor::Attempt;
 use crate::exec::matching::LineMatcher;
 use crate::exec::output::OutputWatch;
-use crate::exec::step::{open_log, wait_stop, End};
+use crate::exec::step::{note_in_log, open_log, wait_stop, End};
 use crate::exec::tail::Seen;
 use crate::exec::{Msg, Stop};
 use crate::validate::Command;
@@ -84,10 +84,7 @@ pub(crate) async fn attempt(
                     }
                 }
             };
-            if let Ok(log) = open_log(log_path) {
-                use std::io::Write;
-                let _ = writeln!(&log, "bgflow: stopped while `sbatch` ran; {note}");
-            }
+            note_in_log(log_path, &format!("stopped while `sbatch` ran; {note}"));
             return (End::Cancelled(None), seen, from);
         }
         Some(Ok(job)) => job,
@@ -95,7 +92,8 @@ pub(crate) async fn attempt(
             // A `sbatch` that could not hear the controller's answer may have had its job
             // taken all the same (one the controller refused has none): such a job runs
             // this very attempt, and is followed as if `sbatch` had named it.
-            let taken = if query::no_answer(&why) {
+            let no_answer = query::no_answer(&why);
+            let taken = if no_answer {
                 let until = Instant::now() + query::ask_limit();
                 let found = cluster.unfollowed(&step.name, until).await;
                 found.ok().and_then(|jobs| jobs.into_iter().next())
@@ -103,22 +101,16 @@ pub(crate) async fn attempt(
                 None
             };
             let Some(job) = taken else {
-                if query::no_answer(&why) {
+                if no_answer {
                     // Slurm may record it later still: the run's end looks again.
                     cluster.unsure_of(&step.name);
                 }
-                if let Ok(log) = open_log(log_path) {
-                    use std::io::Write;
-                    let _ = writeln!(&log, "bgflow: {why}");
-                }
+                note_in_log(log_path, &why);
                 return (End::NotStarted(why), seen, from);
             };
             let text =
                 format!("{why}; Slurm took the job all the same (job {job}), which runs the step");
-            if let Ok(log) = open_log(log_path) {
-                use std::io::Write;
-                let _ = writeln!(&log, "bgflow: {text}");
-            }
+            note_in_log(log_path, &text);
             let _ = tx.send(Msg::Warning {
                 step: index,
                 text: text.clone(),
