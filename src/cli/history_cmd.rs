@@ -166,15 +166,9 @@ fn warn_still_running(run: &RunRow, state_dir: Option<&Path>) {
     }
 }
 
-/// The `stop` command for run `id`, with the state folder when it was given.
+/// The `stop` command for run `id`, as it runs where it is printed.
 fn stop_command(state_dir: Option<&Path>, id: &str) -> String {
-    match state_dir {
-        Some(sd) => format!(
-            "bgflow --state-dir {} stop {id}",
-            crate::validate::template::shell_quote(&sd.display().to_string())
-        ),
-        None => format!("bgflow stop {id}"),
-    }
+    runs::stop::command(state_dir, id)
 }
 
 fn status_text(run: &RunRow, steps: &[StepRow], state_dir: Option<&Path>) -> String {

@@ -126,10 +126,11 @@ pub(super) fn launched(l: &Launched, quiet: bool) -> io::Result<u8> {
     if !quiet {
         let sd = validate::template::shell_quote(&l.state_dir.display().to_string());
         report::stderr(&format!(
-            "started run {run_id} of {} in the background (supervisor pid {})\n  logs:   {}\n  follow: bgflow --state-dir {sd} status {run_id} --watch\n          bgflow --state-dir {sd} logs {run_id} -f\n  stop:   bgflow --state-dir {sd} stop {run_id}\n",
+            "started run {run_id} of {} in the background (supervisor pid {})\n  logs:   {}\n  follow: bgflow --state-dir {sd} status {run_id} --watch\n          bgflow --state-dir {sd} logs {run_id} -f\n  stop:   {}\n",
             l.workflow,
             l.supervisor_pid,
-            l.log_dir.display()
+            l.log_dir.display(),
+            runs::stop::command(Some(&l.state_dir), run_id),
         ));
     }
     Ok(exit::SUCCESS)

@@ -77,10 +77,11 @@ pub fn admit(store: &mut Store, run: &NewRun, a: Admission, state_dir: &Path) ->
         Ok(Some(Refusal::Limit { active, limit })) => {
             let ids: Vec<&str> = active.iter().map(|r| r.id.as_str()).collect();
             Err(Error::invalid(format!(
-                "error: {} run(s) are active in {} ({}) and limits.max_concurrent_runs is {limit}; nothing ran\n  help: wait for one to end (bgflow status RUN --watch) or stop one (bgflow stop RUN)\n",
+                "error: {} run(s) are active in {} ({}) and limits.max_concurrent_runs is {limit}; nothing ran\n  help: wait for one to end (bgflow status RUN --watch) or stop one ({})\n",
                 active.len(),
                 state_dir.display(),
-                ids.join(", ")
+                ids.join(", "),
+                super::stop::command(None, "RUN"),
             )))
         }
         Ok(Some(Refusal::Conflict {
@@ -93,8 +94,9 @@ pub fn admit(store: &mut Store, run: &NewRun, a: Admission, state_dir: &Path) ->
             let secs = (now_ms() - other.started_at.unwrap_or(other.created_at)).max(0) / 1000;
             let sd = crate::validate::template::shell_quote(&state_dir.display().to_string());
             Err(Error::invalid(format!(
-                "error: run {id} of `{wf}` ({pid}, started {secs}s ago) is active in {root} and writes the same outputs ({outs}); nothing ran\n  help: wait for it: bgflow --state-dir {sd} status {id} --watch; stop it: bgflow --state-dir {sd} stop {id}; or pass --allow-concurrent\n",
+                "error: run {id} of `{wf}` ({pid}, started {secs}s ago) is active in {root} and writes the same outputs ({outs}); nothing ran\n  help: wait for it: bgflow --state-dir {sd} status {id} --watch; stop it: {stop}; or pass --allow-concurrent\n",
                 id = other.id,
+                stop = super::stop::command(Some(state_dir), &other.id),
                 wf = other.workflow,
                 root = other.root,
                 outs = outputs.join(", "),
@@ -132,11 +134,11 @@ fn lost_writers(store: &mut Store, run: &NewRun, state_dir: &Path) -> Result<(),
     }
     // What they still run, as `status` finds it: one scan of /proc for all of them.
     super::status::fill_still_running(&mut lost);
-    let sd = crate::validate::template::shell_quote(&state_dir.display().to_string());
     let refuse = |other: &crate::store::RunRow, what: String| {
         Error::invalid(format!(
-            "error: run {id} of `{wf}` is lost (its supervisor is gone), but it may still write the same outputs in {root} ({outs}): {what}; nothing ran\n  help: end them: bgflow --state-dir {sd} stop {id}; or pass --allow-concurrent\n",
+            "error: run {id} of `{wf}` is lost (its supervisor is gone), but it may still write the same outputs in {root} ({outs}): {what}; nothing ran\n  help: end them: {stop}; or pass --allow-concurrent\n",
             id = other.id,
+            stop = super::stop::command(Some(state_dir), &other.id),
             wf = other.workflow,
             outs = common_of(other).join(", "),
         ))

@@ -385,18 +385,26 @@ fn cleanup_keeps_a_lost_run_whose_processes_still_run() {
     });
     let out = home.bgflow(&["cleanup", "--older-than", "0s"]).expect(0);
     assert!(!out.stdout.contains(&id), "{}", out.stdout);
+    // Without a terminal (the test's stdin is /dev/null) `stop` refuses to ask, so the
+    // command the note names carries `--yes`: it works as printed.
+    let printed = format!(
+        "bgflow --state-dir {} stop {id} --yes",
+        home.state().display()
+    );
     assert!(
         out.stderr
             .contains(&format!("note: kept run {id} of `left`: it is lost, but"))
-            && out.stderr.contains(&format!(
-                "end them with bgflow --state-dir {} stop {id}\n",
-                home.state().display()
-            )),
+            && out.stderr.contains(&format!("end them with {printed}\n")),
         "{}",
         out.stderr
     );
     assert_eq!(home.status(&id)["run"]["state"], "lost");
-    home.bgflow(&["stop", &id, "--yes"]).expect(0);
+    // The note's command, run word for word.
+    let words: Vec<&str> = printed.split(' ').skip(1).collect();
+    home.bare(&words)
+        .output()
+        .map(|o| assert!(o.status.success(), "{o:?}"))
+        .expect("run stop");
     wait_gone(&["sh", "wait.sh", "go-319"]);
     let out = home.bgflow(&["cleanup", "--older-than", "0s"]).expect(0);
     assert!(

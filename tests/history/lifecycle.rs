@@ -531,7 +531,21 @@ fn stop_cancels_a_detached_run_and_ends_its_processes() {
         &(one_step("sleepy", "sleep 313", "5s")
             + "\n[steps.later]\nneeds = [\"work\"]\nrun = \"true\"\n"),
     );
-    let id = home.detach("sleepy.toml");
+    let detached = home.bgflow(&["run", "-d", "sleepy.toml"]).expect(0);
+    let id = run_id_of(&detached);
+    // The stop command `run -d` prints works as printed: without a terminal (stdin is
+    // /dev/null here) it carries `--yes`.
+    let stop_line = detached
+        .stderr
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("stop:"))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no stop line: {}", detached.stderr));
+    assert!(
+        stop_line.starts_with("bgflow --state-dir ")
+            && stop_line.ends_with(&format!(" stop {id} --yes")),
+        "{stop_line}"
+    );
     home.wait_step_running(&id, "work");
     wait_until("sleep 313 to start", SOON, || {
         (!processes(&sleeper).is_empty()).then_some(())
@@ -543,7 +557,9 @@ fn stop_cancels_a_detached_run_and_ends_its_processes() {
     assert_eq!(home.status(&id)["run"]["state"], "running");
     assert!(!processes(&sleeper).is_empty(), "still running");
 
-    home.bgflow(&["stop", &id, "--yes"]).expect(0);
+    let words: Vec<&str> = stop_line.split(' ').skip(1).collect();
+    let stopped = home.bare(&words).output().expect("run the printed stop");
+    assert!(stopped.status.success(), "{stopped:?}");
     let s = home.status(&id);
     assert_eq!(s["run"]["state"], "cancelled", "{s}");
     let step = step_of(&s, "work");
