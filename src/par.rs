@@ -61,6 +61,65 @@ pub fn on_a_fresh_thread<R: Send>(name: &str, f: impl FnOnce() -> R + Send) -> i
     })
 }
 
+/// Asks the kernel to let the calling thread take a CPU as soon as it wakes: a request
+/// for a short time slice (Linux 6.12+, `sched_setattr` with `sched_runtime` on a
+/// SCHED_OTHER thread, allowed without privileges). The thread that supervises the steps
+/// wakes for each step's exit, works some 50 µs and sleeps again. With the default slice
+/// the kernel often queued it behind a running step on one CPU while the CPU whose step
+/// had just exited stayed idle, for the whole of that step (about 1 ms, 17 times in a
+/// run of 1,000 `touch` steps: 4% of the run); a short slice preempts on wake-up. The
+/// steps are not changed: reset-on-fork gives every child the default slice back. Left
+/// alone (returns false) when the thread runs under another policy or a negative nice
+/// value (which reset-on-fork would raise to 0 for the steps), and on older kernels,
+/// which refuse or ignore the request.
+#[allow(unsafe_code)]
+pub fn short_slice() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        /// `struct sched_attr`, the first version (48 bytes).
+        #[repr(C)]
+        struct SchedAttr {
+            size: u32,
+            policy: u32,
+            flags: u64,
+            nice: i32,
+            priority: u32,
+            runtime: u64,
+            deadline: u64,
+            period: u64,
+        }
+        const SCHED_FLAG_RESET_ON_FORK: u64 = 1;
+        const SLICE_NS: u64 = 100_000;
+        // SAFETY: queries of the calling thread's own scheduling, taking no pointers.
+        let policy = unsafe { libc::sched_getscheduler(0) };
+        if policy != libc::SCHED_OTHER {
+            return false;
+        }
+        // getpriority returns -1 both for nice -1 and for an error: either way, leave it.
+        // SAFETY: as above.
+        let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+        if nice < 0 {
+            return false;
+        }
+        let attr = SchedAttr {
+            size: std::mem::size_of::<SchedAttr>() as u32,
+            policy: libc::SCHED_OTHER as u32,
+            flags: SCHED_FLAG_RESET_ON_FORK,
+            nice,
+            priority: 0,
+            runtime: SLICE_NS,
+            deadline: 0,
+            period: 0,
+        };
+        // SAFETY: `attr` is a valid `struct sched_attr` of the size it says, read by the
+        // kernel during the call only; pid 0 is the calling thread.
+        let rc = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) };
+        rc == 0
+    }
+    #[cfg(not(target_os = "linux"))]
+    false
+}
+
 /// Runs `there` on a new thread named `name` while `here` runs on the calling thread, and
 /// returns both results. When the thread cannot be started, `there` runs here after `here`.
 /// A panic in either goes on in the caller.

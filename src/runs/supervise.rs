@@ -129,6 +129,7 @@ pub(super) fn execute(
         // (ninja: 71 of 4,154). From a fresh thread it is 25 of 4,336. (`perf record -e
         // sched:sched_wakeup_new,sched:sched_switch`; see docs/architecture.md.)
         par::on_a_fresh_thread("bgflow-run", move || {
+            par::short_slice();
             runtime.block_on(exec::execute(wf, plan, run_opts, &mut tee))
         })
     };

@@ -598,3 +598,63 @@ fn many_parallel_steps_fit_under_a_low_descriptor_limit_and_get_that_limit() {
         assert_eq!(flow.read(&format!("limit{i}")).trim(), "64", "step s{i}");
     }
 }
+
+/// The thread that supervises the steps asks the kernel for a short time slice, so that it
+/// takes a CPU as soon as a step exits (Linux 6.12+). The steps do not inherit it: each
+/// has the kernel's default slice, as a process started outside bgflow has, and the nice
+/// value bgflow was started with.
+#[test]
+fn steps_keep_the_default_slice_and_nice_while_the_supervisor_asks_for_a_short_one() {
+    let flow = Flow::new(
+        r#"
+[workflow]
+name = "slices"
+
+[steps.look]
+run = '''
+echo "nice=$(nice)"
+echo "slice=$(sed -n 's/^se.slice *: *//p' /proc/self/sched)"
+for t in /proc/$PPID/task/*; do
+  if [ "$(cat "$t/comm")" = bgflow-run ]; then
+    echo "run_slice=$(sed -n 's/^se.slice *: *//p' "$t/sched")"
+  fi
+done
+'''
+"#,
+    );
+    let out = flow.start_via(&["nice", "-n", "7"], &[], &[]).finish();
+    out.expect_code(0);
+    let log = out.log("look");
+    let field = |k: &str| log_field(&log, k);
+    assert_eq!(field("nice"), "7", "{log}");
+    // The slice of a process started here, as the step is, under the same nice value.
+    let outside = Command::new("nice")
+        .args([
+            "-n",
+            "7",
+            "sed",
+            "-n",
+            "s/^se.slice *: *//p",
+            "/proc/self/sched",
+        ])
+        .output()
+        .expect("run sed");
+    let outside = String::from_utf8_lossy(&outside.stdout).trim().to_owned();
+    assert!(
+        !outside.is_empty(),
+        "this kernel shows no se.slice in /proc/PID/sched, which this test reads"
+    );
+    assert_eq!(field("slice"), outside, "{log}");
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("osrelease");
+    let release = release.trim();
+    let mut numbers = release
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse::<u32>().ok());
+    let version = (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0));
+    let expected = if version >= (6, 12) {
+        "100000"
+    } else {
+        outside.as_str()
+    };
+    assert_eq!(field("run_slice"), expected, "kernel {release}: {log}");
+}
