@@ -69,11 +69,11 @@ pub fn on_a_fresh_thread<R: Send>(name: &str, f: impl FnOnce() -> R + Send) -> i
 /// had just exited stayed idle, for the whole of that step (about 1 ms, 17 times in a
 /// run of 1,000 `touch` steps: 4% of the run); a short slice preempts on wake-up. The
 /// steps are not changed: reset-on-fork gives every child the default slice back. Left
-/// alone (returns false) when the thread runs under another policy or a negative nice
-/// value (which reset-on-fork would raise to 0 for the steps), and on older kernels,
-/// which refuse or ignore the request.
+/// alone when the thread runs under another policy or a negative nice value (which
+/// reset-on-fork would raise to 0 for the steps); older kernels refuse or ignore the
+/// request, and the run goes on either way.
 #[allow(unsafe_code)]
-pub fn short_slice() -> bool {
+pub fn short_slice() {
     #[cfg(target_os = "linux")]
     {
         /// `struct sched_attr`, the first version (48 bytes).
@@ -93,13 +93,13 @@ pub fn short_slice() -> bool {
         // SAFETY: queries of the calling thread's own scheduling, taking no pointers.
         let policy = unsafe { libc::sched_getscheduler(0) };
         if policy != libc::SCHED_OTHER {
-            return false;
+            return;
         }
         // getpriority returns -1 both for nice -1 and for an error: either way, leave it.
         // SAFETY: as above.
         let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
         if nice < 0 {
-            return false;
+            return;
         }
         let attr = SchedAttr {
             size: std::mem::size_of::<SchedAttr>() as u32,
@@ -113,11 +113,10 @@ pub fn short_slice() -> bool {
         };
         // SAFETY: `attr` is a valid `struct sched_attr` of the size it says, read by the
         // kernel during the call only; pid 0 is the calling thread.
-        let rc = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) };
-        rc == 0
+        unsafe {
+            libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0);
+        }
     }
-    #[cfg(not(target_os = "linux"))]
-    false
 }
 
 /// Runs `there` on a new thread named `name` while `here` runs on the calling thread, and

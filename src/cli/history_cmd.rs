@@ -161,14 +161,9 @@ fn warn_still_running(run: &RunRow, state_dir: Option<&Path>) {
         report::stderr(&format!(
             "warning: run {} is lost, but {note}\n  help: end them with {}\n",
             run.id,
-            stop_command(state_dir, &run.id)
+            runs::stop::command(state_dir, &run.id)
         ));
     }
-}
-
-/// The `stop` command for run `id`, as it runs where it is printed.
-fn stop_command(state_dir: Option<&Path>, id: &str) -> String {
-    runs::stop::command(state_dir, id)
 }
 
 fn status_text(run: &RunRow, steps: &[StepRow], state_dir: Option<&Path>) -> String {
@@ -186,7 +181,7 @@ fn status_text(run: &RunRow, steps: &[StepRow], state_dir: Option<&Path>) -> Str
     if let Some(note) = runs::status::left_running_note(run) {
         out.push_str(&format!(
             "  {note}\n  help: end them with {}\n",
-            stop_command(state_dir, &run.id)
+            runs::stop::command(state_dir, &run.id)
         ));
     }
     out.push_str(&format!("  logs: {}\n", run.log_dir));
@@ -539,7 +534,7 @@ pub fn cleanup(args: &CleanupArgs, state_dir: Option<&Path>) -> io::Result<u8> {
                 "note: kept run {id} of `{wf}`: it is lost, but {note}; end them with {stop}\n",
                 id = r.id,
                 wf = r.workflow,
-                stop = stop_command(state_dir, &r.id),
+                stop = runs::stop::command(state_dir, &r.id),
             ));
         }
     }
