@@ -24,6 +24,8 @@ use serde_json::Value;
 mod big_summary;
 #[path = "run/cancelled.rs"]
 mod cancelled;
+#[path = "run/chatty.rs"]
+mod chatty;
 #[path = "common/mod.rs"]
 mod common;
 #[path = "run/containment.rs"]

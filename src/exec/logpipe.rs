@@ -16,12 +16,20 @@
 //! that escaped the step may hold the pipe open for ever. If the copy fails (a full
 //! disk), the step's next write fails with EPIPE: the step sees the failure instead of its
 //! output vanishing.
+//!
+//! A step that prints a lot is handed to a thread of its own once a mebibyte has come
+//! (`pacer`). Woken by readiness, the copy took each of the step's writes (4–8 KiB) as it
+//! came, one wake-up and two `splice` calls each, in lockstep with the writer on the other
+//! CPU: 1 GiB cost 1.5 s of CPU where `> file` costs 0.5 s. The pacer waits 150 µs after a
+//! small helping, so the pipe (1 MiB) fills while it sleeps and each `splice` moves
+//! hundreds of KiB (`scripts/bench-run.sh`, part b).
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, splice, FcntlArg, OFlag, SpliceFFlags};
@@ -37,6 +45,17 @@ const HELPINGS_PER_WAKE: usize = 16;
 /// After `finish`, a writer outside the step's group that never pauses is cut off after
 /// this many more helpings.
 const LAST_HELPINGS: usize = 64;
+/// Bytes copied on the runtime before a pacer thread takes the copy over.
+const PACE_AFTER: u64 = 1 << 20;
+/// A helping smaller than this means the writer is slower than the copy: the pacer sleeps
+/// `PAUSE` before the next, so that the pipe fills meanwhile. (At the 2–3 GB/s a program
+/// writes into a pipe here, 150 µs is about half of a 1 MiB pipe.)
+const SMALL_HELPING: usize = 768 << 10;
+const PAUSE: Duration = Duration::from_micros(150);
+/// Pacer threads at once; the copies of further steps stay on the runtime.
+const MAX_PACERS: usize = 4;
+
+mod pacer;
 
 /// The running copy of one attempt's output.
 pub struct Copier {
@@ -90,6 +109,8 @@ struct Sink {
 async fn copy(read: Receiver, log: PathBuf, mut stopped: watch::Receiver<bool>) -> io::Result<u64> {
     let mut sink: Option<Sink> = None;
     let mut total = 0u64;
+    // Whether the pipe is large enough for a pacer, once asked.
+    let mut big_pipe: Option<bool> = None;
     loop {
         if *stopped.borrow() {
             // The step's processes are gone: take what is there and stop.
@@ -119,6 +140,18 @@ async fn copy(read: Receiver, log: PathBuf, mut stopped: watch::Receiver<bool>) 
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => total += emptied,
                     Err(e) => return Err(e),
                 }
+                if total >= PACE_AFTER && sink.is_some() {
+                    // Only a pipe as large as asked for: a 64 KiB one would fill within
+                    // the pause, and the step would wait on it.
+                    let big = *big_pipe.get_or_insert_with(|| {
+                        fcntl(&read, FcntlArg::F_GETPIPE_SZ).is_ok_and(|n| n >= PIPE_BYTES)
+                    });
+                    if let Some(hand) = big.then(|| pacer::Hand::start(&log)).flatten() {
+                        if let Some(out) = sink.take() {
+                            return hand.give(read, out, stopped).await.map(|n| total + n);
+                        }
+                    }
+                }
             }
             _ = stopped.changed() => {}
         }
@@ -136,7 +169,7 @@ enum Drained {
 
 /// Moves what the pipe holds now into the log, at most `budget` helpings.
 fn drain(
-    read: &Receiver,
+    read: &impl AsFd,
     log: &Path,
     sink: &mut Option<Sink>,
     budget: usize,
@@ -182,7 +215,7 @@ fn drain(
 
 /// One read(2) from the pipe, written at the end of the log (opened, and the pipe
 /// enlarged, with the first bytes). 0: every writer is gone and the pipe is empty.
-fn through_memory(read: &Receiver, log: &Path, sink: &mut Option<Sink>) -> io::Result<usize> {
+fn through_memory(read: &impl AsFd, log: &Path, sink: &mut Option<Sink>) -> io::Result<usize> {
     READ_BUFFER.with_borrow_mut(|buf| {
         let n = nix::unistd::read(read, buf)?;
         if n == 0 {
