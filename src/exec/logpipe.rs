@@ -29,7 +29,6 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, splice, FcntlArg, OFlag, SpliceFFlags};
@@ -47,13 +46,6 @@ const HELPINGS_PER_WAKE: usize = 16;
 const LAST_HELPINGS: usize = 64;
 /// Bytes copied on the runtime before a pacer thread takes the copy over.
 const PACE_AFTER: u64 = 1 << 20;
-/// A helping smaller than this means the writer is slower than the copy: the pacer sleeps
-/// `PAUSE` before the next, so that the pipe fills meanwhile. (At the 2–3 GB/s a program
-/// writes into a pipe here, 150 µs is about half of a 1 MiB pipe.)
-const SMALL_HELPING: usize = 768 << 10;
-const PAUSE: Duration = Duration::from_micros(150);
-/// Pacer threads at once; the copies of further steps stay on the runtime.
-const MAX_PACERS: usize = 4;
 
 mod pacer;
 
@@ -114,9 +106,7 @@ async fn copy(read: Receiver, log: PathBuf, mut stopped: watch::Receiver<bool>) 
     loop {
         if *stopped.borrow() {
             // The step's processes are gone: take what is there and stop.
-            return match drain(&read, &log, &mut sink, LAST_HELPINGS)? {
-                Drained::End(n) | Drained::Empty(n) | Drained::Budget(n) => Ok(total + n),
-            };
+            return Ok(total + drain(&read, &log, &mut sink, LAST_HELPINGS)?.moved());
         }
         tokio::select! {
             ready = read.readable() => {
@@ -140,13 +130,16 @@ async fn copy(read: Receiver, log: PathBuf, mut stopped: watch::Receiver<bool>) 
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => total += emptied,
                     Err(e) => return Err(e),
                 }
-                if total >= PACE_AFTER && sink.is_some() {
-                    // Only a pipe as large as asked for: a 64 KiB one would fill within
-                    // the pause, and the step would wait on it.
-                    let big = *big_pipe.get_or_insert_with(|| {
+                // Only a pipe as large as asked for: a 64 KiB one would fill within the
+                // pacer's pause, and the step would wait on it.
+                let pace = total >= PACE_AFTER
+                    && sink.is_some()
+                    && *big_pipe.get_or_insert_with(|| {
                         fcntl(&read, FcntlArg::F_GETPIPE_SZ).is_ok_and(|n| n >= PIPE_BYTES)
                     });
-                    if let Some(hand) = big.then(|| pacer::Hand::start(&log)).flatten() {
+                if pace {
+                    // The place and the thread first: without them the log stays here.
+                    if let Some(hand) = pacer::Hand::start(&log) {
                         if let Some(out) = sink.take() {
                             return hand.give(read, out, stopped).await.map(|n| total + n);
                         }
@@ -165,6 +158,15 @@ enum Drained {
     Empty(u64),
     /// The budget ran out with more to read.
     Budget(u64),
+}
+
+impl Drained {
+    /// The bytes moved, however the drain ended.
+    fn moved(&self) -> u64 {
+        match *self {
+            Drained::End(n) | Drained::Empty(n) | Drained::Budget(n) => n,
+        }
+    }
 }
 
 /// Moves what the pipe holds now into the log, at most `budget` helpings.

@@ -13,6 +13,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
+use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -20,7 +21,15 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use tokio::net::unix::pipe::Receiver;
 use tokio::sync::{oneshot, watch};
 
-use super::{drain, Drained, Sink, LAST_HELPINGS, MAX_PACERS, PAUSE, SMALL_HELPING};
+use super::{drain, Drained, Sink, LAST_HELPINGS};
+
+/// A helping smaller than this means the writer is slower than the copy: the pacer sleeps
+/// `PAUSE` before the next, so that the pipe fills meanwhile. (At the 2–3 GB/s a program
+/// writes into a pipe here, 150 µs is about half of a 1 MiB pipe.)
+const SMALL_HELPING: usize = 768 << 10;
+const PAUSE: Duration = Duration::from_micros(150);
+/// Pacer threads at once; the copies of further steps stay on the runtime.
+const MAX_PACERS: usize = 4;
 
 /// Pacer threads running now.
 static PACERS: AtomicUsize = AtomicUsize::new(0);
@@ -98,14 +107,10 @@ impl Hand {
         } = self;
         give.send((read.into_nonblocking_fd()?, sink))
             .map_err(|_| io::Error::other(ENDED))?;
-        loop {
-            if *stopped.borrow() {
-                break;
-            }
-            tokio::select! {
-                moved = &mut done => return moved.unwrap_or_else(|_| Err(io::Error::other(ENDED))),
-                changed = stopped.changed() => if changed.is_err() { break },
-            }
+        // Asked to stop, or the asker gone: either way the copy is to end.
+        tokio::select! {
+            moved = &mut done => return moved.unwrap_or_else(|_| Err(io::Error::other(ENDED))),
+            _ = stopped.wait_for(|&s| s) => {}
         }
         stop.store(true, Ordering::Release);
         drop(wake);
@@ -129,9 +134,7 @@ fn run(
     let mut total = 0u64;
     loop {
         if stop.load(Ordering::Acquire) {
-            return match drain(read, log, &mut sink, LAST_HELPINGS)? {
-                Drained::End(n) | Drained::Empty(n) | Drained::Budget(n) => Ok(total + n),
-            };
+            return Ok(total + drain(read, log, &mut sink, LAST_HELPINGS)?.moved());
         }
         match drain(read, log, &mut sink, 1)? {
             Drained::End(n) => return Ok(total + n),
