@@ -22,6 +22,10 @@
 #   BIG            bytes printed in (b), as `head -c` takes it (default 1G)
 #   RSS_RUNS       runs whose median peak RSS is reported (default 5)
 #   BENCH_STRICT=1 exit 1 when a figure misses its target (default: report only)
+#   BASELINE       another bgflow binary (say, a build of an older commit) to time against
+#                  BGFLOW_BINARY and against make on the same DAGs, in alternating rounds:
+#                  what changed between the two, apart from the machine (no target). It
+#                  must take the same workflow and flags.
 #   TMPDIR         where the workflows run (default /tmp); TMPDIR=/dev/shm measures the
 #                  tools without the file system's noise (see docs/architecture.md)
 #
@@ -52,6 +56,10 @@ need python3 python3
 need_gnu_time
 
 pick_binary "$@"
+if [[ -n ${BASELINE:-} && ! -x $BASELINE ]]; then
+  echo "bench-run: BASELINE=$BASELINE is not an executable file" >&2
+  exit 2
+fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/bgflow-bench-run.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -109,6 +117,7 @@ echo "bench-run: $(nproc) CPUs; binary $bin ($("$bin" --version)); $runs runs pe
 # ---- (a) layered DAGs of touch steps ------------------------------------------------------
 dag_rows=()
 make_rows=()
+base_rows=()
 rss_by_size=()
 exec_by_size=()
 over=0
@@ -120,6 +129,12 @@ for steps in $sizes; do
   # Fail loudly if bgflow refuses the workflow: timing a refusal would measure the wrong thing.
   if ! (cd "$dir" && "$bin" -q run -j2 --progress never --force bench.toml >/dev/null 2>"$work/check.err"); then
     echo "bench-run: \`bgflow run\` failed on the generated $steps-step workflow:" >&2
+    tail -n 20 "$work/check.err" >&2
+    exit 1
+  fi
+  base_cmd="'${BASELINE:-}' run -j2 --progress never bench.toml"
+  if [[ -n ${BASELINE:-} ]] && ! (cd "$dir" && rm -rf out .bgflow && eval "$base_cmd" >/dev/null 2>"$work/check.err"); then
+    echo "bench-run: the baseline failed on the generated $steps-step workflow:" >&2
     tail -n 20 "$work/check.err" >&2
     exit 1
   fi
@@ -153,6 +168,14 @@ for steps in $sizes; do
   [[ $mk_verdict == ok ]] || over=1
   make_rows+=("$(printf '%6s  %13s  %13s  %13s  %-13s  %18s  %18s  %18s   %s' \
     "$steps" "$mk_mean±$mk_sd" "$pg_mean±$pg_sd" "$kh_mean±$kh_sd" "$mechanism" "${mk_ratio}x ($mk_lo–$mk_hi)" "${pg_ratio}x ($pg_lo–$pg_hi)" "${kh_ratio}x ($kh_lo–$kh_hi)" "$mk_verdict")")
+  if [[ -n ${BASELINE:-} ]]; then
+    echo "bench-run: (a) $steps steps: bgflow and the baseline, $runs rounds" >&2
+    read -r _ _ base_mean base_sd nb_ratio nb_lo nb_hi < <(paired "$dir" "$bg_prepare" "$bg_cmd" "$bg_prepare" "$base_cmd")
+    echo "bench-run: (a) $steps steps: the baseline and make, $runs rounds" >&2
+    read -r _ _ _ _ bm_ratio bm_lo bm_hi < <(paired "$dir" "$bg_prepare" "$base_cmd" "$mk_prepare" "$mk_cmd")
+    base_rows+=("$(printf '%6s  %13s  %18s  %18s' \
+      "$steps" "$base_mean±$base_sd" "${nb_ratio}x ($nb_lo–$nb_hi)" "${bm_ratio}x ($bm_lo–$bm_hi)")")
+  fi
   bg_rss=$(peak_rss_mb "$dir" "$bg_prepare" "$bg_cmd")
   nj_rss=$(peak_rss_mb "$dir" "$nj_prepare" "$nj_cmd")
   # What validation and planning alone hold: the rest of `run`'s peak is the executor's.
@@ -213,6 +236,12 @@ echo "(a') the same DAGs beside make -j2: bgflow as it contains steps here (auto
 printf '%6s  %13s  %13s  %13s  %-13s  %18s  %18s  %18s   %s\n' \
   "steps" "make s" "bgflow pg s" "again s" "auto is" "auto/make (CI)" "pg/make (CI)" "again/make (CI)" "target (all ≤ ${dag_ratio_max})"
 printf '%s\n' "${make_rows[@]}"
+if [[ -n ${BASELINE:-} ]]; then
+  echo
+  echo "(a'') bgflow against the baseline $BASELINE ($("$BASELINE" --version)), both as they contain steps here, and the baseline against make (no target)"
+  printf '%6s  %13s  %18s  %18s\n' "steps" "baseline s" "bgflow/base (CI)" "base/make (CI)"
+  printf '%s\n' "${base_rows[@]}"
+fi
 echo
 echo "(b) one step printing $big (log: $log_bytes bytes)"
 printf '%-28s %14s %12s\n' "case" "wall s" "peak RSS MB"
