@@ -18,11 +18,7 @@
 //! output vanishing.
 //!
 //! A step that prints a lot is handed to a thread of its own once a mebibyte has come
-//! (`pacer`). Woken by readiness, the copy took each of the step's writes (4–8 KiB) as it
-//! came, one wake-up and two `splice` calls each, in lockstep with the writer on the other
-//! CPU: 1 GiB cost 1.5 s of CPU where `> file` costs 0.5 s. The pacer waits 150 µs after a
-//! small helping, so the pipe (1 MiB) fills while it sleeps and each `splice` moves
-//! hundreds of KiB (`scripts/bench-run.sh`, part b).
+//! (`pacer`, which says why).
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -138,11 +134,11 @@ async fn copy(read: Receiver, log: PathBuf, mut stopped: watch::Receiver<bool>) 
                         fcntl(&read, FcntlArg::F_GETPIPE_SZ).is_ok_and(|n| n >= PIPE_BYTES)
                     });
                 if pace {
-                    // The place and the thread first: without them the log stays here.
-                    if let Some(hand) = pacer::Hand::start(&log) {
-                        if let Some(out) = sink.take() {
-                            return hand.give(read, out, stopped).await.map(|n| total + n);
-                        }
+                    // The place and the thread first: the log leaves here only once one runs.
+                    let handed = pacer::Hand::start(&log)
+                        .and_then(|hand| sink.take().map(|out| (hand, out)));
+                    if let Some((hand, out)) = handed {
+                        return hand.give(read, out, stopped).await.map(|n| total + n);
                     }
                 }
             }
