@@ -123,6 +123,52 @@ needs = ["client"]
 }
 
 #[test]
+fn a_ready_services_dependents_go_before_steps_that_need_no_service() {
+    // One job slot. In plan order `unrelated-1` and `unrelated-2` (wave 1) come before
+    // `client` (wave 2); `client` needs the service, so it takes the slot first and the
+    // service is stopped before the unrelated steps run, instead of idling through them.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = r#"
+[workflow]
+name = "svc-first"
+[steps.db]
+kind = "service"
+run = "echo up; exec sleep 600"
+ready = { log = "up", timeout = "20s" }
+[steps.unrelated-1]
+run = "echo unrelated-1 >> order.txt"
+[steps.unrelated-2]
+run = "echo unrelated-2 >> order.txt"
+[steps.client]
+run = "echo client >> order.txt"
+needs = ["db"]
+"#;
+    std::fs::write(dir.path().join("flow.toml"), manifest).expect("write manifest");
+    let out = Command::new(env!("CARGO_BIN_EXE_bgflow"))
+        .current_dir(dir.path())
+        .args(["--color", "never", "run", "-j1", "--progress", "never"])
+        .arg("flow.toml")
+        .env_remove("BGFLOW_STATE_DIR")
+        .env_remove("BGFLOW_CONFIG")
+        .output()
+        .expect("bgflow runs");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let order = std::fs::read_to_string(dir.path().join("order.txt")).expect("order.txt");
+    assert_eq!(
+        order.lines().collect::<Vec<_>>(),
+        ["client", "unrelated-1", "unrelated-2"],
+        "{}",
+        stderr(&out)
+    );
+    let err = stderr(&out);
+    let db_end = err
+        .lines()
+        .find(|l| l.contains("finished db:"))
+        .unwrap_or_else(|| panic!("no end of db in {err}"));
+    assert!(db_end.contains("no remaining step needs it"), "{err}");
+}
+
+#[test]
 fn tcp_command_and_log_probes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();

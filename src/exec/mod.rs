@@ -247,6 +247,10 @@ pub async fn execute(
         fail_fast,
         opts.jobs,
     );
+    let services: Vec<bool> = (wf.steps.iter())
+        .map(|s| s.kind() == crate::manifest::StepKind::Service)
+        .collect();
+    sched.prefer_service_dependents(&services);
     let mut reports: Vec<StepReport> = wf
         .steps
         .iter()

@@ -2,7 +2,10 @@
 //! after a failure. It spawns nothing and knows no time, so it is tested without processes.
 //!
 //! Invariant (DESIGN.md §5.2): while a selected step is neither finished nor skipped, one is
-//! running or ready. Steps start in plan order as soon as every upstream step succeeded.
+//! running or ready. Steps start in plan order as soon as every upstream step succeeded,
+//! except that a step which needs a service (`prefer_service_dependents`) goes before the
+//! ready steps that need none: a service is stopped once its dependents are done, so it is
+//! not kept up (a port, a database, its memory) while unrelated steps take the job slots.
 
 use std::collections::BTreeSet;
 
@@ -45,9 +48,13 @@ pub struct Scheduler<'p> {
     slots: Vec<Slot>,
     /// The plan's, borrowed: a run of 10,000 steps need not hold two copies.
     downstream: &'p [Vec<usize>],
-    /// Ready steps by their position in the plan order.
+    /// Ready steps by their rank: their position in the plan order, after every step that
+    /// needs a service (`prefer_service_dependents`).
     ready: BTreeSet<(usize, usize)>,
     position: Vec<usize>,
+    /// Added to the rank of a step that needs no service: the number of steps, so that
+    /// every step that needs one ranks before it.
+    later: Vec<usize>,
     fail_fast: bool,
     jobs: usize,
     running: usize,
@@ -73,6 +80,7 @@ impl<'p> Scheduler<'p> {
         for (p, &s) in order.iter().enumerate() {
             position[s] = p;
         }
+        let later = vec![n; n];
         let mut slots = Vec::with_capacity(n);
         let mut ready = BTreeSet::new();
         for s in 0..n {
@@ -82,7 +90,7 @@ impl<'p> Scheduler<'p> {
             }
             let waiting = upstream[s].iter().filter(|&&u| selected[u]).count();
             if waiting == 0 {
-                ready.insert((position[s], s));
+                ready.insert((later[s] + position[s], s));
                 slots.push(Slot::Ready);
             } else {
                 slots.push(Slot::Pending { waiting });
@@ -93,6 +101,7 @@ impl<'p> Scheduler<'p> {
             downstream,
             ready,
             position,
+            later,
             fail_fast,
             jobs: jobs.max(1),
             running: 0,
@@ -100,6 +109,28 @@ impl<'p> Scheduler<'p> {
             stopping: false,
             serving: BTreeSet::new(),
         }
+    }
+
+    /// Ranks each selected step that directly needs a selected service (`services[s]`: step
+    /// `s` is a service) before every ready step that needs none; plan order holds within
+    /// each group. Call before the first `start_ready`.
+    pub fn prefer_service_dependents(&mut self, services: &[bool]) {
+        for (u, &service) in services.iter().enumerate() {
+            if !service || self.slots[u] == Slot::NotSelected {
+                continue;
+            }
+            for &d in &self.downstream[u] {
+                if self.later[d] != 0 && self.slots[d] != Slot::NotSelected {
+                    // A step that needs a selected service is never ready at the start.
+                    debug_assert!(self.slots[d] != Slot::Ready);
+                    self.later[d] = 0;
+                }
+            }
+        }
+    }
+
+    fn rank(&self, step: usize) -> (usize, usize) {
+        (self.later[step] + self.position[step], step)
     }
 
     pub fn slot(&self, step: usize) -> &Slot {
@@ -110,7 +141,8 @@ impl<'p> Scheduler<'p> {
         self.running
     }
 
-    /// Steps to start now, in plan order, within the parallelism limit; they become `Running`.
+    /// Steps to start now, by rank (plan order, a service's dependents first), within the
+    /// parallelism limit; they become `Running`.
     pub fn start_ready(&mut self) -> Vec<usize> {
         let mut out = Vec::new();
         while !self.stopping && self.running < self.jobs {
@@ -170,7 +202,7 @@ impl<'p> Scheduler<'p> {
                 *waiting -= 1;
                 if *waiting == 0 {
                     self.slots[d] = Slot::Ready;
-                    self.ready.insert((self.position[d], d));
+                    self.ready.insert(self.rank(d));
                 }
             }
         }
@@ -215,7 +247,7 @@ impl<'p> Scheduler<'p> {
         while let Some(d) = stack.pop() {
             match self.slots[d] {
                 Slot::Pending { .. } | Slot::Ready => {
-                    self.ready.remove(&(self.position[d], d));
+                    self.ready.remove(&self.rank(d));
                     self.slots[d] = Slot::Skipped { because: failed };
                     stack.extend(self.downstream[d].iter().copied());
                 }
@@ -388,6 +420,33 @@ mod tests {
         assert_eq!(s.serving().collect::<Vec<_>>(), vec![0]);
         s.finish(0, true, false);
         assert_eq!(s.serving().count(), 0);
+    }
+
+    #[test]
+    fn a_ready_services_dependents_start_before_steps_that_need_no_service() {
+        // svc -> a; b and c alone; plan order svc, b, c, a; jobs = 1.
+        let upstream = vec![vec![], vec![0], vec![], vec![]];
+        let downstream = vec![vec![1], vec![], vec![], vec![]];
+        let order = [0, 2, 3, 1];
+        let mut s = Scheduler::new(&upstream, &downstream, &order, &[true; 4], true, 1);
+        s.prefer_service_dependents(&[true, false, false, false]);
+        assert_eq!(s.start_ready(), vec![0]);
+        s.service_ready(0);
+        assert_eq!(
+            s.start_ready(),
+            vec![1],
+            "a needs the service: it goes first"
+        );
+        s.finish(1, true, false);
+        assert!(s.no_longer_needed(0), "the service can stop before b and c");
+        assert_eq!(s.start_ready(), vec![2]);
+        s.finish(2, true, false);
+        assert_eq!(s.start_ready(), vec![3]);
+        // Without the preference, plan order alone: b, c, then a.
+        let mut s = Scheduler::new(&upstream, &downstream, &order, &[true; 4], true, 1);
+        assert_eq!(s.start_ready(), vec![0]);
+        s.service_ready(0);
+        assert_eq!(s.start_ready(), vec![2]);
     }
 
     #[test]
