@@ -146,7 +146,46 @@ async fn mcp_lists_every_tool_with_an_input_and_an_output_schema() {
             "{}",
             t.name
         );
+        assert_eq!(
+            t.input_schema.get("additionalProperties"),
+            Some(&json!(false)),
+            "{} must say that it takes no other argument",
+            t.name
+        );
     }
+    s.cancel().await.expect("close");
+}
+
+/// A misspelt argument is refused, naming it and the tool's arguments, instead of being
+/// dropped: `timeout_seconds` for `timeout_s` would otherwise wait 60 s, not what was asked.
+#[tokio::test]
+async fn mcp_an_unknown_argument_is_refused_with_the_arguments_the_tool_takes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (s, _) = connect(dir.path(), &[]).await;
+    let args = json!({"run_id": "nope", "timeout_seconds": 600});
+    let Value::Object(args) = args else {
+        unreachable!()
+    };
+    let p = CallToolRequestParams::new("wait_for_run".to_owned()).with_arguments(args);
+    let message = match s.call_tool(p).await {
+        Ok(r) => {
+            assert_eq!(r.is_error, Some(true), "accepted: {r:?}");
+            text(&r)
+        }
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        message.contains("unknown field `timeout_seconds`") && message.contains("timeout_s"),
+        "{message}"
+    );
+    // The same call spelt right reaches the tool (and fails there: no history yet).
+    let r = call(
+        &s,
+        "wait_for_run",
+        json!({"run_id": "nope", "timeout_s": 1}),
+    )
+    .await;
+    assert!(text(&r).contains("no run history"), "{}", text(&r));
     s.cancel().await.expect("close");
 }
 

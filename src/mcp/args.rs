@@ -19,6 +19,7 @@ pub const WAIT_MAX_S: f64 = 3600.0;
 pub const LAST_LINES: usize = 20;
 
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PlanArgs {
     /// The workflow file (relative to the server's working folder).
     pub file: String,
@@ -31,6 +32,7 @@ pub struct PlanArgs {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RunArgs {
     /// The workflow file (relative to the server's working folder).
     pub file: String,
@@ -59,6 +61,7 @@ pub enum CommandArg {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct StartArgs {
     /// A shell command line (run by `sh -c`), or a program and its arguments.
     pub command: CommandArg,
@@ -76,12 +79,14 @@ pub struct StartArgs {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RunIdArg {
     /// A run id, or any unique prefix of one.
     pub run_id: String,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ListArgs {
     /// Only runs in this state (`running`, `failed`, `succeeded`, ...; `all`: every state).
     pub status: Option<String>,
@@ -90,6 +95,7 @@ pub struct ListArgs {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LogsArgs {
     /// A run id, or any unique prefix of one.
     pub run_id: String,
@@ -104,6 +110,7 @@ pub struct LogsArgs {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct WaitArgs {
     /// A run id, or any unique prefix of one.
     pub run_id: String,
@@ -112,6 +119,7 @@ pub struct WaitArgs {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct StopArgs {
     /// A run id, or any unique prefix of one.
     pub run_id: String,
@@ -121,6 +129,7 @@ pub struct StopArgs {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct EventsArgs {
     /// Only this run's events (a run id or unique prefix); default: every run's.
     pub run_id: Option<String>,
