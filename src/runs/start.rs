@@ -26,18 +26,23 @@ pub struct StartCommand {
 }
 
 /// The step name of a command: `name`, else the program's file name with what a step
-/// name may not hold replaced by `-`.
+/// name may not hold replaced by `-`. For a shell line (`sh -c LINE`) the program is the
+/// line's first word that is not `NAME=value` or `exec`, so that runs are not all `sh`.
 fn step_name(argv: &[String], name: Option<&str>) -> String {
     if let Some(n) = name {
         return n.to_owned();
     }
-    let prog = argv
-        .first()
-        .and_then(|p| Path::new(p).file_name())
-        .map_or_else(
-            || "command".to_owned(),
-            |n| n.to_string_lossy().into_owned(),
-        );
+    let program = match argv {
+        [sh, c, line] if sh == "sh" && c == "-c" => line
+            .split_whitespace()
+            .find(|w| *w != "exec" && !is_assignment(w))
+            .or(Some(sh)),
+        _ => argv.first().map(String::as_str),
+    };
+    let prog = program.and_then(|p| Path::new(p).file_name()).map_or_else(
+        || "command".to_owned(),
+        |n| n.to_string_lossy().into_owned(),
+    );
     let clean: String = prog
         .chars()
         .map(|c| {
@@ -53,6 +58,14 @@ fn step_name(argv: &[String], name: Option<&str>) -> String {
     } else {
         clean
     }
+}
+
+/// `NAME=value`, as a shell reads it before the program's name.
+fn is_assignment(word: &str) -> bool {
+    word.split_once('=').is_some_and(|(name, _)| {
+        name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    })
 }
 
 /// Records and starts one command as a detached run; its state folder is the one found
@@ -204,5 +217,11 @@ mod tests {
         assert_eq!(step_name(&argv(&["sleep"]), Some("nap")), "nap");
         assert_eq!(step_name(&argv(&["/"]), None), "command");
         assert_eq!(step_name(&[], None), "command");
+        let sh = |line: &str| step_name(&argv(&["sh", "-c", line]), None);
+        assert_eq!(sh("PYTHONPATH=src python3 -m pytest -q"), "python3");
+        assert_eq!(sh("exec ./serve.sh --port 80"), "serve-sh");
+        assert_eq!(sh("A=1 B=2"), "sh", "only assignments: the shell's name");
+        assert_eq!(sh("  "), "sh");
+        assert_eq!(sh("--x=1 make"), "--x-1", "not an assignment: a word");
     }
 }
