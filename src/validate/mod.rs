@@ -4,6 +4,7 @@
 //! -> the machine (skipped by `--offline`). Nothing here starts a process of the workflow;
 //! the machine checks of Slurm steps ask the cluster with `sinfo` and `scontrol` (`slurm`).
 
+mod collapse;
 mod env_file;
 pub mod host;
 mod junit;
@@ -598,6 +599,7 @@ fn sort_problems(_source: &SourceFile, problems: &mut Vec<Problem>) {
     });
     let mut seen = HashSet::new();
     problems.retain(|p| seen.insert((p.code, p.message.clone(), p.span.clone())));
+    collapse::instances(problems);
 }
 
 /// Whether a template of the file names `vars.NAME` (or `vars["NAME"]`): a variable that

@@ -55,10 +55,9 @@ impl Cx<'_, '_> {
             .paths(r, std::mem::take(&mut spec.needs), &info, name, "needs")
             .paths;
         if let Some(j) = spec.junit.take() {
-            spec.junit = Some(
-                self.path(r, &j, &info, "junit", || doc.value_span(&at("junit")))
-                    .unwrap_or(j),
-            );
+            // A pattern that did not render is already an error: left out, so that it is
+            // not compared as text with the other steps' (`shared-junit`, once a pair).
+            spec.junit = self.path(r, &j, &info, "junit", || doc.value_span(&at("junit")));
         }
         let shown_paths = match (inputs.shown, outputs.shown) {
             (None, None) => None,
@@ -282,7 +281,9 @@ impl Cx<'_, '_> {
                 self.probe_values(name, probe_key, probe);
             }
         }
-        if spec_kind == StepKind::Service && ready.is_none() {
+        // A `ready` the file has but that could not be read is an error already.
+        if spec_kind == StepKind::Service && ready.is_none() && doc.key_span(&at("ready")).is_none()
+        {
             self.push(
                 Problem::warning(
                     "service-without-ready",

@@ -10,6 +10,7 @@
 //! printed whole or dumped with `debug()`, and what `plan` shows renders each value as
 //! `<env:NAME>` (`Renderer::render_shown`).
 
+mod explain;
 pub mod limits;
 mod simple;
 
@@ -285,7 +286,7 @@ impl Renderer {
         };
         let template = env
             .template_from_str(source)
-            .map_err(|e| self.explain(source, &e))?;
+            .map_err(|e| explain::explain(source, &e, &self.var_names, step))?;
         let result = template.render_captured_to(ctx, &mut out);
         match result {
             Ok(done) => {
@@ -309,7 +310,7 @@ impl Renderer {
                         range: None,
                     });
                 }
-                return Err(self.explain(source, &e));
+                return Err(explain::explain(source, &e, &self.var_names, step));
             }
         }
         String::from_utf8(out.out).map_err(|_| TemplateError {
@@ -317,95 +318,6 @@ impl Renderer {
             help: None,
             range: None,
         })
-    }
-
-    fn explain(&self, source: &str, e: &minijinja::Error) -> TemplateError {
-        let range = e.range();
-        let snippet = range.clone().and_then(|r| source.get(r)).map(|s| {
-            s.trim()
-                .trim_start_matches("{{")
-                .trim_end_matches("}}")
-                .trim()
-                .to_owned()
-        });
-        match e.kind() {
-            ErrorKind::OutOfFuel => TemplateError {
-                message: format!(
-                    "this template takes more than {} steps to render",
-                    limits::FUEL
-                ),
-                help: Some("loop less in templates; put longer logic in a script".to_owned()),
-                range,
-            },
-            ErrorKind::UnknownFilter | ErrorKind::UnknownFunction
-                if snippet.as_deref().is_some_and(|s| {
-                    limits::REMOVED_FILTERS
-                        .iter()
-                        .chain(&limits::REMOVED_FUNCTIONS)
-                        .any(|f| s.contains(f))
-                }) =>
-            {
-                TemplateError {
-                    message: format!(
-                        "invalid template: {}",
-                        e.detail().map_or_else(|| e.kind().to_string(), str::to_owned)
-                    ),
-                    help: Some(format!(
-                        "bgflow templates leave out {} and {}: they could print the environment or build a value of any size",
-                        limits::REMOVED_FUNCTIONS.map(|f| format!("{f}()")).join(", "),
-                        limits::REMOVED_FILTERS.join(", ")
-                    )),
-                    range,
-                }
-            }
-            ErrorKind::UndefinedError => {
-                let what = snippet.unwrap_or_else(|| "a name".to_owned());
-                let name = what
-                    .split(['|', ' ', '('])
-                    .next()
-                    .unwrap_or(&what)
-                    .trim()
-                    .to_owned();
-                let help = match name.strip_prefix("vars.") {
-                    // Each suggestion compares with every var: only for a few hundred of them.
-                    Some(var) => match (self.var_names.len() <= 500)
-                        .then(|| crate::diag::did_you_mean(var, self.var_names.iter().map(String::as_str)))
-                        .flatten()
-                    {
-                        Some(close) => format!("did you mean `vars.{close}`?"),
-                        None if self.var_names.is_empty() => {
-                            format!("define it under [vars] or pass `--var {var}=VALUE`")
-                        }
-                        None => format!(
-                            "defined vars: {}; add `{var}` under [vars] or pass `--var {var}=VALUE`",
-                            crate::diag::some_names(self.var_names.iter().map(String::as_str), 10)
-                        ),
-                    },
-                    None if name.starts_with("env.") => {
-                        "the variable is not set in this environment; set it, or use `env.X | default(\"...\")`"
-                            .to_owned()
-                    }
-                    None if name.starts_with("matrix") => {
-                        "a `matrix` value: the step has no `matrix`, or its matrix has no such name".to_owned()
-                    }
-                    None => "names available: vars, env, workflow, run, step, matrix".to_owned(),
-                };
-                TemplateError {
-                    message: format!("undefined value `{name}` in template"),
-                    help: Some(help),
-                    range,
-                }
-            }
-            _ => TemplateError {
-                message: format!(
-                    "invalid template: {}",
-                    e.detail()
-                        .map_or_else(|| e.kind().to_string(), str::to_owned)
-                ),
-                help: None,
-                range,
-            },
-        }
     }
 }
 
@@ -440,9 +352,11 @@ fn environment(mode: Mode) -> Environment<'static> {
     env.add_filter("list", capped_list);
     // For matrix values over files (`{ glob = "data/*.csv" }`): `data/a.csv` is `a.csv`,
     // `a` and `data`.
-    env.add_filter("basename", |p: &str| path_part(p, PathPart::Base));
-    env.add_filter("stem", |p: &str| path_part(p, PathPart::Stem));
-    env.add_filter("dirname", |p: &str| path_part(p, PathPart::Dir));
+    // An undefined value given to them is the undefined name's error, not "value is not a
+    // string" (strict undefined does not stop it before a filter).
+    env.add_filter("basename", |p: &Value| path_filter(p, PathPart::Base));
+    env.add_filter("stem", |p: &Value| path_filter(p, PathPart::Stem));
+    env.add_filter("dirname", |p: &Value| path_filter(p, PathPart::Dir));
     env.set_formatter(move |out, _state, value| {
         if value.downcast_object_ref::<CallerEnv>().is_some() {
             return Err(minijinja::Error::new(
@@ -470,6 +384,16 @@ enum PathPart {
     Base,
     Stem,
     Dir,
+}
+
+fn path_filter(value: &Value, part: PathPart) -> Result<String, minijinja::Error> {
+    if value.is_undefined() {
+        return Err(minijinja::Error::from(ErrorKind::UndefinedError));
+    }
+    value
+        .as_str()
+        .map(|p| path_part(p, part))
+        .ok_or_else(|| minijinja::Error::new(ErrorKind::InvalidOperation, "value is not a string"))
 }
 
 /// A part of a `/`-separated path, by its text alone: `dirname` of `a.csv` is `.`.

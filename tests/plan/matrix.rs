@@ -648,7 +648,10 @@ run = "true"
     .args(["plan", "--offline", "bgflow.toml"])
     .status(INVALID)
     .run();
-    out.problem_at("step `t[a]` needs itself", "bgflow.toml:13:30");
+    out.problem_at(
+        "step `t[…]` needs itself (2 matrix instances)",
+        "bgflow.toml:13:30",
+    );
     let ok = Test::manifest(
         r#"
 [workflow]
@@ -672,4 +675,60 @@ run = "true"
     .run();
     let all = steps(&ok);
     assert_eq!(step(&all, "t[b]")["upstream"], serde_json::json!(["setup"]));
+}
+
+/// Seen on a real project (packaging 24.2's tests, one instance per test file): a misspelt
+/// `matrix.file` piped into `stem`, a misspelt `needs` and a duration with a space gave 30
+/// errors and a false warning: "value is not a string" for the misspelling, 12
+/// `shared-junit` errors comparing the unrendered pattern, the unknown step once per
+/// instance, and "no `ready` probe" for a service whose probe had the bad duration.
+#[test]
+fn a_matrix_steps_mistakes_are_each_told_once_and_nothing_follows_from_them() {
+    let out = Test::manifest(
+        r#"
+[workflow]
+name = "m"
+
+[steps.compile]
+run = "true"
+
+[steps.test]
+kind = "test"
+matrix = { file = ["a.py", "b.py", "c.py"] }
+run = "pytest {{ matrix.file }} --junitxml=reports/{{ matrix.fil | stem }}.xml"
+junit = "reports/{{ matrix.fil | stem }}.xml"
+needs = ["compil"]
+
+[steps.server]
+kind = "service"
+run = "sleep 600"
+ready = { tcp = "127.0.0.1:1", timeout = "20 s" }
+"#,
+    )
+    .args(["plan", "--offline", "bgflow.toml"])
+    .status(INVALID)
+    .run();
+    out.problem_at(
+        "undefined value `matrix.fil` in template",
+        "bgflow.toml:11:55",
+    )
+    .problem_at(
+        "undefined value `matrix.fil` in template",
+        "bgflow.toml:12:21",
+    )
+    .problem_at(
+        "step `test[…]` needs unknown step `compil` (3 matrix instances)",
+        "bgflow.toml:13:10",
+    )
+    .stderr_has("did you mean `matrix.file`?")
+    .stderr_has("did you mean `compile`?")
+    .stderr_has("4 errors, 0 warnings");
+    for absent in [
+        "not a string",
+        "shared-junit",
+        "at the same time",
+        "no `ready` probe",
+    ] {
+        assert!(!out.stderr.contains(absent), "{absent}:\n{}", out.stderr);
+    }
 }
