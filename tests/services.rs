@@ -16,17 +16,17 @@ fn free_port() -> u16 {
 }
 
 fn run(dir: &Path, manifest: &str) -> (Output, serde_json::Value) {
+    run_with(dir, manifest, &[])
+}
+
+/// `bgflow run [extra] flow.toml`, and the run's summary.
+fn run_with(dir: &Path, manifest: &str, extra: &[&str]) -> (Output, serde_json::Value) {
     std::fs::write(dir.join("flow.toml"), manifest).expect("write manifest");
     let out = Command::new(env!("CARGO_BIN_EXE_bgflow"))
         .current_dir(dir)
-        .args([
-            "--color",
-            "never",
-            "run",
-            "--progress",
-            "never",
-            "flow.toml",
-        ])
+        .args(["--color", "never", "run", "--progress", "never"])
+        .args(extra)
+        .arg("flow.toml")
         .env_remove("BGFLOW_STATE_DIR")
         .env_remove("BGFLOW_CONFIG")
         .output()
@@ -143,15 +143,7 @@ run = "echo unrelated-2 >> order.txt"
 run = "echo client >> order.txt"
 needs = ["db"]
 "#;
-    std::fs::write(dir.path().join("flow.toml"), manifest).expect("write manifest");
-    let out = Command::new(env!("CARGO_BIN_EXE_bgflow"))
-        .current_dir(dir.path())
-        .args(["--color", "never", "run", "-j1", "--progress", "never"])
-        .arg("flow.toml")
-        .env_remove("BGFLOW_STATE_DIR")
-        .env_remove("BGFLOW_CONFIG")
-        .output()
-        .expect("bgflow runs");
+    let (out, summary) = run_with(dir.path(), manifest, &["-j1"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let order = std::fs::read_to_string(dir.path().join("order.txt")).expect("order.txt");
     assert_eq!(
@@ -160,12 +152,14 @@ needs = ["db"]
         "{}",
         stderr(&out)
     );
-    let err = stderr(&out);
-    let db_end = err
-        .lines()
-        .find(|l| l.contains("finished db:"))
-        .unwrap_or_else(|| panic!("no end of db in {err}"));
-    assert!(db_end.contains("no remaining step needs it"), "{err}");
+    let db = step(&summary, "db");
+    assert_eq!(db["state"], "succeeded", "{db}");
+    assert!(
+        db["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("no remaining step needs it")),
+        "{db}"
+    );
 }
 
 #[test]
