@@ -105,6 +105,9 @@ pub enum Commands {
         /// page reachable from other machines over plain HTTP (a warning says so).
         #[arg(long, value_name = "ADDR", default_value = crate::serve::DEFAULT_BIND)]
         bind: std::net::SocketAddr,
+        /// Listen on loopback at this port: the same as `--bind 127.0.0.1:PORT`.
+        #[arg(long, value_name = "PORT", conflicts_with = "bind")]
+        port: Option<u16>,
     },
     /// Print the workflow file's JSON Schema (for editors: `#:schema` in Taplo / Even Better TOML).
     Schema,
@@ -360,9 +363,9 @@ pub fn run(cli: Cli) -> u8 {
             places: g.places(),
             read_only,
         })),
-        Commands::Serve { bind } => Ok(crate::serve::serve(&crate::serve::Options {
+        Commands::Serve { bind, port } => Ok(crate::serve::serve(&crate::serve::Options {
             places: g.places(),
-            bind,
+            bind: port.map_or(bind, |p| (std::net::Ipv4Addr::LOCALHOST, p).into()),
         })),
         Commands::Schema => report::stdout(&crate::schema::json_schema()).map(|()| exit::SUCCESS),
         Commands::Man { dir } => man_cmd::man(dir.as_deref()),

@@ -122,10 +122,16 @@ impl Serve {
     }
 
     pub fn bind(home: &Home, bind: &str) -> Self {
+        Self::with(home, &["--bind", bind])
+    }
+
+    /// `bgflow serve ARGS`.
+    pub fn with(home: &Home, args: &[&str]) -> Self {
         let mut child = Command::new(BIN)
             .arg("--state-dir")
             .arg(home.state())
-            .args(["serve", "--bind", bind])
+            .arg("serve")
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -371,6 +377,33 @@ fn a_request_whose_host_names_another_server_is_refused_with_421() {
         ],
     );
     assert_ne!(ok.status, 421, "{}", ok.body);
+}
+
+/// `--port N`, as other servers spell it, is `--bind 127.0.0.1:N`; with `--bind` it is an
+/// error (exit 2), not one of them dropped.
+#[test]
+fn port_listens_on_loopback_at_that_port_and_conflicts_with_bind() {
+    let home = Home::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let s = Serve::with(&home, &["--port", &port.to_string()]);
+    assert_eq!(s.addr, format!("127.0.0.1:{port}"));
+    let page = s.get("/");
+    assert_eq!(page.status, 200, "{}", page.body);
+    let both = Command::new(BIN)
+        .arg("--state-dir")
+        .arg(home.state())
+        .args(["serve", "--port", "1", "--bind", "127.0.0.1:2"])
+        .output()
+        .expect("bgflow serve");
+    assert_eq!(both.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&both.stderr).contains("cannot be used with"),
+        "{}",
+        String::from_utf8_lossy(&both.stderr)
+    );
 }
 
 #[test]
