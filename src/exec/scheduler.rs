@@ -450,6 +450,23 @@ mod tests {
     }
 
     #[test]
+    fn a_dependent_made_ready_by_a_service_that_then_fails_is_skipped_not_started() {
+        // b; svc -> a; jobs = 1; a is ready (ranked first) when svc fails before a starts.
+        let upstream = vec![vec![], vec![], vec![1]];
+        let downstream = vec![vec![], vec![2], vec![]];
+        let mut s = Scheduler::new(&upstream, &downstream, &[1, 0, 2], &[true; 3], false, 1);
+        s.prefer_service_dependents(&[false, true, false]);
+        assert_eq!(s.start_ready(), vec![1]);
+        s.service_ready(1);
+        assert_eq!(s.slot(2), &Slot::Ready);
+        s.finish(1, false, true);
+        assert_eq!(s.slot(2), &Slot::Skipped { because: 1 });
+        assert_eq!(s.start_ready(), vec![0], "b starts; a, skipped, does not");
+        s.finish(0, true, false);
+        assert!(s.is_done());
+    }
+
+    #[test]
     fn a_failing_service_fails_fast() {
         let upstream = vec![vec![], vec![0], vec![]];
         let downstream = vec![vec![1], vec![], vec![]];
@@ -478,12 +495,14 @@ mod tests {
     }
 
     proptest! {
-        /// Random DAGs, random outcomes, random finishing order: the run never stalls and
-        /// never starts a step before its upstream succeeded.
+        /// Random DAGs, random outcomes, random finishing order, random steps ranked as a
+        /// service's dependents: the run never stalls and never starts a step before its
+        /// upstream succeeded (nor one skipped after a failure).
         #[test]
         fn never_stalls(n in 1usize..30, edges in proptest::collection::vec((0usize..30, 0usize..30), 0..60),
                         outcomes in proptest::collection::vec(any::<bool>(), 30),
                         picks in proptest::collection::vec(any::<prop::sample::Index>(), 60),
+                        services in proptest::collection::vec(any::<bool>(), 30),
                         fail_fast in any::<bool>(), jobs in 1usize..4) {
             let mut upstream = vec![Vec::new(); n];
             let mut downstream = vec![Vec::new(); n];
@@ -496,6 +515,8 @@ mod tests {
             }
             let order: Vec<usize> = (0..n).collect();
             let mut s = Scheduler::new(&upstream, &downstream, &order, &vec![true; n], fail_fast, jobs);
+            // Their dependents are ranked first; the "services" themselves run as tasks here.
+            s.prefer_service_dependents(&services[..n]);
             let mut running: Vec<usize> = Vec::new();
             let mut succeeded = vec![false; n];
             let mut k = 0;
