@@ -347,7 +347,7 @@ pub fn run(cli: Cli) -> u8 {
         verbose: cli.verbose,
     };
     let result = match cli.command {
-        Commands::Plan(args) => plan_cmd::plan(&args, color, cli.config.as_deref()),
+        Commands::Plan(args) => plan_cmd::plan(&args, color, cli.config.as_deref(), cli.quiet),
         Commands::Run(args) => run_cmd::run(&args, g),
         Commands::Start(args) => start_cmd::start(&args, g),
         Commands::Status(args) => history_cmd::status(&args, cli.state_dir.as_deref()),

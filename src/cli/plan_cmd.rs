@@ -24,6 +24,7 @@ fn config_file(
     json: bool,
     files: &mut Vec<out::FileJson>,
     color: bool,
+    quiet: bool,
 ) -> io::Result<bool> {
     let problems: Vec<diag::Problem> = crate::config::check(&source.text)
         .err()
@@ -47,6 +48,9 @@ fn config_file(
         return Ok(valid);
     }
     report::stderr(&diag::render(source, &problems, RenderOptions { color }));
+    if valid && quiet {
+        return Ok(valid);
+    }
     report::stderr(&if valid {
         format!(
             "ok: {} holds no [workflow]: it is configuration, and its keys are valid\n",
@@ -84,7 +88,9 @@ fn includers_of(path: &Path, given: &[PathBuf]) -> Vec<PathBuf> {
     out
 }
 
-pub fn plan(args: &PlanArgs, color: bool, config: Option<&Path>) -> io::Result<u8> {
+/// `quiet` (`-q`): only errors, on stderr (and warnings under `--strict`, where they are
+/// errors); no plan, no verdict of a valid file. `--json` is printed whole either way.
+pub fn plan(args: &PlanArgs, color: bool, config: Option<&Path>, quiet: bool) -> io::Result<u8> {
     let opts = Options {
         vars: args.vars.clone(),
         offline: args.offline,
@@ -121,7 +127,7 @@ pub fn plan(args: &PlanArgs, color: bool, config: Option<&Path>) -> io::Result<u
             && !discover::holds_workflow(&source.text)
         {
             // A bgflow.toml without [workflow] is configuration (pre-commit passes it too).
-            let valid = config_file(&source, args.json, &mut files, color)?;
+            let valid = config_file(&source, args.json, &mut files, color, quiet)?;
             if !valid && code == exit::SUCCESS {
                 code = exit::INVALID;
             }
@@ -137,7 +143,7 @@ pub fn plan(args: &PlanArgs, color: bool, config: Option<&Path>) -> io::Result<u
                 // A fragment is checked as part of each workflow that includes it.
                 let names: Vec<String> =
                     includers.iter().map(|p| p.display().to_string()).collect();
-                if !args.json {
+                if !args.json && !quiet {
                     report::stderr(&format!(
                         "note: {} has no [workflow] of its own: it is checked as part of {}, which include{} it\n",
                         source.display,
@@ -168,6 +174,18 @@ pub fn plan(args: &PlanArgs, color: bool, config: Option<&Path>) -> io::Result<u
         }
         if args.json {
             files.push(out::file_json(&source, &checked, strict));
+            continue;
+        }
+        if quiet {
+            let shown: Vec<_> = (checked.problems.iter())
+                .filter(|p| p.is_error() || strict)
+                .cloned()
+                .collect();
+            report::stderr(&diag::render(&source, &shown, RenderOptions { color }));
+            if !valid {
+                report::stderr(&out::verdict(&source, &checked, strict));
+            }
+            std::mem::forget(checked);
             continue;
         }
         if valid {

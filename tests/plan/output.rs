@@ -308,6 +308,35 @@ fn json_with_only_warnings_is_valid_unless_strict() {
     }
 }
 
+/// `-q` prints only errors: nothing at all for a valid file or one with warnings, the errors
+/// and the verdict for an invalid one, and under `--strict` the warnings that make it so.
+#[test]
+fn quiet_prints_only_errors() {
+    let valid = multi_wave().args(["-q", "plan", "bgflow.toml"]).run();
+    assert_eq!((valid.stdout.as_str(), valid.stderr.as_str()), ("", ""));
+    let warned = Test::fixture("service_without_ready")
+        .args(["plan", "-q", "service_without_ready.toml"])
+        .run();
+    assert_eq!((warned.stdout.as_str(), warned.stderr.as_str()), ("", ""));
+    let strict = Test::fixture("service_without_ready")
+        .args(["plan", "-q", "--strict", "service_without_ready.toml"])
+        .status(INVALID)
+        .run();
+    strict
+        .stderr_has("has no `ready` probe")
+        .stderr_has("is not valid: 0 errors, 1 warning (--strict)");
+    assert_eq!(strict.stdout, "");
+    let invalid =
+        Test::manifest("[workflow]\nname = \"w\"\n\n[steps.a]\nrun = \"true\"\nneeds = [\"b\"]\n")
+            .args(["plan", "-q", "bgflow.toml"])
+            .status(INVALID)
+            .run();
+    invalid
+        .stderr_has("needs unknown step `b`")
+        .stderr_has("is not valid: 1 error");
+    assert_eq!(invalid.stdout, "");
+}
+
 // ---------------------------------------------------------------------------------------
 // 9. The plan for people.
 // ---------------------------------------------------------------------------------------
