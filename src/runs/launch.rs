@@ -120,7 +120,12 @@ pub(super) fn prepare(
         // A matrix step's name selects every instance; an instance's name, that one.
         let named = wf.steps_named(name);
         if named.is_empty() {
-            let hint = diag::did_you_mean(name, wf.steps.iter().map(|s| s.name.as_str()))
+            // A matrix step is named by its instances' common name (`test` of `test[a]`).
+            let names = wf.steps.iter().flat_map(|s| {
+                let base = s.name.split_once('[').map(|(b, _)| b);
+                std::iter::once(s.name.as_str()).chain(base)
+            });
+            let hint = diag::did_you_mean(name, names)
                 .map(|c| format!(" (did you mean `{c}`?)"))
                 .unwrap_or_default();
             return Err(Error::usage(format!(

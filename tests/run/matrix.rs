@@ -148,6 +148,15 @@ fn only_an_instance_runs_that_instance_alone_and_only_the_step_runs_them_all() {
         "{}",
         bad.stderr
     );
+    // A misspelt matrix step is told the name that selects its instances.
+    let typo = flow.run(&["--only", "tst"]);
+    typo.expect_code(2);
+    assert!(
+        typo.stderr
+            .contains("--only tst: no such step (did you mean `test`?)"),
+        "{}",
+        typo.stderr
+    );
 }
 
 /// Up-to-date and resume work per instance: fingerprints are keyed by the instance name.
