@@ -312,6 +312,37 @@ run = "echo first-words; echo last-words-of-broken; exit 3"
     assert!(!all.contains("unknown"), "{all}");
 }
 
+/// A matrix instance over paths (`each[data/a.txt]`) has `%2F` in its log's name, which
+/// sbatch's `--output` read as a pattern: the output went to another file and the step's
+/// log stayed empty. Its output is in its log, and `logs` shows it.
+#[test]
+fn slurm_a_step_whose_log_name_holds_a_percent_gets_its_output() {
+    if !slurm_here() {
+        return;
+    }
+    let home = Home::new(&format!(
+        r#"{HEADER}
+[steps.each]
+matrix = {{ f = ["data/a.txt", "100%"] }}
+run = "echo output-of-{{{{ matrix.f }}}}"
+"#
+    ));
+    let out = home.bgflow(&["run", "wf.toml", "--progress", "never"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    for value in ["data/a.txt", "100%"] {
+        let step = format!("each[{value}]");
+        let run = home.bgflow(&["list", "--json"]);
+        let list: Value = serde_json::from_slice(&run.stdout).expect("list --json");
+        let id = list["runs"][0]["id"].as_str().expect("a run id").to_owned();
+        let logs = home.bgflow(&["logs", &id, &step]);
+        assert!(
+            String::from_utf8_lossy(&logs.stdout).contains(&format!("output-of-{value}")),
+            "{step}: {}",
+            text(&logs)
+        );
+    }
+}
+
 #[test]
 fn slurm_job_cancelled_outside_bgflow_fails_with_slurms_state() {
     if !slurm_here() {

@@ -252,7 +252,7 @@ async fn submit(
         "--parsable".into(),
         format!("--job-name={}", cluster.tag).into(),
         format!("--comment={}", step.name).into(),
-        os_arg("--output=", log_path),
+        os_arg("--output=", &output_pattern(log_path)?),
         "--open-mode=append".into(),
         os_arg("--chdir=", &step.cwd),
         "--ntasks=1".into(),
@@ -332,6 +332,31 @@ async fn submit(
         ));
     }
     Ok(id)
+}
+
+/// `log` as sbatch's `--output` takes it: a filename pattern, where `%j`, `%x`, `%2F` and
+/// the like are replaced, `%%` is `%`, and a backslash anywhere turns the replacing off
+/// (and is dropped). A step's log name holds `%` (`test[tests%2Fa.py].log` for the
+/// instance `test[tests/a.py]`): unescaped, Slurm wrote the output to `tests2Fa.py` and
+/// the step's log stayed empty.
+fn output_pattern(log: &Path) -> Result<std::path::PathBuf, String> {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let bytes = log.as_os_str().as_bytes();
+    if bytes.contains(&b'\\') {
+        return Err(format!(
+            "the log path {} holds a backslash, which sbatch's --output does not take as it is; \
+             use a state folder whose path has none",
+            log.display()
+        ));
+    }
+    let mut out = Vec::with_capacity(bytes.len() + 8);
+    for &b in bytes {
+        out.push(b);
+        if b == b'%' {
+            out.push(b'%');
+        }
+    }
+    Ok(std::ffi::OsString::from_vec(out).into())
 }
 
 fn os_arg(flag: &str, path: &Path) -> std::ffi::OsString {
@@ -434,4 +459,25 @@ async fn end_job(
         }
     }
     read_exit(exit_file)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::output_pattern;
+
+    #[test]
+    fn a_percent_in_the_log_path_is_doubled_and_a_backslash_refused() {
+        assert_eq!(
+            output_pattern(Path::new("/r/.bgflow/runs/x/each[data%2Fa.txt].log")),
+            Ok("/r/.bgflow/runs/x/each[data%%2Fa.txt].log".into())
+        );
+        assert_eq!(
+            output_pattern(Path::new("/r/plain.log")),
+            Ok("/r/plain.log".into())
+        );
+        let err = output_pattern(Path::new("/r/a\\b/s.log")).expect_err("a backslash");
+        assert!(err.contains("backslash"), "{err}");
+    }
 }
