@@ -396,12 +396,12 @@ fn watch(mut store: Store, id: &str, state_dir: Option<&Path>) -> io::Result<u8>
 pub fn logs(args: &LogsArgs, state_dir: Option<&Path>) -> io::Result<u8> {
     let store = tri!(open(state_dir));
     let id = tri!(or_code(runs::resolve(&store, &args.run)));
-    let chosen = tri!(or_code(runs::logs::steps(
+    let chosen = tri!(or_code(runs::logs::steps_or_instances(
         &store,
         &id,
         args.step.as_deref()
     )));
-    let prefix = args.step.is_none();
+    let prefix = args.step.is_none() || chosen.len() > 1;
     let mut offsets: Vec<u64> = Vec::with_capacity(chosen.len());
     let mut out = io::stdout().lock();
     for s in &chosen {

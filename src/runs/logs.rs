@@ -16,20 +16,55 @@ pub const DEFAULT_CAP: usize = 64 * 1024;
 
 /// The steps whose logs `logs RUN [STEP]` reads: the one named, or every step.
 pub fn steps(store: &Store, id: &str, step: Option<&str>) -> Result<Vec<StepRow>, Error> {
+    steps_matching(store, id, step, false)
+}
+
+/// As `steps`, and a matrix step's name is every instance of it in the run (as `--only`
+/// selects them): `logs RUN test` reads `test[a]`, `test[b]`, ….
+pub fn steps_or_instances(
+    store: &Store,
+    id: &str,
+    step: Option<&str>,
+) -> Result<Vec<StepRow>, Error> {
+    steps_matching(store, id, step, true)
+}
+
+fn steps_matching(
+    store: &Store,
+    id: &str,
+    step: Option<&str>,
+    instances: bool,
+) -> Result<Vec<StepRow>, Error> {
     let steps = store.steps(id).map_err(|e| super::internal(&e))?;
-    match step {
-        Some(name) => match steps.iter().position(|s| s.name == name) {
-            Some(i) => Ok(vec![steps[i].clone()]),
-            None => {
-                let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
-                Err(Error::usage(format!(
-                    "error: run {id} has no step `{name}` (steps: {})\n",
-                    names.join(", ")
-                )))
-            }
-        },
-        None => Ok(steps),
+    let Some(name) = step else {
+        return Ok(steps);
+    };
+    if let Some(one) = steps.iter().find(|s| s.name == name) {
+        return Ok(vec![one.clone()]);
     }
+    let of_matrix: Vec<StepRow> = (steps.iter())
+        .filter(|s| {
+            instances
+                && s.name
+                    .strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with('['))
+        })
+        .cloned()
+        .collect();
+    if !of_matrix.is_empty() {
+        return Ok(of_matrix);
+    }
+    let names = steps.iter().flat_map(|s| {
+        let base = s.name.split_once('[').map(|(b, _)| b);
+        std::iter::once(s.name.as_str()).chain(base)
+    });
+    let hint = crate::diag::did_you_mean(name, names)
+        .map(|c| format!("did you mean `{c}`? "))
+        .unwrap_or_default();
+    Err(Error::usage(format!(
+        "error: run {id} has no step `{name}` ({hint}steps: {})\n",
+        crate::diag::some_names(steps.iter().map(|s| s.name.as_str()), 10)
+    )))
 }
 
 /// Whether any of the steps `names` of run `id` can still write to its log (pending or

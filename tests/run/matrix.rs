@@ -117,6 +117,29 @@ fn a_glob_fan_out_over_three_files_feeds_one_reducer_that_sees_every_output() {
         .expect("bgflow logs");
     assert!(logs.status.success());
     assert_eq!(String::from_utf8_lossy(&logs.stdout), "counted b.csv\n");
+    // The matrix step's own name is every instance, each line marked with its instance;
+    // a misspelling is told the name.
+    let logs = Command::new(BIN)
+        .current_dir(flow.path())
+        .args(["logs", &run, "count"])
+        .output()
+        .expect("bgflow logs");
+    assert!(logs.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&logs.stdout),
+        "count[data/a.csv] | counted a.csv\ncount[data/b.csv] | counted b.csv\ncount[data/c.csv] | counted c.csv\n"
+    );
+    let typo = Command::new(BIN)
+        .current_dir(flow.path())
+        .args(["logs", &run, "cont"])
+        .output()
+        .expect("bgflow logs");
+    assert_eq!(typo.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&typo.stderr).contains("has no step `cont` (did you mean `count`?"),
+        "{}",
+        String::from_utf8_lossy(&typo.stderr)
+    );
     let status = Command::new(BIN)
         .current_dir(flow.path())
         .args(["status", &run, "--json"])
