@@ -5,7 +5,8 @@
 //! step's own declared outputs left out), taken as the step starts; and each output file's
 //! path, size and modification time, taken as it succeeds. A step without declared outputs
 //! is never up to date (nothing shows what its run left), and neither is a service (it is
-//! needed running, not done).
+//! needed running, not done). Nor is a step fed by a step that runs in the same run
+//! (`Plan::feeds`; decided by the executor, which passes no record then).
 //!
 //! The executor neither reads nor writes them: the caller passes the recorded ones in
 //! (`records::Recorded`, with the run whose success recorded them) and stores the new ones

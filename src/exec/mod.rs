@@ -312,6 +312,8 @@ pub async fn execute(
     };
 
     let mut exited: Vec<tokio::sync::oneshot::Sender<()>> = Vec::new();
+    // Steps started in this run (not kept as up to date), for `fed_by_a_run`.
+    let mut ran = vec![false; wf.steps.len()];
     loop {
         // Start what can start; up-to-date steps finish at once and may unlock others.
         let mut started_any = false;
@@ -321,7 +323,15 @@ pub async fn execute(
                 break;
             }
             for s in ready {
-                let recorded = (!absent.missing(s))
+                // A step fed by a step that ran in this run is not kept (guarantee 9): what
+                // the feeder changed may not show in the stat of the paths it declared (a
+                // folder's contents, a symlink's target, a package installed in a venv).
+                let fed_by_a_run = plan.upstream[s].iter().any(|&u| {
+                    ran[u]
+                        && plan.feeds(u, s)
+                        && wf.steps[u].kind() != crate::manifest::StepKind::Service
+                });
+                let recorded = (!absent.missing(s) && !fed_by_a_run)
                     .then(|| {
                         opts.fingerprints
                             .get(&fingerprint::key(&wf.name, &wf.steps[s].name))
@@ -336,6 +346,7 @@ pub async fn execute(
                     r.reason = Some(why);
                     sink.event(&RunEvent::StepFinished { step: s, report: r });
                 } else {
+                    ran[s] = true;
                     // Only a service is ever told to stop this way; every other step gets
                     // a receiver of one channel that never changes (at 10,000 steps, one
                     // channel each took 4 ms to drop at the end of the run).

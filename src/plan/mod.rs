@@ -85,6 +85,11 @@ pub struct Plan {
     pub producers: Vec<Vec<Vec<OutputRef>>>,
     /// For each step: the outputs that make its `cwd`.
     pub cwd_producers: Vec<Vec<OutputRef>>,
+    /// `(step, upstream)` pairs, sorted, where the upstream step is only waited for
+    /// (`needs`) and makes none of the step's inputs nor its `cwd`. Every other upstream
+    /// step feeds the step: when one runs, the step is not kept as up to date
+    /// (`exec::fingerprint`), whatever the stat of its inputs says.
+    pub order_only: Vec<(usize, usize)>,
     /// False when the graph has a cycle; then `waves` and `order` are empty.
     pub acyclic: bool,
 }
@@ -109,6 +114,12 @@ impl Plan {
         self.edges = Vec::new();
         self.producers = Vec::new();
         self.cwd_producers = Vec::new();
+    }
+
+    /// Whether `upstream` feeds `step` (makes one of its inputs or its `cwd`) rather than
+    /// being only waited for.
+    pub fn feeds(&self, upstream: usize, step: usize) -> bool {
+        self.order_only.binary_search(&(step, upstream)).is_err()
     }
 
     /// `step` and everything upstream of it, transitively.
@@ -233,6 +244,7 @@ pub fn build_with_groups(
         }
     }
     let order = waves.iter().flatten().copied().collect();
+    let order_only = order_only(&edges);
     let plan = Plan {
         waves,
         order,
@@ -241,9 +253,32 @@ pub fn build_with_groups(
         downstream,
         producers,
         cwd_producers,
+        order_only,
         acyclic,
     };
     (plan, issues)
+}
+
+/// The `(to, from)` pairs of `needs` edges that no input or `cwd` edge doubles, sorted.
+/// Most workflows have few `needs`: the artifact edges are looked at only for their steps.
+fn order_only(edges: &[Edge]) -> Vec<(usize, usize)> {
+    let mut needs: Vec<(usize, usize)> = (edges.iter())
+        .filter(|e| matches!(e.origin, EdgeOrigin::Needs { .. }))
+        .map(|e| (e.to, e.from))
+        .collect();
+    if needs.is_empty() {
+        return needs;
+    }
+    needs.sort_unstable();
+    needs.dedup();
+    let fed: std::collections::HashSet<(usize, usize)> = (edges.iter())
+        .filter(|e| !matches!(e.origin, EdgeOrigin::Needs { .. }))
+        .map(|e| (e.to, e.from))
+        .filter(|pair| needs.binary_search(pair).is_ok())
+        .collect();
+    needs.retain(|pair| !fed.contains(pair));
+    needs.shrink_to_fit();
+    needs
 }
 
 /// What a run of steps adds to the graph, step by step in order.

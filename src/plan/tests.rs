@@ -53,6 +53,23 @@ fn artifacts_imply_edges_and_waves() {
 }
 
 #[test]
+fn an_upstream_step_feeds_unless_it_is_only_needed() {
+    // s0 makes a.txt, which s1 reads and also needs; s2 only needs s1; s3 reads a.txt.
+    let mut s = Spec::new(4);
+    s.outputs[0] = vec!["a.txt".into()];
+    s.inputs[1] = vec!["a.txt".into()];
+    need(&mut s, 1, 0);
+    need(&mut s, 2, 1);
+    s.inputs[3] = vec!["a.txt".into()];
+    let (plan, issues) = build(&s.nodes());
+    assert!(issues.is_empty(), "{issues:?}");
+    assert_eq!(plan.order_only, vec![(2, 1)]);
+    assert!(plan.feeds(0, 1), "an input edge, though also a need");
+    assert!(!plan.feeds(1, 2), "only a need");
+    assert!(plan.feeds(0, 3));
+}
+
+#[test]
 fn independent_steps_share_a_wave() {
     let mut s = Spec::new(4);
     need(&mut s, 2, 0);

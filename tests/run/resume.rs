@@ -392,3 +392,70 @@ run = "read run pid < srv.txt; test \"$run\" = \"$BGFLOW_RUN_ID\" && kill -0 \"$
     }
     assert_no_process("sleep 354");
 }
+
+/// Guarantee 9 across an edge: a step fed by a step that ran in this run is not kept, even
+/// when the stat of the path between them did not change. Seen on idna 3.10: `venv`
+/// reinstalled a rebuilt wheel into `.venv`, whose `bin/python` (the tests' input) stayed
+/// the same symlink, and the tests were kept as up to date against the old package. A step
+/// only waited for (`needs`) does not count: its dependent is judged by its own inputs.
+#[test]
+fn a_step_fed_by_a_step_that_ran_is_not_kept_as_up_to_date() {
+    let flow = Flow::new(
+        r#"
+[workflow]
+name = "fed"
+
+[steps.install]
+run = "mkdir -p env/lib && cp src.txt env/lib/pkg.txt && (test -e env/python || touch env/python)"
+inputs = ["src.txt"]
+outputs = ["env/python"]
+
+[steps.test]
+run = "cat env/lib/pkg.txt > tested.txt"
+inputs = ["env/python"]
+outputs = ["tested.txt"]
+
+[steps.notify]
+run = "echo told >> told.txt"
+
+[steps.report]
+needs = ["notify"]
+run = "cp tested.txt report.txt"
+inputs = ["tested.txt"]
+outputs = ["report.txt"]
+"#,
+    );
+    flow.write("src.txt", "v1\n");
+    flow.run(&[])
+        .expect_code(0)
+        .expect_state("test", "succeeded");
+    assert_eq!(flow.read("tested.txt"), "v1\n");
+    let out = flow.run(&[]);
+    out.expect_code(0)
+        .expect_state("install", "skipped")
+        .expect_state("test", "skipped")
+        .expect_state("report", "skipped");
+
+    // `install` runs again and leaves `env/python` as it was, as `python -m venv` leaves
+    // its symlink; `test` runs because `install` did, and sees the new package.
+    let before = std::fs::metadata(flow.path().join("env/python"))
+        .and_then(|m| m.modified())
+        .expect("env/python");
+    flow.write("src.txt", "v2, longer\n");
+    let out = flow.run(&[]);
+    out.expect_code(0)
+        .expect_state("install", "succeeded")
+        .expect_state("test", "succeeded")
+        .expect_state("report", "succeeded");
+    let after = std::fs::metadata(flow.path().join("env/python"))
+        .and_then(|m| m.modified())
+        .expect("env/python");
+    assert_eq!(before, after, "the path between them did not change");
+    assert_eq!(flow.read("tested.txt"), "v2, longer\n");
+
+    // `notify` (no outputs) runs every time; `report` only waits for it and stays kept.
+    let out = flow.run(&[]);
+    out.expect_code(0)
+        .expect_state("notify", "succeeded")
+        .expect_state("report", "skipped");
+}
