@@ -314,6 +314,8 @@ pub async fn execute(
     let mut exited: Vec<tokio::sync::oneshot::Sender<()>> = Vec::new();
     // Steps started in this run (not kept as up to date), for `fed_by_a_run`.
     let mut ran = vec![false; wf.steps.len()];
+    // Steps kept as up to date in this turn of the loop, told after `finished`.
+    let mut kept: Vec<usize> = Vec::new();
     loop {
         // Start what can start; up-to-date steps finish at once and may unlock others.
         let mut started_any = false;
@@ -344,7 +346,7 @@ pub async fn execute(
                     let r = &mut reports[s];
                     r.state = StepState::Skipped;
                     r.reason = Some(why);
-                    sink.event(&RunEvent::StepFinished { step: s, report: r });
+                    kept.push(s);
                 } else {
                     ran[s] = true;
                     // Only a service is ever told to stop this way; every other step gets
@@ -399,6 +401,14 @@ pub async fn execute(
                     report: &reports[step],
                 });
             }
+        }
+        // A kept step is told after the step whose end made it ready (above), so that the
+        // live lines and the history read in the order things happened.
+        for s in kept.drain(..) {
+            sink.event(&RunEvent::StepFinished {
+                step: s,
+                report: &reports[s],
+            });
         }
         debug_assert!(sched.invariant_holds());
         // Services nobody needs any more are stopped; at the end, all of them.

@@ -453,9 +453,20 @@ outputs = ["report.txt"]
     assert_eq!(before, after, "the path between them did not change");
     assert_eq!(flow.read("tested.txt"), "v2, longer\n");
 
-    // `notify` (no outputs) runs every time; `report` only waits for it and stays kept.
+    // `notify` (no outputs) runs every time; `report` only waits for it and stays kept,
+    // and is told after `notify`'s end, which made it ready.
     let out = flow.run(&[]);
     out.expect_code(0)
         .expect_state("notify", "succeeded")
         .expect_state("report", "skipped");
+    let at = |what: &str| {
+        out.stderr
+            .find(what)
+            .unwrap_or_else(|| panic!("no {what:?} in {}", out.stderr))
+    };
+    assert!(
+        at("finished notify:") < at("finished report: skipped"),
+        "{}",
+        out.stderr
+    );
 }
