@@ -247,10 +247,8 @@ pub async fn execute(
         fail_fast,
         opts.jobs,
     );
-    let services: Vec<bool> = (wf.steps.iter())
-        .map(|s| s.kind() == crate::manifest::StepKind::Service)
-        .collect();
-    sched.prefer_service_dependents(&services);
+    let is_service = |s: usize| wf.steps[s].kind() == crate::manifest::StepKind::Service;
+    sched.prefer_service_dependents(is_service);
     let mut reports: Vec<StepReport> = wf
         .steps
         .iter()
@@ -328,17 +326,17 @@ pub async fn execute(
                 // A step fed by a step that ran in this run is not kept (guarantee 9): what
                 // the feeder changed may not show in the stat of the paths it declared (a
                 // folder's contents, a symlink's target, a package installed in a venv).
-                let fed_by_a_run = plan.upstream[s].iter().any(|&u| {
-                    ran[u]
-                        && plan.feeds(u, s)
-                        && wf.steps[u].kind() != crate::manifest::StepKind::Service
-                });
-                let recorded = (!absent.missing(s) && !fed_by_a_run)
+                // Looked at only for a step with a record (none in a first run).
+                let fed_by_a_run = || {
+                    (plan.upstream[s].iter()).any(|&u| ran[u] && plan.feeds(u, s) && !is_service(u))
+                };
+                let recorded = (!absent.missing(s))
                     .then(|| {
                         opts.fingerprints
                             .get(&fingerprint::key(&wf.name, &wf.steps[s].name))
                     })
-                    .flatten();
+                    .flatten()
+                    .filter(|_| !fed_by_a_run());
                 if let Some(why) =
                     fingerprint::needs_no_run(&wf, s, recorded, opts.force, opts.resume.as_ref())
                 {

@@ -48,13 +48,12 @@ pub struct Scheduler<'p> {
     slots: Vec<Slot>,
     /// The plan's, borrowed: a run of 10,000 steps need not hold two copies.
     downstream: &'p [Vec<usize>],
-    /// Ready steps by their rank: their position in the plan order, after every step that
-    /// needs a service (`prefer_service_dependents`).
+    /// Ready steps by `rank`.
     ready: BTreeSet<(usize, usize)>,
-    position: Vec<usize>,
-    /// Added to the rank of a step that needs no service: the number of steps, so that
-    /// every step that needs one ranks before it.
-    later: Vec<usize>,
+    /// Each step's place in the start order: its position in the plan order, plus the
+    /// number of steps unless it needs a service (`prefer_service_dependents`), so that
+    /// every step that needs one comes first.
+    rank: Vec<usize>,
     fail_fast: bool,
     jobs: usize,
     running: usize,
@@ -76,11 +75,10 @@ impl<'p> Scheduler<'p> {
         jobs: usize,
     ) -> Self {
         let n = upstream.len();
-        let mut position = vec![0; n];
+        let mut rank = vec![0; n];
         for (p, &s) in order.iter().enumerate() {
-            position[s] = p;
+            rank[s] = n + p;
         }
-        let later = vec![n; n];
         let mut slots = Vec::with_capacity(n);
         let mut ready = BTreeSet::new();
         for s in 0..n {
@@ -90,7 +88,7 @@ impl<'p> Scheduler<'p> {
             }
             let waiting = upstream[s].iter().filter(|&&u| selected[u]).count();
             if waiting == 0 {
-                ready.insert((later[s] + position[s], s));
+                ready.insert((rank[s], s));
                 slots.push(Slot::Ready);
             } else {
                 slots.push(Slot::Pending { waiting });
@@ -100,8 +98,7 @@ impl<'p> Scheduler<'p> {
             slots,
             downstream,
             ready,
-            position,
-            later,
+            rank,
             fail_fast,
             jobs: jobs.max(1),
             running: 0,
@@ -111,26 +108,27 @@ impl<'p> Scheduler<'p> {
         }
     }
 
-    /// Ranks each selected step that directly needs a selected service (`services[s]`: step
-    /// `s` is a service) before every ready step that needs none; plan order holds within
-    /// each group. Call before the first `start_ready`.
-    pub fn prefer_service_dependents(&mut self, services: &[bool]) {
-        for (u, &service) in services.iter().enumerate() {
-            if !service || self.slots[u] == Slot::NotSelected {
+    /// Ranks each selected step that directly needs a selected service (`is_service(u)`)
+    /// before every ready step that needs none; plan order holds within each group. Call
+    /// before the first `start_ready`.
+    pub fn prefer_service_dependents(&mut self, is_service: impl Fn(usize) -> bool) {
+        let n = self.slots.len();
+        for u in 0..n {
+            if self.slots[u] == Slot::NotSelected || !is_service(u) {
                 continue;
             }
             for &d in &self.downstream[u] {
-                if self.later[d] != 0 && self.slots[d] != Slot::NotSelected {
+                if self.rank[d] >= n && self.slots[d] != Slot::NotSelected {
                     // A step that needs a selected service is never ready at the start.
                     debug_assert!(self.slots[d] != Slot::Ready);
-                    self.later[d] = 0;
+                    self.rank[d] -= n;
                 }
             }
         }
     }
 
     fn rank(&self, step: usize) -> (usize, usize) {
-        (self.later[step] + self.position[step], step)
+        (self.rank[step], step)
     }
 
     pub fn slot(&self, step: usize) -> &Slot {
@@ -429,7 +427,7 @@ mod tests {
         let downstream = vec![vec![1], vec![], vec![], vec![]];
         let order = [0, 2, 3, 1];
         let mut s = Scheduler::new(&upstream, &downstream, &order, &[true; 4], true, 1);
-        s.prefer_service_dependents(&[true, false, false, false]);
+        s.prefer_service_dependents(|u| u == 0);
         assert_eq!(s.start_ready(), vec![0]);
         s.service_ready(0);
         assert_eq!(
@@ -455,7 +453,7 @@ mod tests {
         let upstream = vec![vec![], vec![], vec![1]];
         let downstream = vec![vec![], vec![2], vec![]];
         let mut s = Scheduler::new(&upstream, &downstream, &[1, 0, 2], &[true; 3], false, 1);
-        s.prefer_service_dependents(&[false, true, false]);
+        s.prefer_service_dependents(|u| u == 1);
         assert_eq!(s.start_ready(), vec![1]);
         s.service_ready(1);
         assert_eq!(s.slot(2), &Slot::Ready);
@@ -516,7 +514,7 @@ mod tests {
             let order: Vec<usize> = (0..n).collect();
             let mut s = Scheduler::new(&upstream, &downstream, &order, &vec![true; n], fail_fast, jobs);
             // Their dependents are ranked first; the "services" themselves run as tasks here.
-            s.prefer_service_dependents(&services[..n]);
+            s.prefer_service_dependents(|u| services[u]);
             let mut running: Vec<usize> = Vec::new();
             let mut succeeded = vec![false; n];
             let mut k = 0;

@@ -121,10 +121,7 @@ pub(super) fn prepare(
         let named = wf.steps_named(name);
         if named.is_empty() {
             // A matrix step is named by its instances' common name (`test` of `test[a]`).
-            let names = wf.steps.iter().flat_map(|s| {
-                let base = s.name.split_once('[').map(|(b, _)| b);
-                std::iter::once(s.name.as_str()).chain(base)
-            });
+            let names = (wf.steps.iter()).flat_map(|s| [s.name.as_str(), s.written_name()]);
             let hint = diag::did_you_mean(name, names)
                 .map(|c| format!(" (did you mean `{c}`?)"))
                 .unwrap_or_default();
