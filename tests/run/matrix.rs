@@ -110,41 +110,32 @@ fn a_glob_fan_out_over_three_files_feeds_one_reducer_that_sees_every_output() {
     }
     // `logs` and `status` take an instance's name.
     let run = out.summary()["run_id"].as_str().expect("run id").to_owned();
-    let logs = Command::new(BIN)
-        .current_dir(flow.path())
-        .args(["logs", &run, "count[data/b.csv]"])
-        .output()
-        .expect("bgflow logs");
+    let bgflow = |args: &[&str]| {
+        Command::new(BIN)
+            .current_dir(flow.path())
+            .args(args)
+            .output()
+            .expect("bgflow")
+    };
+    let logs = bgflow(&["logs", &run, "count[data/b.csv]"]);
     assert!(logs.status.success());
     assert_eq!(String::from_utf8_lossy(&logs.stdout), "counted b.csv\n");
     // The matrix step's own name is every instance, each line marked with its instance;
     // a misspelling is told the name.
-    let logs = Command::new(BIN)
-        .current_dir(flow.path())
-        .args(["logs", &run, "count"])
-        .output()
-        .expect("bgflow logs");
+    let logs = bgflow(&["logs", &run, "count"]);
     assert!(logs.status.success());
     assert_eq!(
         String::from_utf8_lossy(&logs.stdout),
         "count[data/a.csv] | counted a.csv\ncount[data/b.csv] | counted b.csv\ncount[data/c.csv] | counted c.csv\n"
     );
-    let typo = Command::new(BIN)
-        .current_dir(flow.path())
-        .args(["logs", &run, "cont"])
-        .output()
-        .expect("bgflow logs");
+    let typo = bgflow(&["logs", &run, "cont"]);
     assert_eq!(typo.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&typo.stderr).contains("has no step `cont` (did you mean `count`?"),
         "{}",
         String::from_utf8_lossy(&typo.stderr)
     );
-    let status = Command::new(BIN)
-        .current_dir(flow.path())
-        .args(["status", &run, "--json"])
-        .output()
-        .expect("bgflow status");
+    let status = bgflow(&["status", &run, "--json"]);
     assert!(status.status.success());
     assert!(String::from_utf8_lossy(&status.stdout).contains("count[data/c.csv]"));
 }

@@ -438,19 +438,19 @@ outputs = ["report.txt"]
 
     // `install` runs again and leaves `env/python` as it was, as `python -m venv` leaves
     // its symlink; `test` runs because `install` did, and sees the new package.
-    let before = std::fs::metadata(flow.path().join("env/python"))
-        .and_then(|m| m.modified())
-        .expect("env/python");
+    let stamp = || {
+        std::fs::metadata(flow.path().join("env/python"))
+            .and_then(|m| m.modified())
+            .expect("env/python")
+    };
+    let before = stamp();
     flow.write("src.txt", "v2, longer\n");
     let out = flow.run(&[]);
     out.expect_code(0)
         .expect_state("install", "succeeded")
         .expect_state("test", "succeeded")
         .expect_state("report", "succeeded");
-    let after = std::fs::metadata(flow.path().join("env/python"))
-        .and_then(|m| m.modified())
-        .expect("env/python");
-    assert_eq!(before, after, "the path between them did not change");
+    assert_eq!(before, stamp(), "the path between them did not change");
     assert_eq!(flow.read("tested.txt"), "v2, longer\n");
 
     // `notify` (no outputs) runs every time; `report` only waits for it and stays kept,
