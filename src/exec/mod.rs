@@ -289,6 +289,8 @@ pub async fn execute(
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let deadline = wf.timeout.map(|t| clock + t.as_std());
     let mut stop_reason: Option<String> = None;
+    // The step whose failure made fail_fast stop the run, when that is the run's reason.
+    let mut fail_fast_by: Option<usize> = None;
     let mut got_signal: Option<i32> = None;
     // Steps whose end is decided but not yet recorded or reported.
     let mut finished: Vec<(usize, Box<StepReport>, Option<Taken>)> = Vec::new();
@@ -470,8 +472,11 @@ pub async fn execute(
                         let ok = report.state == StepState::Succeeded || (report.allow_failure && report.state.is_failure());
                         let counts = report.state.is_failure() && !report.allow_failure;
                         let decision = sched.finish(step, ok, counts);
+                        if decision.stop_running && stop_reason.is_none() {
+                            stop_reason = Some(format!("step `{}` failed; fail_fast stopped the rest", wf.steps[step].name));
+                            fail_fast_by = Some(step);
+                        }
                         if decision.stop_running {
-                            stop_reason.get_or_insert_with(|| format!("step `{}` failed; fail_fast stopped the rest", wf.steps[step].name));
                             let _ = stop_tx.send(Stop::Graceful(Signal::SIGTERM));
                         }
                         finished.push((step, report, fingerprint));
@@ -590,6 +595,11 @@ pub async fn execute(
         .iter()
         .any(|r| r.state.is_failure() && !r.allow_failure);
     let any_cancelled = reports.iter().any(|r| r.state == StepState::Cancelled);
+    // fail_fast that found nothing to stop (every other step had ended or depended on the
+    // failure) did not end the run early: the reason says only which step failed.
+    if let (Some(step), false) = (fail_fast_by, any_cancelled) {
+        stop_reason = Some(format!("step `{}` failed", wf.steps[step].name));
+    }
     let state = if got_signal.is_some() {
         RunState::Cancelled
     } else if any_failure || any_cancelled {

@@ -81,3 +81,43 @@ run = "true"
         .unwrap_or_else(|| panic!("no line for slow: {text}"));
     assert!(line.contains(&format!("stopped: {why}")), "{text}");
 }
+
+/// Seen on markupsafe's workflow: the last step failed after every other one had ended,
+/// and the run said "fail_fast stopped the rest" although nothing was stopped. `first`
+/// has ended when `last` (which needs it) fails, and `skipped` depends on the failure: the
+/// run's reason names the failure only, in summary.json and the last line. When fail_fast
+/// does stop something, the reason says so (the test above).
+#[test]
+fn fail_fast_that_finds_nothing_to_stop_does_not_say_it_stopped_the_rest() {
+    let flow = Flow::new(
+        r#"
+[workflow]
+name = "nothing-left"
+
+[steps.first]
+run = "true"
+
+[steps.last]
+needs = ["first"]
+run = "exit 3"
+
+[steps.skipped]
+needs = ["last"]
+run = "true"
+"#,
+    );
+    let out = flow.run(&[]);
+    out.expect_code(1)
+        .expect_state("first", "succeeded")
+        .expect_state("last", "failed")
+        .expect_state("skipped", "skipped");
+    assert_eq!(
+        out.summary()["reason"],
+        "step `last` failed",
+        "{}",
+        out.stderr
+    );
+    let last = out.stderr.lines().last().unwrap_or_default();
+    assert!(last.contains("(step `last` failed)"), "{}", out.stderr);
+    assert!(!out.stderr.contains("fail_fast stopped"), "{}", out.stderr);
+}
