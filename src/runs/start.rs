@@ -27,16 +27,15 @@ pub struct StartCommand {
 
 /// The step name of a command: `name`, else the program's file name with what a step
 /// name may not hold replaced by `-`. For a shell line (`sh -c LINE`) the program is the
-/// line's first word that is not `NAME=value` or `exec`, so that runs are not all `sh`.
+/// first word of one of its commands (split at `&&`, `||`, `;` and `|`) that is not
+/// `NAME=value` or `exec`, passing over commands that only set the scene (`cd src`,
+/// `source .venv/bin/activate`, `export X=1`): so that runs are not all `sh`, nor `cd`.
 fn step_name(argv: &[String], name: Option<&str>) -> String {
     if let Some(n) = name {
         return n.to_owned();
     }
     let program = match argv {
-        [sh, c, line] if sh == "sh" && c == "-c" => line
-            .split_whitespace()
-            .find(|w| *w != "exec" && !is_assignment(w))
-            .or(Some(sh)),
+        [sh, c, line] if sh == "sh" && c == "-c" => shell_program(line).or(Some(sh)),
         _ => argv.first().map(String::as_str),
     };
     let prog = program.and_then(|p| Path::new(p).file_name()).map_or_else(
@@ -58,6 +57,29 @@ fn step_name(argv: &[String], name: Option<&str>) -> String {
     } else {
         clean
     }
+}
+
+/// The program a shell line is run for: the first command's program that is not one of
+/// the builtins that only prepare or guard the ones after it, else the first program at all. A
+/// name, not a parse: quotes are not followed.
+fn shell_program(line: &str) -> Option<&str> {
+    const SETUP: [&str; 16] = [
+        "cd", "pushd", "source", ".", "export", "set", "umask", "ulimit", "unset", "trap", "exit",
+        "[", "test", "true", ":", "echo",
+    ];
+    let programs: Vec<&str> = line
+        .split(['&', '|', ';'])
+        .filter_map(|command| {
+            command
+                .split_whitespace()
+                .find(|w| *w != "exec" && !is_assignment(w))
+        })
+        .collect();
+    programs
+        .iter()
+        .find(|p| !SETUP.contains(p))
+        .or(programs.first())
+        .copied()
 }
 
 /// `NAME=value`, as a shell reads it before the program's name.
@@ -223,5 +245,11 @@ mod tests {
         assert_eq!(sh("A=1 B=2"), "sh", "only assignments: the shell's name");
         assert_eq!(sh("  "), "sh");
         assert_eq!(sh("--x=1 make"), "--x-1", "not an assignment: a word");
+        assert_eq!(sh("cd docs && make html"), "make");
+        assert_eq!(sh(". .venv/bin/activate; pytest -x"), "pytest");
+        assert_eq!(sh("export A=1 && cd x || exit 1; exec ./run.sh"), "run-sh");
+        assert_eq!(sh("[ -f x ] && echo go && python3 x.py"), "python3");
+        assert_eq!(sh("cd build"), "cd", "only scene-setting: its own name");
+        assert_eq!(sh("make 2>&1 | tee build.log"), "make");
     }
 }
