@@ -513,6 +513,38 @@ async fn mcp_get_run_and_list_runs_name_a_lost_runs_processes_and_stop_run_ends_
     s.cancel().await.expect("close");
 }
 
+/// Seen with the Python `mcp` client on markupsafe's workflow: `get_logs` with the matrix
+/// step's name (`test`) answered "has no step `test` (did you mean `test`? …)". One log
+/// is a page with its own offsets, so the tool does not merge the instances (as `bgflow
+/// logs RUN test` does); it names them, and suggests nothing it was given.
+#[tokio::test]
+async fn mcp_get_logs_of_a_matrix_step_names_its_instances() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("w.toml"),
+        "[workflow]\nname = \"w\"\n\n[steps.test]\nmatrix = { n = [\"1\", \"2\"] }\nrun = \"echo n={{ matrix.n }}\"\n",
+    )
+    .expect("write");
+    let (s, _) = connect(dir.path(), &[]).await;
+    let run = data(&call(&s, "run_workflow", json!({"file": "w.toml"})).await);
+    let id = run["run_id"].as_str().expect("a run id").to_owned();
+    assert_eq!(wait_end(&s, &id).await["run"]["state"], "succeeded");
+    let r = call(&s, "get_logs", json!({"run_id": id, "step": "test"})).await;
+    assert_eq!(r.is_error, Some(true), "{r:?}");
+    let t = text(&r);
+    assert!(
+        t.contains("matrix step") && t.contains("2 instances: test[1], test[2]"),
+        "{t}"
+    );
+    assert!(!t.contains("did you mean"), "{t}");
+    let one = data(&call(&s, "get_logs", json!({"run_id": id, "step": "test[2]"})).await);
+    assert!(
+        one["text"].as_str().is_some_and(|t| t.contains("n=2")),
+        "{one}"
+    );
+    s.cancel().await.expect("close");
+}
+
 #[tokio::test]
 async fn mcp_errors_are_is_error_results_with_the_cli_message() {
     let dir = tempfile::tempdir().expect("tempdir");

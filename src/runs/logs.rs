@@ -44,15 +44,23 @@ fn steps_matching(
     }
     let of_matrix: Vec<StepRow> = (steps.iter())
         .filter(|s| {
-            instances
-                && s.name
-                    .strip_prefix(name)
-                    .is_some_and(|rest| rest.starts_with('['))
+            s.name
+                .strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('['))
         })
         .cloned()
         .collect();
     if !of_matrix.is_empty() {
-        return Ok(of_matrix);
+        if instances {
+            return Ok(of_matrix);
+        }
+        // One log is asked for (a page, with its offset): the matrix step's name would be
+        // its own "did you mean".
+        return Err(Error::usage(format!(
+            "error: run {id} has no step `{name}`: it is a matrix step; name one of its {} instances: {}\n",
+            of_matrix.len(),
+            crate::diag::some_names(of_matrix.iter().map(|s| s.name.as_str()), 10)
+        )));
     }
     let names = steps.iter().flat_map(|s| {
         let base = s.name.split_once('[').map(|(b, _)| b);
