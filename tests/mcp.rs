@@ -513,6 +513,46 @@ async fn mcp_get_run_and_list_runs_name_a_lost_runs_processes_and_stop_run_ends_
     s.cancel().await.expect("close");
 }
 
+/// Seen with the Python `mcp` client on markupsafe's workflow: a failing test step's entry
+/// in `failures` said only "exit code 1" and pytest's last lines; the failing tests that
+/// bgflow read from its JUnit report were only deep in `steps`. They are in the failure
+/// now, as `failing_tests`; a step without a report has no such key.
+#[tokio::test]
+async fn mcp_wait_for_run_names_a_test_steps_failing_tests_in_its_failure() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report = r#"<testsuite><testcase classname=\"t\" name=\"good\"/><testcase classname=\"t\" name=\"bad\"><failure type=\"AssertionError\" message=\"1 != 2\">trace</failure></testcase></testsuite>"#;
+    std::fs::write(
+        dir.path().join("w.toml"),
+        format!(
+            "[workflow]\nname = \"w\"\nfail_fast = false\n\n[steps.unit]\nkind = \"test\"\njunit = \"r.xml\"\nrun = \"printf '%s' '{report}' > r.xml; exit 1\"\n\n[steps.plain]\nrun = \"exit 2\"\n"
+        ),
+    )
+    .expect("write");
+    let (s, _) = connect(dir.path(), &[]).await;
+    let id = data(&call(&s, "run_workflow", json!({"file": "w.toml"})).await)["run_id"]
+        .as_str()
+        .expect("run id")
+        .to_owned();
+    let end = wait_end(&s, &id).await;
+    let failure = |name: &str| {
+        end["failures"]
+            .as_array()
+            .and_then(|f| f.iter().find(|f| f["step"] == name))
+            .unwrap_or_else(|| panic!("no failure for {name}: {end}"))
+            .clone()
+    };
+    let unit = failure("unit");
+    assert_eq!(
+        unit["failing_tests"].as_array().map(Vec::len),
+        Some(1),
+        "{unit}"
+    );
+    assert_eq!(unit["failing_tests"][0]["name"], "t::bad", "{unit}");
+    assert_eq!(unit["failing_tests"][0]["type"], "AssertionError", "{unit}");
+    assert!(failure("plain").get("failing_tests").is_none(), "{end}");
+    s.cancel().await.expect("close");
+}
+
 /// Seen with the Python `mcp` client on markupsafe's workflow: `get_logs` with the matrix
 /// step's name (`test`) answered "has no step `test` (did you mean `test`? …)". One log
 /// is a page with its own offsets, so the tool does not merge the instances (as `bgflow

@@ -209,6 +209,11 @@ pub struct FailureOut {
     pub log_path: String,
     /// The last lines of its log.
     pub last_lines: String,
+    /// For a test step whose JUnit report was read: the failing tests (at most 20 of them,
+    /// `{name, kind, type, message}`), as the step's `tests_failing` has them; absent
+    /// otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failing_tests: Option<Value>,
 }
 
 /// A run once it has ended, or its state at the timeout.

@@ -85,6 +85,10 @@ fn failures(v: &runs::RunView) -> Vec<FailureOut> {
                 exit_code: s.exit_code,
                 log_path: s.log_path.clone(),
                 last_lines,
+                failing_tests: s
+                    .tests_failing
+                    .clone()
+                    .filter(|f| f.as_array().is_some_and(|a| !a.is_empty())),
             }
         })
         .collect()
