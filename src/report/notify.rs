@@ -6,6 +6,7 @@
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -38,7 +39,13 @@ pub fn event_json(report: &RunReport) -> serde_json::Value {
 }
 
 /// Runs `command` under `sh -c` in `cwd` with `input` on stdin; output goes to `log`.
-/// Gives up (killing it) after `limit`. `Err` says why it failed.
+/// Gives up after `limit`, killing the hook's process group (the shell and what it
+/// started and left in its group). `Err` says why it failed.
+///
+/// The input is written by a thread of its own: a hook that does not read it, given more
+/// than a pipe holds (the event of a run with some thousand failed steps), would otherwise
+/// hold bgflow in `write` until the hook ended, past `limit`. What the hook leaves running
+/// in the background once its shell has exited (`open report.html &`) is left alone.
 pub fn run_hook(
     command: &str,
     cwd: &Path,
@@ -57,32 +64,55 @@ pub fn run_hook(
         .arg("-c")
         .arg(command)
         .current_dir(cwd)
+        .process_group(0)
         .stdin(Stdio::piped())
         .stdout(Stdio::from(out))
         .stderr(Stdio::from(err))
         .spawn()
         .map_err(|e| format!("cannot start: {e}"))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A hook that does not read its input is fine.
-        let _ = stdin.write_all(input.as_bytes());
-    }
+    let writer = child.stdin.take().map(|mut stdin| {
+        let input = input.to_owned();
+        // A hook that does not read its input is fine: the write ends with EPIPE once it
+        // exits or is killed.
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(input.as_bytes());
+        })
+    });
     let deadline = Instant::now() + limit;
-    loop {
+    let mut pause = Duration::from_millis(1);
+    let result = loop {
         match child.try_wait() {
-            Ok(Some(status)) if status.success() => return Ok(()),
-            Ok(Some(status)) => return Err(format!("it exited with {status}")),
+            Ok(Some(status)) if status.success() => break Ok(()),
+            Ok(Some(status)) => break Err(format!("it exited with {status}")),
             Ok(None) if Instant::now() >= deadline => {
+                if let Ok(pgid) = i32::try_from(child.id()) {
+                    let _ = nix::sys::signal::killpg(
+                        nix::unistd::Pid::from_raw(pgid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!(
+                break Err(format!(
                     "it ran longer than {}s and was killed",
-                    limit.as_secs()
+                    limit.as_secs_f64()
                 ));
             }
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => return Err(e.to_string()),
+            Ok(None) => {
+                std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+                pause = (pause * 2).min(Duration::from_millis(20));
+            }
+            Err(e) => break Err(e.to_string()),
+        }
+    };
+    if let Some(w) = writer {
+        // The hook has ended (or been killed): the pipe's reader is gone unless something
+        // it left in the background holds stdin; that does not hold up the run's end.
+        if w.is_finished() {
+            let _ = w.join();
         }
     }
+    result
 }
 
 /// Whether the config asks to notify for this outcome.
@@ -162,4 +192,74 @@ pub fn desktop(report: &RunReport) -> Result<(), String> {
 pub fn terminal(report: &RunReport) -> String {
     let (summary, body) = headline(report);
     format!("\x1b]9;{summary}: {body}\x07\x07")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::{Duration, Instant};
+
+    use super::run_hook;
+
+    /// Whether process `pid` is gone (a zombie counts as gone: the init here reaps slowly).
+    fn gone(pid: &str) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z'))
+        })
+    }
+
+    /// A hook that reads none of a large input and outlives its limit is killed at the
+    /// limit, with what it started in its group; bgflow does not wait in `write` for it.
+    #[test]
+    fn a_hook_that_reads_no_input_is_killed_at_its_limit_with_its_children() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("hooks.log");
+        let input = "x".repeat(1 << 20);
+        let started = Instant::now();
+        let r = run_hook(
+            "sleep 30 & echo $! > child; sleep 30",
+            dir.path(),
+            &input,
+            &log,
+            Duration::from_millis(500),
+        );
+        let took = started.elapsed();
+        assert!(
+            r.as_ref()
+                .is_err_and(|e| e.contains("ran longer than 0.5s")),
+            "{r:?}"
+        );
+        assert!(took < Duration::from_secs(10), "took {took:?}");
+        let child = std::fs::read_to_string(dir.path().join("child")).expect("child pid");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !gone(child.trim()) {
+            assert!(
+                Instant::now() < deadline,
+                "the hook's child {child} lives on"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn a_hook_gets_the_event_on_stdin_and_its_exit_status_is_told() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("hooks.log");
+        let ok = run_hook(
+            "cat > got",
+            dir.path(),
+            "{\"run\":\"r\"}",
+            &log,
+            Duration::from_secs(30),
+        );
+        assert_eq!(ok, Ok(()));
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("got")).expect("got"),
+            "{\"run\":\"r\"}"
+        );
+        let bad = run_hook("exit 3", Path::new("/"), "", &log, Duration::from_secs(30));
+        assert!(bad.is_err_and(|e| e.contains("exit status: 3")));
+    }
 }
