@@ -4,12 +4,10 @@
 //! Each receives the same event JSON (docs/json-output.md, `run_finished`). A failing hook
 //! or notification is a warning: it never changes the run's outcome.
 
-use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
 use serde_json::json;
 
@@ -42,10 +40,13 @@ pub fn event_json(report: &RunReport) -> serde_json::Value {
 /// Gives up after `limit`, killing the hook's process group (the shell and what it
 /// started and left in its group). `Err` says why it failed.
 ///
-/// The input is written by a thread of its own: a hook that does not read it, given more
-/// than a pipe holds (the event of a run with some thousand failed steps), would otherwise
-/// hold bgflow in `write` until the hook ended, past `limit`. What the hook leaves running
-/// in the background once its shell has exited (`open report.html &`) is left alone.
+/// The hook has a process group of its own, so that the limit ends all of it; a SIGINT,
+/// SIGTERM or SIGHUP that bgflow gets meanwhile (Ctrl-C on its terminal, which no longer
+/// reaches the hook's group) is passed on to that group. The input is written while the
+/// limit runs: a hook that does not read it, given more than a pipe holds (the event of a
+/// run with some thousand failed steps), would otherwise hold bgflow in `write` until the
+/// hook ended. What a hook leaves running once its shell has exited (`open report.html &`)
+/// is left alone.
 pub fn run_hook(
     command: &str,
     cwd: &Path,
@@ -60,59 +61,103 @@ pub fn run_hook(
         .open(log)
         .map_err(|e| format!("cannot open {}: {e}", log.display()))?;
     let err = out.try_clone().map_err(|e| e.to_string())?;
-    let mut child = Command::new("sh")
-        .arg("-c")
+    let mut cmd = tokio::process::Command::new("sh");
+    cmd.arg("-c")
         .arg(command)
         .current_dir(cwd)
         .process_group(0)
         .stdin(Stdio::piped())
         .stdout(Stdio::from(out))
-        .stderr(Stdio::from(err))
-        .spawn()
-        .map_err(|e| format!("cannot start: {e}"))?;
-    let writer = child.stdin.take().map(|mut stdin| {
-        let input = input.to_owned();
-        // A hook that does not read its input is fine: the write ends with EPIPE once it
-        // exits or is killed.
-        std::thread::spawn(move || {
-            let _ = stdin.write_all(input.as_bytes());
-        })
-    });
-    let deadline = Instant::now() + limit;
-    let mut pause = Duration::from_millis(1);
-    let result = loop {
-        match child.try_wait() {
-            Ok(Some(status)) if status.success() => break Ok(()),
-            Ok(Some(status)) => break Err(format!("it exited with {status}")),
-            Ok(None) if Instant::now() >= deadline => {
-                if let Ok(pgid) = i32::try_from(child.id()) {
-                    let _ = nix::sys::signal::killpg(
-                        nix::unistd::Pid::from_raw(pgid),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
+        .stderr(Stdio::from(err));
+    // A runtime of its own, on a thread of its own: the caller may be inside another.
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| format!("cannot start: {e}"))?;
+                rt.block_on(wait_hook(cmd, input, limit))
+            })
+            .join()
+            .unwrap_or_else(|_| Err("its supervision panicked".to_owned()))
+    })
+}
+
+/// The next of `stops` to come.
+async fn next_stop(
+    stops: &mut [(nix::sys::signal::Signal, tokio::signal::unix::Signal)],
+) -> nix::sys::signal::Signal {
+    std::future::poll_fn(|cx| {
+        for (sig, stream) in stops.iter_mut() {
+            if let std::task::Poll::Ready(Some(())) = stream.poll_recv(cx) {
+                return std::task::Poll::Ready(*sig);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+async fn wait_hook(
+    mut cmd: tokio::process::Command,
+    input: &str,
+    limit: Duration,
+) -> Result<(), String> {
+    use nix::sys::signal::{killpg, Signal};
+    use tokio::io::AsyncWriteExt;
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut child = cmd.spawn().map_err(|e| format!("cannot start: {e}"))?;
+    let group = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .map(nix::unistd::Pid::from_raw);
+    let mut stdin = child.stdin.take();
+    let write = async {
+        if let Some(pipe) = stdin.as_mut() {
+            // A hook that does not read its input is fine (EPIPE once it exits).
+            let _ = pipe.write_all(input.as_bytes()).await;
+        }
+        drop(stdin.take());
+        std::future::pending::<()>().await;
+    };
+    tokio::pin!(write);
+    let mut stops: Vec<(Signal, tokio::signal::unix::Signal)> = [
+        (Signal::SIGINT, SignalKind::interrupt()),
+        (Signal::SIGTERM, SignalKind::terminate()),
+        (Signal::SIGHUP, SignalKind::hangup()),
+    ]
+    .into_iter()
+    .filter_map(|(sig, kind)| signal(kind).ok().map(|s| (sig, s)))
+    .collect();
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        tokio::select! {
+            status = child.wait() => {
+                return match status {
+                    Ok(s) if s.success() => Ok(()),
+                    Ok(s) => Err(format!("it exited with {s}")),
+                    Err(e) => Err(e.to_string()),
+                };
+            }
+            () = &mut write => {}
+            sig = next_stop(&mut stops) => {
+                if let Some(g) = group {
+                    let _ = killpg(g, sig);
                 }
-                let _ = child.kill();
-                let _ = child.wait();
-                break Err(format!(
+            }
+            () = tokio::time::sleep_until(deadline) => {
+                if let Some(g) = group {
+                    let _ = killpg(g, Signal::SIGKILL);
+                }
+                let _ = child.kill().await;
+                return Err(format!(
                     "it ran longer than {}s and was killed",
                     limit.as_secs_f64()
                 ));
             }
-            Ok(None) => {
-                std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
-                pause = (pause * 2).min(Duration::from_millis(20));
-            }
-            Err(e) => break Err(e.to_string()),
-        }
-    };
-    if let Some(w) = writer {
-        // The hook has ended (or been killed): the pipe's reader is gone unless something
-        // it left in the background holds stdin; that does not hold up the run's end.
-        if w.is_finished() {
-            let _ = w.join();
         }
     }
-    result
 }
 
 /// Whether the config asks to notify for this outcome.

@@ -86,6 +86,34 @@ fn a_detached_run_runs_its_hooks_too() {
     assert_eq!(e["state"], "succeeded");
 }
 
+/// Ctrl-C while a hook runs: the hook has a process group of its own (so that its 60 s
+/// limit ends all of it), which the terminal's SIGINT no longer reaches; bgflow passes it
+/// on. Without that the run's end waited out the limit. The hook's `sleep` is a child of
+/// its shell (`; true` keeps `sh` from exec'ing it), and both are gone at once.
+#[test]
+fn a_sigint_during_a_hook_reaches_the_hook_and_all_it_started() {
+    let home = Home::new();
+    home.write(
+        "hooked.toml",
+        "[workflow]\nname = \"hooked\"\n\n[hooks]\non_success = \"touch hook.started; sleep 97; true\"\n\n[steps.s]\nrun = \"true\"\n",
+    );
+    let run = home.spawn(&["run", "hooked.toml", "--progress", "never"]);
+    wait_until("the hook to start", SOON, || {
+        home.path().join("hook.started").exists().then_some(())
+    });
+    wait_until("the hook's sleep", SOON, || {
+        (!processes(&["sleep", "97"]).is_empty()).then_some(())
+    });
+    signal(i64::from(run.child.id()), nix::sys::signal::Signal::SIGINT);
+    let out = run.finish(Duration::from_secs(20));
+    assert!(
+        out.stderr.contains("warning: hooks.on_success failed"),
+        "{}",
+        out.stderr
+    );
+    wait_gone(&["sleep", "97"]);
+}
+
 #[test]
 fn notifications_command_gets_the_event_for_the_outcomes_asked() {
     let home = Home::new();
