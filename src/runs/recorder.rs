@@ -118,6 +118,17 @@ fn apply(
     if let Err(e) = store.apply(batch) {
         note_failure(failed, &e, store.state_dir());
         error.get_or_insert_with(|| e.to_string());
+    } else if !store.still_at_its_path() {
+        // Written, but into a file nobody will read: the run would go on unseen (and a
+        // new run of the same tree would not know it, guarantee 11). It ends (guarantee 13).
+        let why = format!(
+            "cannot write the run history: {} was deleted or replaced while the run went on",
+            store.state_dir().join("bgflow.db").display()
+        );
+        if let Ok(mut f) = failed.lock() {
+            f.get_or_insert_with(|| why.clone());
+        }
+        error.get_or_insert(why);
     }
     checkpoint && store.checkpoint().unwrap_or(false)
 }

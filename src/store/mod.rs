@@ -196,6 +196,10 @@ pub fn to_ms(t: SystemTime) -> i64 {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// The device and inode of `path` once open: a history deleted or replaced under a
+    /// running supervisor (`rm -rf .bgflow`, `git clean -fdx`) takes its writes into a
+    /// file nobody reads (`still_at_its_path`).
+    file_id: Option<(u64, u64)>,
     /// Run folders already in `runs/` when this open created the history's schema: the
     /// history was lost or replaced, and they are not in it (`new_history_warning`).
     pub created_over: usize,
@@ -237,9 +241,11 @@ impl Store {
             source,
         })?;
         let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+        let file_id = file_id(&path);
         let mut store = Self {
             conn,
             path,
+            file_id,
             created_over: if created { run_folders(state_dir) } else { 0 },
         };
         // A history being created or migrated by another process can answer "database is
@@ -256,6 +262,14 @@ impl Store {
                 done => return done.map(|()| store),
             }
         }
+    }
+
+    /// Whether the history file this store writes is still the one at its path: `false`
+    /// once it was deleted or another file took its place, when every write goes into a
+    /// file no other bgflow command will read.
+    pub fn still_at_its_path(&self) -> bool {
+        self.file_id
+            .is_none_or(|id| file_id(&self.path) == Some(id))
     }
 
     /// Opens an existing store; `None` when there is none.
@@ -722,6 +736,12 @@ fn check_header(path: &Path) -> Result<()> {
             source,
         }),
     }
+}
+
+/// The device and inode of the file at `path`.
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 /// How many run folders `state_dir/runs` holds.

@@ -278,3 +278,44 @@ fn a_supervisor_that_cannot_write_the_history_ends_its_run_and_is_shown_lost() {
         "{s}"
     );
 }
+
+/// The state folder deleted under a running run (`rm -rf .bgflow`, `git clean -fdx`): the
+/// supervisor's writes went on into a deleted file, its steps ran to their end unseen
+/// (`list` found no history), and a new run of the same tree was not refused (guarantee
+/// 11). Now it cannot write the history and ends its steps, as a full device does: a
+/// foreground run says why and exits 1; a detached supervisor exits too.
+#[test]
+fn a_run_whose_history_is_deleted_under_it_ends_its_steps() {
+    let home = Home::new();
+    home.write(
+        "fg.toml",
+        "[workflow]\nname = \"fg\"\n\n[steps.long]\nrun = \"sleep 322\"\n",
+    );
+    let run = home.spawn(&["run", "fg.toml", "--progress", "never"]);
+    wait_until("the step to start", SOON, || {
+        (!processes(&["sleep", "322"]).is_empty()).then_some(())
+    });
+    std::fs::remove_dir_all(home.state()).expect("rm -rf the state folder");
+    let out = run.finish(RUN_DEADLINE);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("was deleted or replaced while the run went on"),
+        "{}",
+        out.stderr
+    );
+    wait_gone(&["sleep", "322"]);
+
+    home.write(
+        "bg.toml",
+        "[workflow]\nname = \"bg\"\n\n[steps.long]\nrun = \"sleep 323\"\n",
+    );
+    let id = home.detach("bg.toml");
+    let s = home.wait_step_running(&id, "long");
+    let pid = s["run"]["supervisor_pid"].as_i64().expect("supervisor_pid");
+    std::fs::remove_dir_all(home.state()).expect("rm -rf the state folder");
+    wait_until("the supervisor to exit", RUN_DEADLINE, || {
+        (!common::still_running(u32::try_from(pid).expect("pid"), "__supervise")).then_some(())
+    });
+    wait_gone(&["sleep", "323"]);
+}
