@@ -72,7 +72,7 @@ fn shell_program(line: &str) -> Option<&str> {
         .filter_map(|command| {
             command
                 .split_whitespace()
-                .find(|w| *w != "exec" && !is_assignment(w))
+                .find(|w| *w != "exec" && !is_assignment(w) && !is_redirection_left(w))
         })
         .collect();
     programs
@@ -80,6 +80,12 @@ fn shell_program(line: &str) -> Option<&str> {
         .find(|p| !SETUP.contains(p))
         .or(programs.first())
         .copied()
+}
+
+/// What splitting a line at `&` leaves of a redirection such as `2>&1`: the `1`, or a
+/// word that starts with `>` or `<`. Not a program.
+fn is_redirection_left(word: &str) -> bool {
+    word.starts_with(['>', '<']) || word.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// `NAME=value`, as a shell reads it before the program's name.
@@ -251,5 +257,10 @@ mod tests {
         assert_eq!(sh("[ -f x ] && echo go && python3 x.py"), "python3");
         assert_eq!(sh("cd build"), "cd", "only scene-setting: its own name");
         assert_eq!(sh("make 2>&1 | tee build.log"), "make");
+        assert_eq!(
+            sh("cd docs 2>&1 && make html"),
+            "make",
+            "not the `1` of `2>&1`"
+        );
     }
 }
