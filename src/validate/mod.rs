@@ -4,6 +4,7 @@
 //! -> the machine (skipped by `--offline`). Nothing here starts a process of the workflow;
 //! the machine checks of Slurm steps ask the cluster with `sinfo` and `scontrol` (`slurm`).
 
+mod cleans;
 mod collapse;
 mod env_file;
 pub mod host;

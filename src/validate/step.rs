@@ -163,6 +163,22 @@ impl Cx<'_, '_> {
                 }
             }
         }
+        if let Some(how) = super::cleans::cleans_the_state_folder(&command) {
+            self.push(
+                Problem::warning(
+                    "cleans-state-folder",
+                    format!(
+                        "step `{in_file}` runs `{how}`, which deletes the state folder `.bgflow`: the run ends when its history is gone"
+                    ),
+                )
+                .at_opt(doc.value_span(&at("run")), "here")
+                .help(if how.contains("git") {
+                    "leave it out: `git clean -fdx -e .bgflow`, or keep the state elsewhere with --state-dir"
+                } else {
+                    "delete what the run makes, not the state folder (`bgflow cleanup` removes old runs), or keep the state elsewhere with --state-dir"
+                }),
+            );
+        }
         let mut env = Vec::new();
         let mut env_of_run = Vec::new();
         for (k, v) in &spec.env {

@@ -191,3 +191,36 @@ fn env_run_id_gets_the_placeholder_no_longer() {
     assert_eq!(ids.trim(), format!("{0} {0}", runs[0]));
     assert!(!ids.contains("<run-id>"));
 }
+
+/// A step that deletes the state folder ends its own run (its history is gone, guarantee
+/// 13): `plan` warns at its `run`, so that `--strict` (pre-commit) refuses it. Excluding
+/// the folder, or a dry run, is fine.
+#[test]
+fn a_step_that_deletes_the_state_folder_is_a_warning_at_its_run() {
+    let out = Test::manifest(&wf(
+        "[steps.clean]\nrun = \"git clean -fdx && echo clean\"\n\n[steps.build]\nneeds = [\"clean\"]\nrun = [\"rm\", \"-rf\", \".bgflow\"]\n",
+    ))
+    .args(["plan", "--offline", "bgflow.toml"])
+    .run();
+    out.problem_at(
+        "step `clean` runs `git clean -fdx`, which deletes the state folder `.bgflow`",
+        "bgflow.toml:5:7",
+    )
+    .stderr_has("git clean -fdx -e .bgflow")
+    .stderr_has("step `build` runs `rm -rf .bgflow`")
+    .stderr_has("`bgflow cleanup` removes old runs");
+    let json = Test::manifest(&wf("[steps.clean]\nrun = \"git clean -fdx\"\n"))
+        .args(["plan", "--offline", "--json", "--strict", "bgflow.toml"])
+        .status(INVALID)
+        .run()
+        .json();
+    assert_eq!(
+        json["files"][0]["problems"][0]["code"],
+        "cleans-state-folder"
+    );
+    Test::manifest(&wf(
+        "[steps.clean]\nrun = \"git clean -fdx -e .bgflow; git clean -ndx\"\n",
+    ))
+    .args(["plan", "--offline", "--strict", "bgflow.toml"])
+    .run();
+}
