@@ -112,6 +112,18 @@ async fn wait_end(s: &Session, run_id: &str) -> Value {
     }
 }
 
+/// `w.toml` holding `toml` in a new folder, run through a new session to its end: the
+/// folder, the session, the run's id and `wait_for_run`'s answer.
+async fn ran(toml: &str) -> (tempfile::TempDir, Session, String, Value) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("w.toml"), toml).expect("write");
+    let (s, _) = connect(dir.path(), &[]).await;
+    let run = data(&call(&s, "run_workflow", json!({"file": "w.toml"})).await);
+    let id = run["run_id"].as_str().expect("a run id").to_owned();
+    let end = wait_end(&s, &id).await;
+    (dir, s, id, end)
+}
+
 const EVERY_TOOL: [&str; 10] = [
     "get_events",
     "get_logs",
@@ -519,21 +531,11 @@ async fn mcp_get_run_and_list_runs_name_a_lost_runs_processes_and_stop_run_ends_
 /// now, as `failing_tests`; a step without a report has no such key.
 #[tokio::test]
 async fn mcp_wait_for_run_names_a_test_steps_failing_tests_in_its_failure() {
-    let dir = tempfile::tempdir().expect("tempdir");
     let report = r#"<testsuite><testcase classname=\"t\" name=\"good\"/><testcase classname=\"t\" name=\"bad\"><failure type=\"AssertionError\" message=\"1 != 2\">trace</failure></testcase></testsuite>"#;
-    std::fs::write(
-        dir.path().join("w.toml"),
-        format!(
-            "[workflow]\nname = \"w\"\nfail_fast = false\n\n[steps.unit]\nkind = \"test\"\njunit = \"r.xml\"\nrun = \"printf '%s' '{report}' > r.xml; exit 1\"\n\n[steps.plain]\nrun = \"exit 2\"\n"
-        ),
-    )
-    .expect("write");
-    let (s, _) = connect(dir.path(), &[]).await;
-    let id = data(&call(&s, "run_workflow", json!({"file": "w.toml"})).await)["run_id"]
-        .as_str()
-        .expect("run id")
-        .to_owned();
-    let end = wait_end(&s, &id).await;
+    let (_dir, s, _, end) = ran(&format!(
+        "[workflow]\nname = \"w\"\nfail_fast = false\n\n[steps.unit]\nkind = \"test\"\njunit = \"r.xml\"\nrun = \"printf '%s' '{report}' > r.xml; exit 1\"\n\n[steps.plain]\nrun = \"exit 2\"\n"
+    ))
+    .await;
     let failure = |name: &str| {
         end["failures"]
             .as_array()
@@ -559,16 +561,11 @@ async fn mcp_wait_for_run_names_a_test_steps_failing_tests_in_its_failure() {
 /// logs RUN test` does); it names them, and suggests nothing it was given.
 #[tokio::test]
 async fn mcp_get_logs_of_a_matrix_step_names_its_instances() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(
-        dir.path().join("w.toml"),
+    let (_dir, s, id, end) = ran(
         "[workflow]\nname = \"w\"\n\n[steps.test]\nmatrix = { n = [\"1\", \"2\"] }\nrun = \"echo n={{ matrix.n }}\"\n",
     )
-    .expect("write");
-    let (s, _) = connect(dir.path(), &[]).await;
-    let run = data(&call(&s, "run_workflow", json!({"file": "w.toml"})).await);
-    let id = run["run_id"].as_str().expect("a run id").to_owned();
-    assert_eq!(wait_end(&s, &id).await["run"]["state"], "succeeded");
+    .await;
+    assert_eq!(end["run"]["state"], "succeeded", "{end}");
     let r = call(&s, "get_logs", json!({"run_id": id, "step": "test"})).await;
     assert_eq!(r.is_error, Some(true), "{r:?}");
     let t = text(&r);
