@@ -176,31 +176,28 @@ pub fn plan(args: &PlanArgs, color: bool, config: Option<&Path>, quiet: bool) ->
             files.push(out::file_json(&source, &checked, strict));
             continue;
         }
-        if quiet {
-            let shown: Vec<_> = (checked.problems.iter())
-                .filter(|p| p.is_error() || strict)
-                .cloned()
-                .collect();
-            report::stderr(&diag::render(&source, &shown, RenderOptions { color }));
-            if !valid {
-                report::stderr(&out::verdict(&source, &checked, strict));
-            }
-            std::mem::forget(checked);
-            continue;
-        }
-        if valid {
+        if valid && !quiet {
             if let (Some(wf), Some(plan)) = (&checked.workflow, &checked.plan) {
                 let sep = if printed_plans > 0 { "\n" } else { "" };
                 report::stdout(&format!("{sep}{}", out::human(wf, plan, &source)))?;
                 printed_plans += 1;
             }
         }
-        report::stderr(&diag::render(
-            &source,
-            &checked.problems,
-            RenderOptions { color },
-        ));
-        report::stderr(&out::verdict(&source, &checked, strict));
+        // `-q`: the errors only (warnings too under `--strict`), and the verdict of an
+        // invalid file.
+        let shown: std::borrow::Cow<[diag::Problem]> = if quiet {
+            (checked.problems.iter())
+                .filter(|p| p.is_error() || strict)
+                .cloned()
+                .collect()
+        } else {
+            (&checked.problems[..]).into()
+        };
+        report::stderr(&diag::render(&source, &shown, RenderOptions { color }));
+        if !(quiet && valid) {
+            report::stderr(&out::verdict(&source, &checked, strict));
+        }
+        drop(shown);
         // The process ends soon; freeing a 10,000-step plan piece by piece only costs time.
         std::mem::forget(checked);
     }

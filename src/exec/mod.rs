@@ -472,11 +472,11 @@ pub async fn execute(
                         let ok = report.state == StepState::Succeeded || (report.allow_failure && report.state.is_failure());
                         let counts = report.state.is_failure() && !report.allow_failure;
                         let decision = sched.finish(step, ok, counts);
-                        if decision.stop_running && stop_reason.is_none() {
-                            stop_reason = Some(format!("step `{}` failed; fail_fast stopped the rest", wf.steps[step].name));
-                            fail_fast_by = Some(step);
-                        }
                         if decision.stop_running {
+                            if stop_reason.is_none() {
+                                stop_reason = Some(format!("step `{}` failed; fail_fast stopped the rest", wf.steps[step].name));
+                                fail_fast_by = Some(step);
+                            }
                             let _ = stop_tx.send(Stop::Graceful(Signal::SIGTERM));
                         }
                         finished.push((step, report, fingerprint));
