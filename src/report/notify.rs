@@ -112,16 +112,14 @@ async fn wait_hook(
         .id()
         .and_then(|id| i32::try_from(id).ok())
         .map(nix::unistd::Pid::from_raw);
-    let mut stdin = child.stdin.take();
-    let write = async {
-        if let Some(pipe) = stdin.as_mut() {
-            // A hook that does not read its input is fine (EPIPE once it exits).
+    if let Some(mut pipe) = child.stdin.take() {
+        // A task of this runtime, ended with it: a hook that does not read its input is
+        // fine (EPIPE once it exits).
+        let input = input.to_owned();
+        tokio::spawn(async move {
             let _ = pipe.write_all(input.as_bytes()).await;
-        }
-        drop(stdin.take());
-        std::future::pending::<()>().await;
-    };
-    tokio::pin!(write);
+        });
+    }
     let mut stops: Vec<(Signal, tokio::signal::unix::Signal)> = [
         (Signal::SIGINT, SignalKind::interrupt()),
         (Signal::SIGTERM, SignalKind::terminate()),
@@ -140,7 +138,6 @@ async fn wait_hook(
                     Err(e) => Err(e.to_string()),
                 };
             }
-            () = &mut write => {}
             sig = next_stop(&mut stops) => {
                 if let Some(g) = group {
                     let _ = killpg(g, sig);
