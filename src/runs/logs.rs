@@ -29,6 +29,12 @@ pub fn steps_or_instances(
     steps_matching(store, id, step, true)
 }
 
+/// The name a step was written under: a matrix instance's row is `test[a]`, its step
+/// `test` (what precedes `[`, which a step's own name cannot hold).
+fn written(row: &str) -> &str {
+    row.split_once('[').map_or(row, |(base, _)| base)
+}
+
 fn steps_matching(
     store: &Store,
     id: &str,
@@ -43,11 +49,7 @@ fn steps_matching(
         return Ok(vec![one.clone()]);
     }
     let of_matrix: Vec<StepRow> = (steps.iter())
-        .filter(|s| {
-            s.name
-                .strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with('['))
-        })
+        .filter(|s| s.name != written(&s.name) && written(&s.name) == name)
         .cloned()
         .collect();
     if !of_matrix.is_empty() {
@@ -62,10 +64,7 @@ fn steps_matching(
             crate::diag::some_names(of_matrix.iter().map(|s| s.name.as_str()), 10)
         )));
     }
-    let names = steps.iter().flat_map(|s| {
-        let base = s.name.split_once('[').map(|(b, _)| b);
-        std::iter::once(s.name.as_str()).chain(base)
-    });
+    let names = (steps.iter()).flat_map(|s| [s.name.as_str(), written(&s.name)]);
     let hint = crate::diag::did_you_mean(name, names)
         .map(|c| format!("did you mean `{c}`? "))
         .unwrap_or_default();
