@@ -411,6 +411,14 @@ fn processes(argv: &[&str]) -> Vec<u32> {
         .collect()
 }
 
+/// Waits until a live process has argv `argv`.
+#[track_caller]
+fn wait_alive(argv: &[&str]) {
+    wait_until(&format!("a `{}`", argv.join(" ")), SOON, || {
+        (!processes(argv).is_empty()).then_some(())
+    });
+}
+
 /// Waits until no live process has argv `argv`.
 #[track_caller]
 fn wait_gone(argv: &[&str]) {

@@ -101,9 +101,7 @@ fn a_sigint_during_a_hook_reaches_the_hook_and_all_it_started() {
     wait_until("the hook to start", SOON, || {
         home.path().join("hook.started").exists().then_some(())
     });
-    wait_until("the hook's sleep", SOON, || {
-        (!processes(&["sleep", "97"]).is_empty()).then_some(())
-    });
+    wait_alive(&["sleep", "97"]);
     signal(i64::from(run.child.id()), nix::sys::signal::Signal::SIGINT);
     let out = run.finish(Duration::from_secs(20));
     assert!(

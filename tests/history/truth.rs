@@ -292,9 +292,7 @@ fn a_run_whose_history_is_deleted_under_it_ends_its_steps() {
         "[workflow]\nname = \"fg\"\n\n[steps.long]\nrun = \"sleep 322\"\n",
     );
     let run = home.spawn(&["run", "fg.toml", "--progress", "never"]);
-    wait_until("the step to start", SOON, || {
-        (!processes(&["sleep", "322"]).is_empty()).then_some(())
-    });
+    wait_alive(&["sleep", "322"]);
     std::fs::remove_dir_all(home.state()).expect("rm -rf the state folder");
     let out = run.finish(RUN_DEADLINE);
     assert_eq!(out.code, 1, "{}", out.stderr);
