@@ -174,23 +174,45 @@ fn write(report: &RunReport, out: &mut impl Write) {
     );
 }
 
-/// The steps that did not run, and why: a line each, or past `LISTED` of them a line for
-/// each state and reason they share (a fail-fast of 10,000 steps gives one), naming the
+/// The cancelled steps that had started (`stopped while running`, each with its time and
+/// log, for what it printed before it was stopped is often the clue), then the steps that
+/// did not start (`not run`), each with why: a line each, or past `LISTED` of them a line
+/// for each state and reason they share (a fail-fast of 10,000 steps gives one), naming the
 /// first few, at most `LISTED` lines in all.
 fn write_not_run(report: &RunReport, out: &mut impl Write) {
-    let not_run: Vec<(&crate::exec::StepReport, &String)> = report
+    let (stopped, not_run): (Vec<_>, Vec<_>) = report
         .steps
         .iter()
         .filter(|s| matches!(s.state, StepState::Skipped | StepState::Cancelled))
         .filter_map(|s| s.reason.as_ref().map(|r| (s, r)))
-        .collect();
-    if not_run.is_empty() {
+        .partition(|(s, _)| s.state == StepState::Cancelled && s.started_at.is_some());
+    write_why("stopped while running", stopped, report, out);
+    write_why("not run", not_run, report, out);
+}
+
+/// One list of `write_not_run` under its title.
+fn write_why(
+    title: &str,
+    steps: Vec<(&crate::exec::StepReport, &String)>,
+    report: &RunReport,
+    out: &mut impl Write,
+) {
+    if steps.is_empty() {
         return;
     }
-    let _ = writeln!(out, "\nnot run:");
-    if not_run.len() <= LISTED {
-        for (s, reason) in not_run {
-            let _ = writeln!(out, "  {} {}: {reason}", s.name, s.state.as_str());
+    let _ = writeln!(out, "\n{title}:");
+    if steps.len() <= LISTED {
+        for (s, reason) in steps {
+            let started = s.started_at.is_some();
+            let after = match s.duration_ms {
+                Some(ms) if started => format!(" after {}", human_ms(ms)),
+                _ => String::new(),
+            };
+            let _ = writeln!(out, "  {} {}{after}: {reason}", s.name, s.state.as_str());
+            let log = s.log_in(&report.log_dir);
+            if started && log.exists() {
+                let _ = writeln!(out, "    log: {}", log.display());
+            }
         }
         return;
     }
@@ -199,7 +221,7 @@ fn write_not_run(report: &RunReport, out: &mut impl Write) {
     let mut groups: Vec<(StepState, &str, Vec<&str>)> = Vec::new();
     let mut index: std::collections::HashMap<(&str, &str), usize> =
         std::collections::HashMap::new();
-    for (s, reason) in not_run {
+    for (s, reason) in steps {
         let at = *index
             .entry((s.state.as_str(), reason.as_str()))
             .or_insert_with(|| {

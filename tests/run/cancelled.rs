@@ -33,7 +33,7 @@ fn a_step_cancelled_by_fail_fast_names_the_step_whose_failure_cancelled_it() {
 name = "fail-fast-reason"
 
 [steps.slow]
-run = "touch slow.started; sh wait.sh never.made"
+run = "echo slow began; touch slow.started; sh wait.sh never.made"
 
 [steps.bad]
 run = "sh wait.sh slow.started; echo broken; exit 3"
@@ -57,10 +57,28 @@ run = "true"
         .find(|l| l.contains("finished slow: cancelled"))
         .unwrap_or_else(|| panic!("no live line for slow: {}", out.stderr));
     assert!(live.ends_with(&format!("(stopped: {why})")), "{live}");
+    // `slow` ran until it was stopped: the summary says so, with the log of what it
+    // printed; `later` never started.
+    let stopped = out
+        .stderr
+        .split("\nstopped while running:\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no `stopped while running` list: {}", out.stderr));
+    let (stopped, not_run) = stopped
+        .split_once("\nnot run:\n")
+        .unwrap_or_else(|| panic!("no `not run` list after it: {}", out.stderr));
+    let slow = stopped.lines().next().unwrap_or_default();
     assert!(
+        slow.starts_with("  slow cancelled after ") && slow.ends_with(&format!(": stopped: {why}")),
+        "{}",
         out.stderr
-            .contains(&format!("slow cancelled: stopped: {why}")),
-        "the summary's `not run` list: {}",
+    );
+    let log = format!("    log: {}", out.log_dir().join("slow.log").display());
+    assert_eq!(stopped.lines().nth(1), Some(log.as_str()), "{}", out.stderr);
+    assert!(!stopped.contains("later"), "{}", out.stderr);
+    assert!(
+        not_run.starts_with(&format!("  later cancelled: not started: {why}\n")),
+        "{}",
         out.stderr
     );
 
