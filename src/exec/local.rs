@@ -241,6 +241,11 @@ pub(crate) async fn attempt(a: Attempt<'_>, command: Command, from: u64) -> (End
                 break (End::NotStarted(format!("lost the process: {e}")), None)
             }
             Wake::Timeout => break (End::TimedOut(None), Some(Signal::SIGTERM)),
+            // A service told it is no longer needed just before a stop (fail-fast of its
+            // last dependent) served every dependent: its end is the normal one.
+            Wake::Stop if is_service && *service_stop.borrow() => {
+                break (End::ServiceStopped(None), Some(Signal::SIGTERM))
+            }
             Wake::Stop => {
                 let first = match *stop.borrow() {
                     Stop::Graceful(sig) => sig,

@@ -473,6 +473,13 @@ pub async fn execute(
                         let counts = report.state.is_failure() && !report.allow_failure;
                         let decision = sched.finish(step, ok, counts);
                         if decision.stop_running {
+                            // A service whose dependents have all ended (none cancelled by
+                            // this stop) has done its work: it stops as it would have.
+                            for svc in sched.serving().filter(|&s| sched.served_all(s)) {
+                                if let Some(tx) = service_stops.get(&svc) {
+                                    let _ = tx.send(true);
+                                }
+                            }
                             if stop_reason.is_none() {
                                 stop_reason = Some(format!("step `{}` failed; fail_fast stopped the rest", wf.steps[step].name));
                                 fail_fast_by = Some(step);

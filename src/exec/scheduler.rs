@@ -188,6 +188,17 @@ impl<'p> Scheduler<'p> {
         })
     }
 
+    /// Whether every direct dependent of `step` has ended or will not run for a failure
+    /// upstream, none of them cancelled: a service stopped now served all it was for.
+    pub fn served_all(&self, step: usize) -> bool {
+        self.downstream[step].iter().all(|&d| {
+            matches!(
+                self.slots[d],
+                Slot::Done { .. } | Slot::Skipped { .. } | Slot::NotSelected
+            )
+        })
+    }
+
     /// Services currently serving.
     pub fn serving(&self) -> impl Iterator<Item = usize> + '_ {
         self.serving.iter().copied()

@@ -139,3 +139,61 @@ run = "true"
     assert!(last.contains("(step `last` failed)"), "{}", out.stderr);
     assert!(!out.stderr.contains("fail_fast stopped"), "{}", out.stderr);
 }
+
+/// Seen on redis-py's workflow: a `redis-server` service, two pytest steps that need it;
+/// the second failed after the first had ended, and fail-fast "cancelled" the service
+/// although both its dependents were done, and said it stopped the rest. A service whose
+/// dependents have all ended stops as it would have (succeeded) and the reason names the
+/// failure only; one with a dependent that the stop cancels is cancelled with it.
+#[test]
+fn fail_fast_after_a_services_last_dependent_ends_stops_it_as_done() {
+    let service = r#"
+[workflow]
+name = "served"
+
+[steps.db]
+kind = "service"
+run = "echo up; exec sleep 600"
+ready = { log = "up", timeout = "20s" }
+
+[steps.quick]
+needs = ["db"]
+run = "true"
+
+[steps.bad]
+needs = ["db", "quick"]
+run = "exit 3"
+"#;
+    let flow = Flow::new(service);
+    let out = flow.run(&[]);
+    out.expect_code(1)
+        .expect_state("quick", "succeeded")
+        .expect_state("bad", "failed")
+        .expect_state("db", "succeeded");
+    assert_eq!(
+        out.summary()["reason"],
+        "step `bad` failed",
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("fail_fast stopped"), "{}", out.stderr);
+
+    // Another dependent still running when `bad` fails: fail-fast stops it, and the
+    // service with it.
+    let flow =
+        Flow::new(&format!(
+        "{}\n[steps.slow]\nneeds = [\"db\"]\nrun = \"touch slow.started; sh wait.sh never.made\"\n",
+        service.replace("run = \"exit 3\"", "run = \"sh wait.sh slow.started; exit 3\"")
+    ));
+    let out = flow.run(&["-j", "3"]);
+    out.expect_code(1)
+        .expect_state("bad", "failed")
+        .expect_state("slow", "cancelled")
+        .expect_state("db", "cancelled");
+    assert_eq!(
+        out.summary()["reason"],
+        "step `bad` failed; fail_fast stopped the rest",
+        "{}",
+        out.stderr
+    );
+}
