@@ -411,10 +411,12 @@ pub async fn execute(
             });
         }
         debug_assert!(sched.invariant_holds());
-        // Services nobody needs any more are stopped; at the end, all of them.
+        // Services nobody needs any more are stopped; at the end, all of them. Once the
+        // run is stopping, each has been sent the stop (and those that had served every
+        // dependent, the normal end first): a stop cancels them.
         let done = sched.is_done();
         for svc in sched.serving().collect::<Vec<_>>() {
-            if done || sched.no_longer_needed(svc) {
+            if !sched.is_stopping() && (done || sched.no_longer_needed(svc)) {
                 if let Some(tx) = service_stops.get(&svc) {
                     let _ = tx.send(true);
                 }

@@ -196,4 +196,31 @@ run = "exit 3"
         "{}",
         out.stderr
     );
+
+    // Dependents not yet started when the first fails (one slot, plan order): fail-fast
+    // cancels them and the service, every time (the service's normal end and the stop
+    // both came before it looked, and it took either).
+    let flow = Flow::new(
+        r#"
+[workflow]
+name = "served-in-turn"
+
+[steps.db]
+kind = "service"
+run = "echo up; exec sleep 600"
+ready = { log = "up", timeout = "20s" }
+
+[steps.t]
+needs = ["db"]
+matrix = { n = ["1", "2", "3"] }
+run = "exit {{ matrix.n }}"
+"#,
+    );
+    for _ in 0..3 {
+        let out = flow.run(&["-j", "1"]);
+        out.expect_code(1)
+            .expect_state("t[1]", "failed")
+            .expect_state("t[2]", "cancelled")
+            .expect_state("db", "cancelled");
+    }
 }
