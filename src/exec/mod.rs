@@ -616,6 +616,11 @@ pub async fn execute(
     } else {
         RunState::Succeeded
     };
+    // A run that failed without stopping early (no fail_fast, or `--keep-going`) names its
+    // failures, for `list`, `status` and the last line as much as for the summary.
+    if state == RunState::Failed && stop_reason.is_none() {
+        stop_reason = failed_steps(&reports);
+    }
     let report = RunReport {
         version: 1,
         run_id: opts.run_id.clone(),
@@ -632,6 +637,33 @@ pub async fn execute(
     };
     sink.event(&RunEvent::RunFinished { report: &report });
     report
+}
+
+/// `step `a` failed`, or `3 steps failed: `a`, `b`, `c``, naming at most three: the
+/// steps that failed and count, in plan order.
+fn failed_steps(reports: &[StepReport]) -> Option<String> {
+    let failed: Vec<&str> = reports
+        .iter()
+        .filter(|r| r.state.is_failure() && !r.allow_failure)
+        .map(|r| r.name.as_str())
+        .collect();
+    let named = |names: &[&str]| {
+        names
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match failed.len() {
+        0 => None,
+        1 => Some(format!("step {} failed", named(&failed))),
+        n @ 2..=3 => Some(format!("{n} steps failed: {}", named(&failed))),
+        n => Some(format!(
+            "{n} steps failed: {} and {} more",
+            named(&failed[..3]),
+            n - 3
+        )),
+    }
 }
 
 /// The reason of a step the run's stop cancelled while it ran: what it was doing, and why

@@ -224,3 +224,54 @@ run = "exit {{ matrix.n }}"
             .expect_state("db", "cancelled");
     }
 }
+
+/// Seen on redis-py's matrix of test files with `fail_fast = false`: three instances
+/// failed and the run ended "failed in 19.3s" with no reason, in the last line, `status`
+/// and summary.json alike. The reason now names the failures (three at most) and counts
+/// them; a failure allowed to fail is not one of them.
+#[test]
+fn a_run_that_failed_without_stopping_names_its_failures() {
+    let flow = Flow::new(
+        r#"
+[workflow]
+name = "many-failures"
+fail_fast = false
+
+[steps.t]
+matrix = { n = ["1", "2", "3", "4", "5"] }
+run = "exit {{ matrix.n }}"
+
+[steps.fine]
+run = "true"
+
+[steps.allowed]
+run = "exit 9"
+allow_failure = true
+"#,
+    );
+    let out = flow.run(&[]);
+    out.expect_code(1).expect_state("fine", "succeeded");
+    let why = "5 steps failed: `t[1]`, `t[2]`, `t[3]` and 2 more";
+    assert_eq!(out.summary()["reason"], why, "{}", out.stderr);
+    let last = out.stderr.lines().last().unwrap_or_default();
+    assert!(last.contains(&format!("({why})")), "{}", out.stderr);
+    let id = out.summary()["run_id"].as_str().expect("run id").to_owned();
+    let status: Value =
+        serde_json::from_str(&bgflow_stdout(&flow, &["status", &id, "--json"])).expect("JSON");
+    assert_eq!(status["run"]["reason"], why, "{status:#}");
+
+    flow.write(
+        "bgflow.toml",
+        &flow
+            .read("bgflow.toml")
+            .replace(r#"["1", "2", "3", "4", "5"]"#, r#"["0", "7"]"#),
+    );
+    let out = flow.run(&[]);
+    out.expect_code(1);
+    assert_eq!(
+        out.summary()["reason"],
+        "step `t[7]` failed",
+        "{}",
+        out.stderr
+    );
+}

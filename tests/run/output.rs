@@ -295,7 +295,7 @@ run = "true"
         r"^  \| about to fail$",
         r"^  \| about to die$",
         r"^  downstream skipped: upstream step `broken` failed$",
-        r"^exit 1: failed in \d+\.\ds; logs in /",
+        r"^exit 1: failed in \d+\.\ds \(2 steps failed: `broken`, `killed`\); logs in /",
     ];
     for row in rows {
         let re = Regex::new(&format!("(?m){row}")).expect("regex");
