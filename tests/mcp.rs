@@ -451,6 +451,13 @@ async fn mcp_stop_run_ends_a_running_command_and_leaves_no_process() {
     let stopped = data(&call(&s, "stop_run", json!({"run_id": id})).await);
     assert_eq!(stopped["was_running"], true, "{stopped}");
     assert_eq!(stopped["state"], "cancelled", "{stopped}");
+    let run = data(&call(&s, "get_run", json!({"run_id": id})).await);
+    assert!(
+        run["run"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("asked to stop by the MCP tool `stop_run` (pid ")),
+        "{run}"
+    );
     // The shell and its `sleep` child (which does not carry the marker); a number no
     // other test's `sleep` uses, as the check matches command lines by substring.
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -38,6 +38,7 @@ pub fn stop(args: &StopArgs, state_dir: Option<&Path>) -> io::Result<u8> {
     let opts = StopOptions {
         force: args.force,
         timeout: args.timeout.map(|t| t.as_std()),
+        by: "`bgflow stop`",
     };
     let mut ask = |t: &ToStop<'_>| -> Result<bool, runs::Error> {
         if args.yes {

@@ -38,6 +38,7 @@ use crate::validate::Workflow;
 pub use report::{RunReport, RunState, StepReport, StepState};
 use scheduler::{Scheduler, Slot};
 use signals::Signals;
+pub use signals::STOP_REQUEST;
 pub use tail::Progress;
 
 /// How to run.
@@ -499,7 +500,7 @@ pub async fn execute(
                     let _ = stop_tx.send(Stop::Kill);
                 } else {
                     got_signal = Some(sig as i32);
-                    stop_reason = Some(format!("bgflow received {}", sig.as_str()));
+                    stop_reason = Some(signals::stop_reason(sig, &log_dir));
                     sched.stop();
                     let _ = stop_tx.send(Stop::Graceful(sig));
                 }

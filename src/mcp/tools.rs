@@ -381,6 +381,7 @@ impl Server {
                     runs::StopOptions {
                         force: a.force,
                         timeout: None,
+                        by: "the MCP tool `stop_run`",
                     },
                     &mut |_| Ok(true),
                     &mut Collect::default(),

@@ -42,6 +42,10 @@ pub struct StopOptions {
     pub force: bool,
     /// How long to wait for the run to end (default 60 s, with `force` 5 s).
     pub timeout: Option<Duration>,
+    /// Who asks, as the run's reason will name it ("asked to stop by `bgflow stop` (pid
+    /// 4242)"): `"`bgflow stop`"`, `"the MCP tool `stop_run`"`, …; this process's pid is
+    /// added. Empty: the run says which signal it received.
+    pub by: &'static str,
 }
 
 /// What `stop` did.
@@ -137,7 +141,7 @@ pub fn stop(
     let _ = store.event(
         &id,
         "stop_requested",
-        serde_json::json!({"version": 1, "force": opts.force}),
+        serde_json::json!({"version": 1, "force": opts.force, "by": opts.by}),
     );
     let wait = opts
         .timeout
@@ -152,7 +156,7 @@ pub fn stop(
                 break;
             }
             if !signalled {
-                signalled = signal_supervisor(&now, opts.force);
+                signalled = signal_supervisor(&now, opts.force, opts.by);
             }
             if Instant::now() >= deadline {
                 if opts.force {
@@ -249,7 +253,7 @@ fn kill_supervisor(run: &RunRow) {
 
 /// SIGTERM to the run's supervisor (twice with `force`: kill at once), only once its pid
 /// and start time are recorded and still name it; whether it was sent.
-fn signal_supervisor(run: &RunRow, force: bool) -> bool {
+fn signal_supervisor(run: &RunRow, force: bool, by: &str) -> bool {
     let Some(pid) = run
         .supervisor_pid
         .filter(|&p| crate::store::supervisor_alive(p, run.supervisor_start))
@@ -263,7 +267,15 @@ fn signal_supervisor(run: &RunRow, force: bool) -> bool {
         return false;
     }
     let target = nix::unistd::Pid::from_raw(pid);
-    let _ = nix::sys::signal::kill(target, Signal::SIGTERM);
+    // Who asks, for the run's reason (`exec::STOP_REQUEST`); a request the signal did not
+    // carry is taken back.
+    let request = Path::new(&run.log_dir).join(crate::exec::STOP_REQUEST);
+    if !by.is_empty() {
+        let _ = std::fs::write(&request, format!("{by} (pid {})", std::process::id()));
+    }
+    if nix::sys::signal::kill(target, Signal::SIGTERM).is_err() {
+        let _ = std::fs::remove_file(&request);
+    }
     if force {
         // A second signal tells the supervisor to kill at once.
         std::thread::sleep(Duration::from_millis(100));

@@ -199,6 +199,7 @@ pub async fn stop(
             runs::StopOptions {
                 force,
                 timeout: None,
+                by: "`bgflow serve`",
             },
             &mut |_| Ok(true),
             &mut runs::plan::Collect::default(),

@@ -562,9 +562,30 @@ fn stop_cancels_a_detached_run_and_ends_its_processes() {
     assert!(stopped.status.success(), "{stopped:?}");
     let s = home.status(&id);
     assert_eq!(s["run"]["state"], "cancelled", "{s}");
+    // The run says who stopped it, not just the signal its supervisor got; the request
+    // file that told it is taken.
+    let by = "asked to stop by `bgflow stop` (pid ";
+    assert!(
+        s["run"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with(by)),
+        "{s}"
+    );
     let step = step_of(&s, "work");
     assert_eq!(step["state"], "cancelled", "{s}");
     assert_eq!(step["signal"], "SIGTERM", "{s}");
+    assert!(
+        step["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with(&format!("stopped: {by}"))),
+        "{s}"
+    );
+    let log_dir = std::path::PathBuf::from(s["run"]["log_dir"].as_str().expect("log_dir"));
+    assert!(
+        !log_dir.join("stop-request").exists(),
+        "{}",
+        log_dir.display()
+    );
     let later = step_of(&s, "later");
     assert_eq!(
         later["state"], "cancelled",

@@ -286,6 +286,13 @@ fn signal(mechanism: &str, tag: u32, sig: Signal) {
     let out = running.finish();
     out.expect_code(128 + sig as i32)
         .expect_state("leave", "cancelled");
+    // A signal from outside bgflow (no stop request beside it) is named as such.
+    assert_eq!(
+        out.summary()["reason"],
+        format!("bgflow received {}", sig.as_str()),
+        "{}",
+        out.stderr
+    );
     assert_all_gone(tag, &format!("after {sig}"));
 }
 

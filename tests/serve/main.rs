@@ -595,6 +595,13 @@ needs = ["first"]
         ),
         (Some("cancelled"), Some(true))
     );
+    let run = s.get(&format!("/api/runs/{id}")).json();
+    assert!(
+        run["run"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("asked to stop by `bgflow serve` (pid ")),
+        "{run}"
+    );
     common::assert_no_process("sleep 317");
     events
         .until(DEADLINE, |e| {
