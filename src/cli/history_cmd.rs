@@ -196,6 +196,9 @@ fn status_text(run: &RunRow, steps: &[StepRow], state_dir: Option<&Path>) -> Str
             if let Some(k) = s.tests_skipped.filter(|k| *k > 0) {
                 t.push_str(&format!(", {k} skipped"));
             }
+            if p == 0 && f == 0 && s.tests_errors.unwrap_or(0) == 0 {
+                t.push_str(" (no test ran)");
+            }
             detail = if detail.is_empty() {
                 t
             } else {

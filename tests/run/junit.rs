@@ -518,3 +518,86 @@ def test_message():
         assert!(!text.contains("ERROR: not found"), "{name}:\n{text}");
     }
 }
+
+/// Seen on redis-py: a test file whose 34 tests all skipped (the server lacked a module)
+/// made pytest exit 0, and the step "succeeded" with nothing else said. It still succeeds
+/// (as pytest and JUnit count it), with a warning in the summary, summary.json and
+/// `status`; a report without a single test case gets one too.
+#[test]
+fn a_test_step_whose_tests_all_skipped_succeeds_with_a_warning() {
+    let flow = Flow::new(
+        r#"
+[workflow]
+name = "skips"
+
+[steps.skips]
+kind = "test"
+run = "mkdir -p a && cp skipped.xml a/r.xml"
+junit = "a/*.xml"
+
+[steps.empty]
+kind = "test"
+run = "mkdir -p b && cp empty.xml b/r.xml"
+junit = "b/*.xml"
+
+[steps.ran]
+kind = "test"
+run = "mkdir -p c && cp ran.xml c/r.xml"
+junit = "c/*.xml"
+"#,
+    );
+    flow.write(
+        "skipped.xml",
+        r#"<testsuites><testsuite name="pytest" tests="2" skipped="2">
+<testcase classname="t" name="a"><skipped message="no module"/></testcase>
+<testcase classname="t" name="b"><skipped message="no module"/></testcase>
+</testsuite></testsuites>"#,
+    );
+    flow.write(
+        "empty.xml",
+        r#"<testsuites><testsuite name="none" tests="0"></testsuite></testsuites>"#,
+    );
+    flow.write("ran.xml", &report("t", 1, 0));
+    let out = flow.run(&[]);
+    out.expect_code(0)
+        .expect_state("skips", "succeeded")
+        .expect_state("empty", "succeeded")
+        .expect_state("ran", "succeeded");
+    let skipped = "no test ran: the JUnit reports list 2 skipped and none passed";
+    assert_eq!(
+        tests_of(&out, "skips")["warnings"],
+        serde_json::json!([skipped])
+    );
+    assert_eq!(
+        tests_of(&out, "empty")["warnings"],
+        serde_json::json!(["no test ran: the JUnit reports list no test case"])
+    );
+    assert_eq!(tests_of(&out, "ran")["warnings"], serde_json::json!([]));
+    assert!(
+        out.stderr.contains(&format!("warning: skips: {skipped}")),
+        "{}",
+        out.stderr
+    );
+    let id = out.summary()["run_id"].as_str().expect("run id").to_owned();
+    let status = std::process::Command::new(BIN)
+        .args(["--color", "never", "status", &id])
+        .current_dir(flow.path())
+        .output()
+        .expect("status");
+    let text = String::from_utf8_lossy(&status.stdout);
+    let line = |name: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no line for {name}: {text}"))
+            .to_owned()
+    };
+    assert!(
+        line("skips").ends_with("tests: 0 passed, 0 failed, 2 skipped (no test ran)"),
+        "{text}"
+    );
+    assert!(
+        line("empty").ends_with("tests: 0 passed, 0 failed (no test ran)"),
+        "{text}"
+    );
+    assert!(line("ran").ends_with("tests: 1 passed, 0 failed"), "{text}");
+}

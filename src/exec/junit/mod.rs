@@ -519,6 +519,14 @@ pub fn judge(read: &mut Read, state: &mut super::StepState, reason: &mut Option<
             })
             .unwrap_or_default();
         *reason = Some(format!("JUnit reports {bad} failing test(s){first}"));
+    } else if counts.passed == 0 {
+        // Not a failure (pytest exits 0 when every test skips), but a step whose tests did
+        // not run proved nothing, and "succeeded" alone would hide it.
+        let why = match counts.skipped {
+            0 => "no test ran: the JUnit reports list no test case".to_owned(),
+            n => format!("no test ran: the JUnit reports list {n} skipped and none passed"),
+        };
+        read.counts.warnings.push(why);
     }
 }
 
