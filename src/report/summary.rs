@@ -186,9 +186,42 @@ fn write_not_run(report: &RunReport, out: &mut impl Write) {
         .filter(|s| matches!(s.state, StepState::Skipped | StepState::Cancelled))
         .filter_map(|s| s.reason.as_ref().map(|r| (s, r)))
         .partition(|(s, _)| s.state == StepState::Cancelled && s.started_at.is_some());
+    // Steps kept as up to date are the usual case, not news: past a few they are one line
+    // at the end, so that a failure's skipped dependents are not lost among them.
+    let (kept, mut not_run): (Vec<_>, Vec<_>) = not_run.into_iter().partition(|(_, r)| {
+        r.starts_with("up to date since run ") || r.starts_with("succeeded in run ")
+    });
+    let grouped = kept.len() > KEPT_LISTED;
+    if !grouped {
+        not_run.extend(kept.iter().copied());
+    }
     write_why("stopped while running", stopped, report, out);
+    if not_run.is_empty() && grouped {
+        let _ = writeln!(out, "\nnot run:");
+    }
     write_why("not run", not_run, report, out);
+    if grouped {
+        let shown = kept
+            .iter()
+            .take(NAMED)
+            .map(|(s, _)| s.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let more = match kept.len().saturating_sub(NAMED) {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
+        // One run's successes (the usual rebuild) are named; several runs' are not listed.
+        let why = match kept.iter().map(|(_, r)| r.as_str()).collect::<Vec<_>>() {
+            reasons if reasons.iter().all(|r| *r == reasons[0]) => reasons[0].to_owned(),
+            _ => "up to date since earlier runs".to_owned(),
+        };
+        let _ = writeln!(out, "  {} skipped: {why} ({shown}{more})", kept.len());
+    }
 }
+
+/// How many steps kept as up to date `not run` lists one by one; more are one line.
+const KEPT_LISTED: usize = 3;
 
 /// One list of `write_not_run` under its title.
 fn write_why(

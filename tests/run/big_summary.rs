@@ -141,3 +141,49 @@ fn a_large_up_to_date_run_is_summed_up_in_a_few_lines() {
     );
     assert!(lines.len() < 12, "a short summary: {}", out.stderr);
 }
+
+/// Seen building Lua 5.4.7 (32 compile steps): after an edit broke one file, the summary's
+/// `not run` list gave 31 lines of "skipped: up to date since run …" and, last, the three
+/// steps the failure kept from running. Kept steps past three are now one line after the
+/// others; three or fewer are still listed one by one.
+#[test]
+fn steps_kept_as_up_to_date_are_one_line_after_what_the_failure_skipped() {
+    let step =
+        |i: usize| format!("[steps.s{i}]\nrun = \"touch out/{i}\"\noutputs = [\"out/{i}\"]\n\n");
+    let toml = |kept: usize| {
+        let mut t = String::from("[workflow]\nname = \"kept\"\n\n");
+        (0..kept).for_each(|i| t.push_str(&step(i)));
+        t + "[steps.bad]\nrun = \"exit 3\"\n\n[steps.after]\nneeds = [\"bad\"]\nrun = \"true\"\n"
+    };
+    for (kept, grouped) in [(6, true), (3, false)] {
+        let flow = Flow::new(&toml(kept));
+        flow.run(&["--keep-going"]).expect_code(1);
+        let out = flow.run(&["--keep-going"]);
+        out.expect_code(1);
+        let not_run = out
+            .stderr
+            .split("\nnot run:\n")
+            .nth(1)
+            .and_then(|s| s.split("\n\n").next())
+            .unwrap_or_else(|| panic!("no `not run` list: {}", out.stderr));
+        let lines: Vec<&str> = not_run.lines().collect();
+        assert_eq!(
+            lines[0], "  after skipped: upstream step `bad` failed",
+            "{not_run}"
+        );
+        if grouped {
+            assert_eq!(lines.len(), 2, "{not_run}");
+            assert!(
+                lines[1].starts_with("  6 skipped: up to date since run ")
+                    && lines[1].ends_with(" (s0, s1, s2, s3, s4 and 1 more)"),
+                "{not_run}"
+            );
+        } else {
+            assert_eq!(lines.len(), 4, "{not_run}");
+            assert!(
+                lines[1].starts_with("  s0 skipped: up to date since run "),
+                "{not_run}"
+            );
+        }
+    }
+}
