@@ -1,5 +1,6 @@
 //! `bgflow plan` output: the human plan, the verdict line, and the JSON document.
 
+use std::collections::HashMap;
 use std::fmt::Write;
 
 use serde::Serialize;
@@ -24,6 +25,7 @@ pub fn human(wf: &Workflow, plan: &Plan, source: &SourceFile) -> String {
     if let Some(d) = &wf.description {
         let _ = writeln!(out, "  {d}");
     }
+    let instances = matrix_instances(wf);
     // A plan of thousands of steps is written on every core, a run of waves each.
     let mut waves: Vec<usize> = (0..plan.waves.len()).collect();
     let parts = crate::par::map_runs(&mut waves, 10, |run| {
@@ -32,7 +34,7 @@ pub fn human(wf: &Workflow, plan: &Plan, source: &SourceFile) -> String {
         for &mut w in run {
             let _ = writeln!(part, "\nwave {}", w + 1);
             for &i in &plan.waves[w] {
-                step_lines(&mut part, wf, plan, i);
+                step_lines(&mut part, wf, plan, &instances, i);
             }
         }
         part
@@ -44,8 +46,32 @@ pub fn human(wf: &Workflow, plan: &Plan, source: &SourceFile) -> String {
     out
 }
 
+/// How many instances each matrix step has, by its own name.
+fn matrix_instances(wf: &Workflow) -> HashMap<&str, usize> {
+    let mut count = HashMap::new();
+    for s in &wf.steps {
+        if let Some(base) = matrix_base(&s.name) {
+            *count.entry(base).or_insert(0) += 1;
+        }
+    }
+    count
+}
+
+/// The matrix step `name` is an instance of (`compile` for `compile[lapi.c]`).
+fn matrix_base(name: &str) -> Option<&str> {
+    name.split_once('[')
+        .filter(|_| name.ends_with(']'))
+        .map(|(base, _)| base)
+}
+
 /// One step of the human plan.
-fn step_lines(out: &mut String, wf: &Workflow, plan: &Plan, i: usize) {
+fn step_lines(
+    out: &mut String,
+    wf: &Workflow,
+    plan: &Plan,
+    instances: &HashMap<&str, usize>,
+    i: usize,
+) {
     let step = &wf.steps[i];
     out.push_str("  ");
     out.push_str(&step.name);
@@ -78,7 +104,7 @@ fn step_lines(out: &mut String, wf: &Workflow, plan: &Plan, i: usize) {
     out.push_str(")\n");
     if !plan.upstream[i].is_empty() {
         out.push_str("    after  ");
-        join_names(out, wf, plan.upstream[i].iter().copied());
+        join_names(out, wf, instances, plan.upstream[i].iter().copied());
         out.push('\n');
     }
     let _ = match &*wf.shown_command(i) {
@@ -98,7 +124,7 @@ fn step_lines(out: &mut String, wf: &Workflow, plan: &Plan, i: usize) {
         out.push_str("    in     ");
         out.push_str(input);
         out.push_str(" (");
-        input_state(out, wf, plan, i, k);
+        input_state(out, wf, plan, instances, i, k);
         out.push_str(")\n");
     }
     for output in step.shown_paths(1) {
@@ -108,26 +134,58 @@ fn step_lines(out: &mut String, wf: &Workflow, plan: &Plan, i: usize) {
     }
 }
 
-/// Step names separated by `, `, each once in a row.
-fn join_names(out: &mut String, wf: &Workflow, steps: impl Iterator<Item = usize>) {
-    let mut last = None;
+/// Step names separated by `, `, each once in a row; every instance of a matrix step in a
+/// row is its name and count (`compile (all 32 instances)`), as `needs = ["compile"]` says.
+fn join_names(
+    out: &mut String,
+    wf: &Workflow,
+    instances: &HashMap<&str, usize>,
+    steps: impl Iterator<Item = usize>,
+) {
+    let mut names: Vec<&str> = Vec::new();
     for s in steps {
-        if last == Some(s) {
-            continue;
+        let name = wf.steps[s].name.as_str();
+        if names.last() != Some(&name) {
+            names.push(name);
         }
-        if last.is_some() {
+    }
+    let mut first = true;
+    let mut at = 0;
+    while at < names.len() {
+        if !first {
             out.push_str(", ");
         }
-        out.push_str(&wf.steps[s].name);
-        last = Some(s);
+        first = false;
+        let base = matrix_base(names[at]);
+        let run = names[at..]
+            .iter()
+            .take_while(|n| base.is_some() && matrix_base(n) == base)
+            .count();
+        match base.and_then(|b| instances.get(b).map(|&all| (b, all))) {
+            Some((b, all)) if run == all && all > 1 => {
+                let _ = write!(out, "{b} (all {all} instances)");
+                at += run;
+            }
+            _ => {
+                out.push_str(names[at]);
+                at += 1;
+            }
+        }
     }
 }
 
-fn input_state(out: &mut String, wf: &Workflow, plan: &Plan, step: usize, input: usize) {
+fn input_state(
+    out: &mut String,
+    wf: &Workflow,
+    plan: &Plan,
+    instances: &HashMap<&str, usize>,
+    step: usize,
+    input: usize,
+) {
     let makers = &plan.producers[step][input];
     if !makers.is_empty() {
         out.push_str("made by ");
-        join_names(out, wf, makers.iter().map(|r| r.step));
+        join_names(out, wf, instances, makers.iter().map(|r| r.step));
         return;
     }
     out.push_str(match wf.steps[step].input_exists[input] {

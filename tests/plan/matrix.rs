@@ -75,8 +75,18 @@ fn the_human_plan_and_both_graphs_show_every_instance() {
     let out = Test::manifest(TWO_BY_TWO)
         .args(["plan", "--offline", "bgflow.toml"])
         .run();
+    // A step after every instance names the matrix step once (seen building Lua: 32
+    // instance names on one line); one after some of them names those.
     out.stdout_has("test[3.12,slow] (task)")
-        .stdout_has("after  test[3.11,fast], test[3.12,fast], test[3.12,slow]");
+        .stdout_has("after  test (all 3 instances)\n");
+    let some = format!(
+        "{TWO_BY_TWO}\n[steps.some]\nneeds = [\"test[3.12,fast]\", \"test[3.12,slow]\"]\nrun = \"true\"\n"
+    );
+    Test::manifest(&some)
+        .args(["plan", "--offline", "bgflow.toml"])
+        .run()
+        .stdout_has("after  test[3.12,fast], test[3.12,slow]\n")
+        .stdout_has("after  test (all 3 instances)\n");
     let dot = Test::manifest(TWO_BY_TWO)
         .args(["graph", "bgflow.toml"])
         .run();
