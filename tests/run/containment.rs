@@ -20,7 +20,7 @@ fn config(flow: &Flow, mechanism: &str) -> String {
 /// `sleep {tag}3` as a job of a shell with job control; then waits until all three run.
 fn escapes(tag: u32) -> String {
     format!(
-        r#"setsid sh -c 'touch e1; exec sleep {tag}1' & ( setsid sh -c 'sh -c "touch e2; exec sleep {tag}2" &' & ) ; bash -c 'set -m; sh -c "touch e3; exec sleep {tag}3" & exit 0'; sh wait.sh e1; sh wait.sh e2; sh wait.sh e3"#
+        r#"setsid sh -c ': > e1; exec sleep {tag}1' & ( setsid sh -c 'sh -c ": > e2; exec sleep {tag}2" &' & ) ; bash -c 'set -m; sh -c ": > e3; exec sleep {tag}3" & exit 0'; sh wait.sh e1; sh wait.sh e2; sh wait.sh e3"#
     )
 }
 
@@ -413,7 +413,7 @@ fn killed_supervisor(mechanism: &str, tag: u32, detached: bool) {
 /// that one too, not just what was there when the step's command exited.
 fn started_while_ending(mechanism: &str, tag: u32) {
     let flow = Flow::new(&format!(
-        "[workflow]\nname = \"contain\"\n\n[steps.leave]\nrun = '''setsid sh -c 'trap \"sleep {tag}2 &\" TERM; touch e1; sleep {tag}1 & while :; do wait; done' & sh wait.sh e1'''\nkill_grace = \"1s\"\n"
+        "[workflow]\nname = \"contain\"\n\n[steps.leave]\nrun = '''setsid sh -c 'trap \"sleep {tag}2 &\" TERM; : > e1; sleep {tag}1 & while :; do wait; done' & sh wait.sh e1'''\nkill_grace = \"1s\"\n"
     ));
     let conf = config(&flow, mechanism);
     let out = flow.start_env(&[], &[("BGFLOW_CONFIG", &conf)]).finish();
