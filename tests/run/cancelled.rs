@@ -140,14 +140,8 @@ run = "true"
     assert!(!out.stderr.contains("fail_fast stopped"), "{}", out.stderr);
 }
 
-/// Seen on redis-py's workflow: a `redis-server` service, two pytest steps that need it;
-/// the second failed after the first had ended, and fail-fast "cancelled" the service
-/// although both its dependents were done, and said it stopped the rest. A service whose
-/// dependents have all ended stops as it would have (succeeded) and the reason names the
-/// failure only; one with a dependent that the stop cancels is cancelled with it.
-#[test]
-fn fail_fast_after_a_services_last_dependent_ends_stops_it_as_done() {
-    let service = r#"
+/// A workflow whose service `db` is ready once it prints `up`.
+const DB: &str = r#"
 [workflow]
 name = "served"
 
@@ -155,7 +149,17 @@ name = "served"
 kind = "service"
 run = "echo up; exec sleep 600"
 ready = { log = "up", timeout = "20s" }
+"#;
 
+/// Seen on redis-py's workflow: a `redis-server` service, two pytest steps that need it;
+/// the second failed after the first had ended, and fail-fast "cancelled" the service
+/// although both its dependents were done, and said it stopped the rest. A service whose
+/// dependents have all ended stops as it would have (succeeded) and the reason names the
+/// failure only; one with a dependent that the stop cancels is cancelled with it.
+#[test]
+fn fail_fast_after_a_services_last_dependent_ends_stops_it_as_done() {
+    let service = format!(
+        r#"{DB}
 [steps.quick]
 needs = ["db"]
 run = "true"
@@ -163,8 +167,9 @@ run = "true"
 [steps.bad]
 needs = ["db", "quick"]
 run = "exit 3"
-"#;
-    let flow = Flow::new(service);
+"#
+    );
+    let flow = Flow::new(&service);
     let out = flow.run(&[]);
     out.expect_code(1)
         .expect_state("quick", "succeeded")
@@ -200,22 +205,9 @@ run = "exit 3"
     // Dependents not yet started when the first fails (one slot, plan order): fail-fast
     // cancels them and the service, every time (the service's normal end and the stop
     // both came before it looked, and it took either).
-    let flow = Flow::new(
-        r#"
-[workflow]
-name = "served-in-turn"
-
-[steps.db]
-kind = "service"
-run = "echo up; exec sleep 600"
-ready = { log = "up", timeout = "20s" }
-
-[steps.t]
-needs = ["db"]
-matrix = { n = ["1", "2", "3"] }
-run = "exit {{ matrix.n }}"
-"#,
-    );
+    let flow = Flow::new(&format!(
+        "{DB}\n[steps.t]\nneeds = [\"db\"]\nmatrix = {{ n = [\"1\", \"2\", \"3\"] }}\nrun = \"exit {{{{ matrix.n }}}}\"\n"
+    ));
     for _ in 0..3 {
         let out = flow.run(&["-j", "1"]);
         out.expect_code(1)
