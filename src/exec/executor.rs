@@ -33,7 +33,7 @@ pub(crate) struct Attempt<'a> {
     pub tx: &'a mpsc::UnboundedSender<Msg>,
     pub stop: &'a mut watch::Receiver<Stop>,
     /// Services only: nothing needs the service any more.
-    pub service_stop: &'a mut watch::Receiver<bool>,
+    pub service_stop: &'a mut watch::Receiver<super::ServiceEnd>,
     /// What went wrong without failing the step, for its report.
     pub warnings: &'a mut Vec<String>,
 }

@@ -16,6 +16,7 @@ use super::probe;
 use super::process::{self, Spawn};
 use super::step::{note_in_log, wait_stop, End};
 use super::tail::Seen;
+use super::ServiceEnd;
 use super::{Msg, Stop};
 use crate::validate::Command;
 
@@ -191,13 +192,18 @@ pub(crate) async fn attempt(a: Attempt<'_>, command: Command, from: u64) -> (End
             status = child.wait() => Wake::Exited(status),
             _ = ticker.tick() => Wake::Tick,
             () = tokio::time::sleep_until(timeout_at.unwrap_or(far)), if timeout_at.is_some() => Wake::Timeout,
-            () = wait_stop(stop, |s| *s != Stop::No) => Wake::Stop,
+            // A service is stopped by the run loop (`service_stop`) once the steps that
+            // need it have ended; only a kill reaches it at once.
+            () = wait_stop(stop, |s| *s == Stop::Kill || (!is_service && *s != Stop::No)) => Wake::Stop,
             r = async { match probing.as_mut() { Some(f) => f.await, None => std::future::pending().await } } => Wake::Probe(r),
-            () = async { if service_stop.wait_for(|s| *s).await.is_err() { std::future::pending::<()>().await } }, if is_service => Wake::ServiceDone,
+            () = async { if service_stop.wait_for(|s| *s != ServiceEnd::Serve).await.is_err() { std::future::pending::<()>().await } }, if is_service => Wake::ServiceDone,
         };
         match wake {
             Wake::Exited(Ok(status)) => break (End::Exited(status), None),
-            Wake::ServiceDone => break (End::ServiceStopped(None), Some(Signal::SIGTERM)),
+            Wake::ServiceDone => match *service_stop.borrow() {
+                ServiceEnd::Stop(sig) => break (End::Cancelled(None), Some(sig)),
+                _ => break (End::ServiceStopped(None), Some(Signal::SIGTERM)),
+            },
             Wake::Probe(result) => {
                 probing = None;
                 match (&mut phase, result) {
@@ -241,11 +247,6 @@ pub(crate) async fn attempt(a: Attempt<'_>, command: Command, from: u64) -> (End
                 break (End::NotStarted(format!("lost the process: {e}")), None)
             }
             Wake::Timeout => break (End::TimedOut(None), Some(Signal::SIGTERM)),
-            // A service told it is no longer needed just before a stop (fail-fast of its
-            // last dependent) served every dependent: its end is the normal one.
-            Wake::Stop if is_service && *service_stop.borrow() => {
-                break (End::ServiceStopped(None), Some(Signal::SIGTERM))
-            }
             Wake::Stop => {
                 let first = match *stop.borrow() {
                     Stop::Graceful(sig) => sig,

@@ -224,6 +224,19 @@ pub(crate) enum Stop {
     Kill,
 }
 
+/// What the run loop tells a running service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ServiceEnd {
+    /// Go on serving.
+    Serve,
+    /// Every step that needs it has ended: stop it; it did its work (`succeeded`).
+    Done,
+    /// The run is stopping and no step that needs it still runs: stop it with this signal
+    /// (`cancelled`). A service gets the run's stop only then, so that the steps using it
+    /// end before it does, as `docker compose stop` and systemd order a stop.
+    Stop(Signal),
+}
+
 /// Runs the workflow to the end and reports what happened. Never prints.
 pub async fn execute(
     wf: Arc<Workflow>,
@@ -270,8 +283,8 @@ pub async fn execute(
     // Which step each task follows: a task that panics fails its step.
     let mut task_steps = std::collections::HashMap::new();
     // Per-step "you are no longer needed" switches; only services listen.
-    let not_a_service = watch::Sender::new(false);
-    let mut service_stops: std::collections::HashMap<usize, watch::Sender<bool>> =
+    let not_a_service = watch::Sender::new(ServiceEnd::Serve);
+    let mut service_stops: std::collections::HashMap<usize, watch::Sender<ServiceEnd>> =
         std::collections::HashMap::new();
     let ctx = Arc::new(step::Ctx {
         wf: Arc::clone(&wf),
@@ -354,7 +367,7 @@ pub async fn execute(
                     // a receiver of one channel that never changes (at 10,000 steps, one
                     // channel each took 4 ms to drop at the end of the run).
                     let service_rx = if wf.steps[s].kind() == crate::manifest::StepKind::Service {
-                        let (service_tx, service_rx) = watch::channel(false);
+                        let (service_tx, service_rx) = watch::channel(ServiceEnd::Serve);
                         service_stops.insert(s, service_tx);
                         service_rx
                     } else {
@@ -413,13 +426,22 @@ pub async fn execute(
         }
         debug_assert!(sched.invariant_holds());
         // Services nobody needs any more are stopped; at the end, all of them. Once the
-        // run is stopping, each has been sent the stop (and those that had served every
-        // dependent, the normal end first): a stop cancels them.
+        // run is stopping, a service gets the run's stop when no step that needs it still
+        // runs (one that had served every dependent got its normal end first, and keeps it).
         let done = sched.is_done();
-        for svc in sched.serving().collect::<Vec<_>>() {
-            if !sched.is_stopping() && (done || sched.no_longer_needed(svc)) {
-                if let Some(tx) = service_stops.get(&svc) {
-                    let _ = tx.send(true);
+        let stop_now = *stop_tx.borrow();
+        if let Stop::Graceful(sig) = stop_now {
+            for (&svc, tx) in &service_stops {
+                if sched.no_longer_needed(svc) {
+                    tell(tx, ServiceEnd::Stop(sig));
+                }
+            }
+        } else if !sched.is_stopping() {
+            for svc in sched.serving() {
+                if done || sched.no_longer_needed(svc) {
+                    if let Some(tx) = service_stops.get(&svc) {
+                        tell(tx, ServiceEnd::Done);
+                    }
                 }
             }
         }
@@ -480,7 +502,7 @@ pub async fn execute(
                             // this stop) has done its work: it stops as it would have.
                             for svc in sched.serving().filter(|&s| sched.served_all(s)) {
                                 if let Some(tx) = service_stops.get(&svc) {
-                                    let _ = tx.send(true);
+                                    tell(tx, ServiceEnd::Done);
                                 }
                             }
                             if stop_reason.is_none() {
@@ -638,6 +660,17 @@ pub async fn execute(
     };
     sink.event(&RunEvent::RunFinished { report: &report });
     report
+}
+
+/// Tells a service how to end, once: the first word it gets stands.
+fn tell(tx: &watch::Sender<ServiceEnd>, end: ServiceEnd) {
+    tx.send_if_modified(|now| {
+        let first = *now == ServiceEnd::Serve;
+        if first {
+            *now = end;
+        }
+        first
+    });
 }
 
 /// `step `a` failed`, or `3 steps failed: `a`, `b`, `c``, naming at most three: the

@@ -102,7 +102,7 @@ pub(crate) fn test_panic(step: &crate::validate::Step, running: bool) {
 pub(crate) async fn run(
     ctx: Arc<Ctx>,
     index: usize,
-    mut service_stop: watch::Receiver<bool>,
+    mut service_stop: watch::Receiver<super::ServiceEnd>,
     tx: mpsc::UnboundedSender<Msg>,
     mut stop: watch::Receiver<Stop>,
 ) {

@@ -267,3 +267,47 @@ allow_failure = true
         out.stderr
     );
 }
+
+/// Seen on redis-py's workflow: on Ctrl-C the `redis-server` service got SIGINT with the
+/// pytest steps that used it, stopped first, and their logs ended in connection errors. A
+/// stopping run now stops the steps that need a service first and the service once they
+/// have ended (as `docker compose stop` does): here the client, still shutting down 0.3 s
+/// after its signal, finds the service up, and the service is cancelled after it.
+#[test]
+fn a_stop_ends_a_services_dependents_before_the_service() {
+    let flow = Flow::new(
+        r#"
+[workflow]
+name = "ordered-stop"
+
+[steps.db]
+kind = "service"
+run = "trap 'rm -f db.up; exit 0' TERM INT; : > db.up; echo up; while :; do sleep 0.05; done"
+ready = { log = "up", timeout = "20s" }
+
+[steps.client]
+needs = ["db"]
+run = "trap 'sleep 0.3; if [ -e db.up ]; then echo served > saw; else echo gone > saw; fi; exit 1' TERM INT; : > client.started; while :; do sleep 0.05; done"
+"#,
+    );
+    let running = flow.start(&[]);
+    wait_until(SOON, "the client to start", || {
+        flow.path().join("client.started").exists()
+    });
+    running.signal(Signal::SIGINT);
+    let out = running.finish();
+    out.expect_code(130)
+        .expect_state("client", "cancelled")
+        .expect_state("db", "cancelled");
+    assert_eq!(flow.read("saw"), "served\n", "{}", out.stderr);
+    assert!(
+        !flow.path().join("db.up").exists(),
+        "the service got its stop"
+    );
+    let (client, db) = (out.step("client"), out.step("db"));
+    assert!(
+        db["finished_at"].as_str() >= client["finished_at"].as_str(),
+        "{}",
+        out.stderr
+    );
+}
