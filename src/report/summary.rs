@@ -160,9 +160,17 @@ fn write(report: &RunReport, out: &mut impl Write) {
         0 => "ok".to_owned(),
         code => format!("exit {code}"),
     };
+    let _ = writeln!(out);
+    if report.state != crate::exec::RunState::Succeeded {
+        let _ = writeln!(
+            out,
+            "resume (runs what did not succeed): {}",
+            resume_command(report)
+        );
+    }
     let _ = writeln!(
         out,
-        "\n{verdict}: {} in {}{}; logs in {}",
+        "{verdict}: {} in {}{}; logs in {}",
         report.state.as_str(),
         human_ms(report.duration_ms),
         report
@@ -172,6 +180,21 @@ fn write(report: &RunReport, out: &mut impl Write) {
             .unwrap_or_default(),
         report.log_dir.display()
     );
+}
+
+/// `bgflow resume ID`, with `--state-dir` when the run's state folder is not the one
+/// `bgflow` finds from here (`./.bgflow`), so that it works as printed.
+fn resume_command(report: &RunReport) -> String {
+    let state_dir = report.log_dir.parent().and_then(Path::parent);
+    let here = std::env::current_dir().ok().map(|d| d.join(".bgflow"));
+    match state_dir {
+        Some(sd) if here.as_deref() != Some(sd) => format!(
+            "bgflow --state-dir {} resume {}",
+            crate::validate::template::shell_quote(&sd.display().to_string()),
+            report.run_id
+        ),
+        _ => format!("bgflow resume {}", report.run_id),
+    }
 }
 
 /// The cancelled steps that had started (`stopped while running`, each with its time and

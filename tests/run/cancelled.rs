@@ -252,6 +252,40 @@ allow_failure = true
         serde_json::from_str(&bgflow_stdout(&flow, &["status", &id, "--json"])).expect("JSON");
     assert_eq!(status["run"]["reason"], why, "{status:#}");
 
+    // The line above the verdict resumes the run as printed.
+    let hint = out.stderr.lines().rev().nth(1).unwrap_or_default();
+    let command = hint
+        .strip_prefix("resume (runs what did not succeed): ")
+        .unwrap_or_else(|| panic!("no resume line: {}", out.stderr));
+    assert_eq!(command, format!("bgflow resume {id}"));
+    let resumed = std::process::Command::new(BIN)
+        .args(command.split(' ').skip(1))
+        .current_dir(flow.path())
+        .output()
+        .expect("resume");
+    assert_eq!(resumed.status.code(), Some(1), "{resumed:?}");
+    let resumed_err = String::from_utf8_lossy(&resumed.stderr);
+    assert!(resumed_err.contains("error: t[1] failed"), "{resumed_err}");
+    // Run from elsewhere with `--state-dir`, the line names the state folder.
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let state = flow.path().join(".bgflow");
+    let far = std::process::Command::new(BIN)
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("run")
+        .arg(flow.path().join("bgflow.toml"))
+        .current_dir(elsewhere.path())
+        .output()
+        .expect("run from elsewhere");
+    let far_err = String::from_utf8_lossy(&far.stderr);
+    assert!(
+        far_err.contains(&format!(
+            "resume (runs what did not succeed): bgflow --state-dir {} resume ",
+            state.display()
+        )),
+        "{far_err}"
+    );
+
     flow.write(
         "bgflow.toml",
         &flow
