@@ -46,22 +46,13 @@ pub fn human(wf: &Workflow, plan: &Plan, source: &SourceFile) -> String {
     out
 }
 
-/// How many instances each matrix step has, by its own name.
+/// How many instances each matrix step has, by its name in the file.
 fn matrix_instances(wf: &Workflow) -> HashMap<&str, usize> {
     let mut count = HashMap::new();
-    for s in &wf.steps {
-        if let Some(base) = matrix_base(&s.name) {
-            *count.entry(base).or_insert(0) += 1;
-        }
+    for s in wf.steps.iter().filter(|s| s.matrix().is_some()) {
+        *count.entry(s.written_name()).or_insert(0) += 1;
     }
     count
-}
-
-/// The matrix step `name` is an instance of (`compile` for `compile[lapi.c]`).
-fn matrix_base(name: &str) -> Option<&str> {
-    name.split_once('[')
-        .filter(|_| name.ends_with(']'))
-        .map(|(base, _)| base)
 }
 
 /// One step of the human plan.
@@ -142,24 +133,22 @@ fn join_names(
     instances: &HashMap<&str, usize>,
     steps: impl Iterator<Item = usize>,
 ) {
-    let mut names: Vec<&str> = Vec::new();
-    for s in steps {
-        let name = wf.steps[s].name.as_str();
-        if names.last() != Some(&name) {
-            names.push(name);
-        }
-    }
-    let mut first = true;
+    let mut ids: Vec<usize> = steps.collect();
+    ids.dedup();
+    // The matrix step a step is an instance of.
+    let matrix_of = |s: usize| {
+        let step = &wf.steps[s];
+        step.matrix().map(|_| step.written_name())
+    };
     let mut at = 0;
-    while at < names.len() {
-        if !first {
+    while at < ids.len() {
+        if at > 0 {
             out.push_str(", ");
         }
-        first = false;
-        let base = matrix_base(names[at]);
-        let run = names[at..]
+        let base = matrix_of(ids[at]);
+        let run = ids[at..]
             .iter()
-            .take_while(|n| base.is_some() && matrix_base(n) == base)
+            .take_while(|&&s| base.is_some() && matrix_of(s) == base)
             .count();
         match base.and_then(|b| instances.get(b).map(|&all| (b, all))) {
             Some((b, all)) if run == all && all > 1 => {
@@ -167,7 +156,7 @@ fn join_names(
                 at += run;
             }
             _ => {
-                out.push_str(names[at]);
+                out.push_str(&wf.steps[ids[at]].name);
                 at += 1;
             }
         }
