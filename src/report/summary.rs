@@ -214,49 +214,60 @@ fn write_not_run(report: &RunReport, out: &mut impl Write) {
     let (kept, mut not_run): (Vec<_>, Vec<_>) = not_run.into_iter().partition(|(_, r)| {
         r.starts_with("up to date since run ") || r.starts_with("succeeded in run ")
     });
-    let grouped = kept.len() > KEPT_LISTED;
-    if !grouped {
-        not_run.extend(kept.iter().copied());
-    }
-    write_why("stopped while running", stopped, report, out);
-    if not_run.is_empty() && grouped {
-        let _ = writeln!(out, "\nnot run:");
-    }
-    write_why("not run", not_run, report, out);
-    if grouped {
-        let shown = kept
-            .iter()
-            .take(NAMED)
-            .map(|(s, _)| s.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
-        let more = match kept.len().saturating_sub(NAMED) {
-            0 => String::new(),
-            n => format!(" and {n} more"),
-        };
+    let mut kept_line = None;
+    if kept.len() > KEPT_LISTED {
         // One run's successes (the usual rebuild) are named; several runs' are not listed.
-        let why = match kept.iter().map(|(_, r)| r.as_str()).collect::<Vec<_>>() {
-            reasons if reasons.iter().all(|r| *r == reasons[0]) => reasons[0].to_owned(),
-            _ => "up to date since earlier runs".to_owned(),
+        let first = kept[0].1;
+        let why = if kept.iter().all(|(_, r)| *r == first) {
+            first.as_str()
+        } else {
+            "up to date since earlier runs"
         };
-        let _ = writeln!(out, "  {} skipped: {why} ({shown}{more})", kept.len());
+        let names: Vec<&str> = kept.iter().map(|(s, _)| s.name.as_str()).collect();
+        kept_line = Some(format!("{} skipped: {why} ({})", kept.len(), named(&names)));
+    } else {
+        not_run.extend(kept);
+    }
+    write_why("stopped while running", stopped, None, report, out);
+    write_why("not run", not_run, kept_line, report, out);
+}
+
+/// The first `NAMED` of `names`, then how many more: `s0, s1, s2, s3, s4 and 115 more`.
+fn named(names: &[&str]) -> String {
+    let shown = names[..names.len().min(NAMED)].join(", ");
+    match names.len().saturating_sub(NAMED) {
+        0 => shown,
+        n => format!("{shown} and {n} more"),
     }
 }
 
 /// How many steps kept as up to date `not run` lists one by one; more are one line.
 const KEPT_LISTED: usize = 3;
 
-/// One list of `write_not_run` under its title.
+/// One list of `write_not_run` under its title, with `last` as its last line.
 fn write_why(
     title: &str,
+    steps: Vec<(&crate::exec::StepReport, &String)>,
+    last: Option<String>,
+    report: &RunReport,
+    out: &mut impl Write,
+) {
+    if steps.is_empty() && last.is_none() {
+        return;
+    }
+    let _ = writeln!(out, "\n{title}:");
+    write_steps_why(steps, report, out);
+    if let Some(line) = last {
+        let _ = writeln!(out, "  {line}");
+    }
+}
+
+/// A line each, or past `LISTED` a line per state and reason shared.
+fn write_steps_why(
     steps: Vec<(&crate::exec::StepReport, &String)>,
     report: &RunReport,
     out: &mut impl Write,
 ) {
-    if steps.is_empty() {
-        return;
-    }
-    let _ = writeln!(out, "\n{title}:");
     if steps.len() <= LISTED {
         for (s, reason) in steps {
             let started = s.started_at.is_some();
@@ -292,21 +303,12 @@ fn write_why(
             rest.add(*state, names.len());
             continue;
         }
-        let shown = names
-            .iter()
-            .take(NAMED)
-            .copied()
-            .collect::<Vec<_>>()
-            .join(", ");
-        let more = match names.len().saturating_sub(NAMED) {
-            0 => String::new(),
-            n => format!(" and {n} more"),
-        };
         let _ = writeln!(
             out,
-            "  {} {}: {reason} ({shown}{more})",
+            "  {} {}: {reason} ({})",
             names.len(),
-            state.as_str()
+            state.as_str(),
+            named(names)
         );
     }
     if let Some(counts) = rest.describe() {
