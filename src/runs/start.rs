@@ -7,6 +7,7 @@ use super::launch::{launch, Launched, Mode, Started};
 use super::spec::{source_of, Adhoc, ResumeOf, Spec};
 use super::{Error, Observer, Places};
 use crate::validate;
+use crate::validate::host::is_assignment;
 
 /// One command to run in the background, as `bgflow start` and `start_process` ask for it.
 #[derive(Debug, Clone, Default)]
@@ -86,14 +87,6 @@ fn shell_program(line: &str) -> Option<&str> {
 /// word that starts with `>` or `<`. Not a program.
 fn is_redirection_left(word: &str) -> bool {
     word.starts_with(['>', '<']) || word.bytes().all(|b| b.is_ascii_digit())
-}
-
-/// `NAME=value`, as a shell reads it before the program's name.
-fn is_assignment(word: &str) -> bool {
-    word.split_once('=').is_some_and(|(name, _)| {
-        name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-    })
 }
 
 /// Records and starts one command as a detached run; its state folder is the one found

@@ -46,7 +46,7 @@ fn names_bgflow(word: &str) -> bool {
 /// run, and nothing excluded that names `.bgflow`.
 fn git_clean_removes_ignored(words: &[&str]) -> bool {
     let words: Vec<&str> = (words.iter().copied())
-        .skip_while(|w| *w == "exec" || w.contains('='))
+        .skip_while(|w| *w == "exec" || super::host::is_assignment(w))
         .collect();
     if !words
         .first()

@@ -27,10 +27,7 @@ pub fn shell_program(command: &str) -> Option<String> {
     loop {
         let (word, after) = next_word(rest)?;
         rest = after;
-        let is_assignment = word.split_once('=').is_some_and(|(k, _)| {
-            !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        });
-        if is_assignment || PREFIX_WORDS.contains(&word.as_str()) {
+        if is_assignment(&word) || PREFIX_WORDS.contains(&word.as_str()) {
             continue;
         }
         if word.contains(['$', '`', '*', '?']) || SHELL_WORDS.contains(&word.as_str()) {
@@ -38,6 +35,14 @@ pub fn shell_program(command: &str) -> Option<String> {
         }
         return Some(word);
     }
+}
+
+/// `NAME=value`, as a shell reads it before the program's name.
+pub fn is_assignment(word: &str) -> bool {
+    word.split_once('=').is_some_and(|(name, _)| {
+        name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    })
 }
 
 /// One shell word with simple quotes removed; `None` at the end of the command.
