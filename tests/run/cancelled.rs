@@ -129,14 +129,16 @@ run = "true"
         .expect_state("first", "succeeded")
         .expect_state("last", "failed")
         .expect_state("skipped", "skipped");
-    assert_eq!(
-        out.summary()["reason"],
-        "step `last` failed",
-        "{}",
-        out.stderr
-    );
+    expect_only_the_failure(&out, "last");
+}
+
+/// The run's reason, in summary.json and the last line, names step `failed` alone: no
+/// "fail_fast stopped the rest".
+fn expect_only_the_failure(out: &Outcome, failed: &str) {
+    let why = format!("step `{failed}` failed");
+    assert_eq!(out.summary()["reason"], why.as_str(), "{}", out.stderr);
     let last = out.stderr.lines().last().unwrap_or_default();
-    assert!(last.contains("(step `last` failed)"), "{}", out.stderr);
+    assert!(last.contains(&format!("({why})")), "{}", out.stderr);
     assert!(!out.stderr.contains("fail_fast stopped"), "{}", out.stderr);
 }
 
@@ -175,13 +177,7 @@ run = "exit 3"
         .expect_state("quick", "succeeded")
         .expect_state("bad", "failed")
         .expect_state("db", "succeeded");
-    assert_eq!(
-        out.summary()["reason"],
-        "step `bad` failed",
-        "{}",
-        out.stderr
-    );
-    assert!(!out.stderr.contains("fail_fast stopped"), "{}", out.stderr);
+    expect_only_the_failure(&out, "bad");
 
     // Another dependent still running when `bad` fails: fail-fast stops it, and the
     // service with it.
