@@ -363,7 +363,9 @@ async fn mcp_wait_for_run_returns_each_failure_and_resume_runs_what_failed_once_
     );
 
     std::fs::write(dir.path().join("fixed"), "").expect("fix");
-    let resumed = data(&call(&s, "resume_run", json!({"run_id": id})).await);
+    // A prefix of the id, as the CLI takes; `resumed_from` is the run's id in full.
+    let resumed = data(&call(&s, "resume_run", json!({"run_id": &id[..5]})).await);
+    assert_eq!(resumed["resumed_from"], id.as_str(), "{resumed}");
     let new_id = resumed["run_id"].as_str().expect("a new run id").to_owned();
     assert_ne!(new_id, id);
     let end = wait_end(&s, &new_id).await;

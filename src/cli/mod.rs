@@ -205,8 +205,8 @@ pub struct StopArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct ResumeArgs {
-    /// A run id, or any unique prefix of one.
-    pub run: String,
+    /// A run id, or any unique prefix of one (default: the newest run in the state folder).
+    pub run: Option<String>,
     /// Run under a detached supervisor; print the new run id and return at once.
     #[arg(short, long)]
     pub detach: bool,
@@ -294,7 +294,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "STEP")]
     pub only: Vec<String>,
     /// After a failure, go on with the steps that do not depend on it.
-    #[arg(long)]
+    #[arg(long, visible_alias = "no-fail-fast")]
     pub keep_going: bool,
     /// Run every step, even those whose outputs are up to date.
     #[arg(long)]

@@ -43,7 +43,7 @@ pub fn resume(args: &ResumeArgs, g: Globals<'_>) -> io::Result<u8> {
             ));
             Ok(crate::exit::SUCCESS)
         }
-        Ok(Resumed::Started(s)) => finish(Ok(s), g.quiet),
+        Ok(Resumed::Started { started, .. }) => finish(Ok(started), g.quiet),
         Err(e) => Ok(failed(&e)),
     }
 }

@@ -417,7 +417,7 @@ impl Server {
         let places = self.places.clone();
         blocking(move || {
             let req = runs::Resume {
-                run: a.run_id,
+                run: Some(a.run_id),
                 mode: Mode::Detached,
                 allow_concurrent: false,
             };
@@ -427,11 +427,14 @@ impl Server {
                     run_id: None,
                     resumed_from: run,
                 }),
-                Ok(Resumed::Started(Started::Detached(l))) => ok(&ResumeOut {
+                Ok(Resumed::Started {
+                    from,
+                    started: Started::Detached(l),
+                }) => ok(&ResumeOut {
                     run_id: Some(l.run_id),
-                    resumed_from: req.run.clone(),
+                    resumed_from: from,
                 }),
-                Ok(Resumed::Started(s)) => started(Ok(s), obs),
+                Ok(Resumed::Started { started: s, .. }) => started(Ok(s), obs),
                 Err(e) => fail(&e, obs.problems),
             }
         })

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crate::diag::{self, read_source, SourceFile};
 use crate::exec;
 use crate::exit;
+use crate::manifest::StepKind;
 use crate::par;
 use crate::plan::Plan;
 use crate::store::NewRun;
@@ -139,6 +140,9 @@ pub(super) fn prepare(
             .filter_map(|name| wf.steps.iter().position(|s| &s.name == name))
             .collect(),
     });
+    if let Some(r) = &resume {
+        rerun_note(&wf, r, obs);
+    }
     // Guarantee 10: a service's probe port held by another process is refused up front.
     let taken = exec::probe::taken_before_run(&wf, &selected_steps(&plan, &only));
     if !taken.is_empty() {
@@ -155,6 +159,38 @@ pub(super) fn prepare(
         names,
     })
 }
+
+/// Says which steps that succeeded in the run resumed run again because nothing shows what
+/// they left (no `outputs`): `resume` keeps only what it can check (guarantee 9), and a
+/// test step without `outputs` reran unexplained. Services are needed running: not news.
+fn rerun_note(wf: &Workflow, r: &exec::fingerprint::Resume, obs: &mut dyn Observer) {
+    let mut again: Vec<&str> = (wf.steps.iter().enumerate())
+        .filter(|(i, s)| {
+            r.succeeded.contains(i) && s.outputs.is_empty() && s.kind() != StepKind::Service
+        })
+        .map(|(_, s)| s.name.as_str())
+        .collect();
+    if again.is_empty() {
+        return;
+    }
+    let n = again.len();
+    let more = n.saturating_sub(RERUN_NAMED);
+    again.truncate(RERUN_NAMED);
+    let mut names = again.join(", ");
+    if more > 0 {
+        names.push_str(&format!(" and {more} more"));
+    }
+    obs.info(&format!(
+        "resume: {n} step{s} that succeeded in run {} run{verb} again, as {they} declare{verb} no `outputs` to show what {they} left: {names}\n  help: list what a step makes in its `outputs` (a test step: its JUnit reports) for `resume` to keep it\n",
+        r.from,
+        s = if n == 1 { "" } else { "s" },
+        verb = if n == 1 { "s" } else { "" },
+        they = if n == 1 { "it" } else { "they" },
+    ));
+}
+
+/// How many names the resume note lists.
+const RERUN_NAMED: usize = 5;
 
 /// The state folder of a new run, always absolute: the log paths recorded in the history
 /// must mean the same file whatever folder a later `logs` or `cleanup` runs in.

@@ -146,8 +146,8 @@ pub fn start(
 /// What to resume, and how.
 #[derive(Debug, Clone)]
 pub struct Resume {
-    /// A run id, or any unique prefix of one.
-    pub run: String,
+    /// A run id, or any unique prefix of one; `None`: the newest run in the state folder.
+    pub run: Option<String>,
     pub mode: Mode,
     /// Run even while another run of the same workflow root writes the same outputs.
     pub allow_concurrent: bool,
@@ -157,10 +157,9 @@ pub struct Resume {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resumed {
     /// Every step of `run` succeeded: nothing to resume.
-    NothingToDo {
-        run: String,
-    },
-    Started(Started),
+    NothingToDo { run: String },
+    /// A new run of what did not succeed in `from` (the run resumed, its id in full).
+    Started { from: String, started: Started },
 }
 
 /// A new run of the same workflow and options that runs what did not succeed in the run,
@@ -170,9 +169,12 @@ pub enum Resumed {
 pub fn resume(req: &Resume, places: &Places, obs: &mut dyn Observer) -> Result<Resumed, Error> {
     let state_dir = places.state_dir.as_deref();
     let store = super::open(state_dir, obs)?;
-    let id = store
-        .resolve(&req.run)
-        .map_err(|e| Error::usage(format!("error: {e}\n")))?;
+    let id = match &req.run {
+        Some(prefix) => store
+            .resolve(prefix)
+            .map_err(|e| Error::usage(format!("error: {e}\n")))?,
+        None => newest(&store)?,
+    };
     let (row, steps) = match (store.run(&id), store.steps(&id)) {
         (Ok(Some(r)), Ok(s)) => (r, s),
         (Err(e), _) | (_, Err(e)) => return Err(super::internal(&e)),
@@ -221,7 +223,22 @@ pub fn resume(req: &Resume, places: &Places, obs: &mut dyn Observer) -> Result<R
         state_dir: dir,
         config: places.config.clone(),
     };
-    launch(source, spec, req.mode, &places, &meta, obs).map(Resumed::Started)
+    launch(source, spec, req.mode, &places, &meta, obs)
+        .map(|started| Resumed::Started { from: id, started })
+}
+
+/// The newest run in the state folder: what `bgflow resume` with no id resumes (the run
+/// just ended, in the usual case).
+fn newest(store: &crate::store::Store) -> Result<String, Error> {
+    match store.runs_stored(&[], 1) {
+        Ok(rows) => rows.into_iter().next().map(|r| r.id).ok_or_else(|| {
+            Error::usage(format!(
+                "error: no run to resume: the history in {} has none\n",
+                store.state_dir().display()
+            ))
+        }),
+        Err(e) => Err(super::internal(&e)),
+    }
 }
 
 #[cfg(test)]

@@ -186,6 +186,52 @@ fn resume_keeps_an_unchanged_step_as_succeeded_in_that_run_and_reruns_one_withou
     );
     assert_eq!(a_runs(&flow), 1, "a ran again");
     assert_eq!(flow.read("note.runs"), "ran\nran\n");
+    // Said, not silent: the step that succeeded and runs again, and why (not `a`, kept, nor
+    // `b`, which failed).
+    assert!(
+        out.stderr.contains(&format!(
+            "resume: 1 step that succeeded in run {first} runs again, as it declares no `outputs` to show what it left: note\n"
+        )),
+        "{}",
+        out.stderr
+    );
+}
+
+/// `bgflow resume` with no id resumes the newest run in the state folder (the one whose
+/// summary just printed `bgflow resume ID`); with no run history it says so (exit 2).
+#[test]
+fn resume_without_an_id_resumes_the_newest_run() {
+    let manifest = format!("{COPY_THEN_FAIL}\n[steps.note]\nrun = \"echo ran >> note.runs\"\n");
+    let flow = Flow::new(&manifest);
+    let none = flow.start_raw(&["resume"], &[]).finish();
+    none.expect_code(2);
+    assert!(
+        none.stderr.contains("no run history here"),
+        "{}",
+        none.stderr
+    );
+
+    flow.write("in.txt", "same\n");
+    let first = failed_run(&flow);
+    let again = flow.run(&[]);
+    again.expect_code(1).expect_state("a", "skipped");
+    let second = run_id(&again);
+    assert_ne!(first, second);
+    flow.write("fixed", "");
+    let out = flow
+        .start_raw(&["--color", "never", "resume", "--progress", "never"], &[])
+        .finish();
+    out.expect_code(0)
+        .expect_state("b", "succeeded")
+        .expect_state("a", "skipped");
+    // `a` stands on the first run's success; the note names the run resumed: the newest.
+    assert_eq!(out.reason("a"), format!("up to date since run {first}"));
+    assert!(
+        out.stderr
+            .contains(&format!("that succeeded in run {second} runs again")),
+        "{}",
+        out.stderr
+    );
 }
 
 /// Issue 19: a step that was only skipped as up to date in run X was kept by `resume X` as

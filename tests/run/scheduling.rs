@@ -330,6 +330,14 @@ fn keep_going_runs_independent_branches_and_skips_dependents() {
     assert_kept_going(&flow, &out);
 }
 
+/// `--no-fail-fast`, as cargo and nextest spell it, is --keep-going.
+#[test]
+fn no_fail_fast_is_keep_going() {
+    let flow = Flow::new(&KEEP_GOING.replace("FAIL_FAST", ""));
+    let out = flow.run(&["-j", "2", "--no-fail-fast"]);
+    assert_kept_going(&flow, &out);
+}
+
 /// `fail_fast = false` in the workflow behaves like --keep-going.
 #[test]
 fn fail_fast_false_in_the_workflow_keeps_going() {
