@@ -7,6 +7,7 @@
 //! and the rows that matter would scroll out of sight. Every step stays in
 //! `summary.json` (and in `bgflow status RUN`).
 
+use std::collections::HashMap;
 use std::fmt::Write;
 use std::path::Path;
 
@@ -138,12 +139,29 @@ fn write(report: &RunReport, out: &mut impl Write) {
             report.log_dir.join("summary.json").display()
         );
     }
-    for s in report
-        .steps
-        .iter()
-        .filter(|s| s.tests.is_some() && !s.state.is_failure())
-    {
-        if let Some(t) = &s.tests {
+    // The test counts of the steps that did not fail: a line each, or past a few (a matrix
+    // of test files) one line of their sums, which `bgflow status` breaks down.
+    let tested: Vec<_> = (report.steps.iter())
+        .filter(|s| !s.state.is_failure())
+        .filter_map(|s| s.tests.as_ref().map(|t| (s, t)))
+        .collect();
+    if tested.len() > KEPT_LISTED {
+        let mut sum = crate::exec::junit::TestCounts::default();
+        for (_, t) in &tested {
+            sum.passed += t.passed;
+            sum.failed += t.failed;
+            sum.errors += t.errors;
+            sum.skipped += t.skipped;
+        }
+        let _ = writeln!(
+            out,
+            "\ntests: {} in {} steps (per step: bgflow status {})",
+            sum.describe(),
+            tested.len(),
+            report.run_id
+        );
+    } else {
+        for (s, t) in tested {
             let _ = writeln!(out, "\n{} tests: {}", s.name, t.describe());
         }
     }
@@ -241,7 +259,8 @@ fn named(names: &[&str]) -> String {
     }
 }
 
-/// How many steps kept as up to date `not run` lists one by one; more are one line.
+/// How many steps kept as up to date, or not started for one shared reason, `not run`
+/// lists one by one; more are one line.
 const KEPT_LISTED: usize = 3;
 
 /// One list of `write_not_run` under its title, with `last` as its last line.
@@ -269,7 +288,29 @@ fn write_steps_why(
     out: &mut impl Write,
 ) {
     if steps.len() <= LISTED {
-        for (s, reason) in steps {
+        // Steps that did not start and share a state and reason (a fail-fast's cancelled
+        // instances of a matrix): past a few, one line, where the first of them would be.
+        let mut sharing: HashMap<(&str, &str), Vec<&str>> = HashMap::new();
+        for (s, reason) in steps.iter().filter(|(s, _)| s.started_at.is_none()) {
+            let key = (s.state.as_str(), reason.as_str());
+            sharing.entry(key).or_default().push(&s.name);
+        }
+        let mut written = std::collections::HashSet::new();
+        for (s, reason) in &steps {
+            let key = (s.state.as_str(), reason.as_str());
+            let names = sharing.get(&key).filter(|n| n.len() > KEPT_LISTED);
+            if let Some(names) = names.filter(|_| s.started_at.is_none()) {
+                if written.insert(key) {
+                    let _ = writeln!(
+                        out,
+                        "  {} {}: {reason} ({})",
+                        names.len(),
+                        s.state.as_str(),
+                        named(names)
+                    );
+                }
+                continue;
+            }
             let started = s.started_at.is_some();
             let after = match s.duration_ms {
                 Some(ms) if started => format!(" after {}", human_ms(ms)),
@@ -286,8 +327,7 @@ fn write_steps_why(
     // Groups in the order first met: (state, reason, names), found by their key (10,000
     // steps may each have a reason of their own).
     let mut groups: Vec<(StepState, &str, Vec<&str>)> = Vec::new();
-    let mut index: std::collections::HashMap<(&str, &str), usize> =
-        std::collections::HashMap::new();
+    let mut index: HashMap<(&str, &str), usize> = HashMap::new();
     for (s, reason) in steps {
         let at = *index
             .entry((s.state.as_str(), reason.as_str()))

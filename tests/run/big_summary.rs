@@ -187,3 +187,38 @@ fn steps_kept_as_up_to_date_are_one_line_after_what_the_failure_skipped() {
         }
     }
 }
+
+/// Seen on attrs 24.2.0: a fail-fast after one of 24 test files failed listed each of the
+/// 16 that had not started on a line of its own, all with the same reason. Past three,
+/// steps that did not start for one reason are one line; three or fewer, a line each.
+#[test]
+fn steps_cancelled_before_they_started_for_one_reason_are_one_line() {
+    let toml = |n: usize| {
+        let mut t = String::from("[workflow]\nname = \"ff\"\n\n[steps.bad]\nrun = \"exit 3\"\n\n");
+        (0..n).for_each(|i| t.push_str(&format!("[steps.s{i}]\nrun = \"true\"\n\n")));
+        t
+    };
+    let why = "not started: step `bad` failed; fail_fast stopped the rest";
+    for (n, grouped) in [(5, true), (3, false)] {
+        let flow = Flow::new(&toml(n));
+        let out = flow.run(&["-j", "1"]);
+        out.expect_code(1).expect_state("bad", "failed");
+        let not_run = out
+            .stderr
+            .split("\nnot run:\n")
+            .nth(1)
+            .and_then(|s| s.split("\n\n").next())
+            .unwrap_or_else(|| panic!("no `not run` list: {}", out.stderr));
+        let lines: Vec<&str> = not_run.lines().collect();
+        if grouped {
+            assert_eq!(
+                lines,
+                [format!("  5 cancelled: {why} (s0, s1, s2, s3, s4)")],
+                "{not_run}"
+            );
+        } else {
+            let each: Vec<String> = (0..3).map(|i| format!("  s{i} cancelled: {why}")).collect();
+            assert_eq!(lines, each, "{not_run}");
+        }
+    }
+}

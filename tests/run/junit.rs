@@ -601,3 +601,42 @@ junit = "c/*.xml"
     );
     assert!(line("ran").ends_with("tests: 1 passed, 0 failed"), "{text}");
 }
+
+/// Seen on attrs 24.2.0 (a matrix of 24 pytest files, one failing): after the failure the
+/// summary gave each passing test step two lines (`test[tests/test_abc.py] tests: 4
+/// passed`, a blank line), 46 lines that pushed the failure off the screen. Past three
+/// such steps, their counts are one line of sums; the failing step keeps its own counts.
+#[test]
+fn the_counts_of_many_passing_test_steps_are_one_line_of_sums() {
+    let mut toml = String::from("[workflow]\nname = \"sums\"\n\n");
+    for i in 0..5 {
+        toml.push_str(&format!(
+            "[steps.t{i}]\nkind = \"test\"\nrun = \"mkdir -p r && cp t{i}.xml.in r/t{i}.xml\"\njunit = \"r/t{i}.xml\"\n\n"
+        ));
+    }
+    let flow = Flow::new(&toml);
+    flow.write("t0.xml.in", &report("tests.test_t0", 1, 1));
+    for i in 1..5 {
+        flow.write(
+            &format!("t{i}.xml.in"),
+            &report(&format!("tests.test_t{i}"), i, 0),
+        );
+    }
+    let out = flow.run(&["--keep-going"]);
+    out.expect_code(1).expect_state("t0", "failed");
+    let id = out.summary()["run_id"].as_str().expect("run id").to_owned();
+    assert!(
+        out.stderr.contains("  tests: 1 passed, 1 failed\n"),
+        "{}",
+        out.stderr
+    );
+    // 1 + 2 + 3 + 4 tests in the four steps that passed.
+    assert!(
+        out.stderr.contains(&format!(
+            "\ntests: 10 passed in 4 steps (per step: bgflow status {id})\n"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("t1 tests:"), "{}", out.stderr);
+}
