@@ -9,6 +9,7 @@ mod collapse;
 mod env_file;
 pub mod host;
 mod junit;
+mod junit_flag;
 mod machine;
 pub mod matrix;
 mod paths;

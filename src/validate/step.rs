@@ -272,6 +272,26 @@ impl Cx<'_, '_> {
                 );
             }
         }
+        if let Some((flag, path)) = (spec.run.as_ref())
+            .filter(|_| first && spec.kind == StepKind::Test && spec.junit.is_none())
+            .and_then(super::junit_flag::report_flag)
+            // A `junit` that did not render is an error of its own (a place looked up
+            // only once there is a problem to report).
+            .filter(|_| doc.key_span(&at("junit")).is_none())
+        {
+            self.push(
+                Problem::warning(
+                    "junit-not-read",
+                    format!(
+                        "test step `{in_file}` writes a JUnit report (`{flag}`) but has no `junit`: its tests are not counted, nor its failing tests named"
+                    ),
+                )
+                .at_opt(doc.value_span(&at("run")), "writes a report")
+                .help(format!(
+                    "add `junit = \"{path}\"` (relative to the workflow's root), and list it in `outputs` for `resume` to keep the step"
+                )),
+            );
+        }
         // Probes are templates too (a port from `vars`); checked as rendered.
         for (probe_key, probe) in [("ready", &mut ready), ("health", &mut health)] {
             if let Some(probe) = probe {

@@ -440,3 +440,44 @@ fn other_tools_keys_name_bgflows() {
         .stderr_has("unknown key `after` in [workflow]")
         .stderr_has("known keys:");
 }
+
+/// Seen on attrs 24.2.0: a matrix of `kind = "test"` pytest steps with `--junitxml` but
+/// no `junit` ran, and their failing tests were never named. `plan` warns once for the
+/// matrix step, at its `run`, and suggests the key with the path as written; a step with
+/// `junit`, or that is not a test, is not warned.
+#[test]
+fn a_test_step_that_writes_a_junit_report_nobody_reads_is_warned() {
+    let toml = |extra: &str| {
+        format!(
+            "[workflow]\nname = \"w\"\n\n[steps.t]\nkind = \"test\"\nmatrix = {{ f = [\"a\", \"b\"] }}\nrun = \"pytest {{{{ matrix.f }}}} --junitxml=r/{{{{ matrix.f }}}}.xml\"\n{extra}"
+        )
+    };
+    let out = Test::manifest(&toml(""))
+        .args(["plan", "--offline", "--json", "bgflow.toml"])
+        .run()
+        .json();
+    let problems = out["files"][0]["problems"]
+        .as_array()
+        .expect("problems")
+        .clone();
+    assert_eq!(problems.len(), 1, "once for the matrix step: {problems:?}");
+    let p = &problems[0];
+    assert_eq!(p["code"], "junit-not-read", "{p}");
+    assert_eq!(p["severity"], "warning", "{p}");
+    assert_eq!((&p["line"], &p["column"]), (&7.into(), &7.into()), "{p}");
+    assert!(
+        p["help"]
+            .as_str()
+            .is_some_and(|h| h.contains("add `junit = \"r/{{ matrix.f }}.xml\"`")),
+        "{p}"
+    );
+    for quiet in [
+        toml("junit = \"r/{{ matrix.f }}.xml\"\n"),
+        toml("").replace("kind = \"test\"\n", ""),
+    ] {
+        Test::manifest(&quiet)
+            .args(["plan", "--offline", "bgflow.toml"])
+            .run()
+            .stderr_has("0 errors, 0 warnings");
+    }
+}
