@@ -11,7 +11,6 @@ use crate::exit;
 use crate::report::live::{self, Bars, Plain, ProgressChoice};
 use crate::report::{self, summary};
 use crate::runs::{self, Launched, Mode, Observer, Places, Started, WorkflowRun};
-use crate::validate;
 
 use super::RunArgs;
 
@@ -124,9 +123,9 @@ pub(super) fn launched(l: &Launched, quiet: bool) -> io::Result<u8> {
     let run_id = &l.run_id;
     report::stdout(&format!("{run_id}\n"))?;
     if !quiet {
-        let sd = validate::template::shell_quote(&l.state_dir.display().to_string());
+        let sd = report::state_dir_arg(Some(&l.state_dir));
         report::stderr(&format!(
-            "started run {run_id} of {} in the background (supervisor pid {})\n  logs:   {}\n  follow: bgflow --state-dir {sd} status {run_id} --watch\n          bgflow --state-dir {sd} logs {run_id} -f\n  stop:   {}\n",
+            "started run {run_id} of {} in the background (supervisor pid {})\n  logs:   {}\n  follow: bgflow{sd} status {run_id} --watch\n          bgflow{sd} logs {run_id} -f\n  stop:   {}\n",
             l.workflow,
             l.supervisor_pid,
             l.log_dir.display(),

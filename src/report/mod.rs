@@ -6,6 +6,21 @@ pub mod plan;
 pub mod summary;
 
 use std::io::{self, IsTerminal, Write};
+use std::path::Path;
+
+/// ` --state-dir DIR` for a command printed for people to paste, or nothing when `DIR` is
+/// the `./.bgflow` that bgflow finds from here anyway: `bgflow resume 4b6mgjyr`, not a line
+/// that wraps with a path the reader is already in.
+pub fn state_dir_arg(state_dir: Option<&Path>) -> String {
+    let here = std::env::current_dir().ok().map(|d| d.join(".bgflow"));
+    match state_dir {
+        Some(sd) if here.as_deref() != Some(sd) => format!(
+            " --state-dir {}",
+            crate::validate::template::shell_quote(&sd.display().to_string())
+        ),
+        _ => String::new(),
+    }
+}
 
 /// `--color`
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]

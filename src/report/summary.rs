@@ -204,15 +204,11 @@ fn write(report: &RunReport, out: &mut impl Write) {
 /// `bgflow` finds from here (`./.bgflow`), so that it works as printed.
 fn resume_command(report: &RunReport) -> String {
     let state_dir = report.log_dir.parent().and_then(Path::parent);
-    let here = std::env::current_dir().ok().map(|d| d.join(".bgflow"));
-    match state_dir {
-        Some(sd) if here.as_deref() != Some(sd) => format!(
-            "bgflow --state-dir {} resume {}",
-            crate::validate::template::shell_quote(&sd.display().to_string()),
-            report.run_id
-        ),
-        _ => format!("bgflow resume {}", report.run_id),
-    }
+    format!(
+        "bgflow{} resume {}",
+        super::state_dir_arg(state_dir),
+        report.run_id
+    )
 }
 
 /// The cancelled steps that had started (`stopped while running`, each with its time and

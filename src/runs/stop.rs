@@ -16,17 +16,12 @@ use crate::store::{RunRow, Store};
 use super::{Error, Observer};
 
 /// The `stop` command for run `id`, as it runs where it is printed: with `--state-dir`
-/// when a state folder is named, and with `--yes` when stdin is not a terminal, where
+/// when a state folder is named that is not `./.bgflow` here (`report::state_dir_arg`), and with `--yes` when stdin is not a terminal, where
 /// `stop` cannot ask and refuses without it (exit 2). Every help line that names `stop`
 /// uses it, so an agent that runs a hint as printed stops the run.
 pub fn command(state_dir: Option<&Path>, id: &str) -> String {
     let mut cmd = String::from("bgflow");
-    if let Some(sd) = state_dir {
-        cmd.push_str(" --state-dir ");
-        cmd.push_str(&crate::validate::template::shell_quote(
-            &sd.display().to_string(),
-        ));
-    }
+    cmd.push_str(&crate::report::state_dir_arg(state_dir));
     cmd.push_str(" stop ");
     cmd.push_str(id);
     if !std::io::stdin().is_terminal() {

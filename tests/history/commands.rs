@@ -487,3 +487,42 @@ fn run_ids_resolve_by_any_unique_prefix() {
     home.bgflow(&["status", "%"]).expect(2);
     home.bgflow(&["status", "_"]).expect(2);
 }
+
+/// Seen on attrs 24.2.0: `run -d` in the workflow's own folder printed its follow and stop
+/// commands with `--state-dir /the/folder/I/am/in/.bgflow`, lines that wrapped; the
+/// summary's `resume` line already left it out there. Where the state folder is
+/// `./.bgflow`, the printed commands leave it out, and they work as printed; from another
+/// folder they name it.
+#[test]
+fn commands_printed_in_the_workflows_folder_leave_out_its_state_folder() {
+    let home = Home::new();
+    home.write(
+        "flow/ok.toml",
+        "[workflow]\nname = \"fine\"\n\n[steps.hello]\nrun = \"echo hello\"\n",
+    );
+    let mut here = home.bare(&["run", "-d", "ok.toml"]);
+    here.current_dir(home.path().join("flow"));
+    let out = output(here).expect(0);
+    let id = run_id_of(&out);
+    for line in [
+        format!("  follow: bgflow status {id} --watch\n"),
+        format!("          bgflow logs {id} -f\n"),
+        format!("  stop:   bgflow stop {id} --yes\n"),
+    ] {
+        assert!(out.stderr.contains(&line), "{line:?} in {}", out.stderr);
+    }
+    let mut status = home.bare(&["status", &id, "--json"]);
+    status.current_dir(home.path().join("flow"));
+    assert_eq!(output(status).expect(0).json()["run"]["id"], id.as_str());
+
+    let elsewhere = output(home.bare(&["run", "-d", "flow/ok.toml"])).expect(0);
+    let state = home.path().join("flow/.bgflow");
+    assert!(
+        elsewhere.stderr.contains(&format!(
+            "  follow: bgflow --state-dir {} status ",
+            state.display()
+        )),
+        "{}",
+        elsewhere.stderr
+    );
+}
