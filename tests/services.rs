@@ -263,6 +263,40 @@ needs = ["api"]
     );
 }
 
+/// Seen with `redis-server --daemonize yes` as a service: its command forked the server
+/// into the background and exited 0, and the reason said only "service exited on its own
+/// (exit code 0)" beside a separate warning. The reason names what it left running and
+/// says what to do; that process is ended (guarantee 8).
+#[test]
+fn a_service_that_puts_itself_in_the_background_is_told_to_stay_in_the_foreground() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = r#"
+[workflow]
+name = "daemon"
+[steps.api]
+kind = "service"
+# Exits once the background `sleep` has exec'd, so that it is named as itself.
+run = "sleep 317 & until grep -q 317 /proc/$!/cmdline; do :; done; exit 0"
+ready = { command = "true" }
+[steps.client]
+run = "true"
+needs = ["api"]
+"#;
+    let (out, summary) = run(dir.path(), manifest);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let api = step(&summary, "api");
+    assert_eq!(api["state"], "failed");
+    let reason = api["reason"].as_str().unwrap_or("");
+    assert!(
+        reason.starts_with("service exited on its own (exit code 0), leaving `sleep 317` (pid ")
+            && reason.ends_with(
+                ") in the background: a service must run in the foreground (drop its daemonize option or `&`)"
+            ),
+        "{reason}"
+    );
+    assert!(!process_alive("sleep 317"));
+}
+
 #[test]
 fn failing_health_checks_fail_the_run_with_the_probe_error() {
     let dir = tempfile::tempdir().expect("tempdir");

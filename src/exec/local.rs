@@ -358,7 +358,9 @@ pub(crate) async fn attempt(a: Attempt<'_>, command: Command, from: u64) -> (End
     };
     // Nothing the step started outlives it, whatever it did to its session or group.
     let left = unit.end(grace).await;
-    if !left.is_empty() {
+    if let Some(first) = left.first() {
+        let (pid, command) = first.named();
+        seen.left_behind = Some(format!("`{command}` (pid {pid})"));
         let text = super::contain::describe(&step.name, &left);
         let _ = tx.send(Msg::Warning {
             step: index,

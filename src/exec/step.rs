@@ -352,11 +352,15 @@ fn judge(
                 (None, Some(sig)) => format!("signal {}", signal_name(sig)),
                 _ => status.to_string(),
             };
-            (
-                StepState::Failed,
-                Some(format!("service exited on its own ({how})")),
-                Some(status),
-            )
+            // Its command ended while a process it started lived on: a daemon that forked
+            // into the background (`redis-server --daemonize yes`, `pg_ctl start`).
+            let why = match &seen.left_behind {
+                Some(left) => format!(
+                    "service exited on its own ({how}), leaving {left} in the background: a service must run in the foreground (drop its daemonize option or `&`)"
+                ),
+                None => format!("service exited on its own ({how})"),
+            };
+            (StepState::Failed, Some(why), Some(status))
         }
         End::Exited(status) => {
             if let Some(sig) = status.signal() {

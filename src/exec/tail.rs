@@ -251,6 +251,10 @@ pub struct Seen {
     /// (with the outputs' half of its fingerprint when it can be up to date): the step is
     /// judged from this look, not from a second one.
     pub outputs_at_exit: Option<Option<String>>,
+    /// The first process that outlived the attempt's command and was ended, as `command
+    /// (pid N)`: a service whose command exits with one left has put itself in the
+    /// background.
+    pub left_behind: Option<String>,
 }
 
 impl Seen {
