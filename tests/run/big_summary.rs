@@ -160,12 +160,7 @@ fn steps_kept_as_up_to_date_are_one_line_after_what_the_failure_skipped() {
         flow.run(&["--keep-going"]).expect_code(1);
         let out = flow.run(&["--keep-going"]);
         out.expect_code(1);
-        let not_run = out
-            .stderr
-            .split("\nnot run:\n")
-            .nth(1)
-            .and_then(|s| s.split("\n\n").next())
-            .unwrap_or_else(|| panic!("no `not run` list: {}", out.stderr));
+        let not_run = not_run_list(&out);
         let lines: Vec<&str> = not_run.lines().collect();
         assert_eq!(
             lines[0], "  after skipped: upstream step `bad` failed",
@@ -203,12 +198,7 @@ fn steps_cancelled_before_they_started_for_one_reason_are_one_line() {
         let flow = Flow::new(&toml(n));
         let out = flow.run(&["-j", "1"]);
         out.expect_code(1).expect_state("bad", "failed");
-        let not_run = out
-            .stderr
-            .split("\nnot run:\n")
-            .nth(1)
-            .and_then(|s| s.split("\n\n").next())
-            .unwrap_or_else(|| panic!("no `not run` list: {}", out.stderr));
+        let not_run = not_run_list(&out);
         let lines: Vec<&str> = not_run.lines().collect();
         if grouped {
             assert_eq!(
@@ -221,4 +211,14 @@ fn steps_cancelled_before_they_started_for_one_reason_are_one_line() {
             assert_eq!(lines, each, "{not_run}");
         }
     }
+}
+
+/// The summary's `not run` list, its heading left out.
+#[track_caller]
+fn not_run_list(out: &Outcome) -> &str {
+    out.stderr
+        .split("\nnot run:\n")
+        .nth(1)
+        .and_then(|s| s.split("\n\n").next())
+        .unwrap_or_else(|| panic!("no `not run` list: {}", out.stderr))
 }

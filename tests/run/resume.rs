@@ -45,6 +45,11 @@ fn failed_run(flow: &Flow) -> String {
     run_id(&out)
 }
 
+/// `COPY_THEN_FAIL` and a step `note` without outputs, which counts its runs in `note.runs`.
+fn with_note() -> String {
+    format!("{COPY_THEN_FAIL}\n[steps.note]\nrun = \"echo ran >> note.runs\"\n")
+}
+
 fn a_runs(flow: &Flow) -> usize {
     flow.read("a.runs").lines().count()
 }
@@ -166,8 +171,7 @@ fn resume_reruns_a_step_whose_output_was_deleted_or_edited() {
 /// declares no outputs cannot be shown to be up to date, so it runs again.
 #[test]
 fn resume_keeps_an_unchanged_step_as_succeeded_in_that_run_and_reruns_one_without_outputs() {
-    let manifest = format!("{COPY_THEN_FAIL}\n[steps.note]\nrun = \"echo ran >> note.runs\"\n");
-    let flow = Flow::new(&manifest);
+    let flow = Flow::new(&with_note());
     flow.write("in.txt", "same\n");
     let first = failed_run(&flow);
 
@@ -201,8 +205,7 @@ fn resume_keeps_an_unchanged_step_as_succeeded_in_that_run_and_reruns_one_withou
 /// summary just printed `bgflow resume ID`); with no run history it says so (exit 2).
 #[test]
 fn resume_without_an_id_resumes_the_newest_run() {
-    let manifest = format!("{COPY_THEN_FAIL}\n[steps.note]\nrun = \"echo ran >> note.runs\"\n");
-    let flow = Flow::new(&manifest);
+    let flow = Flow::new(&with_note());
     let none = flow.start_raw(&["resume"], &[]).finish();
     none.expect_code(2);
     assert!(
