@@ -148,10 +148,7 @@ fn write(report: &RunReport, out: &mut impl Write) {
     if tested.len() > KEPT_LISTED {
         let mut sum = crate::exec::junit::TestCounts::default();
         for (_, t) in &tested {
-            sum.passed += t.passed;
-            sum.failed += t.failed;
-            sum.errors += t.errors;
-            sum.skipped += t.skipped;
+            sum.add_counts(t);
         }
         let _ = writeln!(
             out,
@@ -297,13 +294,7 @@ fn write_steps_why(
             let names = sharing.get(&key).filter(|n| n.len() > KEPT_LISTED);
             if let Some(names) = names.filter(|_| s.started_at.is_none()) {
                 if written.insert(key) {
-                    let _ = writeln!(
-                        out,
-                        "  {} {}: {reason} ({})",
-                        names.len(),
-                        s.state.as_str(),
-                        named(names)
-                    );
+                    write_group(s.state, reason, names, out);
                 }
                 continue;
             }
@@ -339,17 +330,23 @@ fn write_steps_why(
             rest.add(*state, names.len());
             continue;
         }
-        let _ = writeln!(
-            out,
-            "  {} {}: {reason} ({})",
-            names.len(),
-            state.as_str(),
-            named(names)
-        );
+        write_group(*state, reason, names, out);
     }
     if let Some(counts) = rest.describe() {
         let _ = writeln!(out, "  … {} more: {counts}", rest.total());
     }
+}
+
+/// One line for steps that share a state and reason: `16 cancelled: REASON (s0, s1, s2, s3,
+/// s4 and 11 more)`.
+fn write_group(state: StepState, reason: &str, names: &[&str], out: &mut impl Write) {
+    let _ = writeln!(
+        out,
+        "  {} {}: {reason} ({})",
+        names.len(),
+        state.as_str(),
+        named(names)
+    );
 }
 
 /// How many names a grouped `not run` line shows.

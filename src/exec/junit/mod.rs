@@ -111,6 +111,15 @@ impl TestCounts {
         parts.join(", ")
     }
 
+    /// Adds `other`'s counts (passed, failed, errors, skipped) to these; for a sum over
+    /// steps, which names no test.
+    pub fn add_counts(&mut self, other: &TestCounts) {
+        self.passed += other.passed;
+        self.failed += other.failed;
+        self.errors += other.errors;
+        self.skipped += other.skipped;
+    }
+
     /// Adds one report's text; `names` turns a test case into the name shown.
     /// Returns false when the report is not a readable JUnit report (then a warning says why).
     pub fn add_report(&mut self, name: &str, xml: &str, names: &mut Namer) -> bool {
