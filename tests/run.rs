@@ -46,6 +46,8 @@ mod processes;
 mod resume;
 #[path = "run/scheduling.rs"]
 mod scheduling;
+#[path = "run/shell.rs"]
+mod shell;
 use common::{assert_no_process, live_group_members, live_processes, still_running};
 
 const BIN: &str = env!("CARGO_BIN_EXE_bgflow");

@@ -114,14 +114,15 @@ pub(super) fn check_keys(
 
 /// bgflow's key for what other tools call `name` (docker compose's `depends_on`, GitHub
 /// Actions' `working-directory` and `continue-on-error`, GitLab CI's `script` and
-/// `variables`, Snakemake's `shell`): a spelling no edit distance would bring near.
+/// `variables`): a spelling no edit distance would bring near. (Snakemake's `shell` is a
+/// key of bgflow's too; a command given as its value is told to go in `run`.)
 fn other_tools_name(name: &str) -> Option<&'static str> {
     const OURS: [(&str, &[&str]); 5] = [
         (
             "needs",
             &["depends_on", "depends-on", "dependencies", "deps", "after"],
         ),
-        ("run", &["command", "cmd", "script", "shell", "commands"]),
+        ("run", &["command", "cmd", "script", "commands"]),
         (
             "cwd",
             &[

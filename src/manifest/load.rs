@@ -515,6 +515,11 @@ fn type_problem(err: &toml::de::Error, key: Option<&str>, span: Option<Range<usi
             "a `matrix` value must be a list of strings or `{ glob = \"...\" }`".to_owned(),
             Some("e.g. `matrix = { python = [\"3.11\", \"3.12\"], csv = { glob = \"data/*.csv\" } }`; integers and booleans are taken as text".to_owned()),
         ),
+        // Snakemake's `shell` is the command; bgflow's picks the shell that runs `run`.
+        Some("shell") => (
+            format!("invalid value for `shell`: {raw}"),
+            Some("`shell` picks the shell of a string `run` (`sh` or `bash`); the command itself goes in `run` (what Snakemake calls `shell`)".to_owned()),
+        ),
         Some(k) => (format!("invalid value for `{k}`: {raw}"), None),
         None => (raw.to_owned(), None),
     };

@@ -15,5 +15,5 @@ pub use load::{Document, Loaded, LoadedStep};
 pub use matrix::{Axis, GlobAxis, Matrix, MatrixValue};
 pub use types::{
     EnvFile, ExecutorKind, ExecutorSection, Hooks, Manifest, Probe, Requires, Resources, RunSpec,
-    SlurmSection, StepKind, StepSpec, WorkflowSection,
+    Shell, SlurmSection, StepKind, StepSpec, WorkflowSection,
 };

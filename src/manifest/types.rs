@@ -134,6 +134,32 @@ pub struct WorkflowSection {
     /// Where steps run unless a step says otherwise: `local` (default) or `slurm`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub executor: Option<ExecutorKind>,
+    /// The shell of every string `run` unless a step says otherwise: `sh` (default) or
+    /// `bash` (`bash -eo pipefail`: a failing command of a pipeline or list fails it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<Shell>,
+}
+
+/// The shell a string `run` goes to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Shell {
+    /// `sh -c` (the default): POSIX; a pipeline's exit status is its last command's.
+    #[default]
+    Sh,
+    /// `bash --noprofile --norc -eo pipefail -c`, as GitHub Actions runs `shell: bash`: the
+    /// first command that fails ends the script, and a pipeline fails when any of its
+    /// commands does.
+    Bash,
+}
+
+impl Shell {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sh => "sh",
+            Self::Bash => "bash",
+        }
+    }
 }
 
 /// `[workflow] env_file`: a path, or `{ path, optional }`.
@@ -232,6 +258,9 @@ pub struct StepSpec {
     #[schemars(required, with = "RunSpec")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<RunSpec>,
+    /// The shell of a string `run`: `sh` or `bash` (default: `[workflow] shell`, else `sh`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<Shell>,
     /// Explicit dependencies, in addition to those implied by artifacts. Templates: a step
     /// with a `matrix` names all its instances, `step[v1,v2]` one.
     #[serde(default)]

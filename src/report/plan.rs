@@ -98,7 +98,15 @@ fn step_lines(
         join_names(out, wf, instances, plan.upstream[i].iter().copied());
         out.push('\n');
     }
-    let _ = match &*wf.shown_command(i) {
+    let shown = wf.shown_command(i);
+    let _ = match &*shown {
+        c if c.bash_script().is_some() => writeln!(
+            out,
+            "    $ {}  (bash -eo pipefail)",
+            c.bash_script()
+                .unwrap_or_default()
+                .replace('\n', "\n      ")
+        ),
         Command::Shell(s) if !s.contains('\n') => writeln!(out, "    $ {s}"),
         Command::Shell(s) => writeln!(out, "    $ {}", s.replace('\n', "\n      ")),
         c @ Command::Argv(_) => writeln!(

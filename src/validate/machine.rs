@@ -260,6 +260,23 @@ impl Cx<'_, '_> {
             );
         }
         let program = match &step.command {
+            // `shell = "bash"`: bash must be there, and the script's program is checked
+            // as a string `run`'s is.
+            c @ Command::Argv(_) if c.bash_script().is_some() => {
+                if !host.program_exists("bash", root) {
+                    self.push(
+                        Problem::error(
+                            "missing-tool",
+                            "`bash` is not on PATH; `shell = \"bash\"` needs it",
+                        )
+                        .at_opt(
+                            self.doc.value_span(&["steps", name, "run"]),
+                            "runs under bash -c",
+                        ),
+                    );
+                }
+                c.bash_script().and_then(host::shell_program)
+            }
             Command::Shell(s) if !s.is_empty() => {
                 if !host.program_exists("sh", root) {
                     self.push(

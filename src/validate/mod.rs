@@ -13,6 +13,7 @@ mod junit_flag;
 mod machine;
 pub mod matrix;
 mod paths;
+mod pipeline;
 pub mod ports;
 mod rendering;
 pub mod slurm;
@@ -20,7 +21,8 @@ mod step;
 pub mod template;
 mod values;
 
-use rendering::{cwd_relative, names_the_run};
+pub use rendering::BASH;
+use rendering::{cwd_relative, names_the_run, render_run};
 
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
@@ -61,6 +63,18 @@ pub enum Command {
 }
 
 impl Command {
+    /// The script of a string `run` under `shell = "bash"` (an argv of `BASH` then it).
+    pub fn bash_script(&self) -> Option<&str> {
+        match self {
+            Self::Argv(argv)
+                if argv.len() == BASH.len() + 1 && argv.iter().zip(BASH).all(|(a, b)| a == b) =>
+            {
+                argv.last().map(String::as_str)
+            }
+            _ => None,
+        }
+    }
+
     /// A one-line form for display.
     pub fn display(&self) -> String {
         match self {
@@ -152,6 +166,8 @@ pub struct More {
     pub shown_paths: Option<Box<[Vec<String>; 2]>>,
     /// The step's Slurm job, when it runs on Slurm.
     pub slurm: Option<Box<slurm::Job>>,
+    /// The shell of a string `run` (`sh` unless the step or `[workflow]` says `bash`).
+    pub shell: manifest::Shell,
 }
 
 static NO_MORE: More = More {
@@ -172,6 +188,7 @@ static NO_MORE: More = More {
     instance: None,
     shown_paths: None,
     slurm: None,
+    shell: manifest::Shell::Sh,
 };
 
 impl More {
@@ -194,6 +211,7 @@ impl More {
             instance,
             shown_paths,
             slurm,
+            shell,
         } = self;
         needs.is_empty()
             && cwd.is_none()
@@ -212,6 +230,7 @@ impl More {
             && instance.is_none()
             && shown_paths.is_none()
             && slurm.is_none()
+            && *shell == manifest::Shell::Sh
     }
 }
 
@@ -292,7 +311,8 @@ impl Workflow {
             return Ok(step.command.clone());
         };
         self.with_step_info(index, attempt, |info| {
-            render_run(&self.renderer, Some(run), info).map_err(|(e, _)| e.message)
+            render_run(&self.renderer, Some(run), info, step.more().shell)
+                .map_err(|(e, _)| e.message)
         })
     }
 
@@ -478,7 +498,10 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
     // Steps, one by one.
     // Each step is checked on its own, so the steps are spread over every core.
     let shared_root: Arc<Path> = Arc::from(root.as_path());
-    let default_executor = wf.executor.unwrap_or_default();
+    let defaults = StepDefaults {
+        executor: wf.executor.unwrap_or_default(),
+        shell: wf.shell,
+    };
     let mut steps = Vec::with_capacity(step_count);
     let mut groups = matrix::Groups::new();
     let mut matrix_globs = Vec::new();
@@ -498,7 +521,7 @@ pub fn check(source: &SourceFile, opts: &Options) -> Checked {
                 cx.step(
                     s.name,
                     s.spec,
-                    default_executor,
+                    defaults,
                     &renderer,
                     &shared_root,
                     s.broken,
@@ -626,28 +649,12 @@ pub fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-fn render_run(
-    renderer: &Renderer,
-    run: Option<&RunSpec>,
-    info: &StepInfo<'_>,
-) -> Result<Command, (template::TemplateError, Option<usize>)> {
-    match run {
-        Some(RunSpec::Shell(s)) => renderer
-            .render(s, Mode::Shell, Some(info))
-            .map(Command::Shell)
-            .map_err(|e| (e, None)),
-        Some(RunSpec::Argv(argv)) => argv
-            .iter()
-            .enumerate()
-            .map(|(i, a)| {
-                renderer
-                    .render(a, Mode::Plain, Some(info))
-                    .map_err(|e| (e, Some(i)))
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Command::Argv),
-        None => Ok(Command::Argv(Vec::new())),
-    }
+/// What `[workflow]` sets for every step that does not say otherwise.
+#[derive(Debug, Clone, Copy)]
+struct StepDefaults {
+    executor: manifest::ExecutorKind,
+    /// `None`: not written, `sh`.
+    shell: Option<manifest::Shell>,
 }
 
 /// The checking context: the document for spans, and the problem list.

@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::template::{self, Mode, RunInfo, StepInfo};
+use super::template::{self, Mode, Renderer, RunInfo, StepInfo};
 use super::{Command, Workflow};
-use crate::manifest::RunSpec;
+use crate::manifest::{self, RunSpec};
 
 /// Whether a template names the run (`run.id`, `run.dir`), which `plan` knows only as a
 /// placeholder.
@@ -181,6 +181,45 @@ pub(super) fn mentions_env(run: &RunSpec) -> bool {
         RunSpec::Argv(argv) => argv.iter().any(|a| uses(a)),
     }
 }
+
+/// A step's `run` rendered into the command that starts: a string under `shell`.
+pub(super) fn render_run(
+    renderer: &Renderer,
+    run: Option<&RunSpec>,
+    info: &StepInfo<'_>,
+    shell: manifest::Shell,
+) -> Result<Command, (template::TemplateError, Option<usize>)> {
+    match run {
+        Some(RunSpec::Shell(s)) => renderer
+            .render(s, Mode::Shell, Some(info))
+            .map(|script| match shell {
+                manifest::Shell::Sh => Command::Shell(script),
+                manifest::Shell::Bash => Command::Argv(
+                    BASH.iter()
+                        .map(|w| (*w).to_owned())
+                        .chain([script])
+                        .collect(),
+                ),
+            })
+            .map_err(|e| (e, None)),
+        Some(RunSpec::Argv(argv)) => argv
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                renderer
+                    .render(a, Mode::Plain, Some(info))
+                    .map_err(|e| (e, Some(i)))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Command::Argv),
+        None => Ok(Command::Argv(Vec::new())),
+    }
+}
+
+/// How a string `run` starts under `shell = "bash"`, the script after it: GitHub Actions'
+/// `shell: bash`, so that a failing command of a pipeline (`cargo build | tee build.log`)
+/// or of a list fails the step instead of vanishing behind the last command's status.
+pub const BASH: [&str; 6] = ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c"];
 
 #[cfg(test)]
 mod cwd_tests {

@@ -10,7 +10,7 @@ impl Cx<'_, '_> {
         &mut self,
         name: String,
         mut spec: StepSpec,
-        default_executor: manifest::ExecutorKind,
+        defaults: StepDefaults,
         r: &Renderer,
         root: &Arc<Path>,
         broken: bool,
@@ -21,6 +21,9 @@ impl Cx<'_, '_> {
         let owned = name;
         let name = owned.as_str();
         let spec_kind = spec.kind;
+        // `sh` by default; a pipeline is warned of unless a shell was chosen.
+        let chosen_shell = spec.shell.or(defaults.shell);
+        let shell = chosen_shell.unwrap_or_default();
         // Places are looked up only for a problem (`Document`).
         let doc = self.doc;
         let key = || doc.key_span(&["steps", name]);
@@ -133,7 +136,7 @@ impl Cx<'_, '_> {
                 );
                 Command::Shell(String::new())
             }
-            Some(run) => match render_run(r, Some(run), &info) {
+            Some(run) => match render_run(r, Some(run), &info, shell) {
                 Ok(c) => c,
                 Err((e, item)) => {
                     let span = match item {
@@ -292,6 +295,25 @@ impl Cx<'_, '_> {
                 )),
             );
         }
+        // A pipeline under `sh`: a failure before its last command is lost.
+        if let Some((written, pipe)) = match &spec.run {
+            Some(RunSpec::Shell(w)) if first && chosen_shell.is_none() => {
+                super::pipeline::first_pipe(w).map(|p| (w.as_str(), p))
+            }
+            _ => None,
+        } {
+            let place = self.inside(doc.value_span(&at("run")), written, Some(pipe));
+            self.push(
+                Problem::warning(
+                    "pipe-status",
+                    format!(
+                        "step `{in_file}` runs a pipeline under `sh`, which takes its exit status from the last command: a failure before the `|` is lost"
+                    ),
+                )
+                .at_opt(place, "what fails before this is not seen")
+                .help("add `shell = \"bash\"` to the step or to [workflow]: it runs under `bash -eo pipefail`, where a failing command fails the step (`shell = \"sh\"` keeps sh's rule and says so)"),
+            );
+        }
         // Probes are templates too (a port from `vars`); checked as rendered.
         for (probe_key, probe) in [("ready", &mut ready), ("health", &mut health)] {
             if let Some(probe) = probe {
@@ -341,7 +363,7 @@ impl Cx<'_, '_> {
             first,
             spec_kind,
             spec.executor,
-            default_executor,
+            defaults.executor,
             spec.resources.as_deref(),
         );
         let more = More {
@@ -362,6 +384,7 @@ impl Cx<'_, '_> {
             junit: spec.junit,
             instance,
             shown_paths,
+            shell,
         };
         Step {
             name: owned,

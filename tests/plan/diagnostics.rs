@@ -481,3 +481,70 @@ fn a_test_step_that_writes_a_junit_report_nobody_reads_is_warned() {
             .stderr_has("0 errors, 0 warnings");
     }
 }
+
+/// A string `run` with a pipeline under the default `sh` is a `pipe-status` warning at its
+/// `|` (the manifest's own example, `cargo build --release 2>&1 | tee build.log`, succeeded
+/// when the build failed); once for a matrix step; not for `||`, a template filter or a
+/// quoted `|`, and not once a shell is chosen (`sh` or `bash`, here or in [workflow]).
+#[test]
+fn a_pipeline_under_sh_is_warned_at_its_pipe() {
+    let out = Test::manifest(
+        "[workflow]\nname = \"w\"\n\n[steps.build]\nrun = \"cargo build --release 2>&1 | tee build.log\"\n\n[steps.m]\nmatrix = { f = [\"a\", \"b\"] }\nrun = \"cat {{ matrix.f }} | wc -l\"\n",
+    )
+    .args(["plan", "--offline", "bgflow.toml"])
+    .run();
+    out.problem_at(
+        "step `build` runs a pipeline under `sh`",
+        "bgflow.toml:5:35",
+    )
+    .problem_at("step `m` runs a pipeline under `sh`", "bgflow.toml:9:27")
+    .stderr_has("add `shell = \"bash\"` to the step or to [workflow]")
+    .stderr_has("0 errors, 2 warnings");
+    for quiet in [
+        "[workflow]\nname = \"w\"\n\n[steps.a]\nrun = \"make || echo 'a | b' {{ vars.x | upper }}\"\n\n[vars]\nx = \"y\"\n",
+        "[workflow]\nname = \"w\"\n\n[steps.a]\nshell = \"sh\"\nrun = \"yes | head -1\"\n",
+        "[workflow]\nname = \"w\"\nshell = \"bash\"\n\n[steps.a]\nrun = \"true | cat\"\n",
+    ] {
+        Test::manifest(quiet)
+            .args(["plan", "--offline", "bgflow.toml"])
+            .run()
+            .stderr_has("0 errors, 0 warnings");
+    }
+}
+
+/// `shell = "bash"` needs bash: without it on PATH, `plan` says so (`missing-tool`), and the
+/// human plan shows the script with the shell it runs under.
+#[test]
+fn a_bash_step_needs_bash_and_shows_its_script() {
+    let toml = "[workflow]\nname = \"w\"\n\n[steps.a]\nshell = \"bash\"\nrun = \"true | cat\"\n";
+    Test::manifest(toml)
+        .args(["plan", "bgflow.toml"])
+        .run()
+        .stdout_has("    $ true | cat  (bash -eo pipefail)\n");
+    // A PATH holding `true` and `cat`, not bash.
+    let bin = tempfile::tempdir().expect("tempdir");
+    for tool in ["true", "cat", "sh"] {
+        let found = ["/usr/bin", "/bin"]
+            .iter()
+            .map(|d| std::path::Path::new(d).join(tool))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("no {tool}"));
+        std::os::unix::fs::symlink(&found, bin.path().join(tool)).expect("symlink");
+    }
+    Test::manifest(toml)
+        .args(["plan", "bgflow.toml"])
+        .env("PATH", &bin.path().display().to_string())
+        .status(INVALID)
+        .run()
+        .problem_at(
+            "`bash` is not on PATH; `shell = \"bash\"` needs it",
+            "bgflow.toml:6:7",
+        );
+    // Snakemake's `shell` is the command: bgflow's says where that goes.
+    Test::manifest("[workflow]\nname = \"w\"\n\n[steps.a]\nshell = \"cargo build\"\n")
+        .args(["plan", "bgflow.toml"])
+        .status(INVALID)
+        .run()
+        .problem_at("invalid value for `shell`", "bgflow.toml:5:9")
+        .stderr_has("the command itself goes in `run` (what Snakemake calls `shell`)");
+}

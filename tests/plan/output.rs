@@ -188,6 +188,8 @@ run = ["mkdir", "-p", "build/assets/"]
 outputs = ["build/assets/"]
 
 [steps.render]
+# A pipeline under `sh`, chosen: no `pipe-status` warning.
+shell = "sh"
 run = "printf '%s\\n' {{ vars.title }} | cat - {{ step.inputs }} > build/index.html"
 inputs = ["build/all.md", "style.css"]
 outputs = ["build/index.html"]
