@@ -28,6 +28,8 @@ pub(super) fn first_pipe(script: &str) -> Option<Range<usize>> {
             b'{' if matches!(b.get(i + 1), Some(b'#')) => i = after(b, i + 2, b"#}"),
             b'#' if i == 0 || b[i - 1].is_ascii_whitespace() => i = after(b, i, b"\n"),
             b'|' if b.get(i + 1) == Some(&b'|') => i += 2,
+            // `>|`: a redirection that overrides noclobber, not a pipe.
+            b'|' if i > 0 && b[i - 1] == b'>' => i += 1,
             b'|' => return Some(i..i + 1),
             _ => i += 1,
         }
@@ -69,6 +71,7 @@ mod tests {
             "{% if x | length %}y{% endif %}",
             "{# a | b #} true",
             "true # a | b",
+            "date >| stamp.txt",
             "echo 'unclosed | ",
             "",
         ] {
