@@ -232,6 +232,40 @@ async fn mcp_read_only_serves_only_the_observing_tools_and_refuses_run_workflow(
         "run_workflow was served read-only: {refused:?}"
     );
     assert!(!dir.path().join(".bgflow").exists(), "something ran");
+    // The refusal names the tools this server has, not the ones it left out.
+    let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        message.contains("tool not found: `run_workflow`")
+            && message.contains("this server's tools: get_events, get_logs")
+            && !message.contains("stop_run"),
+        "{message}"
+    );
+    s.cancel().await.expect("close");
+}
+
+/// Seen with the Python `mcp` client: a guessed tool name (`validate_workflow`) got rmcp's
+/// bare "tool not found". The error names the tools, and the closest one.
+#[tokio::test]
+async fn mcp_an_unknown_tool_is_refused_with_the_tools_there_are() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (s, _) = connect(dir.path(), &[]).await;
+    for (asked, hint) in [
+        ("validate_workflow", None),
+        ("get_runs", Some("(did you mean `get_run`?)")),
+    ] {
+        let p = CallToolRequestParams::new(asked.to_owned());
+        let message = match s.call_tool(p).await {
+            Ok(r) => panic!("{asked} was served: {r:?}"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            message.contains(&format!("tool not found: `{asked}`"))
+                && message.contains("this server's tools: get_events, get_logs, get_run,")
+                && message.contains("plan_workflow")
+                && hint.is_none_or(|h| message.contains(h)),
+            "{message}"
+        );
+    }
     s.cancel().await.expect("close");
 }
 

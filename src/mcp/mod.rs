@@ -113,6 +113,24 @@ impl ServerHandler for Server {
         )
     }
 
+    /// A call of a tool this server has, or an error that names the tools it has (and the
+    /// closest to the name asked for): rmcp's own says only "tool not found", and an agent
+    /// that guessed a name (`validate_workflow`) learns nothing from it.
+    async fn call_tool(
+        &self,
+        request: rmcp::model::CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::CallToolResponse, McpError> {
+        if !self.tool_router.has_route(&request.name) {
+            return Err(McpError::invalid_params(
+                unknown_tool(&request.name, &self.tool_router.list_all()),
+                None,
+            ));
+        }
+        let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
+        self.tool_router.call(tcc).await
+    }
+
     async fn list_resources(
         &self,
         _: Option<PaginatedRequestParams>,
@@ -312,4 +330,17 @@ pub fn serve(opts: &Options) -> u8 {
             }
         }
     })
+}
+
+/// The error for a call of a tool this server does not have: the name, the closest tool,
+/// and every tool.
+fn unknown_tool(name: &str, tools: &[rmcp::model::Tool]) -> String {
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    let hint = crate::diag::did_you_mean(name, names.iter().copied())
+        .map(|c| format!(" (did you mean `{c}`?)"))
+        .unwrap_or_default();
+    format!(
+        "tool not found: `{name}`{hint}; this server's tools: {}",
+        names.join(", ")
+    )
 }
