@@ -312,6 +312,27 @@ run = "echo first-words; echo last-words-of-broken; exit 3"
     assert!(!all.contains("unknown"), "{all}");
 }
 
+/// `shell = "bash"` holds on Slurm: the job runs the string under `bash -eo pipefail`, so
+/// a failure before a `|` fails the step there as on this machine.
+#[test]
+fn slurm_a_bash_step_fails_on_a_failure_inside_its_pipeline() {
+    if !slurm_here() {
+        return;
+    }
+    let home = Home::new(&format!(
+        r#"{HEADER}
+[steps.piped]
+shell = "bash"
+run = "echo before-the-pipe; sh -c 'exit 7' | cat"
+"#
+    ));
+    let out = home.bgflow(&["run", "wf.toml", "--progress", "never"]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("exit code 7"), "{all}");
+    assert!(all.contains("before-the-pipe"), "{all}");
+}
+
 /// A matrix instance over paths (`each[data/a.txt]`) has `%2F` in its log's name, which
 /// sbatch's `--output` read as a pattern: the output went to another file and the step's
 /// log stayed empty. Its output is in its log, and `logs` shows it.
