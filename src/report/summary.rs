@@ -244,7 +244,7 @@ fn write_not_run(report: &RunReport, out: &mut impl Write) {
 }
 
 /// The first `NAMED` of `names`, then how many more: `s0, s1, s2, s3, s4 and 115 more`.
-fn named(names: &[&str]) -> String {
+pub fn named(names: &[&str]) -> String {
     let shown = names[..names.len().min(NAMED)].join(", ");
     match names.len().saturating_sub(NAMED) {
         0 => shown,

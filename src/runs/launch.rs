@@ -164,7 +164,7 @@ pub(super) fn prepare(
 /// they left (no `outputs`): `resume` keeps only what it can check (guarantee 9), and a
 /// test step without `outputs` reran unexplained. Services are needed running: not news.
 fn rerun_note(wf: &Workflow, r: &exec::fingerprint::Resume, obs: &mut dyn Observer) {
-    let mut again: Vec<&str> = (wf.steps.iter().enumerate())
+    let again: Vec<&str> = (wf.steps.iter().enumerate())
         .filter(|(i, s)| {
             r.succeeded.contains(i) && s.outputs.is_empty() && s.kind() != StepKind::Service
         })
@@ -174,12 +174,7 @@ fn rerun_note(wf: &Workflow, r: &exec::fingerprint::Resume, obs: &mut dyn Observ
         return;
     }
     let n = again.len();
-    let more = n.saturating_sub(RERUN_NAMED);
-    again.truncate(RERUN_NAMED);
-    let mut names = again.join(", ");
-    if more > 0 {
-        names.push_str(&format!(" and {more} more"));
-    }
+    let names = crate::report::summary::named(&again);
     obs.info(&format!(
         "resume: {n} step{s} that succeeded in run {} run{verb} again, as {they} declare{verb} no `outputs` to show what {they} left: {names}\n  help: list what a step makes in its `outputs` (a test step: its JUnit reports) for `resume` to keep it\n",
         r.from,
@@ -188,9 +183,6 @@ fn rerun_note(wf: &Workflow, r: &exec::fingerprint::Resume, obs: &mut dyn Observ
         they = if n == 1 { "it" } else { "they" },
     ));
 }
-
-/// How many names the resume note lists.
-const RERUN_NAMED: usize = 5;
 
 /// The state folder of a new run, always absolute: the log paths recorded in the history
 /// must mean the same file whatever folder a later `logs` or `cleanup` runs in.
