@@ -180,22 +180,22 @@ impl<'p> Scheduler<'p> {
     /// Whether every direct dependent of `step` has finished or will not run: a service
     /// nobody needs any more can be stopped.
     pub fn no_longer_needed(&self, step: usize) -> bool {
-        self.downstream[step].iter().all(|&d| {
-            matches!(
-                self.slots[d],
-                Slot::Done { .. } | Slot::Skipped { .. } | Slot::Cancelled | Slot::NotSelected
-            )
-        })
+        self.dependents_ended(step, true)
     }
 
     /// Whether every direct dependent of `step` has ended or will not run for a failure
     /// upstream, none of them cancelled: a service stopped now served all it was for.
     pub fn served_all(&self, step: usize) -> bool {
-        self.downstream[step].iter().all(|&d| {
-            matches!(
-                self.slots[d],
-                Slot::Done { .. } | Slot::Skipped { .. } | Slot::NotSelected
-            )
+        self.dependents_ended(step, false)
+    }
+
+    /// Whether every direct dependent of `step` is done, skipped or not selected (or,
+    /// with `cancelled_too`, cancelled).
+    fn dependents_ended(&self, step: usize, cancelled_too: bool) -> bool {
+        self.downstream[step].iter().all(|&d| match self.slots[d] {
+            Slot::Done { .. } | Slot::Skipped { .. } | Slot::NotSelected => true,
+            Slot::Cancelled => cancelled_too,
+            _ => false,
         })
     }
 
