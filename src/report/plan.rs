@@ -99,17 +99,15 @@ fn step_lines(
         out.push('\n');
     }
     let shown = wf.shown_command(i);
-    let _ = match &*shown {
-        c if c.bash_script().is_some() => writeln!(
+    let _ = match (&*shown, shown.bash_script()) {
+        (_, Some(script)) => writeln!(
             out,
             "    $ {}  (bash -eo pipefail)",
-            c.bash_script()
-                .unwrap_or_default()
-                .replace('\n', "\n      ")
+            script.replace('\n', "\n      ")
         ),
-        Command::Shell(s) if !s.contains('\n') => writeln!(out, "    $ {s}"),
-        Command::Shell(s) => writeln!(out, "    $ {}", s.replace('\n', "\n      ")),
-        c @ Command::Argv(_) => writeln!(
+        (Command::Shell(s), _) if !s.contains('\n') => writeln!(out, "    $ {s}"),
+        (Command::Shell(s), _) => writeln!(out, "    $ {}", s.replace('\n', "\n      ")),
+        (c @ Command::Argv(_), _) => writeln!(
             out,
             "    $ {}  (no shell)",
             c.display().replace('\n', "\n      ")
