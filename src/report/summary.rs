@@ -145,7 +145,7 @@ fn write(report: &RunReport, out: &mut impl Write) {
         .filter(|s| !s.state.is_failure())
         .filter_map(|s| s.tests.as_ref().map(|t| (s, t)))
         .collect();
-    if tested.len() > KEPT_LISTED {
+    if tested.len() > FOLD_PAST {
         let mut sum = crate::exec::junit::TestCounts::default();
         for (_, t) in &tested {
             sum.add_counts(t);
@@ -226,7 +226,7 @@ fn write_not_run(report: &RunReport, out: &mut impl Write) {
         r.starts_with("up to date since run ") || r.starts_with("succeeded in run ")
     });
     let mut kept_line = None;
-    if kept.len() > KEPT_LISTED {
+    if kept.len() > FOLD_PAST {
         // One run's successes (the usual rebuild) are named; several runs' are not listed.
         let first = kept[0].1;
         let why = if kept.iter().all(|(_, r)| *r == first) {
@@ -252,9 +252,9 @@ pub fn named(names: &[&str]) -> String {
     }
 }
 
-/// How many steps kept as up to date, or not started for one shared reason, `not run`
-/// lists one by one; more are one line.
-const KEPT_LISTED: usize = 3;
+/// How many of a kind the summary lists one by one (steps kept as up to date, steps not
+/// started for one reason, passing test steps' counts); more are one line.
+const FOLD_PAST: usize = 3;
 
 /// One list of `write_not_run` under its title, with `last` as its last line.
 fn write_why(
@@ -291,7 +291,7 @@ fn write_steps_why(
         let mut written = std::collections::HashSet::new();
         for (s, reason) in &steps {
             let key = (s.state.as_str(), reason.as_str());
-            let names = sharing.get(&key).filter(|n| n.len() > KEPT_LISTED);
+            let names = sharing.get(&key).filter(|n| n.len() > FOLD_PAST);
             if let Some(names) = names.filter(|_| s.started_at.is_none()) {
                 if written.insert(key) {
                     write_group(s.state, reason, names, out);

@@ -16,8 +16,9 @@ use crate::store::{RunRow, Store};
 use super::{Error, Observer};
 
 /// The `stop` command for run `id`, as it runs where it is printed: with `--state-dir`
-/// when a state folder is named that is not `./.bgflow` here (`report::state_dir_arg`), and with `--yes` when stdin is not a terminal, where
-/// `stop` cannot ask and refuses without it (exit 2). Every help line that names `stop`
+/// when a state folder is named that is not `./.bgflow` here (`report::state_dir_arg`),
+/// and with `--yes` when stdin is not a terminal, where `stop` cannot ask and refuses
+/// without it (exit 2). Every help line that names `stop`
 /// uses it, so an agent that runs a hint as printed stops the run.
 pub fn command(state_dir: Option<&Path>, id: &str) -> String {
     let mut cmd = String::from("bgflow");
