@@ -21,8 +21,7 @@ mod step;
 pub mod template;
 mod values;
 
-pub use rendering::BASH;
-use rendering::{cwd_relative, names_the_run, render_run};
+use rendering::{cwd_relative, names_the_run, render_run, BASH};
 
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
@@ -166,8 +165,6 @@ pub struct More {
     pub shown_paths: Option<Box<[Vec<String>; 2]>>,
     /// The step's Slurm job, when it runs on Slurm.
     pub slurm: Option<Box<slurm::Job>>,
-    /// The shell of a string `run` (`sh` unless the step or `[workflow]` says `bash`).
-    pub shell: manifest::Shell,
 }
 
 static NO_MORE: More = More {
@@ -188,7 +185,6 @@ static NO_MORE: More = More {
     instance: None,
     shown_paths: None,
     slurm: None,
-    shell: manifest::Shell::Sh,
 };
 
 impl More {
@@ -211,7 +207,6 @@ impl More {
             instance,
             shown_paths,
             slurm,
-            shell,
         } = self;
         needs.is_empty()
             && cwd.is_none()
@@ -230,7 +225,6 @@ impl More {
             && instance.is_none()
             && shown_paths.is_none()
             && slurm.is_none()
-            && *shell == manifest::Shell::Sh
     }
 }
 
@@ -311,8 +305,12 @@ impl Workflow {
             return Ok(step.command.clone());
         };
         self.with_step_info(index, attempt, |info| {
-            render_run(&self.renderer, Some(run), info, step.more().shell)
-                .map_err(|(e, _)| e.message)
+            // The checked command says which shell: a bash script is its argv.
+            let shell = match step.command.bash_script() {
+                Some(_) => manifest::Shell::Bash,
+                None => manifest::Shell::Sh,
+            };
+            render_run(&self.renderer, Some(run), info, shell).map_err(|(e, _)| e.message)
         })
     }
 

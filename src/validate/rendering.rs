@@ -219,7 +219,7 @@ pub(super) fn render_run(
 /// How a string `run` starts under `shell = "bash"`, the script after it: GitHub Actions'
 /// `shell: bash`, so that a failing command of a pipeline (`cargo build | tee build.log`)
 /// or of a list fails the step instead of vanishing behind the last command's status.
-pub const BASH: [&str; 6] = ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c"];
+pub(super) const BASH: [&str; 6] = ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c"];
 
 #[cfg(test)]
 mod cwd_tests {

@@ -384,7 +384,6 @@ impl Cx<'_, '_> {
             junit: spec.junit,
             instance,
             shown_paths,
-            shell,
         };
         Step {
             name: owned,
