@@ -78,7 +78,14 @@ impl Workflow {
                     .unwrap_or_else(|_| text.to_owned())
             };
             match run {
-                RunSpec::Shell(s) => Command::Shell(shown(s, Mode::Shell)),
+                // Under the shell the checked command says (a bash script is its argv).
+                RunSpec::Shell(s) => script_under(
+                    match step.command.bash_script() {
+                        Some(_) => manifest::Shell::Bash,
+                        None => manifest::Shell::Sh,
+                    },
+                    shown(s, Mode::Shell),
+                ),
                 RunSpec::Argv(argv) => {
                     Command::Argv(argv.iter().map(|a| shown(a, Mode::Plain)).collect())
                 }
@@ -192,15 +199,7 @@ pub(super) fn render_run(
     match run {
         Some(RunSpec::Shell(s)) => renderer
             .render(s, Mode::Shell, Some(info))
-            .map(|script| match shell {
-                manifest::Shell::Sh => Command::Shell(script),
-                manifest::Shell::Bash => Command::Argv(
-                    BASH.iter()
-                        .map(|w| (*w).to_owned())
-                        .chain([script])
-                        .collect(),
-                ),
-            })
+            .map(|script| script_under(shell, script))
             .map_err(|e| (e, None)),
         Some(RunSpec::Argv(argv)) => argv
             .iter()
@@ -213,6 +212,19 @@ pub(super) fn render_run(
             .collect::<Result<Vec<_>, _>>()
             .map(Command::Argv),
         None => Ok(Command::Argv(Vec::new())),
+    }
+}
+
+/// A rendered string `run` as the command that starts it under `shell`.
+fn script_under(shell: manifest::Shell, script: String) -> Command {
+    match shell {
+        manifest::Shell::Sh => Command::Shell(script),
+        manifest::Shell::Bash => Command::Argv(
+            BASH.iter()
+                .map(|w| (*w).to_owned())
+                .chain([script])
+                .collect(),
+        ),
     }
 }
 

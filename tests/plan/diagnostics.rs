@@ -548,3 +548,38 @@ fn a_bash_step_needs_bash_and_shows_its_script() {
         .problem_at("invalid value for `shell`", "bgflow.toml:5:9")
         .stderr_has("the command itself goes in `run` (what Snakemake calls `shell`)");
 }
+
+/// A bash step whose command names the caller's environment (or only holds the letters
+/// `env`, as `.venv` does, in a template) is shown masked, and still as the bash script it
+/// runs: the plan once showed it as an `sh` command.
+#[test]
+fn a_bash_step_that_names_the_environment_is_shown_under_bash() {
+    let toml = "[workflow]\nname = \"w\"\nshell = \"bash\"\n\n[steps.a]\nrun = \"true | echo {{ env.BGFLOW_TEST_SECRET }}\"\n\n[steps.b]\nmatrix = { x = [\"1\"] }\nrun = \"true && echo .venv {{ matrix.x }}\"\n";
+    let test = || Test::manifest(toml).env("BGFLOW_TEST_SECRET", "s3cret");
+    test()
+        .args(["plan", "bgflow.toml"])
+        .run()
+        .stdout_has("    $ true | echo '<env:BGFLOW_TEST_SECRET>'  (bash -eo pipefail)\n")
+        .stdout_has("    $ true && echo .venv 1  (bash -eo pipefail)\n");
+    let doc = test().args(["plan", "--json", "bgflow.toml"]).run().json();
+    let steps = &doc["files"][0]["plan"]["steps"];
+    for (i, script) in [
+        (0, "true | echo '<env:BGFLOW_TEST_SECRET>'"),
+        (1, "true && echo .venv 1"),
+    ] {
+        assert_eq!(
+            steps[i]["command"]["argv"],
+            serde_json::json!([
+                "bash",
+                "--noprofile",
+                "--norc",
+                "-eo",
+                "pipefail",
+                "-c",
+                script
+            ]),
+            "{}",
+            steps[i]
+        );
+    }
+}
