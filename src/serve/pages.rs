@@ -312,10 +312,10 @@ fn tests(s: &StepRow) -> String {
     ) {
         (None, None, None, None) => String::new(),
         (p, f, e, k) => format!(
-            "{} passed, {} failed, {} errors, {} skipped",
+            "{} passed, {} failed, {}, {} skipped",
             p.unwrap_or(0),
             f.unwrap_or(0),
-            e.unwrap_or(0),
+            crate::exec::junit::errors_text(e.unwrap_or(0) as u64),
             k.unwrap_or(0)
         ),
     }

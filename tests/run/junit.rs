@@ -470,6 +470,22 @@ def test_message():
     // pytest's own summary line in the log: `3 failed, 1 passed, 1 error in 0.05s`.
     let log = out.log("tests");
     assert!(log.contains("3 failed, 1 passed, 1 error"), "{log}");
+    // Counted as pytest counts: one error is `1 error`, in the summary and in `status`.
+    assert!(
+        out.stderr.contains("tests: 1 passed, 3 failed, 1 error\n"),
+        "{}",
+        out.stderr
+    );
+    let status = std::process::Command::new(BIN)
+        .args(["status", out.summary()["run_id"].as_str().expect("run id")])
+        .current_dir(flow.path())
+        .output()
+        .expect("status");
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.contains("tests: 1 passed, 3 failed, 1 error ·"),
+        "{status}"
+    );
     assert_eq!(
         (&tests["passed"], &tests["failed"], &tests["errors"]),
         (&json(1), &json(3), &json(1)),

@@ -91,6 +91,11 @@ impl FailingTest {
     }
 }
 
+/// `1 error`, `2 errors`: as pytest counts tests that could not run (`0 errors` too).
+pub fn errors_text(n: u64) -> String {
+    format!("{n} error{}", if n == 1 { "" } else { "s" })
+}
+
 impl TestCounts {
     pub fn total(&self) -> u64 {
         self.passed + self.failed + self.errors + self.skipped
@@ -103,7 +108,7 @@ impl TestCounts {
             parts.push(format!("{} failed", self.failed));
         }
         if self.errors > 0 {
-            parts.push(format!("{} errors", self.errors));
+            parts.push(errors_text(self.errors));
         }
         if self.skipped > 0 {
             parts.push(format!("{} skipped", self.skipped));
