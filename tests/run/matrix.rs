@@ -184,7 +184,7 @@ fail_fast = false
 
 [steps.make]
 matrix = { v = ["a", "b", "c"] }
-run = "echo ran >> runs-{{ matrix.v }}; if [ {{ matrix.v }} = b ] && [ ! -f fixed ]; then exit 1; fi; echo {{ matrix.v }} > out-{{ matrix.v }}"
+run = "echo ran >> runs-{{ matrix.v }}; if [ {{ matrix.v }} = b ] && [ ! -f fixed ]; then echo not fixed; exit 1; fi; echo {{ matrix.v }} > out-{{ matrix.v }}"
 outputs = ["out-{{ matrix.v }}"]
 "#,
     );
@@ -194,6 +194,16 @@ outputs = ["out-{{ matrix.v }}"]
         .expect_state("make[a]", "succeeded")
         .expect_state("make[b]", "failed")
         .expect_state("make[c]", "succeeded");
+    // An instance's log path holds `[`: it is printed quoted, to paste into any shell
+    // (zsh refuses an unquoted `[…]` that matches no file).
+    let log = first.log_dir().join("make[b].log");
+    assert!(
+        first
+            .stderr
+            .contains(&format!("  log: '{}'\n", log.display())),
+        "{}",
+        first.stderr
+    );
     let run = first.summary()["run_id"]
         .as_str()
         .expect("run id")
