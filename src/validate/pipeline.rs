@@ -6,13 +6,29 @@
 
 use std::ops::Range;
 
-/// Where the first pipe `|` (not `||`) of `script` is, outside quotes, comments and
-/// `{{ }}`, `{% %}` or `{# #}`.
+/// Where the first pipe `|` (not `||`) of `script` is, outside quotes, comments,
+/// `{{ }}`, `{% %}` or `{# #}`, and the patterns of a `case` (`a|b)`).
 pub(super) fn first_pipe(script: &str) -> Option<Range<usize>> {
     let b = script.as_bytes();
+    let mut case = Case::default();
     let mut i = 0;
     while i < b.len() {
+        if let Some(len) = case.word(b, i) {
+            i += len;
+            continue;
+        }
         match b[i] {
+            // In a `case` pattern, `|` parts the patterns and `)` ends them.
+            b'|' if case.in_pattern => i += 1,
+            b')' if case.in_pattern => {
+                case.in_pattern = false;
+                i += 1;
+            }
+            // `;;`, and bash's `;&` and `;;&`: the next item's patterns follow.
+            b';' if case.open > 0 && matches!(b.get(i + 1), Some(b';' | b'&')) => {
+                case.in_pattern = true;
+                i += 2;
+            }
             b'\\' => i += 2,
             b'\'' => i = after(b, i + 1, b"'"),
             b'"' => {
@@ -37,6 +53,55 @@ pub(super) fn first_pipe(script: &str) -> Option<Range<usize>> {
     None
 }
 
+/// Where the scan is among `case WORD in PATTERN) … ;; … esac`, which may nest.
+#[derive(Default)]
+struct Case {
+    /// `case`s not yet closed by `esac`.
+    open: usize,
+    /// After `case`, before its `in`.
+    awaiting_in: bool,
+    /// Between `in` (or `;;`) and the `)` that ends a pattern list.
+    in_pattern: bool,
+}
+
+impl Case {
+    /// At a word `case`, `in` (after `case`) or `esac` starting at `i`: notes it and returns
+    /// its length.
+    fn word(&mut self, b: &[u8], i: usize) -> Option<usize> {
+        let starts = i == 0 || matches!(b[i - 1], b' ' | b'\t' | b'\n' | b';' | b'&' | b'|' | b'(');
+        if !starts || !b[i].is_ascii_alphabetic() {
+            return None;
+        }
+        let len = b[i..]
+            .iter()
+            .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+            .count();
+        let ends = matches!(
+            b.get(i + len),
+            None | Some(b' ' | b'\t' | b'\n' | b';' | b')')
+        );
+        if !ends {
+            return None;
+        }
+        match &b[i..i + len] {
+            b"case" if !self.in_pattern => {
+                self.open += 1;
+                self.awaiting_in = true;
+            }
+            b"in" if self.awaiting_in => {
+                self.awaiting_in = false;
+                self.in_pattern = true;
+            }
+            b"esac" if self.open > 0 => {
+                self.open -= 1;
+                self.in_pattern = false;
+            }
+            _ => {}
+        }
+        Some(len)
+    }
+}
+
 /// The index just past the first `end` at or after `from` (the text's end when none).
 fn after(b: &[u8], from: usize, end: &[u8]) -> usize {
     b.get(from..)
@@ -58,6 +123,13 @@ mod tests {
             Some(28..29)
         );
         assert_eq!(first_pipe("cmd |& tee log"), Some(4..5));
+        // A pipeline inside a `case` item, or after `esac`, is one.
+        assert_eq!(
+            first_pipe("case $x in a|b) ls | wc -l ;; esac"),
+            Some(19..20)
+        );
+        assert_eq!(first_pipe("case $x in *) ;; esac; a | b"), Some(25..26));
+        assert_eq!(first_pipe("showcase a|b"), Some(10..11));
     }
 
     #[test]
@@ -72,6 +144,9 @@ mod tests {
             "{# a | b #} true",
             "true # a | b",
             "date >| stamp.txt",
+            "case \"$1\" in start|up) run ;; stop|down) halt ;; esac",
+            "case $x in a) one ;& b|c) two ;;& *) ;; esac",
+            "case $x in\n  (a|b) one ;;\n  c|d) case $y in e|f) two ;; esac ;;\nesac",
             "echo 'unclosed | ",
             "",
         ] {

@@ -504,6 +504,8 @@ fn a_pipeline_under_sh_is_warned_at_its_pipe() {
         "[workflow]\nname = \"w\"\n\n[steps.a]\nrun = \"make || echo 'a | b' {{ vars.x | upper }}\"\n\n[vars]\nx = \"y\"\n",
         "[workflow]\nname = \"w\"\n\n[steps.a]\nshell = \"sh\"\nrun = \"yes | head -1\"\n",
         "[workflow]\nname = \"w\"\nshell = \"bash\"\n\n[steps.a]\nrun = \"true | cat\"\n",
+        // `|` between a `case`'s patterns is no pipe.
+        "[workflow]\nname = \"w\"\n\n[steps.a]\nrun = \"case $(uname) in Linux|Darwin) true ;; *) false ;; esac\"\n",
     ] {
         Test::manifest(quiet)
             .args(["plan", "--offline", "bgflow.toml"])
