@@ -258,7 +258,8 @@ fn a_run_on_a_terminal_draws_an_overall_bar_and_a_line_per_running_step() {
     let wanted = [
         "drawn ",
         "0/2 steps",
-        "eta",
+        // No step has ended: no rate, so no time left to tell.
+        "eta -",
         "copy",
         "3/10",
         "copying",
@@ -278,6 +279,11 @@ fn a_run_on_a_terminal_draws_an_overall_bar_and_a_line_per_running_step() {
     let status = child.wait().expect("script");
     reader.join().expect("reader");
     assert_eq!(status.code(), Some(0), "{}", text());
+    assert!(
+        !text().contains("0/2 steps  00:00:00  eta 0s"),
+        "{}",
+        text()
+    );
     assert!(
         text().contains("succeeded"),
         "the summary follows: {}",

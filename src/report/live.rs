@@ -239,6 +239,16 @@ impl Bars {
                 "{prefix:.bold} [{bar:30}] {pos}/{len} steps  {elapsed_precise}  eta {eta}",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar())
+            // Until a step has ended there is no rate to tell the rest from: `-`, not `0s`.
+            .with_key(
+                "eta",
+                |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = match s.pos() {
+                        0 => w.write_str("-"),
+                        _ => write!(w, "{:#}", indicatif::HumanDuration(s.eta())),
+                    };
+                },
+            )
             .progress_chars("=> "),
         );
         overall.set_prefix("bgflow");
