@@ -21,7 +21,7 @@ mod step;
 pub mod template;
 mod values;
 
-use rendering::{cwd_relative, names_the_run, render_run, BASH};
+use rendering::{cwd_relative, names_the_run, render_run, shell_of, BASH};
 
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
@@ -305,12 +305,8 @@ impl Workflow {
             return Ok(step.command.clone());
         };
         self.with_step_info(index, attempt, |info| {
-            // The checked command says which shell: a bash script is its argv.
-            let shell = match step.command.bash_script() {
-                Some(_) => manifest::Shell::Bash,
-                None => manifest::Shell::Sh,
-            };
-            render_run(&self.renderer, Some(run), info, shell).map_err(|(e, _)| e.message)
+            render_run(&self.renderer, Some(run), info, shell_of(&step.command))
+                .map_err(|(e, _)| e.message)
         })
     }
 

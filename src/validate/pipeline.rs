@@ -84,7 +84,7 @@ impl Case {
             return None;
         }
         match &b[i..i + len] {
-            b"case" if !self.in_pattern => {
+            b"case" if !self.in_pattern && command_position(b, i) => {
                 self.open += 1;
                 self.awaiting_in = true;
             }
@@ -99,6 +99,24 @@ impl Case {
             _ => {}
         }
         Some(len)
+    }
+}
+
+/// Whether a word starting at `i` is where a command starts (`echo case in a|b` holds no
+/// `case`): first in the text, after `;`, `&`, `|`, `(`, `)` or a newline, or after a reserved
+/// word that a command follows.
+fn command_position(b: &[u8], i: usize) -> bool {
+    let before = b[..i].trim_ascii_end();
+    match before.last() {
+        // `)` ends a `case` pattern; the item's commands follow.
+        None | Some(b';' | b'&' | b'|' | b'(' | b')' | b'\n') => true,
+        Some(_) => {
+            let word = before
+                .rsplit(|c| c.is_ascii_whitespace() || b";&|(".contains(c))
+                .next()
+                .unwrap_or_default();
+            matches!(word, b"then" | b"do" | b"else" | b"elif" | b"{" | b"!")
+        }
     }
 }
 
@@ -130,6 +148,11 @@ mod tests {
         );
         assert_eq!(first_pipe("case $x in *) ;; esac; a | b"), Some(25..26));
         assert_eq!(first_pipe("showcase a|b"), Some(10..11));
+        assert_eq!(first_pipe("echo case in a|b"), Some(14..15));
+        assert_eq!(
+            first_pipe("if true; then case $x in a) ;; esac; fi | cat"),
+            Some(40..41)
+        );
     }
 
     #[test]
@@ -146,6 +169,8 @@ mod tests {
             "date >| stamp.txt",
             "case \"$1\" in start|up) run ;; stop|down) halt ;; esac",
             "case $x in a) one ;& b|c) two ;;& *) ;; esac",
+            "if true; then case $x in a|b) ;; esac; fi",
+            "make && case $x in a|b) true ;; esac",
             "case $x in\n  (a|b) one ;;\n  c|d) case $y in e|f) two ;; esac ;;\nesac",
             "echo 'unclosed | ",
             "",

@@ -78,14 +78,7 @@ impl Workflow {
                     .unwrap_or_else(|_| text.to_owned())
             };
             match run {
-                // Under the shell the checked command says (a bash script is its argv).
-                RunSpec::Shell(s) => script_under(
-                    match step.command.bash_script() {
-                        Some(_) => manifest::Shell::Bash,
-                        None => manifest::Shell::Sh,
-                    },
-                    shown(s, Mode::Shell),
-                ),
+                RunSpec::Shell(s) => script_under(shell_of(&step.command), shown(s, Mode::Shell)),
                 RunSpec::Argv(argv) => {
                     Command::Argv(argv.iter().map(|a| shown(a, Mode::Plain)).collect())
                 }
@@ -212,6 +205,14 @@ pub(super) fn render_run(
             .collect::<Result<Vec<_>, _>>()
             .map(Command::Argv),
         None => Ok(Command::Argv(Vec::new())),
+    }
+}
+
+/// The shell a checked command runs its string `run` under: a bash script is its argv.
+pub(super) fn shell_of(command: &Command) -> manifest::Shell {
+    match command.bash_script() {
+        Some(_) => manifest::Shell::Bash,
+        None => manifest::Shell::Sh,
     }
 }
 
