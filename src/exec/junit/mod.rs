@@ -584,7 +584,7 @@ more</error></testcase>
         assert_eq!(c.failing[1].kind, FailKind::Error);
         assert_eq!(c.failing[1].mark(), "ERROR");
         assert_eq!(c.failing[1].message, "<boom> happened");
-        assert_eq!(c.describe(), "1 passed, 1 failed, 1 errors, 1 skipped");
+        assert_eq!(c.describe(), "1 passed, 1 failed, 1 error, 1 skipped");
         assert!(c.warnings.is_empty());
     }
 
