@@ -47,6 +47,7 @@ use crate::exit;
 use crate::store::StoreError;
 
 /// The history and its rows, as the calls above take and return them.
+pub use crate::exec::junit::errors_text;
 pub use crate::store::{RunRow, StepRow, Store};
 pub use events::{page as events, EventPage};
 pub use launch::{launch, run_workflow, Launched, Mode, Started, WorkflowRun};

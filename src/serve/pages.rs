@@ -315,7 +315,7 @@ fn tests(s: &StepRow) -> String {
             "{} passed, {} failed, {}, {} skipped",
             p.unwrap_or(0),
             f.unwrap_or(0),
-            crate::exec::junit::errors_text(e.unwrap_or(0) as u64),
+            runs::errors_text(e.unwrap_or(0) as u64),
             k.unwrap_or(0)
         ),
     }
