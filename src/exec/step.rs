@@ -374,7 +374,7 @@ fn judge(
             if code != 0 {
                 return (
                     StepState::Failed,
-                    Some(format!("exit code {code}")),
+                    Some(format!("exit code {code}{}", runner_says(step, code))),
                     Some(status),
                 );
             }
@@ -428,5 +428,20 @@ pub(crate) fn note_in_log(path: &std::path::Path, text: &str) {
 pub(crate) async fn wait_stop(stop: &mut watch::Receiver<Stop>, pred: impl FnMut(&Stop) -> bool) {
     if stop.wait_for(pred).await.is_err() {
         std::future::pending::<()>().await;
+    }
+}
+
+/// What a test runner means by an exit code that is not a failed test, for the reason:
+/// pytest exits 5 when it collected no test (a path or `-k` that matches nothing, a module
+/// skipped whole), which reads as a crash without it.
+fn runner_says(step: &crate::validate::Step, code: i32) -> &'static str {
+    let pytest = || {
+        let text = step.command.display();
+        text.contains("pytest") || text.contains("py.test")
+    };
+    if code == 5 && step.kind() == crate::manifest::StepKind::Test && pytest() {
+        " (pytest: no tests were collected)"
+    } else {
+        ""
     }
 }

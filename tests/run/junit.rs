@@ -656,3 +656,49 @@ fn the_counts_of_many_passing_test_steps_are_one_line_of_sums() {
     );
     assert!(!out.stderr.contains("t1 tests:"), "{}", out.stderr);
 }
+
+/// Seen on attrs 24.2.0: a test file whose one test is skipped at import made pytest exit
+/// 5 ("no tests collected"), and the step failed as a bare `exit code 5`, which reads as a
+/// crash. The reason names pytest's meaning; another runner's 5 stays an exit code.
+#[test]
+fn pytest_collecting_no_test_is_named_in_the_reason() {
+    let has_pytest = std::process::Command::new("python3")
+        .args(["-m", "pytest", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        has_pytest,
+        "this test runs real pytest: `python3 -m pip install pytest`"
+    );
+    let flow = Flow::new(
+        r#"
+[workflow]
+name = "none"
+fail_fast = false
+
+[steps.empty]
+kind = "test"
+run = "python3 -m pytest -q -p no:cacheprovider tests/test_nothing.py"
+
+[steps.other]
+kind = "test"
+run = "exit 5"
+"#,
+    );
+    flow.write("tests/test_nothing.py", "def helper():\n    pass\n");
+    let out = flow.run(&[]);
+    out.expect_code(1)
+        .expect_state("empty", "failed")
+        .expect_state("other", "failed");
+    assert_eq!(
+        out.reason("empty"),
+        "exit code 5 (pytest: no tests were collected)"
+    );
+    assert_eq!(out.reason("other"), "exit code 5");
+    assert!(
+        out.stderr
+            .contains("error: empty failed: exit code 5 (pytest: no tests were collected)"),
+        "{}",
+        out.stderr
+    );
+}
