@@ -440,7 +440,7 @@ fn runner_says(step: &crate::validate::Step, code: i32) -> &'static str {
         text.contains("pytest") || text.contains("py.test")
     };
     if code == 5 && step.kind() == crate::manifest::StepKind::Test && pytest() {
-        " (pytest: no tests were collected)"
+        ": pytest collected no tests"
     } else {
         ""
     }

@@ -692,12 +692,12 @@ run = "exit 5"
         .expect_state("other", "failed");
     assert_eq!(
         out.reason("empty"),
-        "exit code 5 (pytest: no tests were collected)"
+        "exit code 5: pytest collected no tests"
     );
     assert_eq!(out.reason("other"), "exit code 5");
     assert!(
         out.stderr
-            .contains("error: empty failed: exit code 5 (pytest: no tests were collected)"),
+            .contains("error: empty failed: exit code 5: pytest collected no tests"),
         "{}",
         out.stderr
     );
