@@ -416,14 +416,7 @@ fn the_failing_test_list_indents_multi_line_messages() {
 /// each name bgflow shows, given back to pytest, runs exactly that test.
 #[test]
 fn the_failing_test_list_names_can_be_pasted_into_pytest() {
-    let has_pytest = std::process::Command::new("python3")
-        .args(["-m", "pytest", "--version"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        has_pytest,
-        "this test runs real pytest: `python3 -m pip install pytest`"
-    );
+    need_pytest();
     let flow = Flow::new(
         r#"
 [workflow]
@@ -662,14 +655,7 @@ fn the_counts_of_many_passing_test_steps_are_one_line_of_sums() {
 /// crash. The reason names pytest's meaning; another runner's 5 stays an exit code.
 #[test]
 fn pytest_collecting_no_test_is_named_in_the_reason() {
-    let has_pytest = std::process::Command::new("python3")
-        .args(["-m", "pytest", "--version"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        has_pytest,
-        "this test runs real pytest: `python3 -m pip install pytest`"
-    );
+    need_pytest();
     let flow = Flow::new(
         r#"
 [workflow]
@@ -700,5 +686,17 @@ run = "exit 5"
             .contains("error: empty failed: exit code 5: pytest collected no tests"),
         "{}",
         out.stderr
+    );
+}
+
+/// Fails the test (never skips it) when real pytest is not there: CI installs it.
+fn need_pytest() {
+    let has_pytest = std::process::Command::new("python3")
+        .args(["-m", "pytest", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        has_pytest,
+        "this test runs real pytest: `python3 -m pip install pytest`"
     );
 }
