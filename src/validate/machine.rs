@@ -259,41 +259,34 @@ impl Cx<'_, '_> {
                 .help("create the folder, or have an upstream step output it as `dir/`"),
             );
         }
-        let program = match &step.command {
-            // `shell = "bash"`: bash must be there, and the script's program is checked
-            // as a string `run`'s is.
-            c @ Command::Argv(_) if c.bash_script().is_some() => {
-                if !host.program_exists("bash", root) {
-                    self.push(
-                        Problem::error(
-                            "missing-tool",
-                            "`bash` is not on PATH; `shell = \"bash\"` needs it",
-                        )
-                        .at_opt(
-                            self.doc.value_span(&["steps", name, "run"]),
-                            "runs under bash -c",
-                        ),
-                    );
-                }
-                c.bash_script().and_then(host::shell_program)
-            }
+        // A string `run` needs its shell (bash under `shell = "bash"`), and the script's
+        // program is checked.
+        let script = match &step.command {
             Command::Shell(s) if !s.is_empty() => {
-                if !host.program_exists("sh", root) {
+                Some(("sh", s.as_str(), "string `run` commands need it"))
+            }
+            c => c
+                .bash_script()
+                .map(|s| ("bash", s, "`shell = \"bash\"` needs it")),
+        };
+        let program = match (script, &step.command) {
+            (Some((shell, script, needs)), _) => {
+                if !host.program_exists(shell, root) {
                     self.push(
                         Problem::error(
                             "missing-tool",
-                            "`sh` is not on PATH; string `run` commands need it",
+                            format!("`{shell}` is not on PATH; {needs}"),
                         )
                         .at_opt(
                             self.doc.value_span(&["steps", name, "run"]),
-                            "runs under sh -c",
+                            format!("runs under {shell} -c"),
                         ),
                     );
                 }
-                host::shell_program(s)
+                host::shell_program(script)
             }
-            Command::Argv(argv) => argv.first().cloned(),
-            Command::Shell(_) => None,
+            (None, Command::Argv(argv)) => argv.first().cloned(),
+            (None, Command::Shell(_)) => None,
         };
         if let Some(program) = program {
             // Named as written when it may hold a value of the caller's environment.
