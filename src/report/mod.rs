@@ -14,12 +14,15 @@ use std::path::Path;
 pub fn state_dir_arg(state_dir: Option<&Path>) -> String {
     let here = std::env::current_dir().ok().map(|d| d.join(".bgflow"));
     match state_dir {
-        Some(sd) if here.as_deref() != Some(sd) => format!(
-            " --state-dir {}",
-            crate::validate::template::shell_quote(&sd.display().to_string())
-        ),
+        Some(sd) if here.as_deref() != Some(sd) => format!(" --state-dir {}", pasteable(sd)),
         _ => String::new(),
     }
+}
+
+/// A path as one shell word: quoted when it holds what a shell reads (a matrix instance's
+/// `[…]`, a space), so that a printed command or log path pastes into any shell.
+pub fn pasteable(path: &Path) -> String {
+    crate::validate::template::shell_quote(&path.display().to_string())
 }
 
 /// `--color`

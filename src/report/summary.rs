@@ -112,7 +112,7 @@ fn write(report: &RunReport, out: &mut impl Write) {
         );
         let log = s.log_in(&report.log_dir);
         if log.exists() {
-            let _ = writeln!(out, "  log: {}", pasteable(&log));
+            let _ = writeln!(out, "  log: {}", super::pasteable(&log));
         } else {
             let _ = writeln!(out, "  log: none (the step printed nothing)");
         }
@@ -306,7 +306,7 @@ fn write_steps_why(
             let _ = writeln!(out, "  {} {}{after}: {reason}", s.name, s.state.as_str());
             let log = s.log_in(&report.log_dir);
             if started && log.exists() {
-                let _ = writeln!(out, "    log: {}", pasteable(&log));
+                let _ = writeln!(out, "    log: {}", super::pasteable(&log));
             }
         }
         return;
@@ -431,10 +431,4 @@ pub fn write_json(report: &RunReport) -> std::io::Result<()> {
     out.into_inner()
         .map_err(std::io::IntoInnerError::into_error)?;
     Ok(())
-}
-
-/// A log's path as a shell takes it: quoted when it holds what a shell reads (a matrix
-/// instance's `[…]`, a space), so that it pastes into `less` in any shell.
-fn pasteable(path: &std::path::Path) -> String {
-    crate::validate::template::shell_quote(&path.display().to_string())
 }

@@ -92,7 +92,7 @@ pub fn admit(store: &mut Store, run: &NewRun, a: Admission, state_dir: &Path) ->
                 .supervisor_pid
                 .map_or_else(|| "supervisor starting".to_owned(), |p| format!("pid {p}"));
             let secs = (now_ms() - other.started_at.unwrap_or(other.created_at)).max(0) / 1000;
-            let sd = crate::validate::template::shell_quote(&state_dir.display().to_string());
+            let sd = crate::report::pasteable(state_dir);
             Err(Error::invalid(format!(
                 "error: run {id} of `{wf}` ({pid}, started {secs}s ago) is active in {root} and writes the same outputs ({outs}); nothing ran\n  help: wait for it: bgflow --state-dir {sd} status {id} --watch; stop it: {stop}; or pass --allow-concurrent\n",
                 id = other.id,
