@@ -153,15 +153,6 @@ pub enum Shell {
     Bash,
 }
 
-impl Shell {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Sh => "sh",
-            Self::Bash => "bash",
-        }
-    }
-}
-
 /// `[workflow] env_file`: a path, or `{ path, optional }`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(untagged, deny_unknown_fields)]
