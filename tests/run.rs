@@ -81,6 +81,25 @@ sleep 0.2
 rmdir "slots/$mine"
 "#;
 
+/// `bgflow ARGS` in the flow's folder, to the end; its stdout.
+fn bgflow_stdout(flow: &Flow, args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .args(args)
+        .current_dir(flow.path())
+        .env_remove("BGFLOW_STATE_DIR")
+        .env_remove("BGFLOW_CONFIG")
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null())
+        .output()
+        .expect("bgflow");
+    assert!(
+        out.status.success(),
+        "bgflow {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A workflow in a fresh temp dir.
 struct Flow {
     dir: tempfile::TempDir,

@@ -2,25 +2,6 @@
 
 use super::*;
 
-/// `bgflow ARGS` in the flow's folder, to the end; its stdout.
-fn bgflow_stdout(flow: &Flow, args: &[&str]) -> String {
-    let out = Command::new(BIN)
-        .args(args)
-        .current_dir(flow.path())
-        .env_remove("BGFLOW_STATE_DIR")
-        .env_remove("BGFLOW_CONFIG")
-        .env_remove("NO_COLOR")
-        .stdin(Stdio::null())
-        .output()
-        .expect("bgflow");
-    assert!(
-        out.status.success(),
-        "bgflow {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Issue 19: "a step cancelled by fail-fast says only cancelled". `slow` is running when
 /// `bad` fails; fail_fast stops it, and it says that `bad`'s failure did, in the live line,
 /// the summary, summary.json and `status` (text and JSON). `later`, which never started,

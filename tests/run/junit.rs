@@ -162,12 +162,10 @@ junit = "report/*.xml"
     );
     // No report was read: no "0 passed" anywhere, as if tests had run.
     assert!(!out.stderr.contains("0 passed"), "{}", out.stderr);
-    let status = std::process::Command::new(BIN)
-        .args(["status", out.summary()["run_id"].as_str().expect("run id")])
-        .current_dir(flow.path())
-        .output()
-        .expect("status");
-    let status = String::from_utf8_lossy(&status.stdout);
+    let status = bgflow_stdout(
+        &flow,
+        &["status", out.summary()["run_id"].as_str().expect("run id")],
+    );
     assert!(status.contains("no JUnit report matching"), "{status}");
     assert!(!status.contains("tests: "), "{status}");
 }
@@ -469,12 +467,10 @@ def test_message():
         "{}",
         out.stderr
     );
-    let status = std::process::Command::new(BIN)
-        .args(["status", out.summary()["run_id"].as_str().expect("run id")])
-        .current_dir(flow.path())
-        .output()
-        .expect("status");
-    let status = String::from_utf8_lossy(&status.stdout);
+    let status = bgflow_stdout(
+        &flow,
+        &["status", out.summary()["run_id"].as_str().expect("run id")],
+    );
     assert!(
         status.contains("tests: 1 passed, 3 failed, 1 error ·"),
         "{status}"
@@ -588,12 +584,7 @@ junit = "c/*.xml"
         out.stderr
     );
     let id = out.summary()["run_id"].as_str().expect("run id").to_owned();
-    let status = std::process::Command::new(BIN)
-        .args(["--color", "never", "status", &id])
-        .current_dir(flow.path())
-        .output()
-        .expect("status");
-    let text = String::from_utf8_lossy(&status.stdout);
+    let text = bgflow_stdout(&flow, &["--color", "never", "status", &id]);
     let line = |name: &str| {
         text.lines()
             .find(|l| l.trim_start().starts_with(&format!("{name} ")))
