@@ -191,7 +191,7 @@ fn status_text(run: &RunRow, steps: &[StepRow], state_dir: Option<&Path>) -> Str
         if let (Some(p), Some(f)) = (s.tests_passed, s.tests_failed) {
             let mut t = format!("tests: {p} passed, {f} failed");
             if let Some(e) = s.tests_errors.filter(|e| *e > 0) {
-                t.push_str(&format!(", {}", crate::exec::junit::errors_text(e as u64)));
+                t.push_str(&format!(", {}", runs::errors_text(e as u64)));
             }
             if let Some(k) = s.tests_skipped.filter(|k| *k > 0) {
                 t.push_str(&format!(", {k} skipped"));
