@@ -23,6 +23,7 @@ pub mod slurm;
 mod spawn;
 pub mod step;
 pub mod tail;
+pub mod unneeded;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -325,6 +326,14 @@ pub async fn execute(
         lookahead::Absent::look_ahead(&wf, candidates)
     };
 
+    let mut unneeded = unneeded::Unneeded::find(
+        &wf,
+        plan,
+        &selected,
+        &opts.fingerprints,
+        opts.force,
+        opts.resume.as_ref(),
+    );
     let mut exited: Vec<tokio::sync::oneshot::Sender<()>> = Vec::new();
     // Steps started in this run (not kept as up to date), for `fed_by_a_run`.
     let mut ran = vec![false; wf.steps.len()];
@@ -346,16 +355,21 @@ pub async fn execute(
                 let fed_by_a_run = || {
                     (plan.upstream[s].iter()).any(|&u| ran[u] && plan.feeds(u, s) && !is_service(u))
                 };
-                let recorded = (!absent.missing(s))
-                    .then(|| {
-                        opts.fingerprints
-                            .get(&fingerprint::key(&wf.name, &wf.steps[s].name))
-                    })
-                    .flatten()
-                    .filter(|_| !fed_by_a_run());
-                if let Some(why) =
-                    fingerprint::needs_no_run(&wf, s, recorded, opts.force, opts.resume.as_ref())
-                {
+                let recorded = || {
+                    (!absent.missing(s))
+                        .then(|| {
+                            opts.fingerprints
+                                .get(&fingerprint::key(&wf.name, &wf.steps[s].name))
+                        })
+                        .flatten()
+                        .filter(|_| !fed_by_a_run())
+                };
+                // A service nobody will need, and the steps that showed it, were judged
+                // as the run started (`unneeded`).
+                let verdict = unneeded.take(s).or_else(|| {
+                    fingerprint::needs_no_run(&wf, s, recorded(), opts.force, opts.resume.as_ref())
+                });
+                if let Some(why) = verdict {
                     sched.mark_up_to_date(s);
                     let r = &mut reports[s];
                     r.state = StepState::Skipped;

@@ -143,11 +143,6 @@ pub(super) fn prepare(
     if let Some(r) = &resume {
         rerun_note(&wf, r, obs);
     }
-    // Guarantee 10: a service's probe port held by another process is refused up front.
-    let taken = exec::probe::taken_before_run(&wf, &selected_steps(&plan, &only));
-    if !taken.is_empty() {
-        return Err(Error::invalid(exec::probe::refusal(&taken)));
-    }
     crate::config::apply(&config, &mut wf);
     let names = wf.steps.iter().map(|s| s.name.clone()).collect();
     Ok(Prepared {
@@ -182,6 +177,31 @@ fn rerun_note(wf: &Workflow, r: &exec::fingerprint::Resume, obs: &mut dyn Observ
         verb = if n == 1 { "s" } else { "" },
         they = if n == 1 { "it" } else { "they" },
     ));
+}
+
+/// Guarantee 10: a port that a service of the run probes, held by another process, is
+/// refused before anything starts. A service the run will not start, as every step that
+/// needs it is up to date (`exec::unneeded`), does not count: a run with nothing to do is
+/// not refused for the developer's own server on the port.
+fn refuse_taken_ports(p: &Prepared, spec: &Spec, store: &crate::store::Store) -> Result<(), Error> {
+    let mut selected = selected_steps(&p.plan, &p.only);
+    if exec::probe::taken_before_run(&p.wf, &selected).is_empty() {
+        return Ok(());
+    }
+    let unneeded = exec::unneeded::Unneeded::find(
+        &p.wf,
+        &p.plan,
+        &p.plan.selection(&p.only),
+        &store.fingerprints().unwrap_or_default(),
+        spec.force,
+        p.resume.as_ref(),
+    );
+    selected.retain(|&s| !unneeded.is_service(s));
+    let taken = exec::probe::taken_before_run(&p.wf, &selected);
+    if taken.is_empty() {
+        return Ok(());
+    }
+    Err(Error::invalid(exec::probe::refusal(&taken)))
 }
 
 /// The state folder of a new run, always absolute: the log paths recorded in the history
@@ -281,6 +301,7 @@ pub fn launch(
     let state_dir = state_dir_for(&prepared, places.state_dir.as_deref());
     super::guard::check_state_dir(&state_dir)?;
     let mut store = open_store(&state_dir, obs)?;
+    refuse_taken_ports(&prepared, &spec, &store)?;
     let run_id = super::spec::new_run_id();
     let log_dir = state_dir.join("runs").join(&run_id);
     let record = new_run(&prepared, &run_id, &log_dir, &spec, detach, meta)

@@ -99,8 +99,9 @@ impl Cx<'_, '_> {
                             "this port",
                         )
                         .help(
-                            "`bgflow run` refuses to start while another process listens there; \
-                         stop that process or give the service a free port",
+                            "`bgflow run` refuses to start while another process listens there \
+                         (unless every step that needs the service is up to date); stop that \
+                         process or give the service a free port",
                         ),
                 );
             }

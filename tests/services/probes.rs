@@ -464,3 +464,111 @@ run = "touch ready-seen; exec sleep 3173"
     );
     assert!(!process_alive("sleep 3172") && !process_alive("sleep 3173"));
 }
+
+/// The summary of the newest run (by the time its summary was written).
+fn newest_summary(dir: &Path) -> serde_json::Value {
+    let newest = std::fs::read_dir(dir.join(".bgflow/runs"))
+        .expect("runs folder")
+        .flatten()
+        .map(|e| e.path().join("summary.json"))
+        .filter_map(|p| Some((p.metadata().ok()?.modified().ok()?, p)))
+        .max()
+        .expect("a summary.json");
+    serde_json::from_str(&std::fs::read_to_string(newest.1).expect("read")).expect("JSON")
+}
+
+#[test]
+fn a_service_whose_dependents_are_all_up_to_date_is_not_started_and_its_port_may_be_taken() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    // `check` reads what `build` makes: the service is needed when `build` must run.
+    let manifest = format!(
+        r#"[workflow]
+name = "unneeded"
+
+[steps.api]
+kind = "service"
+run = "touch api-ran; exec python3 -m http.server {port} --bind 127.0.0.1"
+ready = {{ http = "http://127.0.0.1:{port}/", timeout = "20s" }}
+
+[steps.e2e]
+needs = ["api"]
+run = "touch e2e-ran; echo e2e > out/e2e.txt"
+outputs = ["out/e2e.txt"]
+
+[steps.build]
+run = "echo b > out/b.txt"
+outputs = ["out/b.txt"]
+
+[steps.check]
+needs = ["api"]
+run = "touch check-ran; cp out/b.txt out/check.txt"
+inputs = ["out/b.txt"]
+outputs = ["out/check.txt"]
+"#
+    );
+    std::fs::write(dir.path().join("flow.toml"), &manifest).expect("manifest");
+    let first = run_args(dir.path(), &[]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    for marker in ["api-ran", "e2e-ran", "check-ran"] {
+        assert!(
+            dir.path().join(marker).exists(),
+            "{marker}: the first run ran it"
+        );
+        std::fs::remove_file(dir.path().join(marker)).expect("rm marker");
+    }
+
+    // Everything that needs `api` is up to date: it is not started, and someone else's
+    // server on its port does not stop the run.
+    let foreign = Foreign::start(dir.path(), port);
+    let again = run_args(dir.path(), &[]);
+    let err = text(&again.stderr);
+    assert_eq!(again.status.code(), Some(0), "{err}");
+    assert!(
+        !dir.path().join("api-ran").exists(),
+        "the service started: {err}"
+    );
+    let summary = newest_summary(dir.path());
+    assert_eq!(step(&summary, "api")["state"], "skipped", "{summary}");
+    assert_eq!(
+        reason(&summary, "api"),
+        "not needed: every step that needs it is up to date"
+    );
+    for kept in ["e2e", "check", "build"] {
+        assert_eq!(
+            step(&summary, kept)["state"],
+            "skipped",
+            "{kept}: {summary}"
+        );
+        assert!(
+            reason(&summary, kept).starts_with("up to date since run"),
+            "{summary}"
+        );
+    }
+    assert!(err.contains("api skipped: not needed"), "{err}");
+
+    // A step upstream of a dependent must run (its output is gone): the service is needed,
+    // and the taken port refuses the run before anything starts.
+    std::fs::remove_file(dir.path().join("out/b.txt")).expect("rm out/b.txt");
+    let stale = run_args(dir.path(), &[]);
+    let err = text(&stale.stderr);
+    assert_eq!(stale.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains(&format!("pid {}", foreign.pid())) && err.contains("nothing ran"),
+        "{err}"
+    );
+    assert!(!dir.path().join("out/b.txt").exists(), "build ran: {err}");
+
+    // With the port free, that run starts the service for `check` (`e2e` stays kept).
+    drop(foreign);
+    wait_until("the foreign server to go", || {
+        !listening(&format!("127.0.0.1:{port}"))
+    });
+    let rebuilt = run_args(dir.path(), &[]);
+    assert_eq!(rebuilt.status.code(), Some(0), "{}", text(&rebuilt.stderr));
+    let summary = newest_summary(dir.path());
+    assert_eq!(step(&summary, "api")["state"], "succeeded", "{summary}");
+    assert_eq!(step(&summary, "check")["state"], "succeeded", "{summary}");
+    assert_eq!(step(&summary, "e2e")["state"], "skipped", "{summary}");
+    assert!(!process_alive(&format!("http.server {port}")));
+}
