@@ -407,16 +407,35 @@ pub fn logs(args: &LogsArgs, state_dir: Option<&Path>) -> io::Result<u8> {
     let prefix = args.step.is_none() || chosen.len() > 1;
     let mut offsets: Vec<u64> = Vec::with_capacity(chosen.len());
     let mut out = io::stdout().lock();
+    // Steps that never started (kept as up to date, skipped, cancelled first): one line
+    // for all of them when every step's log is asked for.
+    let mut never_started: Vec<&crate::store::StepRow> = Vec::new();
     for s in &chosen {
         let path = Path::new(&s.log_path);
         if !path.exists() && !args.follow {
             // A log file appears with a step's first byte of output.
             let active = matches!(s.state.as_str(), "pending" | "running");
-            report::stderr(&if active {
-                format!("{}: no output yet (the step is {})\n", s.name, s.state)
+            let state = match s.state.as_str() {
+                "cancelled" | "lost" | "skipped" => format!("was {}", s.state),
+                other => other.replace('_', " "),
+            };
+            if active {
+                report::stderr(&format!(
+                    "{}: no output yet (the step is {})\n",
+                    s.name, s.state
+                ));
+            } else if s.attempts > 0 {
+                report::stderr(&format!("{}: printed nothing (the step {state})\n", s.name));
+            } else if prefix {
+                never_started.push(s);
             } else {
-                format!("{}: printed nothing (the step {})\n", s.name, s.state)
-            });
+                let why = s
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default();
+                report::stderr(&format!("{}: did not run ({}{why})\n", s.name, s.state));
+            }
         }
         let start = match args.lines {
             Some(n) => runs::logs::tail_offset(path, n),
@@ -426,6 +445,9 @@ pub fn logs(args: &LogsArgs, state_dir: Option<&Path>) -> io::Result<u8> {
         offsets.push(end);
     }
     if !args.follow {
+        if !never_started.is_empty() {
+            report::stderr(&did_not_run(&never_started));
+        }
         return Ok(exit::SUCCESS);
     }
     let names: Vec<&str> = chosen.iter().map(|s| s.name.as_str()).collect();
@@ -444,6 +466,32 @@ pub fn logs(args: &LogsArgs, state_dir: Option<&Path>) -> io::Result<u8> {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// One line for the steps of a run that never started: how many, in which states, and
+/// their names (`bgflow status RUN` says why each).
+fn did_not_run(steps: &[&crate::store::StepRow]) -> String {
+    let mut states: Vec<(&str, usize)> = Vec::new();
+    for s in steps {
+        match states.iter_mut().find(|(state, _)| *state == s.state) {
+            Some((_, n)) => *n += 1,
+            None => states.push((&s.state, 1)),
+        }
+    }
+    let states = match states.as_slice() {
+        [(state, _)] => state.replace('_', " "),
+        more => (more.iter())
+            .map(|(state, n)| format!("{n} {}", state.replace('_', " ")))
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
+    let n = steps.len();
+    format!(
+        "{n} step{s} did not run ({states}): {}\n",
+        report::summary::named(&names),
+        s = if n == 1 { "" } else { "s" },
+    )
 }
 
 /// Copies whole lines from `offset`, each with an optional `name | ` prefix; returns the new

@@ -709,12 +709,21 @@ run = "echo said"
 
 [steps.mute]
 run = "exit 3"
+
+[steps.after]
+needs = ["mute"]
+run = "echo never"
+
+[steps.later]
+needs = ["mute"]
+run = "echo never"
 "#,
     );
     let out = flow.run(&[]);
     out.expect_code(1)
         .expect_state("talk", "succeeded")
-        .expect_state("mute", "failed");
+        .expect_state("mute", "failed")
+        .expect_state("after", "skipped");
     assert_eq!(out.log("talk"), "said\n");
     assert!(out.log_dir().is_dir(), "the run's folder exists");
     assert!(
@@ -735,5 +744,25 @@ run = "exit 3"
             .contains("mute: printed nothing (the step failed)"),
         "{}",
         logs.stderr
+    );
+    // A step that never started did not print nothing: it did not run. Asked for alone,
+    // it says why; among every step's logs, those that never started are one line.
+    let after = flow.start_raw(&["logs", &id, "after"], &[]).finish();
+    assert_eq!(after.code(), 0, "{}", after.stderr);
+    assert_eq!(
+        after.stderr,
+        "after: did not run (skipped: upstream step `mute` failed)\n"
+    );
+    let all = flow.start_raw(&["logs", &id], &[]).finish();
+    assert_eq!(all.code(), 0, "{}", all.stderr);
+    assert!(
+        all.stderr
+            .contains("mute: printed nothing (the step failed)")
+            && all
+                .stderr
+                .contains("2 steps did not run (skipped): after, later\n")
+            && !all.stderr.contains("after: printed nothing"),
+        "{}",
+        all.stderr
     );
 }
