@@ -6,8 +6,8 @@
 //! service's port is taken (guarantee 10), and a developer's own server is often on it.
 //! So before anything starts, for each selected service with selected dependents, the
 //! run judges those dependents and every step upstream of them (services aside): when all
-//! of them are up to date, the service is skipped ("not needed") and those steps are kept
-//! with the verdicts taken then. Taken once, the verdicts cannot change under the run: a
+//! of them are up to date (a dependent that is a service: not needed itself), the service
+//! is skipped ("not needed") and those steps are kept with the verdicts taken then. Taken once, the verdicts cannot change under the run: a
 //! dependent found stale later would otherwise run without its service.
 //!
 //! Only workflows with a service, a recorded success and no `--force` do any of this.
@@ -46,7 +46,9 @@ impl Unneeded {
         if fingerprints.is_empty() || (force && resume.is_none()) {
             return out;
         }
-        let services: Vec<usize> = (0..wf.steps.len())
+        // Downstream first: a service that only a service the run will not start needs
+        // (a database behind an API) is not needed either.
+        let services: Vec<usize> = (plan.order.iter().rev().copied())
             .filter(|&s| selected[s] && is_service(s))
             .filter(|&s| plan.downstream[s].iter().any(|&d| selected[d]))
             .collect();
@@ -79,7 +81,8 @@ impl Unneeded {
                 }
             }
             let mut dependents = plan.downstream[svc].iter().filter(|&&d| selected[d]);
-            if dependents.all(|d| verdict.get(d).is_some_and(Option::is_some)) {
+            if dependents.all(|d| verdict.get(d).is_some_and(Option::is_some) || out.is_service(*d))
+            {
                 out.services.push(svc);
                 out.decided.insert(svc, NOT_NEEDED.to_owned());
                 for s in closure {
@@ -105,8 +108,8 @@ impl Unneeded {
 }
 
 /// The selected dependents of `svc` and every selected step upstream of them, in plan
-/// order: what decides whether `svc` is needed. A service's upstream is not followed (a
-/// service is never up to date: a dependent that is one needs `svc`).
+/// order: what decides whether `svc` is needed. A service's upstream is not followed: a
+/// dependent that is a service needs `svc` unless it is not needed itself.
 fn closure_of(wf: &Workflow, plan: &Plan, selected: &[bool], svc: usize) -> Vec<usize> {
     let mut seen = vec![false; wf.steps.len()];
     let mut stack: Vec<usize> = (plan.downstream[svc].iter().copied())

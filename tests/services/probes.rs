@@ -572,3 +572,48 @@ outputs = ["out/check.txt"]
     assert_eq!(step(&summary, "e2e")["state"], "skipped", "{summary}");
     assert!(!process_alive(&format!("http.server {port}")));
 }
+
+#[test]
+fn a_service_that_only_an_unneeded_service_needs_is_not_started_either() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A database behind an API behind a test: once the test is up to date, neither server
+    // is started. `--force` starts both.
+    let manifest = r#"[workflow]
+name = "chain"
+
+[steps.db]
+kind = "service"
+run = "touch db-ran; exec sleep 3313"
+ready = { command = "test -e db-ran" }
+
+[steps.api]
+kind = "service"
+needs = ["db"]
+run = "touch api-ran; exec sleep 3314"
+ready = { command = "test -e api-ran" }
+
+[steps.e2e]
+needs = ["api", "db"]
+run = "echo e2e > out/e2e.txt"
+outputs = ["out/e2e.txt"]
+"#;
+    std::fs::write(dir.path().join("flow.toml"), manifest).expect("manifest");
+    let first = run_args(dir.path(), &[]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    for marker in ["db-ran", "api-ran"] {
+        std::fs::remove_file(dir.path().join(marker)).expect("the first run started it");
+    }
+    let again = run_args(dir.path(), &[]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
+    let summary = newest_summary(dir.path());
+    for svc in ["db", "api"] {
+        assert_eq!(step(&summary, svc)["state"], "skipped", "{svc}: {summary}");
+        assert!(reason(&summary, svc).starts_with("not needed"), "{summary}");
+        assert!(!dir.path().join(format!("{svc}-ran")).exists(), "{svc} started");
+    }
+    assert!(reason(&summary, "e2e").starts_with("up to date since run"));
+    let forced = run_args(dir.path(), &["--force"]);
+    assert_eq!(forced.status.code(), Some(0), "{}", text(&forced.stderr));
+    assert!(dir.path().join("db-ran").exists() && dir.path().join("api-ran").exists());
+    assert!(!process_alive("sleep 3313") && !process_alive("sleep 3314"));
+}
