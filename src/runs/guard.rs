@@ -77,11 +77,12 @@ pub fn admit(store: &mut Store, run: &NewRun, a: Admission, state_dir: &Path) ->
         Ok(Some(Refusal::Limit { active, limit })) => {
             let ids: Vec<&str> = active.iter().map(|r| r.id.as_str()).collect();
             Err(Error::invalid(format!(
-                "error: {} run(s) are active in {} ({}) and limits.max_concurrent_runs is {limit}; nothing ran\n  help: wait for one to end (bgflow status RUN --watch) or stop one ({})\n",
+                "error: {} run(s) are active in {} ({}) and limits.max_concurrent_runs is {limit}; nothing ran\n  help: wait for one to end (bgflow{sd} status RUN --watch) or stop one ({})\n",
                 active.len(),
                 state_dir.display(),
                 ids.join(", "),
-                super::stop::command(None, "RUN"),
+                super::stop::command(Some(state_dir), "RUN"),
+                sd = crate::report::state_dir_arg(Some(state_dir)),
             )))
         }
         Ok(Some(Refusal::Conflict {
@@ -92,9 +93,10 @@ pub fn admit(store: &mut Store, run: &NewRun, a: Admission, state_dir: &Path) ->
                 .supervisor_pid
                 .map_or_else(|| "supervisor starting".to_owned(), |p| format!("pid {p}"));
             let secs = (now_ms() - other.started_at.unwrap_or(other.created_at)).max(0) / 1000;
-            let sd = crate::report::pasteable(state_dir);
+            // The same `--state-dir` in both commands: none when it is `./.bgflow`.
+            let sd = crate::report::state_dir_arg(Some(state_dir));
             Err(Error::invalid(format!(
-                "error: run {id} of `{wf}` ({pid}, started {secs}s ago) is active in {root} and writes the same outputs ({outs}); nothing ran\n  help: wait for it: bgflow --state-dir {sd} status {id} --watch; stop it: {stop}; or pass --allow-concurrent\n",
+                "error: run {id} of `{wf}` ({pid}, started {secs}s ago) is active in {root} and writes the same outputs ({outs}); nothing ran\n  help: wait for it: bgflow{sd} status {id} --watch; stop it: {stop}; or pass --allow-concurrent\n",
                 id = other.id,
                 stop = super::stop::command(Some(state_dir), &other.id),
                 wf = other.workflow,

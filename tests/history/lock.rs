@@ -5,6 +5,28 @@
 use super::*;
 
 #[test]
+fn the_refusals_commands_name_the_state_folder_only_when_it_is_not_the_default() {
+    let home = Home::new();
+    home.write(
+        "bare.toml",
+        "[workflow]\nname = \"bare\"\n\n[steps.make]\nrun = \"sh wait.sh go-bare; echo x > x.txt\"\noutputs = [\"x.txt\"]\n",
+    );
+    // Both in `./.bgflow`: the commands to paste name no `--state-dir` (before, the wait
+    // command did and the stop command did not).
+    let first = run_id_of(&output(home.bare(&["run", "-d", "bare.toml"])).expect(0));
+    let out = output(home.bare(&["run", "--progress", "never", "bare.toml"])).expect(3);
+    assert!(
+        out.stderr.contains(&format!(
+            "wait for it: bgflow status {first} --watch; stop it: bgflow stop {first} --yes;"
+        )),
+        "{}",
+        out.stderr
+    );
+    home.touch("go-bare");
+    output(home.bare(&["status", &first, "--watch"])).expect(0);
+}
+
+#[test]
 fn a_second_run_writing_the_same_outputs_is_refused_until_the_first_is_gone() {
     let home = Home::new();
     home.write(
@@ -40,6 +62,7 @@ fn a_second_run_writing_the_same_outputs_is_refused_until_the_first_is_gone() {
         Some(i64::from(first_run.child.id()))
     );
 
+    let sd = home.state().display().to_string();
     for args in [
         &["run", "lock.toml", "--progress", "never"][..],
         &["run", "-d", "lock.toml"][..],
@@ -54,7 +77,10 @@ fn a_second_run_writing_the_same_outputs_is_refused_until_the_first_is_gone() {
                 && out.stderr.contains("build/x.txt")
                 && out.stderr.contains("nothing ran")
                 && out.stderr.contains("--allow-concurrent")
-                && out.stderr.contains(&format!("status {first} --watch")),
+                && out.stderr.contains(&format!(
+                    "wait for it: bgflow --state-dir {sd} status {first} --watch; \
+                     stop it: bgflow --state-dir {sd} stop {first}"
+                )),
             "{args:?}: {}",
             out.stderr
         );

@@ -609,7 +609,10 @@ outputs = ["out/e2e.txt"]
     for svc in ["db", "api"] {
         assert_eq!(step(&summary, svc)["state"], "skipped", "{svc}: {summary}");
         assert!(reason(&summary, svc).starts_with("not needed"), "{summary}");
-        assert!(!dir.path().join(format!("{svc}-ran")).exists(), "{svc} started");
+        assert!(
+            !dir.path().join(format!("{svc}-ran")).exists(),
+            "{svc} started"
+        );
     }
     assert!(reason(&summary, "e2e").starts_with("up to date since run"));
     let forced = run_args(dir.path(), &["--force"]);
