@@ -173,7 +173,13 @@ fn resume_reruns_a_step_whose_output_was_deleted_or_edited() {
 fn resume_keeps_an_unchanged_step_as_succeeded_in_that_run_and_reruns_one_without_outputs() {
     let flow = Flow::new(&with_note());
     flow.write("in.txt", "same\n");
-    let first = failed_run(&flow);
+    // Without fail-fast: `b`'s failure must not cancel `note` before it succeeded.
+    let failed = flow.run(&["--keep-going"]);
+    failed
+        .expect_code(1)
+        .expect_state("b", "failed")
+        .expect_state("note", "succeeded");
+    let first = run_id(&failed);
 
     flow.write("fixed", "");
     let out = resume(&flow, &first);
@@ -216,8 +222,13 @@ fn resume_without_an_id_resumes_the_newest_run() {
 
     flow.write("in.txt", "same\n");
     let first = failed_run(&flow);
-    let again = flow.run(&[]);
-    again.expect_code(1).expect_state("a", "skipped");
+    // `b` and `note` start together here (`a` is up to date): with fail-fast, `b`'s
+    // failure could cancel `note` before it succeeded, and the note below would not come.
+    let again = flow.run(&["--keep-going"]);
+    again
+        .expect_code(1)
+        .expect_state("a", "skipped")
+        .expect_state("note", "succeeded");
     let second = run_id(&again);
     assert_ne!(first, second);
     flow.write("fixed", "");
