@@ -95,11 +95,7 @@ pub fn graph(run: &str, steps: &[StepRow], edges: &[[String; 2]]) -> String {
     }
     for (i, s) in steps.iter().enumerate() {
         let (x, y) = place[i];
-        let name: String = if s.name.chars().count() > 22 {
-            s.name.chars().take(21).collect::<String>() + "…"
-        } else {
-            s.name.clone()
-        };
+        let (name, instance_of) = label(&s.name);
         let pct = s
             .progress_percent
             .or_else(|| match (s.progress_current, s.progress_total) {
@@ -110,6 +106,14 @@ pub fn graph(run: &str, steps: &[StepRow], edges: &[[String; 2]]) -> String {
         let sub = match (&*s.state, pct) {
             ("running", Some(p)) => format!("running {p:.0}%"),
             (st, _) => st.to_owned(),
+        };
+        let sub = match instance_of {
+            // The step's name before the state, cut so that `running 100%` still fits.
+            Some(step) if step.chars().count() > 12 => {
+                format!("{}… · {sub}", step.chars().take(11).collect::<String>())
+            }
+            Some(step) => format!("{step} · {sub}"),
+            None => sub,
         };
         let bar = pct.map_or(String::new(), |p| {
             #[allow(clippy::cast_possible_truncation)]
@@ -139,9 +143,57 @@ pub fn graph(run: &str, steps: &[StepRow], edges: &[[String; 2]]) -> String {
     out
 }
 
+/// Characters of a name a node shows (at 13px bold, about what its width holds).
+const LABEL: usize = 20;
+
+/// What a node shows as its name, and the step a matrix instance belongs to (shown beside
+/// its state). An instance (`test[tests/test_api.py]`) is told apart from its siblings by
+/// its value, so the node shows the value, cut at its start when long
+/// (`…/test_async_filters.py`); another name is cut at its end. The node's tooltip holds
+/// the whole name.
+fn label(name: &str) -> (String, Option<&str>) {
+    let instance = (name.split_once('['))
+        .and_then(|(step, rest)| Some((step, rest.strip_suffix(']')?)))
+        .filter(|(step, value)| !step.is_empty() && !value.is_empty());
+    match instance {
+        Some((step, value)) => (keep_end(value), Some(step)),
+        None if name.chars().count() > LABEL => {
+            (name.chars().take(LABEL - 1).collect::<String>() + "…", None)
+        }
+        None => (name.to_owned(), None),
+    }
+}
+
+/// `text`, or its last characters after `…` when it is longer than a label.
+fn keep_end(text: &str) -> String {
+    let n = text.chars().count();
+    if n <= LABEL {
+        return text.to_owned();
+    }
+    "…".to_owned() + &text.chars().skip(n - (LABEL - 1)).collect::<String>()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_matrix_instance_shows_its_value_and_a_long_name_is_cut() {
+        assert_eq!(label("build"), ("build".to_owned(), None));
+        assert_eq!(
+            label("test[tests/test_api.py]"),
+            ("tests/test_api.py".to_owned(), Some("test"))
+        );
+        // Siblings that share a long start stay apart: the end is kept.
+        assert_eq!(
+            label("test[tests/test_async_filters.py]"),
+            ("…st_async_filters.py".to_owned(), Some("test"))
+        );
+        assert_eq!(
+            label("a-very-long-step-name-indeed"),
+            ("a-very-long-step-na…".to_owned(), None)
+        );
+    }
 
     #[test]
     fn a_step_stands_right_of_its_latest_upstream_step() {
