@@ -144,7 +144,7 @@ pub fn graph(run: &str, steps: &[StepRow], edges: &[[String; 2]]) -> String {
 }
 
 /// Characters of a name a node shows (at 13px bold, about what its width holds).
-const LABEL: usize = 20;
+const LABEL: usize = 19;
 
 /// What a node shows as its name, and the step a matrix instance belongs to (shown beside
 /// its state). An instance (`test[tests/test_api.py]`) is told apart from its siblings by
@@ -187,11 +187,11 @@ mod tests {
         // Siblings that share a long start stay apart: the end is kept.
         assert_eq!(
             label("test[tests/test_async_filters.py]"),
-            ("…st_async_filters.py".to_owned(), Some("test"))
+            ("…t_async_filters.py".to_owned(), Some("test"))
         );
         assert_eq!(
             label("a-very-long-step-name-indeed"),
-            ("a-very-long-step-na…".to_owned(), None)
+            ("a-very-long-step-n…".to_owned(), None)
         );
     }
 
