@@ -7,8 +7,10 @@
 //! So before anything starts, for each selected service with selected dependents, the
 //! run judges those dependents and every step upstream of them (services aside): when all
 //! of them are up to date (a dependent that is a service: not needed itself), the service
-//! is skipped ("not needed") and those steps are kept with the verdicts taken then. Taken once, the verdicts cannot change under the run: a
-//! dependent found stale later would otherwise run without its service.
+//! is skipped ("not needed") and those steps are kept with the verdicts taken then. Taken
+//! once, the verdicts cannot change under the run: a dependent found stale later would
+//! otherwise run without its service. A step found up to date keeps its verdict also
+//! beside a service that is needed (nothing upstream of it runs): it is judged once.
 //!
 //! Only workflows with a service, a recorded success and no `--force` do any of this.
 
@@ -85,11 +87,13 @@ impl Unneeded {
             {
                 out.services.push(svc);
                 out.decided.insert(svc, NOT_NEEDED.to_owned());
-                for s in closure {
-                    if let Some(Some(why)) = verdict.get(&s) {
-                        out.decided.insert(s, why.clone());
-                    }
-                }
+            }
+        }
+        // Every step found up to date keeps its verdict, also beside a service that is
+        // needed: nothing upstream of it runs, and it is not judged a second time.
+        for (s, why) in verdict {
+            if let Some(why) = why {
+                out.decided.insert(s, why);
             }
         }
         out
