@@ -364,8 +364,8 @@ pub async fn execute(
                         .flatten()
                         .filter(|_| !fed_by_a_run())
                 };
-                // A service nobody will need, and the steps that showed it, were judged
-                // as the run started (`unneeded`).
+                // Judged as the run started (`unneeded`): a service nobody will need, and
+                // every step then found up to date beside a service.
                 let verdict = unneeded.take(s).or_else(|| {
                     fingerprint::needs_no_run(&wf, s, recorded(), opts.force, opts.resume.as_ref())
                 });

@@ -180,19 +180,25 @@ fn rerun_note(wf: &Workflow, r: &exec::fingerprint::Resume, obs: &mut dyn Observ
 }
 
 /// Guarantee 10: a port that a service of the run probes, held by another process, is
-/// refused before anything starts. A service the run will not start, as every step that
-/// needs it is up to date (`exec::unneeded`), does not count: a run with nothing to do is
-/// not refused for the developer's own server on the port.
-fn refuse_taken_ports(p: &Prepared, spec: &Spec, store: &crate::store::Store) -> Result<(), Error> {
+/// refused before anything starts (or is made: the state folder of a first run). A service
+/// the run will not start, as every step that needs it is up to date (`exec::unneeded`),
+/// does not count: a run with nothing to do is not refused for the developer's own server
+/// on the port. Only an existing history can show that.
+fn refuse_taken_ports(p: &Prepared, spec: &Spec, state_dir: &Path) -> Result<(), Error> {
     let mut selected = selected_steps(&p.plan, &p.only);
     if exec::probe::taken_before_run(&p.wf, &selected).is_empty() {
         return Ok(());
     }
+    let fingerprints = crate::store::Store::open_existing(state_dir)
+        .ok()
+        .flatten()
+        .and_then(|store| store.fingerprints().ok())
+        .unwrap_or_default();
     let unneeded = exec::unneeded::Unneeded::find(
         &p.wf,
         &p.plan,
         &p.plan.selection(&p.only),
-        &store.fingerprints().unwrap_or_default(),
+        &fingerprints,
         spec.force,
         p.resume.as_ref(),
     );
@@ -299,9 +305,9 @@ pub fn launch(
     let detach = mode == Mode::Detached;
     let prepared = prepare(source, &spec, places.config.as_deref(), obs)?;
     let state_dir = state_dir_for(&prepared, places.state_dir.as_deref());
+    refuse_taken_ports(&prepared, &spec, &state_dir)?;
     super::guard::check_state_dir(&state_dir)?;
     let mut store = open_store(&state_dir, obs)?;
-    refuse_taken_ports(&prepared, &spec, &store)?;
     let run_id = super::spec::new_run_id();
     let log_dir = state_dir.join("runs").join(&run_id);
     let record = new_run(&prepared, &run_id, &log_dir, &spec, detach, meta)

@@ -217,6 +217,10 @@ run = "touch lint-ran"
     for marker in ["api-ran", "e2e-ran", "lint-ran"] {
         assert!(!dir.path().join(marker).exists(), "{marker}: something ran");
     }
+    assert!(
+        !dir.path().join(".bgflow").exists(),
+        "a refused first run makes no state folder"
+    );
 
     // A run that does not start the service does not need its port.
     let only = run_args(dir.path(), &["--only", "lint"]);
