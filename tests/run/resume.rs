@@ -381,30 +381,12 @@ fn a_detached_resume_keeps_and_reruns_as_a_foreground_one() {
     let first = failed_run(&flow);
 
     flow.write("fixed", "");
-    let out = Command::new(BIN)
-        .args(["resume", "-d", &first])
-        .current_dir(flow.path())
-        .env_remove("BGFLOW_STATE_DIR")
-        .env_remove("BGFLOW_CONFIG")
-        .stdin(Stdio::null())
-        .output()
-        .expect("bgflow resume -d");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let id = bgflow_stdout(&flow, &["resume", "-d", &first])
+        .trim()
+        .to_owned();
     let status = || -> Value {
-        let out = Command::new(BIN)
-            .args(["status", &id, "--json"])
-            .current_dir(flow.path())
-            .env_remove("BGFLOW_STATE_DIR")
-            .env_remove("BGFLOW_CONFIG")
-            .stdin(Stdio::null())
-            .output()
-            .expect("bgflow status");
-        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+        serde_json::from_str(&bgflow_stdout(&flow, &["status", &id, "--json"]))
+            .unwrap_or(Value::Null)
     };
     wait_until(RUN_DEADLINE, "the detached resume to end", || {
         status()["run"]["state"] == "succeeded" || status()["run"]["state"] == "failed"
