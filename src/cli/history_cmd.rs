@@ -415,16 +415,16 @@ pub fn logs(args: &LogsArgs, state_dir: Option<&Path>) -> io::Result<u8> {
         if !path.exists() && !args.follow {
             // A log file appears with a step's first byte of output.
             let active = matches!(s.state.as_str(), "pending" | "running");
-            let state = match s.state.as_str() {
-                "cancelled" | "lost" | "skipped" => format!("was {}", s.state),
-                other => other.replace('_', " "),
-            };
             if active {
                 report::stderr(&format!(
                     "{}: no output yet (the step is {})\n",
                     s.name, s.state
                 ));
             } else if s.attempts > 0 {
+                let state = match s.state.as_str() {
+                    "cancelled" | "lost" => format!("was {}", s.state),
+                    other => other.replace('_', " "),
+                };
                 report::stderr(&format!("{}: printed nothing (the step {state})\n", s.name));
             } else if prefix {
                 never_started.push(s);

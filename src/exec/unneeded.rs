@@ -83,8 +83,7 @@ impl Unneeded {
                 }
             }
             let mut dependents = plan.downstream[svc].iter().filter(|&&d| selected[d]);
-            if dependents.all(|d| verdict.get(d).is_some_and(Option::is_some) || out.is_service(*d))
-            {
+            if dependents.all(|d| verdict.get(d).is_some_and(Option::is_some) || out.skips(*d)) {
                 out.services.push(svc);
                 out.decided.insert(svc, NOT_NEEDED.to_owned());
             }
@@ -100,7 +99,7 @@ impl Unneeded {
     }
 
     /// Whether `step` is a service the run will not start.
-    pub fn is_service(&self, step: usize) -> bool {
+    pub fn skips(&self, step: usize) -> bool {
         self.services.contains(&step)
     }
 

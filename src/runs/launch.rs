@@ -202,7 +202,7 @@ fn refuse_taken_ports(p: &Prepared, spec: &Spec, state_dir: &Path) -> Result<(),
         spec.force,
         p.resume.as_ref(),
     );
-    selected.retain(|&s| !unneeded.is_service(s));
+    selected.retain(|&s| !unneeded.skips(s));
     let taken = exec::probe::taken_before_run(&p.wf, &selected);
     if taken.is_empty() {
         return Ok(());

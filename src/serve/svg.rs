@@ -109,10 +109,7 @@ pub fn graph(run: &str, steps: &[StepRow], edges: &[[String; 2]]) -> String {
         };
         let sub = match instance_of {
             // The step's name before the state, cut so that `running 100%` still fits.
-            Some(step) if step.chars().count() > 12 => {
-                format!("{}… · {sub}", step.chars().take(11).collect::<String>())
-            }
-            Some(step) => format!("{step} · {sub}"),
+            Some(step) => format!("{} · {sub}", keep_start(step, 12)),
             None => sub,
         };
         let bar = pct.map_or(String::new(), |p| {
@@ -156,21 +153,26 @@ fn label(name: &str) -> (String, Option<&str>) {
         .and_then(|(step, rest)| Some((step, rest.strip_suffix(']')?)))
         .filter(|(step, value)| !step.is_empty() && !value.is_empty());
     match instance {
-        Some((step, value)) => (keep_end(value), Some(step)),
-        None if name.chars().count() > LABEL => {
-            (name.chars().take(LABEL - 1).collect::<String>() + "…", None)
-        }
-        None => (name.to_owned(), None),
+        Some((step, value)) => (keep_end(value, LABEL), Some(step)),
+        None => (keep_start(name, LABEL), None),
     }
 }
 
-/// `text`, or its last characters after `…` when it is longer than a label.
-fn keep_end(text: &str) -> String {
-    let n = text.chars().count();
-    if n <= LABEL {
+/// `text`, or its first characters and `…` when it is longer than `max`.
+fn keep_start(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
         return text.to_owned();
     }
-    "…".to_owned() + &text.chars().skip(n - (LABEL - 1)).collect::<String>()
+    text.chars().take(max - 1).collect::<String>() + "…"
+}
+
+/// `text`, or `…` and its last characters when it is longer than `max`.
+fn keep_end(text: &str, max: usize) -> String {
+    let n = text.chars().count();
+    if n <= max {
+        return text.to_owned();
+    }
+    "…".to_owned() + &text.chars().skip(n - (max - 1)).collect::<String>()
 }
 
 #[cfg(test)]
