@@ -139,10 +139,11 @@ fn write(report: &RunReport, out: &mut impl Write) {
             report.log_dir.join("summary.json").display()
         );
     }
-    // The test counts of the steps that did not fail: a line each, or past a few (a matrix
-    // of test files) one line of their sums, which `bgflow status` breaks down.
+    // The test counts: past a few test steps (a matrix of test files) one line of the sums
+    // of every step's, the failed ones' included, so that the last word on the tests is
+    // never "all passed" after a failure (`bgflow status` breaks it down); else a line for
+    // each step that did not fail (a failed one's counts are in its block above).
     let tested: Vec<_> = (report.steps.iter())
-        .filter(|s| !s.state.is_failure())
         .filter_map(|s| s.tests.as_ref().map(|t| (s, t)))
         .collect();
     if tested.len() > FOLD_PAST {
@@ -158,7 +159,7 @@ fn write(report: &RunReport, out: &mut impl Write) {
             report.run_id
         );
     } else {
-        for (s, t) in tested {
+        for (s, t) in tested.into_iter().filter(|(s, _)| !s.state.is_failure()) {
             let _ = writeln!(out, "\n{} tests: {}", s.name, t.describe());
         }
     }
