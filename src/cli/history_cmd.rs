@@ -398,7 +398,11 @@ fn watch(mut store: Store, id: &str, state_dir: Option<&Path>) -> io::Result<u8>
 
 pub fn logs(args: &LogsArgs, state_dir: Option<&Path>) -> io::Result<u8> {
     let store = tri!(open(state_dir));
-    let id = tri!(or_code(runs::resolve(&store, &args.run)));
+    let id = tri!(or_code(runs::logs::run_for(
+        &store,
+        args.run.as_deref(),
+        args.step.as_deref()
+    )));
     let chosen = tri!(or_code(runs::logs::steps_or_instances(
         &store,
         &id,

@@ -175,8 +175,8 @@ pub struct ListArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct LogsArgs {
-    /// A run id, or any unique prefix of one.
-    pub run: String,
+    /// A run id, or any unique prefix of one (default: the newest run in the state folder).
+    pub run: Option<String>,
     /// Only this step's log (else every step's lines, prefixed by its name).
     pub step: Option<String>,
     /// Follow until the step (or the run) ends.

@@ -29,6 +29,34 @@ pub fn steps_or_instances(
     steps_matching(store, id, step, true)
 }
 
+/// The run whose logs `bgflow logs [RUN] [STEP]` prints: the run `run` names (a prefix of
+/// its id), else the newest. When `run` names no run, no step was given and the newest run
+/// has a step of that name, the error says how to ask for that step's log (`bgflow logs
+/// build` reads `build` as a run id).
+pub fn run_for(store: &Store, run: Option<&str>, step: Option<&str>) -> Result<String, Error> {
+    let Some(prefix) = run else {
+        return super::newest(store, "show the logs of");
+    };
+    let err = match super::resolve(store, prefix) {
+        Ok(id) => return Ok(id),
+        Err(e) => e,
+    };
+    let newest = super::newest(store, "show the logs of").ok();
+    match newest {
+        Some(id) if step.is_none() && steps_or_instances(store, &id, Some(prefix)).is_ok() => {
+            Err(Error::new(
+                err.code,
+                format!(
+                    "{}\n  hint: `{prefix}` is a step of the newest run, {id}: `bgflow logs {id} {}`\n",
+                    err.message.trim_end(),
+                    crate::validate::template::shell_quote(prefix)
+                ),
+            ))
+        }
+        _ => Err(err),
+    }
+}
+
 /// The name a step was written under: a matrix instance's row is `test[a]`, its step
 /// `test` (what precedes `[`, which a step's own name cannot hold).
 fn written(row: &str) -> &str {

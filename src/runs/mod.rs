@@ -198,6 +198,21 @@ pub fn reconcile(store: &mut Store) -> Vec<crate::store::RunRow> {
     lost
 }
 
+/// The newest run in the state folder: what `bgflow resume` and `bgflow logs` with no id
+/// take (the run just ended, in the usual case). `what` names the command's object in the
+/// error when the history has no run (`no run to resume`).
+pub fn newest(store: &Store, what: &str) -> Result<String, Error> {
+    match store.runs_stored(&[], 1) {
+        Ok(rows) => rows.into_iter().next().map(|r| r.id).ok_or_else(|| {
+            Error::usage(format!(
+                "error: no run to {what}: the history in {} has none\n",
+                store.state_dir().display()
+            ))
+        }),
+        Err(e) => Err(internal(&e)),
+    }
+}
+
 /// The full id of the run that `prefix` names (exit 2 when none or several do).
 pub fn resolve(store: &Store, prefix: &str) -> Result<String, Error> {
     store.resolve(prefix).map_err(|e| Error::store(&e))

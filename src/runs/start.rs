@@ -173,7 +173,7 @@ pub fn resume(req: &Resume, places: &Places, obs: &mut dyn Observer) -> Result<R
         Some(prefix) => store
             .resolve(prefix)
             .map_err(|e| Error::usage(format!("error: {e}\n")))?,
-        None => newest(&store)?,
+        None => super::newest(&store, "resume")?,
     };
     let (row, steps) = match (store.run(&id), store.steps(&id)) {
         (Ok(Some(r)), Ok(s)) => (r, s),
@@ -225,20 +225,6 @@ pub fn resume(req: &Resume, places: &Places, obs: &mut dyn Observer) -> Result<R
     };
     launch(source, spec, req.mode, &places, &meta, obs)
         .map(|started| Resumed::Started { from: id, started })
-}
-
-/// The newest run in the state folder: what `bgflow resume` with no id resumes (the run
-/// just ended, in the usual case).
-fn newest(store: &crate::store::Store) -> Result<String, Error> {
-    match store.runs_stored(&[], 1) {
-        Ok(rows) => rows.into_iter().next().map(|r| r.id).ok_or_else(|| {
-            Error::usage(format!(
-                "error: no run to resume: the history in {} has none\n",
-                store.state_dir().display()
-            ))
-        }),
-        Err(e) => Err(super::internal(&e)),
-    }
 }
 
 #[cfg(test)]

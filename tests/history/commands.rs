@@ -176,6 +176,41 @@ fn logs_print_one_step_all_steps_the_tail_and_follow() {
     assert_eq!(home.status(&run)["run"]["state"], "succeeded");
 }
 
+/// Seen on msgpack 1.1.0: after a failed run, `bgflow logs` was a usage error (RUN
+/// required) and `bgflow logs build` said only that no run matches `build`. Without RUN,
+/// `logs` takes the newest run, as `resume` does; a step's name where the run id goes is
+/// named as such, with the command that prints its log.
+#[test]
+fn logs_without_a_run_read_the_newest_and_a_step_named_as_a_run_gets_a_hint() {
+    let home = Home::new();
+    let none = home.bgflow(&["logs"]).expect(2);
+    assert!(none.stderr.contains("no run history"), "{}", none.stderr);
+    for word in ["first", "second"] {
+        home.write(
+            &format!("{word}.toml"),
+            &format!("[workflow]\nname = \"{word}\"\n\n[steps.build]\nrun = \"echo {word}\"\n"),
+        );
+    }
+    home.run("first.toml").1.expect(0);
+    let (id, second) = home.run("second.toml");
+    second.expect(0);
+    assert_eq!(home.bgflow(&["logs"]).expect(0).stdout, "build | second\n");
+    assert_eq!(
+        home.bgflow(&["logs", "-n", "1"]).expect(0).stdout,
+        "build | second\n"
+    );
+    let step = home.bgflow(&["logs", "build"]).expect(2);
+    assert!(
+        step.stderr.contains(&format!(
+            "error: no run matches `build`\n  hint: `build` is a step of the newest run, {id}: `bgflow logs {id} build`\n"
+        )),
+        "{}",
+        step.stderr
+    );
+    let unknown = home.bgflow(&["logs", "nothing"]).expect(2);
+    assert!(!unknown.stderr.contains("hint"), "{}", unknown.stderr);
+}
+
 #[test]
 fn events_are_json_lines_and_follow_ends_with_the_run() {
     let home = Home::new();
