@@ -290,7 +290,8 @@ pub struct RunArgs {
     #[arg(long = "var", value_name = "K=V", value_parser = parse_var)]
     pub vars: Vec<(String, String)>,
     /// Run only this step and what it depends on; repeatable. A matrix step's name selects
-    /// every instance of it, `'step[v1,v2]'` one.
+    /// every instance of it, `'step[v1,v2]'` one; `*` and `?` make a pattern over step and
+    /// instance names (`'test[*,fast]'`).
     #[arg(long, value_name = "STEP")]
     pub only: Vec<String>,
     /// After a failure, go on with the steps that do not depend on it.

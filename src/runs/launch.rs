@@ -120,6 +120,11 @@ pub(super) fn prepare(
     for name in &spec.only {
         // A matrix step's name selects every instance; an instance's name, that one.
         let named = wf.steps_named(name);
+        if named.is_empty() && crate::validate::matrix::is_wildcard(name) {
+            return Err(Error::usage(format!(
+                "error: --only {name}: no step's name matches this pattern (`*` stands for any characters, `?` for one; a matrix instance is named `step[v1,v2]`, as `bgflow plan` shows it)\n"
+            )));
+        }
         if named.is_empty() {
             // A matrix step is named by its instances' common name (`test` of `test[a]`).
             let names = (wf.steps.iter()).flat_map(|s| [s.name.as_str(), s.written_name()]);

@@ -428,23 +428,84 @@ impl Cx<'_, '_> {
 
 impl super::Workflow {
     /// The steps `NAME` selects (`--only NAME`): the step of that name, else every instance
-    /// of the matrix step `NAME`; none when no step has the name.
+    /// of the matrix step `NAME`, else, when `NAME` holds `*` or `?` (a [`wildcard`]), every
+    /// step and instance whose whole name it matches (`'test[c,*]'`); none when nothing does.
     pub fn steps_named(&self, name: &str) -> Vec<usize> {
         if let Some(i) = self.steps.iter().position(|s| s.name == name) {
             return vec![i];
         }
-        self.steps
-            .iter()
-            .enumerate()
+        let of_matrix: Vec<usize> = (self.steps.iter().enumerate())
             .filter(|(_, s)| s.matrix().is_some() && s.written_name() == name)
+            .map(|(i, _)| i)
+            .collect();
+        if !of_matrix.is_empty() || !is_wildcard(name) {
+            return of_matrix;
+        }
+        (self.steps.iter().enumerate())
+            .filter(|(_, s)| wildcard(name, &s.name))
             .map(|(i, _)| i)
             .collect()
     }
 }
 
+/// Whether `--only NAME` is a pattern: it holds `*` or `?`, which no step's own name can.
+pub fn is_wildcard(name: &str) -> bool {
+    name.contains(['*', '?'])
+}
+
+/// Whether `pattern` matches the whole of `name`: `*` any run of characters (`/`, `,` and
+/// `[` included: a step's name is not a path), `?` any one character, everything else
+/// itself. A matrix instance's name keeps its escapes (`t[a\,b]`), as `plan` shows it.
+pub fn wildcard(pattern: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    let (mut pi, mut ni) = (0, 0);
+    // Where the last `*` was, and the character of `name` it is matched up to.
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || (p[pi] != '*' && p[pi] == n[ni])) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ni));
+            pi += 1;
+        } else if let Some((sp, sn)) = star {
+            // Let the last `*` take one more character and try again after it.
+            star = Some((sp, sn + 1));
+            pi = sp + 1;
+            ni = sn + 1;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wildcard_matches_whole_names() {
+        assert!(wildcard("test[c,*]", "test[c,test/test_seq.py]"));
+        assert!(!wildcard("test[c,*]", "test[pure,test/test_seq.py]"));
+        assert!(wildcard(
+            "test[*,test/test_seq.py]",
+            "test[pure,test/test_seq.py]"
+        ));
+        assert!(wildcard("lint*", "lint-py"));
+        assert!(wildcard("*", ""));
+        assert!(wildcard("a*b*c", "aXbYbZc"));
+        assert!(!wildcard("a*b*c", "aXbYbZ"));
+        assert!(wildcard("t[?]", "t[1]"));
+        assert!(!wildcard("t[?]", "t[10]"));
+        assert!(
+            !wildcard("build", "build2"),
+            "a pattern matches the whole name"
+        );
+        assert!(!wildcard("?", ""));
+        assert!(wildcard("**x", "yx"));
+        assert!(is_wildcard("t[*]") && is_wildcard("t?") && !is_wildcard("t[a]"));
+    }
 
     #[test]
     fn instance_names_escape_separators() {

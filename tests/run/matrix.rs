@@ -1,6 +1,7 @@
 //! Matrix instances run as steps of their own (issue 20, DESIGN.md §8): each with its
 //! values, its own log file, its own up-to-date check and resume; `needs` of the matrix step
-//! waits for all of them; `--only` takes the step (every instance) or one instance.
+//! waits for all of them; `--only` takes the step (every instance), one instance, or a
+//! pattern (`test[*,fast]`).
 
 use super::*;
 
@@ -170,6 +171,34 @@ fn only_an_instance_runs_that_instance_alone_and_only_the_step_runs_them_all() {
             .contains("--only tst: no such step (did you mean `test`?)"),
         "{}",
         typo.stderr
+    );
+}
+
+/// Seen on msgpack 1.1.0 (a test matrix `impl` × 17 files): to run the C build's tests
+/// alone took 17 `--only` flags; `--only 'test[c,*]'` was "no such step". A name holding
+/// `*` or `?` is a pattern over whole step and instance names.
+#[test]
+fn only_a_pattern_runs_the_instances_it_matches() {
+    let flow = Flow::new(TWO_BY_TWO);
+    std::fs::create_dir_all(flow.path().join("r")).expect("mkdir");
+    let fast = flow.run(&["--only", "test[*,fast]"]);
+    fast.expect_code(0)
+        .expect_state("test[3.11,fast]", "succeeded")
+        .expect_state("test[3.12,fast]", "succeeded");
+    assert_eq!(fast.summary()["steps"].as_array().expect("steps").len(), 2);
+    assert!(!flow.exists("r/3.12-slow.txt") && !flow.exists("report.txt"));
+    let one = flow.run(&["--only", "test[3.1?,slow]", "--only", "rep*"]);
+    one.expect_code(0)
+        .expect_state("test[3.12,slow]", "succeeded")
+        .expect_state("report", "succeeded");
+    assert!(flow.exists("r/3.12-slow.txt") && flow.exists("report.txt"));
+    let none = flow.run(&["--only", "test[3.13,*]"]);
+    none.expect_code(2);
+    assert!(
+        none.stderr
+            .contains("--only test[3.13,*]: no step's name matches this pattern"),
+        "{}",
+        none.stderr
     );
 }
 
