@@ -393,10 +393,18 @@ mod tests {
         let inode = found[0].inode;
         drop(sock);
         // Another process may bind the freed port at once (tests run side by side), so
-        // what is checked is that this socket is gone.
-        let table = all();
-        let after = answering(&table, "127.0.0.1".parse().expect("ip"), port);
-        assert!(after.iter().all(|l| l.inode != inode), "{after:?}");
+        // what is checked is that this socket is gone. A child another test forks in this
+        // process may hold the socket until its `execve` closes it: poll with a deadline.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let table = all();
+            let after = answering(&table, "127.0.0.1".parse().expect("ip"), port);
+            if after.iter().all(|l| l.inode != inode) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{after:?}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 
     #[test]
