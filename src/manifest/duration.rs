@@ -110,8 +110,39 @@ impl std::str::FromStr for Duration {
 
 impl<'de> Deserialize<'de> for Duration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Self::parse(&s).map_err(serde::de::Error::custom)
+        d.deserialize_any(DurationVisitor)
+    }
+}
+
+/// Takes a duration's string; a bare number (`timeout = 120`, as YAML-based tools write
+/// seconds) is told the string to write instead of serde's "expected a string".
+struct DurationVisitor;
+
+impl serde::de::Visitor<'_> for DurationVisitor {
+    type Value = Duration;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a duration as a string with units, e.g. \"30s\" or \"1h30m\"")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Duration, E> {
+        Duration::parse(s).map_err(E::custom)
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Duration, E> {
+        Err(E::custom(format!(
+            "a duration is a string with a unit: write \"{n}s\" for {n} seconds (or \"{n}m\", \"{n}ms\"), not the bare number {n}"
+        )))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Duration, E> {
+        self.visit_i64(i64::try_from(n).unwrap_or(i64::MAX))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Duration, E> {
+        Err(E::custom(format!(
+            "a duration is a string of whole numbers with units, e.g. \"1m30s\" or \"1500ms\", not the number {n}"
+        )))
     }
 }
 

@@ -501,7 +501,8 @@ fn contains(outer: &Range<usize>, inner: &Range<usize>) -> bool {
 }
 
 fn type_problem(err: &toml::de::Error, key: Option<&str>, span: Option<Range<usize>>) -> Problem {
-    let raw = err.message().trim_end();
+    let plain = plain_words(err.message().trim_end());
+    let raw = plain.as_str();
     let (message, help) = match key {
         Some("run") if raw.contains("untagged") => (
             "`run` must be a string or an array of strings".to_owned(),
@@ -520,6 +521,15 @@ fn type_problem(err: &toml::de::Error, key: Option<&str>, span: Option<Range<usi
             format!("invalid value for `shell`: {raw}"),
             Some("`shell` picks the shell of a string `run` (`sh` or `bash`); the command itself goes in `run` (what Snakemake calls `shell`)".to_owned()),
         ),
+        // `retries = "2"`: the number was quoted.
+        Some(k) if raw.starts_with("invalid type: string") && raw.ends_with("a whole number") => {
+            let quoted = (raw.split('"').nth(1)).filter(|v| v.parse::<u64>().is_ok());
+            let help = match quoted {
+                Some(n) => format!("write the number without quotes: `{k} = {n}`"),
+                None => format!("a whole number, without quotes, e.g. `{k} = 2`"),
+            };
+            (format!("invalid value for `{k}`: {raw}"), Some(help))
+        }
         Some(k) => (format!("invalid value for `{k}`: {raw}"), None),
         None => (raw.to_owned(), None),
     };
@@ -528,6 +538,22 @@ fn type_problem(err: &toml::de::Error, key: Option<&str>, span: Option<Range<usi
         p = p.help(h);
     }
     p
+}
+
+/// serde's message with Rust's integer types in words: `expected u32` is `expected a whole
+/// number` to someone writing TOML.
+fn plain_words(raw: &str) -> String {
+    let mut out = raw.to_owned();
+    for ty in [
+        "u8", "u16", "u32", "u64", "usize", "i8", "i16", "i32", "i64", "isize",
+    ] {
+        let rust = format!("expected {ty}");
+        if out.ends_with(&rust) {
+            out.truncate(out.len() - rust.len());
+            out.push_str("expected a whole number");
+        }
+    }
+    out
 }
 
 fn read_map_of_strings(

@@ -71,10 +71,37 @@ fn wrong_type() {
         "wrong_type",
         &[
             "invalid value for `retries`",
-            "expected u32",
+            "expected a whole number",
+            "a whole number, without quotes, e.g. `retries = 2`",
             "wrong_type.toml:6:11",
         ],
     );
+}
+
+/// Seen writing a workflow for pluggy 1.5.0 as GitHub Actions' `timeout-minutes: 120` and
+/// tox's numbers are written: `timeout = 120` was "invalid type: integer `120`, expected a
+/// string", and `retries = "2"` "expected u32", Rust's name for a type. Each now says what
+/// to write.
+#[test]
+fn a_bare_number_for_a_duration_and_a_quoted_count_say_what_to_write() {
+    let toml = "[workflow]\nname = \"w\"\n\n[steps.a]\nrun = \"true\"\ntimeout = 120\nkill_grace = 1.5\nretries = \"2\"\n";
+    Test::manifest(toml)
+        .args(["plan", "bgflow.toml"])
+        .status(INVALID)
+        .run()
+        .problem_at(
+            "invalid value for `timeout`: a duration is a string with a unit: write \"120s\" for 120 seconds (or \"120m\", \"120ms\"), not the bare number 120",
+            "bgflow.toml:6:11",
+        )
+        .problem_at(
+            "invalid value for `kill_grace`: a duration is a string of whole numbers with units, e.g. \"1m30s\" or \"1500ms\", not the number 1.5",
+            "bgflow.toml:7:14",
+        )
+        .problem_at(
+            "invalid value for `retries`: invalid type: string \"2\", expected a whole number",
+            "bgflow.toml:8:11",
+        )
+        .stderr_has("help: write the number without quotes: `retries = 2`");
 }
 
 #[test]
