@@ -39,8 +39,7 @@ pub struct RunArgs {
     /// Workflow variables, NAME -> value (as `--var NAME=VALUE`).
     #[serde(default)]
     pub vars: BTreeMap<String, String>,
-    /// Run only these steps and what they need (as `--only`: a matrix step's name selects
-    /// every instance, `step[v1,v2]` one, and `*`/`?` make a pattern: `test[*,fast]`).
+    /// Run only these steps and what they need (as `--only`; `*`, `?`: `test[*,fast]`).
     #[serde(default)]
     pub only: Vec<String>,
     /// Go on with independent steps after a failure (as `--keep-going`).
