@@ -433,15 +433,21 @@ pub(crate) async fn wait_stop(stop: &mut watch::Receiver<Stop>, pred: impl FnMut
 
 /// What a test runner means by an exit code that is not a failed test, for the reason:
 /// pytest exits 5 when it collected no test (a path or `-k` that matches nothing, a module
-/// skipped whole), which reads as a crash without it.
+/// skipped whole), which reads as a crash without it; 2 when it stopped early (a test file
+/// that cannot be imported stops the collection), 3 on an error of its own, 4 when its
+/// command line is wrong (a `-k` expression it cannot parse, an unknown option).
 fn runner_says(step: &crate::validate::Step, code: i32) -> &'static str {
     let pytest = || {
         let text = step.command.display();
         text.contains("pytest") || text.contains("py.test")
     };
-    if code == 5 && step.kind() == crate::manifest::StepKind::Test && pytest() {
-        ": pytest collected no tests"
-    } else {
-        ""
+    if step.kind() != crate::manifest::StepKind::Test || !(2..=5).contains(&code) || !pytest() {
+        return "";
+    }
+    match code {
+        2 => ": pytest was interrupted (an error while collecting the tests, or a signal)",
+        3 => ": pytest hit an internal error",
+        4 => ": pytest's command line is wrong (an option, a `-k` or `-m` expression)",
+        _ => ": pytest collected no tests",
     }
 }

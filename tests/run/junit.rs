@@ -683,6 +683,43 @@ run = "exit 5"
     );
 }
 
+/// Seen on pluggy 1.5.0: `-k 'test_x and'` made pytest exit 4 and the step failed as a bare
+/// `exit code 4`; a test file that cannot be imported makes it exit 2. Real pytest, each
+/// code named.
+#[test]
+fn pytests_interrupted_and_usage_exits_are_named_in_the_reason() {
+    need_pytest();
+    let flow = Flow::new(
+        r#"
+[workflow]
+name = "codes"
+fail_fast = false
+
+[steps.usage]
+kind = "test"
+run = "python3 -m pytest -q -p no:cacheprovider tests/test_ok.py -k 'test_x and'"
+
+[steps.broken]
+kind = "test"
+run = "python3 -m pytest -q -p no:cacheprovider tests"
+"#,
+    );
+    flow.write("tests/test_ok.py", "def test_ok():\n    pass\n");
+    flow.write("tests/test_broken.py", "import no_such_module_here\n");
+    let out = flow.run(&[]);
+    out.expect_code(1)
+        .expect_state("usage", "failed")
+        .expect_state("broken", "failed");
+    assert_eq!(
+        out.reason("usage"),
+        "exit code 4: pytest's command line is wrong (an option, a `-k` or `-m` expression)"
+    );
+    assert_eq!(
+        out.reason("broken"),
+        "exit code 2: pytest was interrupted (an error while collecting the tests, or a signal)"
+    );
+}
+
 /// Fails the test (never skips it) when real pytest is not there: CI installs it.
 fn need_pytest() {
     let has_pytest = std::process::Command::new("python3")
