@@ -559,10 +559,12 @@ pub fn events(args: &EventsArgs, state_dir: Option<&Path>) -> io::Result<u8> {
     printed.map(|()| exit::SUCCESS)
 }
 
-pub fn cleanup(args: &CleanupArgs, state_dir: Option<&Path>) -> io::Result<u8> {
+/// `cleanup`: with `quiet`, nothing but errors and the note on a lost run kept because its
+/// processes still run (no line a removed run, no count).
+pub fn cleanup(args: &CleanupArgs, state_dir: Option<&Path>, quiet: bool) -> io::Result<u8> {
     let mut store = tri!(open(state_dir));
     if args.orphans {
-        return cleanup_orphans(&store, args.dry_run);
+        return cleanup_orphans(&store, args.dry_run, quiet);
     }
     let states: Vec<&str> = match args.status.as_str() {
         "all" => vec!["succeeded", "failed", "cancelled", "lost"],
@@ -582,7 +584,9 @@ pub fn cleanup(args: &CleanupArgs, state_dir: Option<&Path>) -> io::Result<u8> {
         .iter()
         .map(|r| format!("{verb} {} {} {}\n", r.id, r.workflow, r.state))
         .collect();
-    report::stdout(&text)?;
+    if !quiet {
+        report::stdout(&text)?;
+    }
     for r in &old.kept {
         if let Some(note) = runs::status::left_running_note(r) {
             report::stderr(&format!(
@@ -593,20 +597,22 @@ pub fn cleanup(args: &CleanupArgs, state_dir: Option<&Path>) -> io::Result<u8> {
             ));
         }
     }
-    report::stderr(&format!(
-        "{} run(s) {}\n",
-        old.runs.len(),
-        if args.dry_run {
-            "would be removed"
-        } else {
-            "removed"
-        }
-    ));
+    if !quiet {
+        report::stderr(&format!(
+            "{} run(s) {}\n",
+            old.runs.len(),
+            if args.dry_run {
+                "would be removed"
+            } else {
+                "removed"
+            }
+        ));
+    }
     Ok(exit::SUCCESS)
 }
 
 /// `cleanup --orphans`: removes the folders of runs/ that the history does not know.
-fn cleanup_orphans(store: &Store, dry_run: bool) -> io::Result<u8> {
+fn cleanup_orphans(store: &Store, dry_run: bool, quiet: bool) -> io::Result<u8> {
     let orphans = tri!(or_code(runs::cleanup::remove_orphans(store, dry_run)));
     let mut text = String::new();
     let mut failed = false;
@@ -620,16 +626,18 @@ fn cleanup_orphans(store: &Store, dry_run: bool) -> io::Result<u8> {
             text.push_str(&format!("removed {}\n", o.path.display()));
         }
     }
-    report::stdout(&text)?;
-    report::stderr(&format!(
-        "{} orphaned run folder(s) {}\n",
-        orphans.len(),
-        if dry_run {
-            "would be removed"
-        } else {
-            "removed"
-        }
-    ));
+    if !quiet {
+        report::stdout(&text)?;
+        report::stderr(&format!(
+            "{} orphaned run folder(s) {}\n",
+            orphans.len(),
+            if dry_run {
+                "would be removed"
+            } else {
+                "removed"
+            }
+        ));
+    }
     Ok(if failed {
         exit::INTERNAL
     } else {

@@ -357,7 +357,7 @@ pub fn run(cli: Cli) -> u8 {
         Commands::Stop(args) => stop_cmd::stop(&args, cli.state_dir.as_deref()),
         Commands::Resume(args) => start_cmd::resume(&args, g),
         Commands::Events(args) => history_cmd::events(&args, cli.state_dir.as_deref()),
-        Commands::Cleanup(args) => history_cmd::cleanup(&args, cli.state_dir.as_deref()),
+        Commands::Cleanup(args) => history_cmd::cleanup(&args, cli.state_dir.as_deref(), cli.quiet),
         Commands::Supervise { run } => Ok(run_cmd::supervise(&run, g)),
         Commands::Graph(args) => plan_cmd::graph(&args, color),
         Commands::Mcp { read_only } => Ok(crate::mcp::serve(&crate::mcp::Options {

@@ -402,6 +402,12 @@ fn cleanup_removes_finished_runs_only_and_dry_run_removes_nothing() {
         .expect(0);
     assert_eq!(out.stdout, "");
     assert_eq!(ids(), set(&[&live]));
+    // -q removes in silence (seen on msgpack 1.1.0: `cleanup -q` printed a line a run).
+    let out = home
+        .bgflow(&["-q", "cleanup", "--older-than", "0s"])
+        .expect(0);
+    assert_eq!((out.stdout.as_str(), out.stderr.as_str()), ("", ""));
+    assert!(ids().is_empty() && !log_dir(&live).exists());
 }
 
 /// A lost run whose step still runs (its supervisor was killed) is kept by `cleanup`, so
