@@ -522,7 +522,7 @@ fn type_problem(err: &toml::de::Error, key: Option<&str>, span: Option<Range<usi
             Some("`shell` picks the shell of a string `run` (`sh` or `bash`); the command itself goes in `run` (what Snakemake calls `shell`)".to_owned()),
         ),
         // `retries = "2"`: the number was quoted.
-        Some(k) if raw.starts_with("invalid type: string") && raw.ends_with("a whole number") => {
+        Some(k) if raw.starts_with("invalid type: string") && raw.contains("a whole number") => {
             let quoted = (raw.split('"').nth(1)).filter(|v| v.parse::<u64>().is_ok());
             let help = match quoted {
                 Some(n) => format!("write the number without quotes: `{k} = {n}`"),
@@ -541,16 +541,22 @@ fn type_problem(err: &toml::de::Error, key: Option<&str>, span: Option<Range<usi
 }
 
 /// serde's message with Rust's integer types in words: `expected u32` is `expected a whole
-/// number` to someone writing TOML.
+/// number (0 or more)` to someone writing TOML.
 fn plain_words(raw: &str) -> String {
     let mut out = raw.to_owned();
-    for ty in [
-        "u8", "u16", "u32", "u64", "usize", "i8", "i16", "i32", "i64", "isize",
+    for (ty, words) in [
+        ("u8", "a whole number (0 or more)"),
+        ("u16", "a whole number (0 or more)"),
+        ("u32", "a whole number (0 or more)"),
+        ("u64", "a whole number (0 or more)"),
+        ("usize", "a whole number (0 or more)"),
+        ("i32", "a whole number"),
+        ("i64", "a whole number"),
     ] {
         let rust = format!("expected {ty}");
         if out.ends_with(&rust) {
-            out.truncate(out.len() - rust.len());
-            out.push_str("expected a whole number");
+            out.truncate(out.len() - ty.len());
+            out.push_str(words);
         }
     }
     out

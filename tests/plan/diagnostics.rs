@@ -71,7 +71,7 @@ fn wrong_type() {
         "wrong_type",
         &[
             "invalid value for `retries`",
-            "expected a whole number",
+            "expected a whole number (0 or more)",
             "a whole number, without quotes, e.g. `retries = 2`",
             "wrong_type.toml:6:11",
         ],
@@ -84,7 +84,7 @@ fn wrong_type() {
 /// to write.
 #[test]
 fn a_bare_number_for_a_duration_and_a_quoted_count_say_what_to_write() {
-    let toml = "[workflow]\nname = \"w\"\n\n[steps.a]\nrun = \"true\"\ntimeout = 120\nkill_grace = 1.5\nretries = \"2\"\n";
+    let toml = "[workflow]\nname = \"w\"\n\n[steps.a]\nrun = \"true\"\ntimeout = 120\nkill_grace = 1.5\nretries = \"2\"\n\n[steps.b]\nrun = \"true\"\nretries = -1\n";
     Test::manifest(toml)
         .args(["plan", "bgflow.toml"])
         .status(INVALID)
@@ -98,10 +98,14 @@ fn a_bare_number_for_a_duration_and_a_quoted_count_say_what_to_write() {
             "bgflow.toml:7:14",
         )
         .problem_at(
-            "invalid value for `retries`: invalid type: string \"2\", expected a whole number",
+            "invalid value for `retries`: invalid type: string \"2\", expected a whole number (0 or more)",
             "bgflow.toml:8:11",
         )
-        .stderr_has("help: write the number without quotes: `retries = 2`");
+        .stderr_has("help: write the number without quotes: `retries = 2`")
+        .problem_at(
+            "invalid value for `retries`: invalid value: integer `-1`, expected a whole number (0 or more)",
+            "bgflow.toml:12:11",
+        );
 }
 
 #[test]
