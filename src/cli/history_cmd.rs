@@ -611,11 +611,34 @@ pub fn cleanup(args: &CleanupArgs, state_dir: Option<&Path>, quiet: bool) -> io:
     Ok(exit::SUCCESS)
 }
 
-/// `cleanup --orphans`: removes the folders of runs/ that the history does not know.
+/// `cleanup --orphans`: removes the folders of runs/ that the history does not know, and
+/// ends the processes of such runs still running in a cgroup folder marked with this
+/// state folder.
 fn cleanup_orphans(store: &Store, dry_run: bool, quiet: bool) -> io::Result<u8> {
+    let mut failed = false;
+    for run in runs::cleanup::end_unrecorded(store, dry_run) {
+        let named = run.processes.iter().map(|(p, c)| (*p, c.as_str()));
+        let what = crate::exec::contain::listing(named);
+        let n = run.processes.len();
+        let verb = if dry_run { "would end" } else { "ended" };
+        report::stderr(&format!(
+            "{verb} {n} process{} of run {}, which the history does not know, in {}: {what}\n",
+            if n == 1 { "" } else { "es" },
+            run.run_id,
+            run.dir.display(),
+        ));
+        if !run.survivors.is_empty() {
+            report::stderr(&format!(
+                "error: {} process(es) of run {} survived SIGKILL: {:?}\n",
+                run.survivors.len(),
+                run.run_id,
+                run.survivors
+            ));
+            failed = true;
+        }
+    }
     let orphans = tri!(or_code(runs::cleanup::remove_orphans(store, dry_run)));
     let mut text = String::new();
-    let mut failed = false;
     for o in &orphans {
         if dry_run {
             text.push_str(&format!("would remove {}\n", o.path.display()));

@@ -49,6 +49,54 @@ pub fn remove_old(
     Ok(out)
 }
 
+/// The processes of a run the history does not know, in a cgroup folder marked with this
+/// state folder (`exec::contain::marked`): what `end_unrecorded` ended (or, with
+/// `dry_run`, would end).
+#[derive(Debug)]
+pub struct UnrecordedRun {
+    pub run_id: String,
+    pub dir: PathBuf,
+    /// Each process, with its command line.
+    pub processes: Vec<(u32, String)>,
+    /// Processes still alive after the last SIGKILL (should be none).
+    pub survivors: Vec<u32>,
+}
+
+/// Ends (with `dry_run`, only lists) the processes of runs this history does not know that
+/// still run in a cgroup folder marked with its state folder: the steps of a lost run whose
+/// record was deleted with the history. SIGTERM, then SIGKILL after a second; their folders
+/// go with them.
+pub fn end_unrecorded(store: &Store, dry_run: bool) -> Vec<UnrecordedRun> {
+    unrecorded(store)
+        .into_iter()
+        .map(|m| {
+            let processes: Vec<(u32, String)> = (m.pids.iter())
+                .map(|&p| (p, crate::procfs::command_line(p)))
+                .collect();
+            let survivors = if dry_run {
+                Vec::new()
+            } else {
+                let run = crate::exec::contain::RunProcesses::of(&m.run_id, Some(&m.dir));
+                run.sweep(std::time::Duration::from_secs(1)).survivors
+            };
+            UnrecordedRun {
+                run_id: m.run_id,
+                dir: m.dir,
+                processes,
+                survivors,
+            }
+        })
+        .collect()
+}
+
+/// The marked cgroup folders of this state folder, with live processes, whose run the
+/// history does not know.
+pub(super) fn unrecorded(store: &Store) -> Vec<crate::exec::contain::marked::Marked> {
+    let mut found = crate::exec::contain::marked::live_in(store.state_dir());
+    found.retain(|m| matches!(store.run_stored(&m.run_id), Ok(None)));
+    found
+}
+
 /// What `remove_orphans` did with one folder.
 #[derive(Debug)]
 pub struct Orphan {

@@ -110,6 +110,26 @@ pub fn admit(store: &mut Store, run: &NewRun, a: Admission, state_dir: &Path) ->
     }
 }
 
+/// Processes of a run this history does not know (its record deleted with the state
+/// folder while its steps ran on) in a cgroup folder marked with this state folder: what
+/// they write cannot be told, so a run that takes the lock is refused while they run.
+fn unrecorded_writers(store: &Store, state_dir: &Path) -> Result<(), Error> {
+    let Some(m) = super::cleanup::unrecorded(store).into_iter().next() else {
+        return Ok(());
+    };
+    let named: Vec<(u32, String)> = (m.pids.iter())
+        .map(|&p| (p, crate::procfs::command_line(p)))
+        .collect();
+    let what = crate::exec::contain::listing(named.iter().map(|(p, c)| (*p, c.as_str())));
+    Err(Error::invalid(format!(
+        "error: processes of run {id}, which the history in {sd} does not know (was the state folder deleted while they ran?), still run in {dir}: {what}; nothing ran\n  help: end them: bgflow{arg} cleanup --orphans; or pass --allow-concurrent\n",
+        id = m.run_id,
+        sd = state_dir.display(),
+        dir = m.dir.display(),
+        arg = crate::report::state_dir_arg(Some(state_dir)),
+    )))
+}
+
 /// A lost run (its supervisor gone) whose processes still run in the same root, with
 /// outputs that overlap, holds the lock as a live run does (guarantee 11): the steps of a
 /// killed supervisor write on, and a new run beside them would write the same files. Its
@@ -118,6 +138,7 @@ fn lost_writers(store: &mut Store, run: &NewRun, state_dir: &Path) -> Result<(),
     let Some(mine) = &run.outputs else {
         return Ok(());
     };
+    unrecorded_writers(store, state_dir)?;
     let mut lost = super::reconcile(store);
     let root = run.root.display().to_string();
     // The outputs of this run that lost run `r` may still write.

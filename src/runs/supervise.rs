@@ -62,7 +62,8 @@ pub(super) fn execute(
         .map(|n| n as usize)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let total = selected_steps(&plan, &only).len();
-    let contain = match exec::contain::Containment::choose(config.containment, &run_id) {
+    let contain = match exec::contain::Containment::choose(config.containment, &run_id, &state_dir)
+    {
         Ok(c) => Arc::new(c),
         Err(why) => {
             let message = format!("error: {why}; nothing ran\n  help: set containment = \"auto\" or \"process-group\" in bgflow.toml\n");

@@ -572,6 +572,72 @@ fn a_lost_runs_cgroup_goes_once_nothing_is_left_in_it() {
     assert_eq!(status_json(&flow, &id)["run"]["state"], "lost");
 }
 
+/// The state folder deleted (`rm -r .bgflow`) while a lost run's steps run on: no record
+/// is left to find them by, so nothing did, and a new run wrote beside them. The run's
+/// cgroup folder names its state folder; a new run of that folder is refused while they
+/// run (guarantee 11), and `cleanup --orphans` ends them.
+#[test]
+fn processes_of_a_run_whose_history_was_deleted_hold_the_lock_until_cleanup_ends_them() {
+    let flow = one_step(
+        547,
+        "echo x > out.txt; sleep 5479",
+        "outputs = [\"out.txt\"]",
+    );
+    let conf = config(&flow, "cgroup");
+    let run = detach(&flow, &conf);
+    let id = run.id.clone();
+    wait_escaped(&flow, 547);
+    let status = status_json(&flow, &id);
+    let cgroup = status["run"]["cgroup"].as_str().expect("cgroup").to_owned();
+    let sup = status["run"]["supervisor_pid"].as_i64().expect("pid");
+    kill(
+        Pid::from_raw(i32::try_from(sup).expect("pid")),
+        Signal::SIGKILL,
+    )
+    .expect("kill -9 the supervisor");
+    std::fs::remove_dir_all(flow.path().join(".bgflow")).expect("rm -r .bgflow");
+    // Started with a deadline: a run that is not refused runs the step, which waits.
+    let again = flow.start_raw(&["run", "bgflow.toml"], &[]).finish();
+    let stderr = again.stderr.as_str();
+    assert_eq!(again.code(), 3, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "error: processes of run {id}, which the history in "
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("still run in {cgroup}: ")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("sleep 5479 (pid "), "{stderr}");
+    assert!(
+        stderr.contains("help: end them: bgflow cleanup --orphans; or pass --allow-concurrent"),
+        "{stderr}"
+    );
+    assert!(
+        !live_processes("sleep 5479").is_empty(),
+        "refused, not ended"
+    );
+    let dry = bgflow(&flow, &["cleanup", "--orphans", "--dry-run"]);
+    assert!(dry.status.success());
+    assert!(
+        !live_processes("sleep 5479").is_empty(),
+        "a dry run ends nothing"
+    );
+    let out = bgflow(&flow, &["cleanup", "--orphans"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "of run {id}, which the history does not know, in {cgroup}: "
+        )),
+        "{stderr}"
+    );
+    assert_all_gone(547, "after cleanup --orphans");
+    assert!(!Path::new(&cgroup).exists(), "the run's cgroup folder went");
+}
+
 /// A recorded pid that a new process has taken is never signalled: `stop` of a lost run
 /// leaves it alone and says so. The number is handed to the new process by writing
 /// /proc/sys/kernel/ns_last_pid (as root), retried if another process takes it first.

@@ -34,6 +34,7 @@ use nix::unistd::Pid;
 use super::process::proc_stat;
 use crate::config::Containment as Asked;
 
+pub mod marked;
 mod outside;
 pub use outside::{live_of, RunProcesses, Swept};
 
@@ -91,11 +92,13 @@ impl Leaf {
 }
 
 impl Containment {
-    /// The mechanism `asked` for, for run `run_id`: `auto` takes a cgroup where one can be
-    /// made and the process group otherwise; `cgroup` is an error where none can be made.
-    pub fn choose(asked: Asked, run_id: &str) -> Result<Self, String> {
+    /// The mechanism `asked` for, for run `run_id` of the history in `state_dir`: `auto`
+    /// takes a cgroup where one can be made and the process group otherwise; `cgroup` is an
+    /// error where none can be made. The run's cgroup folder is marked with `state_dir`
+    /// ([`marked`]).
+    pub fn choose(asked: Asked, run_id: &str, state_dir: &Path) -> Result<Self, String> {
         let cgroup = || {
-            run_cgroup(run_id).map(|dir| Self {
+            run_cgroup(run_id, state_dir).map(|dir| Self {
                 mechanism: Mechanism::Cgroup,
                 run_id: run_id.to_owned(),
                 dir: Some(dir),
@@ -487,7 +490,7 @@ pub fn listing<'a>(left: impl IntoIterator<Item = (u32, &'a str)>) -> String {
 
 /// The run's cgroup folder, made beside bgflow's own cgroup; it must offer `cgroup.kill`
 /// (Linux 5.14+) and this process must be able to move processes into it.
-fn run_cgroup(run_id: &str) -> io::Result<PathBuf> {
+fn run_cgroup(run_id: &str, state_dir: &Path) -> io::Result<PathBuf> {
     let mount = cgroup2_mount().ok_or_else(|| {
         io::Error::new(io::ErrorKind::NotFound, "no cgroup2 file system is mounted")
     })?;
@@ -511,6 +514,7 @@ fn run_cgroup(run_id: &str) -> io::Result<PathBuf> {
             ),
         ));
     }
+    marked::mark(&dir, state_dir);
     Ok(dir)
 }
 
