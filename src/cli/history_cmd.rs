@@ -617,8 +617,7 @@ pub fn cleanup(args: &CleanupArgs, state_dir: Option<&Path>, quiet: bool) -> io:
 fn cleanup_orphans(store: &Store, dry_run: bool, quiet: bool) -> io::Result<u8> {
     let mut failed = false;
     for run in runs::cleanup::end_unrecorded(store, dry_run) {
-        let named = run.processes.iter().map(|(p, c)| (*p, c.as_str()));
-        let what = crate::exec::contain::listing(named);
+        let what = crate::exec::contain::listing(run.processes.iter().map(|p| p.named()));
         let n = run.processes.len();
         let verb = if dry_run { "would end" } else { "ended" };
         report::stderr(&format!(

@@ -114,6 +114,11 @@ impl<'de> Deserialize<'de> for Duration {
     }
 }
 
+/// What a bare whole number where a duration goes should have been.
+fn bare_number(n: impl fmt::Display) -> String {
+    format!("a duration is a string with a unit: write \"{n}s\" for {n} seconds (or \"{n}m\", \"{n}ms\"), not the bare number {n}")
+}
+
 /// Takes a duration's string; a bare number (`timeout = 120`, as YAML-based tools write
 /// seconds) is told the string to write instead of serde's "expected a string".
 struct DurationVisitor;
@@ -130,13 +135,11 @@ impl serde::de::Visitor<'_> for DurationVisitor {
     }
 
     fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Duration, E> {
-        Err(E::custom(format!(
-            "a duration is a string with a unit: write \"{n}s\" for {n} seconds (or \"{n}m\", \"{n}ms\"), not the bare number {n}"
-        )))
+        Err(E::custom(bare_number(n)))
     }
 
     fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Duration, E> {
-        self.visit_i64(i64::try_from(n).unwrap_or(i64::MAX))
+        Err(E::custom(bare_number(n)))
     }
 
     fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Duration, E> {

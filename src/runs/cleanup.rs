@@ -57,7 +57,7 @@ pub struct UnrecordedRun {
     pub run_id: String,
     pub dir: PathBuf,
     /// Each process, with its command line.
-    pub processes: Vec<(u32, String)>,
+    pub processes: Vec<crate::exec::contain::Leftover>,
     /// Processes still alive after the last SIGKILL (should be none).
     pub survivors: Vec<u32>,
 }
@@ -70,14 +70,12 @@ pub fn end_unrecorded(store: &Store, dry_run: bool) -> Vec<UnrecordedRun> {
     unrecorded(store)
         .into_iter()
         .map(|m| {
-            let processes: Vec<(u32, String)> = (m.pids.iter())
-                .map(|&p| (p, crate::procfs::command_line(p)))
-                .collect();
-            let survivors = if dry_run {
-                Vec::new()
+            let (processes, survivors) = if dry_run {
+                (m.processes(), Vec::new())
             } else {
                 let run = crate::exec::contain::RunProcesses::of(&m.run_id, Some(&m.dir));
-                run.sweep(std::time::Duration::from_secs(1)).survivors
+                let swept = run.sweep(std::time::Duration::from_secs(1));
+                (swept.ended, swept.survivors)
             };
             UnrecordedRun {
                 run_id: m.run_id,

@@ -117,10 +117,8 @@ fn unrecorded_writers(store: &Store, state_dir: &Path) -> Result<(), Error> {
     let Some(m) = super::cleanup::unrecorded(store).into_iter().next() else {
         return Ok(());
     };
-    let named: Vec<(u32, String)> = (m.pids.iter())
-        .map(|&p| (p, crate::procfs::command_line(p)))
-        .collect();
-    let what = crate::exec::contain::listing(named.iter().map(|(p, c)| (*p, c.as_str())));
+    let processes = m.processes();
+    let what = crate::exec::contain::listing(processes.iter().map(|p| p.named()));
     Err(Error::invalid(format!(
         "error: processes of run {id}, which the history in {sd} does not know (was the state folder deleted while they ran?), still run in {dir}: {what}; nothing ran\n  help: end them: bgflow{arg} cleanup --orphans; or pass --allow-concurrent\n",
         id = m.run_id,

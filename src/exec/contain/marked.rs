@@ -11,7 +11,7 @@ use std::fs;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
-use super::{cgroup2_mount, cgroup_members};
+use super::{cgroup_members, run_folders, Leftover};
 
 const STATE_XATTR: &CStr = c"user.bgflow.state";
 
@@ -63,43 +63,27 @@ pub struct Marked {
     pub pids: Vec<u32>,
 }
 
-/// The run cgroup folders (`bgflow-RUN`) marked with `state_dir` that still hold a live
-/// process, from a walk of the cgroup tree (at most 8 levels down; a run's own folder is
-/// not entered, its leaves are no runs).
-pub fn live_in(state_dir: &Path) -> Vec<Marked> {
-    let Some(mount) = cgroup2_mount() else {
-        return Vec::new();
-    };
-    let state = fs::canonicalize(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
-    let mut found = Vec::new();
-    let mut level = vec![mount];
-    for _ in 0..8 {
-        let mut next = Vec::new();
-        for dir in level {
-            for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
-                if !e.file_type().is_ok_and(|t| t.is_dir()) {
-                    continue;
-                }
-                let name = e.file_name();
-                let Some(run_id) = name.to_str().and_then(|n| n.strip_prefix("bgflow-")) else {
-                    next.push(e.path());
-                    continue;
-                };
-                let dir = e.path();
-                if marked_with(&dir).as_deref() != Some(state.as_path()) {
-                    continue;
-                }
-                let pids = cgroup_members(&dir);
-                if !pids.is_empty() {
-                    let run_id = run_id.to_owned();
-                    found.push(Marked { run_id, dir, pids });
-                }
-            }
-        }
-        if next.is_empty() {
-            break;
-        }
-        level = next;
+impl Marked {
+    /// Its processes, each with its command line.
+    pub fn processes(&self) -> Vec<Leftover> {
+        (self.pids.iter())
+            .map(|&pid| Leftover {
+                pid,
+                command: crate::procfs::command_line(pid),
+            })
+            .collect()
     }
-    found
+}
+
+/// The run cgroup folders marked with `state_dir` that still hold a live process.
+pub fn live_in(state_dir: &Path) -> Vec<Marked> {
+    let state = fs::canonicalize(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
+    run_folders()
+        .into_iter()
+        .filter(|(_, dir)| marked_with(dir).as_deref() == Some(state.as_path()))
+        .filter_map(|(run_id, dir)| {
+            let pids = cgroup_members(&dir);
+            (!pids.is_empty()).then_some(Marked { run_id, dir, pids })
+        })
+        .collect()
 }

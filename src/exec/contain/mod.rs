@@ -550,17 +550,33 @@ fn own_cgroup() -> Option<String> {
 
 /// A run's cgroup folder found by its name, for a run whose record lacks it.
 fn find_run_cgroup(run_id: &str) -> Option<PathBuf> {
-    let name = format!("bgflow-{run_id}");
-    let mut level = vec![cgroup2_mount()?];
+    run_folders()
+        .into_iter()
+        .find_map(|(id, dir)| (id == run_id).then_some(dir))
+}
+
+/// Every run's cgroup folder (`bgflow-RUN`) with its run id, from a walk of the cgroup
+/// tree, at most 8 levels down; a run's folder is not entered (its leaves are no runs).
+fn run_folders() -> Vec<(String, PathBuf)> {
+    let mut found = Vec::new();
+    let Some(mount) = cgroup2_mount() else {
+        return found;
+    };
+    let mut level = vec![mount];
     for _ in 0..8 {
         let mut next = Vec::new();
         for dir in level {
             for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
-                if e.file_type().is_ok_and(|t| t.is_dir()) {
-                    if e.file_name() == name.as_str() {
-                        return Some(e.path());
-                    }
-                    next.push(e.path());
+                if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                    continue;
+                }
+                match e
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_prefix("bgflow-"))
+                {
+                    Some(id) => found.push((id.to_owned(), e.path())),
+                    None => next.push(e.path()),
                 }
             }
         }
@@ -569,7 +585,7 @@ fn find_run_cgroup(run_id: &str) -> Option<PathBuf> {
         }
         level = next;
     }
-    None
+    found
 }
 
 /// `populated 1` in the folder's `cgroup.events`: a process in it or below it.
